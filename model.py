@@ -1,0 +1,250 @@
+"""The sentiment model: load a built model folder, verify it, and score texts. No HTTP here.
+
+A model folder (written by `build_model.py`) holds the two pickles, `metrics.json` and
+`manifest.json`. `SentimentModel.load()` checks every file's sha256 against the manifest and the
+scikit-learn version against the one that trained it *before* unpickling anything: a pickle can run
+arbitrary code, so only artifacts that match their manifest are trusted.
+
+Scoring has two paths that compute the same probabilities (tests prove it to 1e-9):
+`FastScorer` does the arithmetic of TF-IDF + MultinomialNB directly for one text, without
+scikit-learn's per-call validation and sparse-matrix set-up; the scikit-learn path
+(`transform` + `predict_proba`) is faster for large batches. `SentimentModel.predict_proba` picks
+by batch size.
+"""
+import pickle
+from pathlib import Path
+
+import numpy as np
+import sklearn
+from sklearn.naive_bayes import MultinomialNB
+
+import util
+
+VECTORIZER_FILE = "TFIDFVectorizer.pkl"
+CLASSIFIER_FILE = "SentimentClassifier.pkl"
+METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.json"
+ARTIFACT_FILES = (VECTORIZER_FILE, CLASSIFIER_FILE, METRICS_FILE)
+
+# Batches up to this size are scored one text at a time by FastScorer; larger ones by
+# scikit-learn's vectorised path. Chosen by `benchmarks/bench_scoring.py` (see the README).
+FAST_PATH_MAX_BATCH = 64
+
+
+class ModelError(Exception):
+    """A model folder cannot be trusted or used: missing, altered, or built by another scikit-learn."""
+
+
+class FastScorer:
+    """Class probabilities of TF-IDF + MultinomialNB for one text, from the fitted objects' own parts.
+
+    Uses the vectorizer's `build_analyzer()`, `vocabulary_` and `idf_` and the classifier's
+    `feature_log_prob_` and `class_log_prior_`: counts -> tf-idf weights -> normalisation ->
+    joint log likelihood -> softmax, exactly as scikit-learn computes them.
+
+    Parameters
+    ----------
+    vectorizer : TfidfVectorizer
+        Fitted; `norm` in {"l1", "l2", None}, `dtype` float64, `input="content"`.
+    classifier : MultinomialNB
+        Fitted on the vectorizer's output.
+    """
+
+    def __init__(self, vectorizer, classifier):
+        check_supported(vectorizer, classifier)
+        self.analyze_ = vectorizer.build_analyzer()
+        self.vocabulary_ = vectorizer.vocabulary_
+        self.binary_ = vectorizer.binary
+        self.sublinear_tf_ = vectorizer.sublinear_tf
+        self.norm_ = vectorizer.norm
+        self.idf_ = np.asarray(vectorizer.idf_, dtype=np.float64) if vectorizer.use_idf else None
+        # One row per feature, so a text's few features are gathered with one fancy index.
+        self.feature_log_prob_t_ = np.ascontiguousarray(classifier.feature_log_prob_.T)
+        self.class_log_prior_ = np.asarray(classifier.class_log_prior_, dtype=np.float64)
+
+    def predict_proba_one(self, text):
+        """Return the class probabilities of one text, shape (n_classes,)."""
+        counts = {}
+        vocabulary = self.vocabulary_
+        for token in self.analyze_(text):
+            index = vocabulary.get(token)
+            if index is not None:
+                counts[index] = counts.get(index, 0) + 1
+        jll = self.class_log_prior_
+        if counts:
+            indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+            weights = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            if self.binary_:
+                weights[:] = 1.0
+            if self.sublinear_tf_:
+                weights = np.log(weights) + 1.0
+            if self.idf_ is not None:
+                weights *= self.idf_[indices]
+            if self.norm_ == "l2":
+                weights /= np.sqrt(weights @ weights)
+            elif self.norm_ == "l1":
+                weights /= np.abs(weights).sum()
+            jll = jll + weights @ self.feature_log_prob_t_[indices]
+        top = jll.max()
+        shifted = np.exp(jll - top)
+        return shifted / shifted.sum()
+
+    def predict_proba(self, texts):
+        """Return the class probabilities of each text, shape (n_texts, n_classes)."""
+        return np.array([self.predict_proba_one(text) for text in texts]).reshape(
+            len(texts), len(self.class_log_prior_))
+
+
+def check_supported(vectorizer, classifier):
+    """Raise `ModelError` unless `FastScorer` computes exactly what these fitted objects compute."""
+    problems = []
+    if type(classifier) is not MultinomialNB:
+        problems.append(f"classifier is {type(classifier).__name__}, not MultinomialNB")
+    if getattr(vectorizer, "input", None) != "content":
+        problems.append(f"vectorizer input={getattr(vectorizer, 'input', None)!r}, only 'content' is supported")
+    if getattr(vectorizer, "norm", None) not in ("l1", "l2", None):
+        problems.append(f"vectorizer norm={vectorizer.norm!r}, only 'l1', 'l2' or None are supported")
+    if np.dtype(getattr(vectorizer, "dtype", np.float64)) != np.float64:
+        problems.append(f"vectorizer dtype={vectorizer.dtype}, only float64 is supported")
+    if not hasattr(vectorizer, "vocabulary_"):
+        problems.append("vectorizer is not fitted")
+    if problems:
+        raise ModelError("unsupported model: " + "; ".join(problems) + ".")
+
+
+class SentimentModel:
+    """A verified, loaded model: labels, the fitted pickles, their manifest and metrics.
+
+    Parameters
+    ----------
+    name : str
+        The model's name, e.g. "binary" or "fine-grained".
+    vectorizer, classifier
+        The fitted TfidfVectorizer and MultinomialNB.
+    manifest, metrics : dict
+        The contents of `manifest.json` and `metrics.json`.
+    """
+
+    def __init__(self, *, name, vectorizer, classifier, manifest, metrics):
+        self.name = name
+        self.vectorizer = vectorizer
+        self.classifier = classifier
+        self.manifest = manifest
+        self.metrics = metrics
+        self.labels = list(manifest["labels"])
+        self.scorer_ = FastScorer(vectorizer, classifier)
+
+    @classmethod
+    def load(cls, folder):
+        """Verify and load a model folder; raise `ModelError` naming the file at fault."""
+        folder = Path(folder).resolve()  # one fixed version, even if a build swaps the link meanwhile
+        manifest = read_manifest(folder)
+        verify_artifacts(folder, manifest)
+        vectorizer = unpickle(folder / VECTORIZER_FILE)
+        classifier = unpickle(folder / CLASSIFIER_FILE)
+        metrics = util.read_json(folder / METRICS_FILE)
+        return cls(name=manifest["name"], vectorizer=vectorizer, classifier=classifier,
+                   manifest=manifest, metrics=metrics)
+
+    def predict_proba(self, texts):
+        """Class probabilities, shape (n_texts, n_labels), by whichever path is faster for the batch."""
+        if len(texts) <= FAST_PATH_MAX_BATCH:
+            return self.scorer_.predict_proba(texts)
+        return self.predict_proba_sklearn(texts)
+
+    def predict_proba_sklearn(self, texts):
+        """Class probabilities through scikit-learn's own transform + predict_proba."""
+        return self.classifier.predict_proba(self.vectorizer.transform(texts))
+
+    def predict(self, texts):
+        """Score texts; return one answer per text with prediction, confidence and probabilities."""
+        return [self.answer(row) for row in self.predict_proba(texts)]
+
+    def answer(self, probabilities):
+        """Turn one row of probabilities into the answer the API returns."""
+        best = int(np.argmax(probabilities))
+        return {
+            "prediction": self.labels[best],
+            "confidence": round(float(probabilities[best]), 3),
+            "probabilities": {label: round(float(p), 3) for label, p in zip(self.labels, probabilities)},
+        }
+
+    def info(self):
+        """What `/models` shows of this model: no file-system paths."""
+        return {
+            "name": self.name,
+            "labels": self.labels,
+            "created_at": self.manifest["created_at"],
+            "hyperparameters": self.manifest["hyperparameters"],
+            "training_data": {k: v for k, v in self.manifest["training_data"].items() if k != "path"},
+            "metrics": self.metrics,
+        }
+
+
+def read_manifest(folder):
+    """Read and sanity-check `manifest.json` of a model folder."""
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelError(f"{path}: missing. Rebuild the model with `python build_model.py`.")
+    try:
+        manifest = util.read_json(path)
+        artifacts = manifest["artifacts"]
+        trained_with = manifest["versions"]["scikit-learn"]
+        manifest["name"], manifest["labels"], manifest["created_at"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: not a valid manifest ({exc!r}). Rebuild the model.") from None
+    missing = [name for name in ARTIFACT_FILES if name not in artifacts]
+    if missing:
+        raise ModelError(f"{path}: lists no hash for {', '.join(missing)}. Rebuild the model.")
+    if trained_with != sklearn.__version__:
+        raise ModelError(
+            f"{path}: trained with scikit-learn {trained_with}, but {sklearn.__version__} is installed. "
+            "Install the version in requirements.txt or rebuild the model.")
+    return manifest
+
+
+def verify_artifacts(folder, manifest):
+    """Check each artifact's sha256 against the manifest before anything is unpickled."""
+    for name, expected in manifest["artifacts"].items():
+        path = folder / name
+        if not path.is_file():
+            raise ModelError(f"{path}: missing. Rebuild the model with `python build_model.py`.")
+        if util.sha256_file(path) != expected:
+            raise ModelError(
+                f"{path}: sha256 does not match manifest.json; the file was altered or truncated. "
+                "Refusing to load it. Rebuild the model with `python build_model.py`.")
+
+
+def unpickle(path):
+    """Unpickle a file whose hash has already been verified."""
+    with open(path, "rb") as handle:
+        try:
+            return pickle.load(handle)
+        except Exception as exc:  # a verified file that will not load is still a broken model
+            raise ModelError(f"{path}: cannot be unpickled ({exc!r}). Rebuild the model.") from None
+
+
+def model_folders(model_dir):
+    """The model folders under `model_dir`; raise `ModelError` when there are none."""
+    model_dir = Path(model_dir)
+    folders = sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if model_dir.is_dir() else []
+    if not folders:
+        raise ModelError(f"{model_dir}: no models found. Build them with `python build_model.py --out {model_dir}`.")
+    return folders
+
+
+def verify_models(model_dir):
+    """Check every model's manifest, hashes and scikit-learn version without unpickling anything."""
+    for folder in model_folders(model_dir):
+        folder = folder.resolve()
+        verify_artifacts(folder, read_manifest(folder))
+
+
+def load_models(model_dir):
+    """Load every model folder under `model_dir`, keyed by name; raise `ModelError` if any is bad."""
+    models = {}
+    for folder in model_folders(model_dir):
+        loaded = SentimentModel.load(folder)
+        models[loaded.name] = loaded
+    return models
