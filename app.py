@@ -162,7 +162,8 @@ def check_text(value, *, max_length, where):
     if not isinstance(value, str):
         raise BadQuery(f"{where} must be a string, not {json_type(value)}.")
     if not value.strip():
-        raise BadQuery(f"{where} is empty or only whitespace; {HOW_TO_SEND}.")
+        hint = HOW_TO_SEND if where == "query" else "every text in the batch needs words to score"
+        raise BadQuery(f"{where} is empty or only whitespace; {hint}.")
     if len(value) > max_length:
         raise TooLarge(f"{where} is {len(value):,} characters long; the limit is {max_length:,}. "
                        "Send a shorter text.")

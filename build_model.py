@@ -44,17 +44,17 @@ TEST_SIZE = 0.2
 # Chosen by `python build_model.py --data .../train.tsv.gz --tune` (GroupKFold, 3 folds, on the
 # training side of the split); the search's results are in each model's tuning.json and the README.
 DEFAULTS = {
-    "binary": {"tfidf__ngram_range": (1, 2), "tfidf__sublinear_tf": True, "tfidf__min_df": 1,
-               "nb__alpha": 0.1, "nb__fit_prior": True},
-    "fine-grained": {"tfidf__ngram_range": (1, 2), "tfidf__sublinear_tf": True, "tfidf__min_df": 1,
-                     "nb__alpha": 0.1, "nb__fit_prior": False},
+    "binary": {"tfidf__ngram_range": (1, 1), "tfidf__sublinear_tf": False, "tfidf__min_df": 1,
+               "nb__alpha": 1.0, "nb__fit_prior": False},
+    "fine-grained": {"tfidf__ngram_range": (1, 2), "tfidf__sublinear_tf": True, "tfidf__min_df": 2,
+                     "nb__alpha": 0.03, "nb__fit_prior": True},
 }
 TUTORIAL = {}  # the tutorial used TfidfVectorizer() and MultinomialNB() with library defaults
 PARAM_GRID = {
     "tfidf__ngram_range": [(1, 1), (1, 2), (1, 3)],
     "tfidf__sublinear_tf": [False, True],
     "tfidf__min_df": [1, 2],
-    "nb__alpha": [0.03, 0.1, 0.3, 1.0],
+    "nb__alpha": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
     "nb__fit_prior": [False, True],
 }
 TUNING_SCORE = {"binary": "roc_auc", "fine-grained": "f1_macro"}
