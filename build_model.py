@@ -328,7 +328,7 @@ def build_one(data, out_dir, *, do_tune, seed):
         log(f"[{data.name}] tuning: {np.prod([len(v) for v in PARAM_GRID.values()])} settings x 3 group folds ...")
         params, tuning = tune(data, train, seed)
         log(f"[{data.name}] chose {tuning['chosen']}")
-    log(f"[{data.name}] evaluating on the held-out sentences ...")
+    log(f"[{data.name}] evaluating on the held-out side ...")
     metrics, proba = evaluate(data, params, train, test)
     tutorial, _ = evaluate(data, TUTORIAL, train, test)
     leaky = evaluate_leaky(data, seed)
