@@ -179,8 +179,12 @@ def honest_split(data, seed):
     return next(splitter.split(data.texts, data.y, data.groups))
 
 
-def check_split(data, train, test):
-    """Raise `DataError` unless every label has rows on both sides of the honest split."""
+def check_split(data, seed):
+    """Raise `DataError` unless the honest split leaves rows of every label on both sides."""
+    try:
+        train, test = honest_split(data, seed)
+    except ValueError:  # too few groups to hold out a fifth of them
+        train, test = np.arange(len(data.y)), np.array([], dtype=int)
     for side, rows in (("training", train), ("held-out", test)):
         missing = [label for i, label in enumerate(data.labels) if not np.any(data.y[rows] == i)]
         if missing:
@@ -434,7 +438,7 @@ def main(argv=None):
     try:
         datasets = load_datasets(args.data)
         for data in datasets:  # before anything is published: all models are buildable, or none is built
-            check_split(data, *honest_split(data, args.seed))
+            check_split(data, args.seed)
     except util.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -64,6 +64,8 @@ def test_rotten_tomatoes_reader_keeps_fresh_and_rotten_and_drops_plot_rows(tmp_p
 
 
 @pytest.mark.parametrize("content, message", [
+    (gzip.compress(b""), "the file is empty"),
+    (b"PhraseId,SentenceId,Phrase,Sentiment\n1,1,good,4\n", "missing column(s) PhraseId, SentenceId, Phrase, "),
     (b"PhraseId\tSentenceId\tPhrase\tSentiment\n1\t1\tgood\t2.5\n", "line 2: Sentiment '2.5' is not a whole number"),
     (b"PhraseId\tSentenceId\tPhrase\tSentiment\n1\t1\tgood\t2\n2\tone\tbad\t0\n",
      "line 3: SentenceId 'one' is not a whole number"),
@@ -73,7 +75,7 @@ def test_rotten_tomatoes_reader_keeps_fresh_and_rotten_and_drops_plot_rows(tmp_p
     (b"PhraseId\tSentenceId\tPhrase\tSentiment\n1\t1\tgood\t99999999999999999999\n", "too large"),
 ])
 def test_bad_rows_raise_a_one_line_data_error_naming_file_and_line(tmp_path, content, message):
-    path = tmp_path / "train.tsv"
+    path = tmp_path / ("train.tsv.gz" if content.startswith(b"\x1f\x8b") else "train.tsv")
     path.write_bytes(content)
     with pytest.raises(util.DataError) as error:
         util.read_kaggle_train(path)
