@@ -138,7 +138,7 @@ class SentimentModel:
     @classmethod
     def load(cls, folder):
         """Verify and load a model folder; raise `ModelError` naming the file at fault."""
-        folder = Path(folder).resolve()  # one fixed version, even if a build swaps the link meanwhile
+        folder = resolve_folder(folder)  # one fixed version, even if a build swaps the link meanwhile
         manifest = read_manifest(folder)
         verify_artifacts(folder, manifest)
         vectorizer = unpickle(folder / VECTORIZER_FILE, manifest["artifacts"][VECTORIZER_FILE])
@@ -180,6 +180,15 @@ class SentimentModel:
             "training_data": {k: v for k, v in self.manifest["training_data"].items() if k != "path"},
             "metrics": self.metrics,
         }
+
+
+def resolve_folder(folder):
+    """The real folder behind a model folder or its link; `ModelError` if there is none."""
+    real = Path(folder).resolve()
+    if not real.is_dir():
+        via = f" (it links to {real}, which is gone)" if Path(folder).is_symlink() else ""
+        raise ModelError(f"{folder}: no such model folder{via}. Build it with `python build_model.py`.")
+    return real
 
 
 def read_manifest(folder):
@@ -244,7 +253,7 @@ def model_folders(model_dir):
 def verify_models(model_dir):
     """Check every model's manifest, hashes and scikit-learn version without unpickling anything."""
     for folder in model_folders(model_dir):
-        folder = folder.resolve()
+        folder = resolve_folder(folder)
         verify_artifacts(folder, read_manifest(folder))
 
 
