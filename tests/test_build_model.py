@@ -194,15 +194,46 @@ def staging(out, pid):
     return list((out / ".versions").glob(f"staging-{pid}-*"))
 
 
-# moment to kill: (condition on (out, pid, models before), models the killed build had already published)
+def switched_since(before, out):
+    """The models whose published version changed since `before`."""
+    now = published(out)
+    return [name for name in NAMES if now[name] != before[name]]
+
+
+# moment to kill: (reached, given (out, build pid, models before); models the build has published by then)
 KILL_MOMENTS = {
     "while starting up": (lambda out, pid, before: True, []),
     "while writing the binary model": (lambda out, pid, before: staging(out, pid), []),
     "after publishing binary, while building fine-grained": (
-        lambda out, pid, before: (out / "binary").resolve() != before["binary"][0], ["binary"]),
+        lambda out, pid, before: switched_since(before, out) == ["binary"], ["binary"]),
     "while writing the fine-grained model": (
-        lambda out, pid, before: (out / "binary").resolve() != before["binary"][0] and staging(out, pid), ["binary"]),
+        lambda out, pid, before: switched_since(before, out) == ["binary"] and staging(out, pid), ["binary"]),
 }
+
+
+def kill_build_at(moment, data, out):
+    """Start a build and SIGKILL it at `moment`; return (models before it started, its pid).
+
+    The build is frozen with SIGSTOP first and the moment checked again, so the state it dies in is
+    the one the test asserts on; if it ran past the moment meanwhile (a loaded machine), try again.
+    """
+    reached, switched = KILL_MOMENTS[moment]
+    for _ in range(3):
+        before = published(out)
+        process = run_build("--data", data, "--out", out)
+        deadline = time.monotonic() + 60
+        while not reached(out, process.pid, before):
+            assert process.poll() is None, f"the build ended before the moment to kill it:\n{process.stderr.read()}"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        process.send_signal(signal.SIGSTOP)
+        on_time = reached(out, process.pid, before) and switched_since(before, out) == switched
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        assert process.returncode == -signal.SIGKILL
+        if on_time:
+            return before, process.pid
+    pytest.fail(f"could not catch the build {moment} in 3 tries")
 
 
 @pytest.mark.parametrize("moment", KILL_MOMENTS)
@@ -210,22 +241,13 @@ def test_a_build_killed_half_way_leaves_loadable_models_and_the_next_build_clean
         model_dir, tiny_data, tmp_path, moment):
     out = tmp_path / "models"
     shutil.copytree(model_dir, out, symlinks=True)
-    before = published(out)
-    condition, switched = KILL_MOMENTS[moment]
-    process = run_build("--data", tiny_data / "train.tsv", "--out", out)
-    deadline = time.monotonic() + 60
-    while not condition(out, process.pid, before):
-        assert process.poll() is None, f"the build ended before the moment to kill it:\n{process.stderr.read()}"
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    assert process.returncode == -signal.SIGKILL
+    before, pid = kill_build_at(moment, tiny_data / "train.tsv", out)
 
     after = published(out)
     for name in NAMES:
-        assert (after[name] != before[name]) == (name in switched), name
+        assert (after[name] != before[name]) == (name in KILL_MOMENTS[moment][1]), name
         assert model.SentimentModel.load(out / name).predict(["a brilliant film"])[0]["prediction"] in LABELS[name]
+    assert bool(staging(out, pid)) == ("writing" in moment)  # what the next build has to clean up
 
     assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out)]) == 0
     rebuilt = published(out)
