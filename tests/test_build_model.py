@@ -269,7 +269,7 @@ def test_leftovers_of_a_build_killed_between_its_last_steps_are_removed_by_the_n
     current = (out / "binary").resolve()
     # Killed after renaming its version into place, before switching the link; and after making the
     # new link, before moving it over the old one.
-    unpublished = shutil.copytree(current, out / ".versions" / "binary-29991231T000000000000Z")
+    unpublished = shutil.copytree(current, out / ".versions" / f"binary-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}")
     os.symlink(os.path.relpath(unpublished, out), out / f".binary.{dead.pid}.link")
 
     assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out)]) == 0
@@ -277,6 +277,19 @@ def test_leftovers_of_a_build_killed_between_its_last_steps_are_removed_by_the_n
     assert not list(out.glob(".*.link"))
     assert current.exists()  # the version just replaced stays: a server may be loading it
     assert sorted(p.name for p in out.iterdir()) == [".versions", "binary", "fine-grained"]
+
+
+def test_two_builds_at_once_into_one_folder_both_succeed_and_leave_loadable_models(model_dir, tiny_data, tmp_path):
+    out = tmp_path / "models"
+    shutil.copytree(model_dir, out, symlinks=True)
+    builds = [run_build("--data", tiny_data / "train.tsv", "--out", out) for _ in range(2)]
+    for build in builds:
+        _, stderr = build.communicate(timeout=120)
+        assert build.returncode == 0, stderr
+    assert set(model.load_models(out)) == set(NAMES)
+    assert sorted(p.name for p in out.iterdir()) == [".versions", "binary", "fine-grained"]
+    for name in NAMES:
+        assert len(list((out / ".versions").glob(f"{name}-*"))) == 2
 
 
 def test_a_successful_build_reports_each_step_and_a_summary_and_switches_the_models(
