@@ -476,7 +476,9 @@ def create_app(config=None):
     app.after_request(security_headers)
     app.after_request(lambda response: finish_request(response, metrics))
     # Browsers on other origins may call the API; the request id is readable by their scripts.
-    CORS(app, origins=settings["CORS_ORIGINS"], expose_headers=[REQUEST_ID_HEADER], max_age=600)
+    # With the default "*", the answer says "*" (not the caller's origin), so caches can share it.
+    CORS(app, origins=settings["CORS_ORIGINS"], send_wildcard="*" in settings["CORS_ORIGINS"],
+         expose_headers=[REQUEST_ID_HEADER], max_age=600)
     return app
 
 
