@@ -20,7 +20,9 @@ def test_the_client_notebook_runs_every_cell_against_a_live_server(live_server, 
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # Runs in tmp_path, so nothing is written into the repository; any failing cell raises here.
-    NotebookClient(notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    client = NotebookClient(notebook, timeout=60, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
     outputs = {i: cell.outputs for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     text = json.dumps(outputs)
     assert live_server.url in text  # it talked to the server it was pointed at
