@@ -421,11 +421,23 @@ SWAGGER_UI_DIR = Path(swagger_ui.__file__).resolve().parent / "static"
 SWAGGER_UI_FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"})
 
 
+# The pages may load and call nothing but this app: the browser enforces what the tests check.
+# Inline styles stay allowed for Swagger UI's components, and data: images for its icons.
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'"
+
+
 def add_pages(app):
     """Wire /docs, its Swagger UI assets, and /demo."""
-    app.add_url_rule("/docs", "docs", lambda: send_from_directory(STATIC_DIR, "docs.html", max_age=0))
+    app.add_url_rule("/docs", "docs", lambda: page("docs.html"))
     app.add_url_rule("/docs/<name>", "docs_asset", swagger_ui_asset)
-    app.add_url_rule("/demo", "demo", lambda: send_from_directory(STATIC_DIR, "demo.html", max_age=0))
+    app.add_url_rule("/demo", "demo", lambda: page("demo.html"))
+
+
+def page(name):
+    """One of the HTML pages in static/, under a policy that keeps it to this app's own files."""
+    response = send_from_directory(STATIC_DIR, name, max_age=0)
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response
 
 
 def swagger_ui_asset(name):

@@ -31,6 +31,7 @@ class AssetLinks(HTMLParser):
 def test_pages_refer_only_to_assets_this_app_serves(client, page):
     response = client.get(page)
     assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     parser = AssetLinks()
     parser.feed(response.get_data(as_text=True))
     assert parser.links
@@ -74,6 +75,9 @@ def page(browser, live_server):
     opened = context.new_page()
     opened.errors = []
     opened.on("pageerror", lambda error: opened.errors.append(str(error)))
+    # Content-Security-Policy refusals appear only on the console (as do the API's deliberate 4xx answers).
+    opened.on("console", lambda message: "Content Security Policy" in message.text
+              and opened.errors.append(message.text))
     yield opened
     context.close()
     assert context.elsewhere == [], "the page tried to reach other hosts"
