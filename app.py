@@ -362,6 +362,8 @@ def unix_time(iso_timestamp):
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line, for log shippers; an access line's fields become top-level keys."""
 
+    converter = time.gmtime  # the "Z" below promises UTC
+
     def format(self, record):
         """The record as a single line of JSON."""
         entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
@@ -375,12 +377,8 @@ class JsonLogFormatter(logging.Formatter):
 def configure_logging(log_format):
     """Send the app's log lines (access and errors) to stdout as text or JSON, replacing earlier set-ups."""
     handler = logging.StreamHandler(sys.stdout)
-    if log_format == "json":
-        formatter = JsonLogFormatter()
-        formatter.converter = time.gmtime
-    else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    handler.setFormatter(formatter)
+    text = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else text)
     logger = logging.getLogger("sentiment")
     for old in list(logger.handlers):
         logger.removeHandler(old)

@@ -36,6 +36,7 @@ def prepare_metrics_dir():
 
 prepare_metrics_dir()
 
+from gunicorn.glogging import Logger as GunicornLogger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
 import app as sentiment_app  # noqa: E402
@@ -57,6 +58,11 @@ graceful_timeout = 10
 # Clients that reuse connections (requests.Session, browsers, load balancers) skip a TCP handshake.
 keepalive = 5
 
+# No gunicornc control socket: every gunicorn of a user shares ~/.gunicorn/gunicorn.ctl by default (the
+# tests start several at once), and a container with a read-only file system cannot create it. Signals
+# do the same jobs: HUP reloads, TTIN/TTOU add or remove a worker, TERM stops gracefully.
+control_socket_disable = True
+
 # No gunicorn access log: the app writes one line per request itself (stdout, text or LOG_FORMAT=json)
 # with what gunicorn cannot know: the request id it echoed, the model, its own latency. gunicorn's
 # line as well would double the log volume and the per-request writes. (Requests gunicorn rejects
@@ -64,6 +70,21 @@ keepalive = 5
 accesslog = None
 # gunicorn's own messages (start-up, worker exits) on stderr, so the container runtime or systemd collects them.
 errorlog = "-"
+
+
+class JsonServerLogger(GunicornLogger):
+    """gunicorn's own messages as JSON lines, in the app's format."""
+
+    def setup(self, cfg):
+        """gunicorn's usual set-up (also run again on HUP), then the JSON formatter on its error log."""
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(sentiment_app.JsonLogFormatter())
+
+
+# With LOG_FORMAT=json gunicorn's lines are JSON too, so a log shipper can parse every line of the output.
+if os.environ.get("LOG_FORMAT") == "json":
+    logger_class = JsonServerLogger
 
 
 def on_starting(server):
