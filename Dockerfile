@@ -23,7 +23,7 @@ RUN python build_model.py
 USER 10001:10001
 ENV BIND=0.0.0.0:5000 WEB_CONCURRENCY=2
 EXPOSE 5000
-# The slim image has no curl; Python's standard library does the check.
+# The slim image has no curl; Python's standard library does the check (on the port BIND sets above).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/health', timeout=3)"]
 CMD ["gunicorn", "app:app"]
