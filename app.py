@@ -7,22 +7,32 @@ Endpoints (full reference in the README and at /openapi.json):
     GET  /?query=...              binary model      POST / {"queries": [...]}
     GET  /fine-grained?query=...  five-label model  POST /fine-grained {"queries": [...]}
     GET  /health, GET /models
+    GET  /metrics (Prometheus), /docs (API docs for people), /demo (try it in a browser)
 
 Request parsing lives in plain functions (`text_from_get`, `texts_from_post`) that take what Flask
 hands over and return the texts to score or raise one of the named errors below; every error
 becomes a JSON `{"message": ...}` in `error_response`, the one place statuses are decided.
 """
 import argparse
+import collections
 import json
 import logging
 import os
+import re
 import sys
+import time
+import uuid
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from flask import Flask, jsonify, request
+import prometheus_client
+import swagger_ui
+from flask import Flask, g, jsonify, request, send_from_directory
+from flask_cors import CORS
 from flask_restful import Api, Resource
-from werkzeug.exceptions import HTTPException
+from prometheus_client import multiprocess
+from werkzeug.exceptions import HTTPException, NotFound
 
 import model
 
@@ -46,8 +56,18 @@ def load_config(environ=os.environ):
         "MAX_CONTENT_LENGTH": positive_int(environ, "MAX_CONTENT_LENGTH", 1 << 20),
         "API_TOKEN": environ.get("API_TOKEN") or None,
         "CORS_ORIGINS": [o.strip() for o in environ.get("CORS_ORIGINS", "*").split(",") if o.strip()],
-        "LOG_FORMAT": environ.get("LOG_FORMAT", "text"),
+        "LOG_FORMAT": choice(environ, "LOG_FORMAT", ("text", "json")),
+        # Set by gunicorn.conf.py (or by the operator): metrics are then summed over all workers.
+        "PROMETHEUS_MULTIPROC_DIR": environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
     }
+
+
+def choice(environ, name, choices):
+    """A setting that must be one of `choices`; the first is the default."""
+    value = environ.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: must be one of {', '.join(choices)} (default {choices[0]}).")
+    return value
 
 
 def positive_int(environ, name, default):
@@ -218,8 +238,8 @@ def texts_from_post(*, body, max_length, max_batch):
 class Sentiment(Resource):
     """Score text with one model: GET one text, POST a batch."""
 
-    def __init__(self, *, model_name, model, settings):
-        self.name, self.model, self.settings = model_name, model, settings
+    def __init__(self, *, model_name, model, settings, metrics):
+        self.name, self.model, self.settings, self.metrics = model_name, model, settings, metrics
 
     def scoring_model(self):
         """The model, or a 404 that says how to build it."""
@@ -234,14 +254,18 @@ class Sentiment(Resource):
         scorer = self.scoring_model()
         text = text_from_get(query_string=request.query_string, mimetype=request.mimetype,
                              body=request.get_data(cache=True), max_length=self.settings["MAX_QUERY_LENGTH"])
-        return scorer.predict([text])[0]
+        answers = scorer.predict([text])
+        self.metrics.count_predictions(self.name, answers)
+        return answers[0]
 
     def post(self):
         """Many texts in, answers out in the same order."""
         scorer = self.scoring_model()
         texts = texts_from_post(body=request.get_data(cache=True), max_length=self.settings["MAX_QUERY_LENGTH"],
                                 max_batch=self.settings["MAX_BATCH_SIZE"])
-        return {"predictions": scorer.predict(texts)}
+        answers = scorer.predict(texts)
+        self.metrics.count_predictions(self.name, answers)
+        return {"predictions": answers}
 
 
 class Models(Resource):
@@ -266,6 +290,174 @@ class Health(Resource):
         return {"status": "ok", "models": sorted(self.models)}
 
 
+# --- Operations: request ids, one access-log line per request, Prometheus metrics ----------------
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is echoed only if it is short and plain, so it cannot forge log lines or bloat them.
+GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+# Scoring takes well under a millisecond, so the buckets start far below prometheus-client's 5 ms.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+access_log = logging.getLogger("sentiment.access")
+
+
+class Metrics:
+    """The service's Prometheus metrics, in one registry per app or in gunicorn's shared files.
+
+    Under gunicorn, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before prometheus_client is
+    imported: every worker then writes its values to files there and `/metrics` sums them, so the
+    counts are right whichever worker answers. Without it (`python app.py`, Flask's test client)
+    each app keeps its own in-memory registry.
+    """
+
+    def __init__(self, *, multiprocess_dir=None):
+        self.multiprocess_dir = multiprocess_dir
+        # In multiprocess mode values live in files, so the metrics are registered nowhere.
+        self.registry = None if multiprocess_dir else prometheus_client.CollectorRegistry()
+        common = {"registry": self.registry, "namespace": "sentiment"}
+        self.requests = prometheus_client.Counter(
+            "http_requests", "HTTP requests answered, by endpoint, method and status.",
+            ["endpoint", "method", "status"], **common)
+        self.latency = prometheus_client.Histogram(
+            "http_request_duration_seconds", "Time from request to response inside the app, by endpoint.",
+            ["endpoint"], buckets=LATENCY_BUCKETS, **common)
+        self.predictions = prometheus_client.Counter(
+            "predictions", "Texts scored, by model and predicted label.", ["model", "label"], **common)
+        # Every live worker serves the same models, so their values agree: "livemax" shows one series
+        # per model, and drops a worker's series when it exits (e.g. replaced after a rebuild + HUP).
+        self.model_info = prometheus_client.Gauge(
+            "model_info", "A served model; the value is its creation time in Unix seconds.",
+            ["model", "created_at"], multiprocess_mode="livemax", **common)
+
+    def describe_models(self, models):
+        """Set the model-info gauge for each served model."""
+        for name, served in models.items():
+            created = served.manifest["created_at"]
+            self.model_info.labels(name, created).set(unix_time(created))
+
+    def count_predictions(self, model_name, answers):
+        """Count scored texts by label: one increment per label, not per text."""
+        for label, count in collections.Counter(a["prediction"] for a in answers).items():
+            self.predictions.labels(model_name, label).inc(count)
+
+    def observe(self, endpoint, method, status, seconds):
+        """Count one answered request and its latency."""
+        method = method if method in KNOWN_METHODS else "other"  # callers cannot mint new series
+        self.requests.labels(endpoint, method, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
+
+    def exposition(self):
+        """The text `/metrics` answers: this app's registry, or the sum over every worker's files."""
+        registry = self.registry
+        if registry is None:
+            registry = prometheus_client.CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return prometheus_client.generate_latest(registry)
+
+
+def unix_time(iso_timestamp):
+    """Seconds since the epoch of an ISO 8601 timestamp such as a manifest's created_at."""
+    return datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")).timestamp()
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers; an access line's fields become top-level keys."""
+
+    converter = time.gmtime  # the "Z" below promises UTC
+
+    def format(self, record):
+        """The record as a single line of JSON."""
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+                 "level": record.levelname, "logger": record.name}
+        entry.update(getattr(record, "fields", None) or {"message": record.getMessage()})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(log_format):
+    """Send the app's log lines (access and errors) to stdout as text or JSON, replacing earlier set-ups."""
+    handler = logging.StreamHandler(sys.stdout)
+    text = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else text)
+    logger = logging.getLogger("sentiment")
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # one line per request, not a second copy from the root logger
+
+
+def start_request():
+    """Note the start time and the request id (the caller's, if usable, else a new one)."""
+    g.started = time.perf_counter()
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = given if GOOD_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def finish_request(response, metrics):
+    """Echo the request id, count the request, and write its one access-log line."""
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id
+    endpoint = request.url_rule.endpoint if request.url_rule else "none"
+    metrics.observe(endpoint, request.method, response.status_code, seconds)
+    # The path without its query string: the texts people score may be private, and long.
+    fields = {"request_id": request_id, "method": request.method, "path": request.path,
+              "status": response.status_code, "latency_ms": round(seconds * 1000, 3),
+              "model": endpoint if endpoint in MODEL_ROUTES else None,
+              "remote_addr": request.remote_addr}
+    access_log.info("%s %s %s %.3fms model=%s id=%s", fields["method"], fields["path"], fields["status"],
+                    fields["latency_ms"], fields["model"] or "-", request_id, extra={"fields": fields})
+    return response
+
+
+# --- Pages for people: API docs and a demo, every asset served from here -------------------------
+
+STATIC_DIR = HERE / "static"
+# Swagger UI's files ship inside the swagger-ui-py wheel: /docs works offline, with no CDN.
+SWAGGER_UI_DIR = Path(swagger_ui.__file__).resolve().parent / "static"
+SWAGGER_UI_FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"})
+
+
+# The pages may load and call nothing but this app: the browser enforces what the tests check.
+# Inline styles stay allowed for Swagger UI's components, and data: images for its icons.
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'"
+
+
+def add_pages(app):
+    """Wire /docs, its Swagger UI assets, and /demo."""
+    app.add_url_rule("/docs", "docs", lambda: page("docs.html"))
+    app.add_url_rule("/docs/<name>", "docs_asset", swagger_ui_asset)
+    app.add_url_rule("/demo", "demo", lambda: page("demo.html"))
+
+
+def page(name):
+    """One of the HTML pages in static/, under a policy that keeps it to this app's own files."""
+    response = send_from_directory(STATIC_DIR, name, max_age=0)
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response
+
+
+def swagger_ui_asset(name):
+    """One of Swagger UI's files; they change only with the package, so browsers may keep them a day."""
+    if name not in SWAGGER_UI_FILES:
+        raise NotFound()
+    return send_from_directory(SWAGGER_UI_DIR, name, max_age=86400)
+
+
+# PLACEHOLDER for the operate branch's own tests: the reliability branch's openapi.py
+# (openapi_document(settings)) replaces this function and its one route in create_app.
+def placeholder_openapi_document():
+    """A minimal valid OpenAPI 3.1 document, so /docs has something to render."""
+    query = {"name": "query", "in": "query", "required": True, "schema": {"type": "string"}}
+    answer = {"description": "The verdict", "content": {"application/json": {"schema": {"type": "object"}}}}
+    return {"openapi": "3.1.0", "info": {"title": "Movie-review sentiment API", "version": "1"},
+            "paths": {route: {"get": {"summary": f"Score one text with the {name} model",
+                                      "parameters": [query], "responses": {"200": answer}}}
+                      for name, route in MODEL_ROUTES.items()}}
+
+
 # --- The application factory ---------------------------------------------------------------------
 
 def create_app(config=None):
@@ -275,15 +467,29 @@ def create_app(config=None):
     app = Flask(__name__)
     app.config.update(settings, ERROR_404_HELP=False, JSON_SORT_KEYS=False)
     models = model.load_models(settings["MODEL_DIR"])
+    configure_logging(settings["LOG_FORMAT"])
+    metrics = Metrics(multiprocess_dir=settings["PROMETHEUS_MULTIPROC_DIR"])
+    metrics.describe_models(models)
 
     api = JsonApi(app, catch_all_404s=True)
     for name, route in MODEL_ROUTES.items():
         api.add_resource(Sentiment, route, endpoint=name,
-                         resource_class_kwargs={"model_name": name, "model": models.get(name), "settings": settings})
+                         resource_class_kwargs={"model_name": name, "model": models.get(name), "settings": settings,
+                                                "metrics": metrics})
     api.add_resource(Health, "/health", resource_class_kwargs={"models": models})
     api.add_resource(Models, "/models", resource_class_kwargs={"models": models})
+    app.add_url_rule("/metrics", "metrics", lambda: (metrics.exposition(), 200,
+                                                     {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}))
+    app.add_url_rule("/openapi.json", "openapi", lambda: placeholder_openapi_document())  # PLACEHOLDER
+    add_pages(app)
     app.register_error_handler(Exception, error_response)
+    app.before_request(start_request)
     app.after_request(security_headers)
+    app.after_request(lambda response: finish_request(response, metrics))
+    # Browsers on other origins may call the API; the request id is readable by their scripts.
+    # With the default "*", the answer says "*" (not the caller's origin), so caches can share it.
+    CORS(app, origins=settings["CORS_ORIGINS"], send_wildcard="*" in settings["CORS_ORIGINS"],
+         expose_headers=[REQUEST_ID_HEADER], max_age=600)
     return app
 
 

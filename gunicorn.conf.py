@@ -4,10 +4,43 @@ The app's own settings (MODEL_DIR, limits, API_TOKEN, ...) are environment varia
 app.load_config(); see the README.
 """
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
-import app as sentiment_app
-import model
+
+
+def prepare_metrics_dir():
+    """Point prometheus-client's multiprocess mode at an empty directory, once per gunicorn master.
+
+    Metrics must add up over all workers: in multiprocess mode each process keeps its values in
+    files in one directory, which must be set before prometheus_client is imported (by app, below)
+    and before a preloaded app records anything, hence here rather than in a hook. An operator may
+    choose the directory (its old files are removed: they would be summed into this run's counts);
+    otherwise a private temporary one is made. gunicorn reads this file again on HUP, when the live
+    workers' files must stay: the marker in the environment makes that a no-op.
+    """
+    if os.environ.get("SENTIMENT_METRICS_DIR_SET_UP"):
+        return
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        os.environ["SENTIMENT_METRICS_DIR_SET_UP"] = "cleaned"
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sentiment-metrics-")
+        os.environ["SENTIMENT_METRICS_DIR_SET_UP"] = "made"
+
+
+prepare_metrics_dir()
+
+from gunicorn.glogging import Logger as GunicornLogger  # noqa: E402
+from prometheus_client import multiprocess  # noqa: E402
+
+import app as sentiment_app  # noqa: E402
+import model  # noqa: E402
 
 # Loopback by default, like `python app.py`; a container or a reverse proxy sets BIND=0.0.0.0:5000.
 bind = os.environ.get("BIND", "127.0.0.1:5000")
@@ -25,9 +58,33 @@ graceful_timeout = 10
 # Clients that reuse connections (requests.Session, browsers, load balancers) skip a TCP handshake.
 keepalive = 5
 
-# Access log on stdout, so the container runtime or systemd collects it.
-accesslog = "-"
+# No gunicornc control socket: every gunicorn of a user shares ~/.gunicorn/gunicorn.ctl by default (the
+# tests start several at once), and a container with a read-only file system cannot create it. Signals
+# do the same jobs: HUP reloads, TTIN/TTOU add or remove a worker, TERM stops gracefully.
+control_socket_disable = True
+
+# No gunicorn access log: the app writes one line per request itself (stdout, text or LOG_FORMAT=json)
+# with what gunicorn cannot know: the request id it echoed, the model, its own latency. gunicorn's
+# line as well would double the log volume and the per-request writes. (Requests gunicorn rejects
+# before the app sees them, e.g. malformed request lines, appear only in gunicorn's error log.)
+accesslog = None
+# gunicorn's own messages (start-up, worker exits) on stderr, so the container runtime or systemd collects them.
 errorlog = "-"
+
+
+class JsonServerLogger(GunicornLogger):
+    """gunicorn's own messages as JSON lines, in the app's format."""
+
+    def setup(self, cfg):
+        """gunicorn's usual set-up (also run again on HUP), then the JSON formatter on its error log."""
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(sentiment_app.JsonLogFormatter())
+
+
+# With LOG_FORMAT=json gunicorn's lines are JSON too, so a log shipper can parse every line of the output.
+if os.environ.get("LOG_FORMAT") == "json":
+    logger_class = JsonServerLogger
 
 
 def on_starting(server):
@@ -38,3 +95,14 @@ def on_starting(server):
     except (model.ModelError, sentiment_app.ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
+
+
+def child_exit(server, worker):
+    """Drop a gone worker's live gauges; its counters stay in the totals."""
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory if this file made it."""
+    if os.environ.get("SENTIMENT_METRICS_DIR_SET_UP") == "made":
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
