@@ -69,7 +69,7 @@ def json_content(schema):
 
 def error_refs(*statuses):
     """References to the shared error responses, by status."""
-    names = {400: "BadRequest", 404: "ModelNotBuilt", 413: "TooLarge"}
+    names = {400: "BadRequest", 404: "ModelNotBuilt", 413: "TooLarge", 414: "UrlTooLong"}
     return {str(status): {"$ref": f"#/components/responses/{names[status]}"} for status in statuses}
 
 
@@ -99,7 +99,7 @@ def scoring_path(name, labels, settings):
             "responses": {
                 "200": {"description": "The predicted label, its probability and every label's probability.",
                         "content": json_content(ref("Prediction"))},
-                **error_refs(400, 404, 413),
+                **error_refs(400, 404, 413, 414),
             },
         },
         "post": {
@@ -196,6 +196,9 @@ def components(settings):
             "TooLarge": {**error, "description": f"A text over {max_length:,} characters, a batch over "
                                                 f"{max_batch:,} texts, or a body over "
                                                 f"{settings['MAX_CONTENT_LENGTH']:,} bytes."},
+            "UrlTooLong": {**error, "description": "The URL is over the HTTP server's limit (gunicorn's "
+                                                  "limit_request_line, 4,094 bytes by default): send long texts "
+                                                  "in the body."},
             "Unauthorized": {
                 **error, "description": "No `Authorization: Bearer <token>` header, or the wrong token.",
                 "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
