@@ -43,8 +43,9 @@ def run_wrk(url, total, work_dir):
     """Send about `total` requests with wrk; return its summary as a dict of figures."""
     done = work_dir / f"done-{time.monotonic_ns()}"
     process = subprocess.Popen(
-        ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", "900s", "--timeout", "30s", "-s", str(SCRIPT),
-         url, "--", str(total // THREADS), str(done)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", "900s", "--timeout", "30s", "--latency",
+         "-s", str(SCRIPT), url, "--", str(total // THREADS), str(done)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 900
     while process.poll() is None and time.monotonic() < deadline:
         if done.is_file() and len(done.read_text().split()) == THREADS:
