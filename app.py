@@ -15,6 +15,7 @@ becomes a JSON `{"message": ...}` in `error_response`, the one place statuses ar
 """
 import argparse
 import collections
+import hmac
 import json
 import logging
 import os
@@ -32,9 +33,10 @@ from flask import Flask, g, jsonify, request, send_from_directory
 from flask_cors import CORS
 from flask_restful import Api, Resource
 from prometheus_client import multiprocess
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 import model
+import openapi
 
 HERE = Path(__file__).resolve().parent
 MODEL_ROUTES = {"binary": "/", "fine-grained": "/fine-grained"}
@@ -108,6 +110,15 @@ class ModelNotBuilt(ApiError):
     code = 404
 
 
+class Unauthorized(ApiError):
+    """API_TOKEN is set and the request does not carry it as a bearer token."""
+    code = 401
+
+    def get_headers(self, environ=None, scope=None):
+        """RFC 6750: say which scheme to use."""
+        return [("WWW-Authenticate", 'Bearer realm="sentiment"')]
+
+
 HOW_TO_SEND = ('send the text as ?query=..., as a form field query=..., or as a JSON body {"query": "..."}')
 # Messages for errors Werkzeug raises itself, by status.
 MESSAGES = {
@@ -173,8 +184,10 @@ def parse_json(body):
         raise BadQuery("The JSON body is not valid UTF-8.") from None
     except RecursionError:
         raise BadQuery("The JSON body is nested too deeply.") from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise BadQuery(f"The body is not valid JSON ({exc}).") from None
+    except ValueError:  # an integer of thousands of digits; Python's own message names a Python setting
+        raise BadQuery("The JSON body holds a number too long to read.") from None
 
 
 def check_text(value, *, max_length, where):
@@ -233,6 +246,19 @@ def texts_from_post(*, body, max_length, max_batch):
     return [check_text(q, max_length=max_length, where=f"queries[{i}]") for i, q in enumerate(queries)]
 
 
+def read_body(req):
+    """The request body, or 413 when it is over MAX_CONTENT_LENGTH.
+
+    Werkzeug refuses a too-long Content-Length, but silently cuts a chunked body (no Content-Length) at
+    the limit; one more byte from the server's stream tells a body of exactly the limit from a longer one.
+    """
+    body = req.get_data(cache=True)
+    limit = req.max_content_length
+    if limit is not None and req.content_length is None and len(body) >= limit and req.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return body
+
+
 # --- Resources -----------------------------------------------------------------------------------
 
 class Sentiment(Resource):
@@ -253,7 +279,7 @@ class Sentiment(Resource):
         """One text in, one answer out."""
         scorer = self.scoring_model()
         text = text_from_get(query_string=request.query_string, mimetype=request.mimetype,
-                             body=request.get_data(cache=True), max_length=self.settings["MAX_QUERY_LENGTH"])
+                             body=read_body(request), max_length=self.settings["MAX_QUERY_LENGTH"])
         answers = scorer.predict([text])
         self.metrics.count_predictions(self.name, answers)
         return answers[0]
@@ -261,7 +287,7 @@ class Sentiment(Resource):
     def post(self):
         """Many texts in, answers out in the same order."""
         scorer = self.scoring_model()
-        texts = texts_from_post(body=request.get_data(cache=True), max_length=self.settings["MAX_QUERY_LENGTH"],
+        texts = texts_from_post(body=read_body(request), max_length=self.settings["MAX_QUERY_LENGTH"],
                                 max_batch=self.settings["MAX_BATCH_SIZE"])
         answers = scorer.predict(texts)
         self.metrics.count_predictions(self.name, answers)
@@ -277,6 +303,17 @@ class Models(Resource):
     def get(self):
         """Every served model's description; no file-system paths."""
         return {"models": [m.info() for m in self.models.values()]}
+
+
+class OpenApi(Resource):
+    """The OpenAPI 3.1 document of this server, built once from its settings."""
+
+    def __init__(self, *, document):
+        self.document = document
+
+    def get(self):
+        """The document."""
+        return self.document
 
 
 class Health(Resource):
@@ -446,25 +483,13 @@ def swagger_ui_asset(name):
     return send_from_directory(SWAGGER_UI_DIR, name, max_age=86400)
 
 
-# PLACEHOLDER for the operate branch's own tests: the reliability branch's openapi.py
-# (openapi_document(settings)) replaces this function and its one route in create_app.
-def placeholder_openapi_document():
-    """A minimal valid OpenAPI 3.1 document, so /docs has something to render."""
-    query = {"name": "query", "in": "query", "required": True, "schema": {"type": "string"}}
-    answer = {"description": "The verdict", "content": {"application/json": {"schema": {"type": "object"}}}}
-    return {"openapi": "3.1.0", "info": {"title": "Movie-review sentiment API", "version": "1"},
-            "paths": {route: {"get": {"summary": f"Score one text with the {name} model",
-                                      "parameters": [query], "responses": {"200": answer}}}
-                      for name, route in MODEL_ROUTES.items()}}
-
-
 # --- The application factory ---------------------------------------------------------------------
 
 def create_app(config=None):
     """Build the app: read the settings, load and verify every model, wire the resources."""
     settings = load_config()
     settings.update(config or {})
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no file serving: nothing on disk is reachable by URL
     app.config.update(settings, ERROR_404_HELP=False, JSON_SORT_KEYS=False)
     models = model.load_models(settings["MODEL_DIR"])
     configure_logging(settings["LOG_FORMAT"])
@@ -480,10 +505,16 @@ def create_app(config=None):
     api.add_resource(Models, "/models", resource_class_kwargs={"models": models})
     app.add_url_rule("/metrics", "metrics", lambda: (metrics.exposition(), 200,
                                                      {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}))
-    app.add_url_rule("/openapi.json", "openapi", lambda: placeholder_openapi_document())  # PLACEHOLDER
+    api.add_resource(OpenApi, "/openapi.json", resource_class_kwargs={"document": openapi.openapi_document(settings)})
     add_pages(app)
     app.register_error_handler(Exception, error_response)
     app.before_request(start_request)
+
+    @app.before_request
+    def require_token():
+        """With API_TOKEN set, scoring and /models need `Authorization: Bearer <token>`."""
+        check_token(request.endpoint, request.headers.get("Authorization"), settings["API_TOKEN"])
+
     app.after_request(security_headers)
     app.after_request(lambda response: finish_request(response, metrics))
     # Browsers on other origins may call the API; the request id is readable by their scripts.
@@ -493,10 +524,29 @@ def create_app(config=None):
     return app
 
 
+# Endpoints that need the token when API_TOKEN is set; /health, /openapi.json stay open for probes.
+PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"models"}
+
+
+def check_token(endpoint, authorization, token):
+    """Raise `Unauthorized` unless `token` is unset, `endpoint` is open, or the header carries the token."""
+    if token is None or endpoint not in PROTECTED_ENDPOINTS:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    # compare_digest takes the same time wherever the strings differ. It refuses non-ASCII str, so compare
+    # bytes: WSGI hands headers over as latin-1, which gives back the bytes the client sent.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1", "replace"),
+                                                             token.encode("utf-8")):
+        raise Unauthorized("This endpoint needs the API token: send the header Authorization: Bearer <token>.")
+
+
 def security_headers(response):
-    """Headers that suit a JSON API: no MIME sniffing, no caching of answers that may change."""
+    """Headers that suit a JSON API: no MIME sniffing, no caching, no framing, nothing active in JSON."""
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.setdefault("Cache-Control", "no-store")
+    if response.mimetype == "application/json":
+        # A JSON answer opened in a browser must not run or load anything, nor be framed.
+        response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
     return response
 
 

@@ -3,6 +3,7 @@
 The app's own settings (MODEL_DIR, limits, API_TOKEN, ...) are environment variables read by
 app.load_config(); see the README.
 """
+import json
 import os
 import shutil
 import sys
@@ -38,6 +39,8 @@ prepare_metrics_dir()
 
 from gunicorn.glogging import Logger as GunicornLogger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
+
+import gunicorn.util  # noqa: E402
 
 import app as sentiment_app  # noqa: E402
 import model  # noqa: E402
@@ -106,3 +109,27 @@ def on_exit(server):
     """Remove the metrics directory if this file made it."""
     if os.environ.get("SENTIMENT_METRICS_DIR_SET_UP") == "made":
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+# gunicorn answers a few malformed requests itself, before the app sees them (a URL over
+# limit_request_line -> 414, headers too large -> 431, not HTTP -> 400), with an HTML page. Clients of a
+# JSON API get JSON like every other error; the function is replaced here, in the master, so every
+# worker forked from it inherits the change.
+GUNICORN_ERRORS = {
+    400: "The request is not valid HTTP/1.1. A URL must be ASCII: percent-encode other characters as UTF-8.",
+    414: "The URL is too long for this server. Send long texts in the body instead: a form field query=... "
+         'or a JSON body {"query": "..."}, or POST {"queries": [...]}.',
+    431: "The request headers are too large or too many.",
+}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's own error answer, as JSON `{"message": ...}` without internals."""
+    message = GUNICORN_ERRORS.get(status_int, f"{reason}.")
+    body = json.dumps({"message": message}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n")
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn.util.write_error = write_json_error

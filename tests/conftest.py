@@ -5,6 +5,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -115,16 +116,24 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {**os.environ, "MODEL_DIR": str(model_dir), "BIND": f"127.0.0.1:{self.port}",
                        **(env or {})}
+        # A file, not a pipe: nobody reads a pipe while tests run, and once its buffer is full the access
+        # log blocks every worker.
+        self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "app:app", *args], cwd=ROOT, env=environment,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def output(self):
+        """Everything gunicorn has written so far."""
+        self.log.seek(0)
+        return self.log.read()
 
     def wait_healthy(self, timeout=30):
         """Block until /health answers 200; fail with gunicorn's output if it never does."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited {self.process.returncode}:\n{self.process.stdout.read()}")
+                raise RuntimeError(f"gunicorn exited {self.process.returncode}:\n{self.output()}")
             try:
                 if requests.get(self.url + "/health", timeout=1).status_code == 200:
                     return self
@@ -132,7 +141,7 @@ class Server:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"gunicorn not healthy after {timeout} s:\n{self.process.stdout.read()}")
+        raise RuntimeError(f"gunicorn not healthy after {timeout} s:\n{self.output()}")
 
     def stop(self):
         """SIGTERM, then wait; return gunicorn's output."""
@@ -143,7 +152,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        return self.process.stdout.read()
+        return self.output()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,207 @@
+"""The API's contract: an OpenAPI 3.1 document built from the running app's settings.
+
+`openapi_document(settings)` returns the document `GET /openapi.json` serves. The limits in it
+(`MAX_QUERY_LENGTH`, `MAX_BATCH_SIZE`, `MAX_CONTENT_LENGTH`) and the bearer-token requirement
+(`API_TOKEN`) come from the same settings the request parsers use, so the contract and the
+behaviour cannot drift apart. Tests validate it with openapi-spec-validator and fuzz the live
+server against it with schemathesis.
+"""
+
+# The operations that score text or describe the models; they need the token when API_TOKEN is set.
+PROTECTED_PATHS = ("/", "/fine-grained", "/models")
+
+
+def openapi_document(settings):
+    """The OpenAPI 3.1 document of the service, with the limits of `settings`."""
+    protected = bool(settings.get("API_TOKEN"))
+    paths = {
+        "/": scoring_path("binary", ["Negative", "Positive"], settings),
+        "/fine-grained": scoring_path(
+            "fine-grained", ["Negative", "Somewhat negative", "Neutral", "Somewhat positive", "Positive"],
+            settings),
+        "/health": simple_get("Liveness and readiness", "200 once every model is loaded and verified.",
+                              ref("Health")),
+        "/models": simple_get("Describe the served models",
+                              "Labels, held-out metrics, hyper-parameters, creation time and a hash of the "
+                              "training data of every served model. No file-system paths.", ref("Models")),
+        "/openapi.json": simple_get("This document", "The OpenAPI 3.1 description of the API.",
+                                    {"type": "object"}),
+        "/metrics": other_get("Prometheus metrics", "Counters and latency histograms in the Prometheus text "
+                              "exposition format.", "text/plain"),
+        "/docs": other_get("API documentation", "A page rendering this document.", "text/html"),
+        "/demo": other_get("Demo page", "A page to type a review and see both models' answers.", "text/html"),
+    }
+    if protected:
+        for path in PROTECTED_PATHS:
+            for operation in paths[path].values():
+                operation["security"] = [{"bearerToken": []}]
+                operation["responses"]["401"] = {"$ref": "#/components/responses/Unauthorized"}
+    document = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Movie-review sentiment API",
+            "version": "1",
+            "summary": "Scores the sentiment of English movie-review text (TF-IDF + multinomial naive Bayes).",
+            "description": (
+                "Every error answers JSON `{\"message\": \"...\"}` saying what to do next. "
+                "Unknown paths answer 404 and other methods 405 with an `Allow` header, both as JSON. "
+                f"Request bodies over {settings['MAX_CONTENT_LENGTH']:,} bytes answer 413."),
+        },
+        "paths": paths,
+        "components": components(settings),
+    }
+    if protected:
+        document["components"]["securitySchemes"] = {
+            "bearerToken": {"type": "http", "scheme": "bearer",
+                            "description": "The value of the server's API_TOKEN setting."}}
+    return document
+
+
+def ref(name):
+    """A reference to a schema in components."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema):
+    """A content map with one JSON media type."""
+    return {"application/json": {"schema": schema}}
+
+
+def error_refs(*statuses):
+    """References to the shared error responses, by status."""
+    names = {400: "BadRequest", 404: "ModelNotBuilt", 413: "TooLarge", 414: "UrlTooLong"}
+    return {str(status): {"$ref": f"#/components/responses/{names[status]}"} for status in statuses}
+
+
+def scoring_path(name, labels, settings):
+    """GET (one text, three ways to send it) and POST (a batch) for one model."""
+    label_list = ", ".join(labels)
+    query = {
+        "name": "query", "in": "query", "required": False, "schema": ref("Text"),
+        "description": "The text to score. Send it once: here, as a form field or in a JSON body.",
+    }
+    return {
+        "get": {
+            "operationId": f"score_{name.replace('-', '_')}",
+            "summary": f"Score one text with the {name} model ({label_list})",
+            "description": (
+                "The text can come in one of three ways: `?query=...` in the URL, a form body "
+                "`query=...` (`curl -X GET URL -d query=...`), or a JSON body `{\"query\": \"...\"}` "
+                "(`http GET URL query=...`). Sending it more than once, or not at all, answers 400."),
+            "parameters": [query],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/x-www-form-urlencoded": {"schema": ref("QueryObject")},
+                    "application/json": {"schema": ref("QueryObject")},
+                },
+            },
+            "responses": {
+                "200": {"description": "The predicted label, its probability and every label's probability.",
+                        "content": json_content(ref("Prediction"))},
+                **error_refs(400, 404, 413, 414),
+            },
+        },
+        "post": {
+            "operationId": f"score_{name.replace('-', '_')}_batch",
+            "summary": f"Score a batch of texts with the {name} model",
+            "description": (f"Up to {settings['MAX_BATCH_SIZE']:,} texts per request; the answers come in the "
+                            "order of the texts. A bad element answers 400 naming its index, e.g. `queries[3]`."),
+            "requestBody": {"required": True, "content": json_content(ref("Batch"))},
+            "responses": {
+                "200": {"description": "One prediction per text, in order.",
+                        "content": json_content(ref("Predictions"))},
+                **error_refs(400, 404, 413),
+            },
+        },
+    }
+
+
+def simple_get(summary, description, schema):
+    """A GET that answers JSON and takes no input."""
+    return {"get": {"summary": summary, "responses": {
+        "200": {"description": description, "content": json_content(schema)},
+    }}}
+
+
+def other_get(summary, description, media_type):
+    """A GET that answers a non-JSON document."""
+    return {"get": {"summary": summary, "responses": {
+        "200": {"description": description, "content": {media_type: {"schema": {"type": "string"}}}},
+    }}}
+
+
+def components(settings):
+    """The shared schemas and error responses, with the limits of `settings`."""
+    max_length, max_batch = settings["MAX_QUERY_LENGTH"], settings["MAX_BATCH_SIZE"]
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    error = {"description": "", "content": json_content(ref("Error"))}
+    return {
+        "schemas": {
+            "Text": {
+                "type": "string", "minLength": 1, "maxLength": max_length, "pattern": "\\S",
+                "description": f"Not blank; at most {max_length:,} characters (longer answers 413). "
+                               "Any Unicode text is accepted.",
+            },
+            "QueryObject": {"type": "object", "properties": {"query": ref("Text")}},
+            "Batch": {
+                "type": "object", "required": ["queries"],
+                "properties": {"queries": {"type": "array", "items": ref("Text"), "minItems": 1,
+                                           "maxItems": max_batch,
+                                           "description": f"1 to {max_batch:,} texts (more answers 413)."}},
+            },
+            "Prediction": {
+                "type": "object", "required": ["prediction", "confidence", "probabilities"],
+                "properties": {
+                    "prediction": {"type": "string", "description": "The most probable label."},
+                    "confidence": {**probability, "description": "The probability of `prediction`."},
+                    "probabilities": {"type": "object", "additionalProperties": probability,
+                                      "description": "Every label's probability, in the model's label order."},
+                },
+            },
+            "Predictions": {"type": "object", "required": ["predictions"],
+                            "properties": {"predictions": {"type": "array", "items": ref("Prediction")}}},
+            "Health": {
+                "type": "object", "required": ["status", "models"],
+                "properties": {"status": {"const": "ok"}, "models": {"type": "array", "items": {"type": "string"}}},
+            },
+            "Models": {"type": "object", "required": ["models"],
+                       "properties": {"models": {"type": "array", "items": ref("ModelInfo")}}},
+            "ModelInfo": {
+                "type": "object",
+                "required": ["name", "labels", "created_at", "hyperparameters", "training_data", "metrics"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "labels": {"type": "array", "items": {"type": "string"}},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "hyperparameters": {"type": "object"},
+                    "training_data": {"type": "object", "description": "File name, sha256 and row counts."},
+                    "metrics": {"type": "object", "description": "Held-out accuracy, macro F1, log loss, ..."},
+                },
+            },
+            "Error": {
+                "type": "object", "required": ["message"], "additionalProperties": False,
+                "properties": {"message": {"type": "string", "description": "What went wrong and what to do."}},
+            },
+        },
+        "responses": {
+            "BadRequest": {**error, "description": "No usable text: missing, blank, sent twice, not a string, "
+                                                  "malformed JSON or form data, invalid UTF-8."},
+            "ModelNotBuilt": {**error, "description": "This model is not built on this server."},
+            "MethodNotAllowed": {
+                **error, "description": "The method is not one this path accepts.",
+                "headers": {"Allow": {"required": True, "schema": {"type": "string"},
+                                      "description": "The methods this path accepts."}},
+            },
+            "TooLarge": {**error, "description": f"A text over {max_length:,} characters, a batch over "
+                                                f"{max_batch:,} texts, or a body over "
+                                                f"{settings['MAX_CONTENT_LENGTH']:,} bytes."},
+            "UrlTooLong": {**error, "description": "The URL is over the HTTP server's limit (gunicorn's "
+                                                  "limit_request_line, 4,094 bytes by default): send long texts "
+                                                  "in the body."},
+            "Unauthorized": {
+                **error, "description": "No `Authorization: Bearer <token>` header, or the wrong token.",
+                "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+            },
+        },
+    }

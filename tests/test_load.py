@@ -1,0 +1,91 @@
+"""A bounded soak: 100,000 requests at 32 connections against gunicorn on loopback, driven by wrk.
+
+Every request must be answered 2xx (wrk counts socket errors, timeouts and non-2xx answers), no worker
+may be replaced, and the workers' resident memory after the soak must not exceed what it was after a
+warm-up. The figures are printed (`pytest -s tests/test_load.py`) for the README.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Server
+
+SCRIPT = Path(__file__).resolve().parent / "load" / "soak.lua"
+SOAK_REQUESTS = int(os.environ.get("SOAK_REQUESTS", 100_000))
+WARM_UP_REQUESTS = 5_000
+CONNECTIONS = 32
+THREADS = 2
+# Allocator noise, not growth: a leak of even 100 bytes a request would be 10 MB over the soak.
+RSS_SLACK_KIB = 4 * 1024
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
+
+
+def worker_pids(server):
+    """The pids of gunicorn's workers: the master's children."""
+    pid = server.process.pid
+    return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+
+
+def rss_kib(pid):
+    """Resident memory of a process, in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
+
+
+def run_wrk(url, total, work_dir):
+    """Send about `total` requests with wrk; return its summary as a dict of figures."""
+    done = work_dir / f"done-{time.monotonic_ns()}"
+    process = subprocess.Popen(
+        ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", "900s", "--timeout", "30s", "--latency",
+         "-s", str(SCRIPT), url, "--", str(total // THREADS), str(done)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 900
+    while process.poll() is None and time.monotonic() < deadline:
+        if done.is_file() and len(done.read_text().split()) == THREADS:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # wrk prints its summary when interrupted
+    output = process.communicate(timeout=30)[0]
+    figures = {"output": output, "socket_errors": 0, "non_2xx": 0}
+    figures["requests"] = int(re.search(r"(\d+) requests in", output).group(1))
+    figures["requests_per_s"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    if errors := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+        figures["socket_errors"] = sum(int(n) for n in errors.groups())
+    if non_2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        figures["non_2xx"] = int(non_2xx.group(1))
+    return figures
+
+
+def test_a_soak_of_100_000_requests_fails_none_and_does_not_grow_memory(model_dir, tmp_path):
+    server = Server(model_dir).wait_healthy()
+    try:
+        rss_start = {pid: rss_kib(pid) for pid in worker_pids(server)}  # some may still be booting
+        warm = run_wrk(server.url, WARM_UP_REQUESTS, tmp_path)
+        workers = worker_pids(server)
+        rss_warm = {pid: rss_kib(pid) for pid in workers}
+        soak = run_wrk(server.url, SOAK_REQUESTS, tmp_path)
+        rss_end = {pid: rss_kib(pid) for pid in workers}
+        workers_after = worker_pids(server)
+    finally:
+        server.stop()
+    print(f"\nsoak: {soak['requests']:,} requests at {CONNECTIONS} connections, {soak['requests_per_s']:,.0f} req/s, "
+          f"{soak['socket_errors']} socket errors, {soak['non_2xx']} non-2xx")
+    for pid in workers:
+        start = f"{rss_start[pid] / 1024:.1f} MiB" if pid in rss_start else "(booting)"
+        print(f"worker {pid}: RSS {start} at start, {rss_warm[pid] / 1024:.1f} MiB after "
+              f"{warm['requests']:,} warm-up requests, {rss_end[pid] / 1024:.1f} MiB after the soak")
+    print(soak["output"])
+    assert warm["socket_errors"] == warm["non_2xx"] == 0, warm["output"]
+    assert soak["requests"] >= SOAK_REQUESTS, soak["output"]
+    assert soak["socket_errors"] == 0, soak["output"]
+    assert soak["non_2xx"] == 0, soak["output"]
+    assert workers_after == workers, "a worker was replaced during the soak"
+    for pid in workers:
+        assert rss_end[pid] <= rss_warm[pid] + RSS_SLACK_KIB, (pid, rss_warm[pid], rss_end[pid])

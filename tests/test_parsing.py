@@ -1,0 +1,125 @@
+"""Property tests of the request-parsing functions: whatever arrives, they return the texts to score or
+raise one of the named errors, never anything else."""
+import json
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app import ApiError, BadQuery, TooLarge, check_text, parse_json, text_from_get, texts_from_post
+
+MAX_LENGTH = 50
+MAX_BATCH = 5
+MIMETYPES = ["", "application/json", "application/x-www-form-urlencoded", "text/plain", "application/ld+json",
+             "multipart/form-data"]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.sampled_from(["query", "queries", "x"]),
+                                                                      children, max_size=3),
+    max_leaves=20)
+# Texts the service must score: not blank, within the limit; any Unicode (emoji, RTL, CJK, NUL, controls).
+good_texts = st.text(min_size=1, max_size=MAX_LENGTH).filter(lambda t: t.strip())
+
+
+def get(query_string=b"", mimetype="", body=b""):
+    """text_from_get with the test limits."""
+    return text_from_get(query_string=query_string, mimetype=mimetype, body=body, max_length=MAX_LENGTH)
+
+
+def post(body):
+    """texts_from_post with the test limits."""
+    return texts_from_post(body=body, max_length=MAX_LENGTH, max_batch=MAX_BATCH)
+
+
+@given(good_texts)
+def test_any_text_comes_back_unchanged_whichever_way_it_is_sent(text):
+    encoded = urlencode({"query": text}).encode()
+    assert get(query_string=encoded) == text
+    assert get(mimetype="application/x-www-form-urlencoded", body=encoded) == text
+    assert get(mimetype="application/json", body=json.dumps({"query": text}).encode()) == text
+    assert get(mimetype="application/json", body=json.dumps({"query": text}, ensure_ascii=False).encode()) == text
+
+
+@given(st.binary(max_size=200), st.sampled_from(MIMETYPES), st.binary(max_size=200))
+def test_arbitrary_bytes_give_a_text_or_a_named_error(query_string, mimetype, body):
+    try:
+        text = get(query_string=query_string, mimetype=mimetype, body=body)
+    except (BadQuery, TooLarge):
+        return
+    assert isinstance(text, str) and text.strip() and len(text) <= MAX_LENGTH
+
+
+@given(json_values)
+def test_any_json_document_on_get_gives_a_text_or_a_named_error(document):
+    try:
+        text = get(mimetype="application/json", body=json.dumps(document).encode())
+    except (BadQuery, TooLarge):
+        return
+    assert isinstance(document, dict) and document["query"] == text
+
+
+@given(json_values)
+def test_any_json_document_on_post_gives_the_texts_or_a_named_error(document):
+    try:
+        texts = post(json.dumps(document).encode())
+    except (BadQuery, TooLarge):
+        return
+    assert texts == document["queries"]
+    assert 1 <= len(texts) <= MAX_BATCH
+
+
+@given(st.lists(good_texts, min_size=1, max_size=MAX_BATCH))
+def test_a_valid_batch_comes_back_in_order(texts):
+    assert post(json.dumps({"queries": texts}).encode()) == texts
+
+
+@given(st.lists(good_texts, min_size=1, max_size=MAX_BATCH - 1), st.data(),
+       st.sampled_from([None, 3, [], {}, "", "  \t", "x" * (MAX_LENGTH + 1)]))
+def test_a_bad_element_is_named_by_its_index(texts, data, bad):
+    index = data.draw(st.integers(0, len(texts)))
+    texts.insert(index, bad)
+    with pytest.raises(ApiError, match=rf"queries\[{index}\]"):
+        post(json.dumps({"queries": texts}).encode())
+
+
+@given(st.integers(MAX_BATCH + 1, 3 * MAX_BATCH))
+def test_a_batch_over_the_limit_is_too_large(size):
+    with pytest.raises(TooLarge, match=f"limit is {MAX_BATCH}"):
+        post(json.dumps({"queries": ["good"] * size}).encode())
+
+
+@settings(max_examples=20)
+@given(st.integers(1_000, 200_000), st.sampled_from(["[", '{"a":', '{"query":', '{"queries":[']))
+def test_deeply_nested_json_is_a_bad_query_not_a_crash(depth, opener):
+    body = (opener * depth).encode()
+    with pytest.raises(BadQuery):
+        parse_json(body)
+    with pytest.raises(BadQuery):
+        post(body)
+
+
+@given(st.one_of(st.none(), st.integers(), st.floats(), st.booleans(), st.lists(st.text()),
+                 st.dictionaries(st.text(), st.text()), st.text()))
+def test_check_text_accepts_exactly_the_non_blank_strings_within_the_limit(value):
+    valid = isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_LENGTH
+    if valid:
+        assert check_text(value, max_length=MAX_LENGTH, where="query") == value
+    else:
+        expected = TooLarge if isinstance(value, str) and value.strip() else BadQuery
+        with pytest.raises(expected):
+            check_text(value, max_length=MAX_LENGTH, where="query")
+
+
+@given(good_texts, good_texts)
+def test_a_query_sent_twice_is_refused_whichever_ways_are_combined(first, second):
+    in_url = urlencode({"query": first}).encode()
+    attempts = [
+        (urlencode([("query", first), ("query", second)]).encode(), "", b""),
+        (in_url, "application/json", json.dumps({"query": second}).encode()),
+        (in_url, "application/x-www-form-urlencoded", urlencode({"query": second}).encode()),
+    ]
+    for query_string, mimetype, body in attempts:
+        with pytest.raises(BadQuery, match="send it once"):
+            get(query_string=query_string, mimetype=mimetype, body=body)
