@@ -29,6 +29,7 @@ def openapi_document(settings):
         "/metrics": other_get("Prometheus metrics", "Counters and latency histograms in the Prometheus text "
                               "exposition format.", "text/plain"),
         "/docs": other_get("API documentation", "A page rendering this document.", "text/html"),
+        "/docs/{name}": docs_asset(),
         "/demo": other_get("Demo page", "A page to type a review and see both models' answers.", "text/html"),
     }
     if protected:
@@ -128,6 +129,16 @@ def other_get(summary, description, media_type):
     """A GET that answers a non-JSON document."""
     return {"get": {"summary": summary, "responses": {
         "200": {"description": description, "content": {media_type: {"schema": {"type": "string"}}}},
+    }}}
+
+
+def docs_asset():
+    """GET one of the files the /docs page loads (Swagger UI's script, style sheet and icon)."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "swagger-ui-bundle.js, swagger-ui.css or favicon-32x32.png"}
+    return {"get": {"summary": "A file of the documentation page", "parameters": [name], "responses": {
+        "200": {"description": "The file, served by the app itself (no CDN).", "content": {"*/*": {}}},
+        "404": {"description": "No such file.", "content": json_content(ref("Error"))},
     }}}
 
 
