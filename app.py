@@ -455,6 +455,8 @@ STATIC_DIR = HERE / "static"
 # Swagger UI's files ship inside the swagger-ui-py wheel: /docs works offline, with no CDN.
 SWAGGER_UI_DIR = Path(swagger_ui.__file__).resolve().parent / "static"
 SWAGGER_UI_FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"})
+# The pages' own scripts and style sheet; only these files of static/ are reachable by URL.
+PAGE_ASSETS = frozenset({"demo.css", "demo.js", "docs.js"})
 
 
 # The pages may load and call nothing but this app: the browser enforces what the tests check.
@@ -467,6 +469,7 @@ def add_pages(app):
     app.add_url_rule("/docs", "docs", lambda: page("docs.html"))
     app.add_url_rule("/docs/<name>", "docs_asset", swagger_ui_asset)
     app.add_url_rule("/demo", "demo", lambda: page("demo.html"))
+    app.add_url_rule("/static/<name>", "page_asset", page_asset)
 
 
 def page(name):
@@ -474,6 +477,13 @@ def page(name):
     response = send_from_directory(STATIC_DIR, name, max_age=0)
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     return response
+
+
+def page_asset(name):
+    """One of the pages' own scripts or style sheet (listed in PAGE_ASSETS), never any other file."""
+    if name not in PAGE_ASSETS:
+        raise NotFound()
+    return send_from_directory(STATIC_DIR, name, max_age=0)
 
 
 def swagger_ui_asset(name):

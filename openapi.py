@@ -29,7 +29,9 @@ def openapi_document(settings):
         "/metrics": other_get("Prometheus metrics", "Counters and latency histograms in the Prometheus text "
                               "exposition format.", "text/plain"),
         "/docs": other_get("API documentation", "A page rendering this document.", "text/html"),
-        "/docs/{name}": docs_asset(),
+        "/docs/{name}": asset_path("A file of the documentation page (Swagger UI's, from its package)",
+                                   "swagger-ui-bundle.js, swagger-ui.css or favicon-32x32.png"),
+        "/static/{name}": asset_path("A script or style sheet of the pages", "demo.css, demo.js or docs.js"),
         "/demo": other_get("Demo page", "A page to type a review and see both models' answers.", "text/html"),
     }
     if protected:
@@ -132,11 +134,10 @@ def other_get(summary, description, media_type):
     }}}
 
 
-def docs_asset():
-    """GET one of the files the /docs page loads (Swagger UI's script, style sheet and icon)."""
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
-            "description": "swagger-ui-bundle.js, swagger-ui.css or favicon-32x32.png"}
-    return {"get": {"summary": "A file of the documentation page", "parameters": [name], "responses": {
+def asset_path(summary, names):
+    """GET one of the few files the pages load, by name; any other name is a 404."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": names}
+    return {"get": {"summary": summary, "parameters": [name], "responses": {
         "200": {"description": "The file, served by the app itself (no CDN).", "content": {"*/*": {}}},
         "404": {"description": "No such file.", "content": json_content(ref("Error"))},
     }}}
