@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import sklearn
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.naive_bayes import MultinomialNB
 
 import util
@@ -70,24 +71,32 @@ class FastScorer:
             index = vocabulary.get(token)
             if index is not None:
                 counts[index] = counts.get(index, 0) + 1
-        jll = self.class_log_prior_
-        if counts:
-            indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-            weights = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        if not counts:  # no known term: an all-zero row, so only the priors speak
+            jll = self.class_log_prior_.copy()
+        else:
+            n = len(counts)
+            indices = np.fromiter(counts.keys(), dtype=np.intp, count=n)
             if self.binary_:
-                weights[:] = 1.0
+                weights = np.ones(n)
+            else:
+                weights = np.fromiter(counts.values(), dtype=np.float64, count=n)
+            # The same steps, in the same order, as TfidfTransformer.transform and normalize().
             if self.sublinear_tf_:
-                weights = np.log(weights) + 1.0
+                np.log(weights, out=weights)
+                weights += 1.0
             if self.idf_ is not None:
                 weights *= self.idf_[indices]
             if self.norm_ == "l2":
                 weights /= np.sqrt(weights @ weights)
             elif self.norm_ == "l1":
                 weights /= np.abs(weights).sum()
-            jll = jll + weights @ self.feature_log_prob_t_[indices]
-        top = jll.max()
-        shifted = np.exp(jll - top)
-        return shifted / shifted.sum()
+            # MultinomialNB's joint log likelihood, then a softmax equal to exp(jll - logsumexp(jll)).
+            jll = weights @ self.feature_log_prob_t_[indices]
+            jll += self.class_log_prior_
+        jll -= jll.max()
+        np.exp(jll, out=jll)
+        jll /= jll.sum()
+        return jll
 
     def predict_proba(self, texts):
         """Return the class probabilities of each text, shape (n_texts, n_classes)."""
@@ -96,20 +105,53 @@ class FastScorer:
 
 
 def check_supported(vectorizer, classifier):
-    """Raise `ModelError` unless `FastScorer` computes exactly what these fitted objects compute."""
-    problems = []
-    if type(classifier) is not MultinomialNB:
-        problems.append(f"classifier is {type(classifier).__name__}, not MultinomialNB")
-    if getattr(vectorizer, "input", None) != "content":
-        problems.append(f"vectorizer input={getattr(vectorizer, 'input', None)!r}, only 'content' is supported")
-    if getattr(vectorizer, "norm", None) not in ("l1", "l2", None):
-        problems.append(f"vectorizer norm={vectorizer.norm!r}, only 'l1', 'l2' or None are supported")
-    if np.dtype(getattr(vectorizer, "dtype", np.float64)) != np.float64:
-        problems.append(f"vectorizer dtype={vectorizer.dtype}, only float64 is supported")
-    if not hasattr(vectorizer, "vocabulary_"):
-        problems.append("vectorizer is not fitted")
+    """Raise `ModelError` unless `FastScorer` computes exactly what these fitted objects compute.
+
+    Everything the analyzer does (input decoding, lowercase, accents, token pattern, n-grams, stop
+    words) is the vectorizer's own `build_analyzer()`, and min_df/max_df/max_features only shape
+    `vocabulary_` at fit time, so those need no check. What is checked is the rest of `transform`:
+    the weighting options of the fitted TF-IDF transformer, the output dtype, and the classifier.
+    """
+    # Exact types: a subclass (or ComplementNB, CountVectorizer...) may compute something else.
+    problems = [f"{role} is {type(obj).__name__}, not {kind.__name__}"
+                for role, obj, kind in [("vectorizer", vectorizer, TfidfVectorizer),
+                                        ("classifier", classifier, MultinomialNB)] if type(obj) is not kind]
     if problems:
-        raise ModelError("unsupported model: " + "; ".join(problems) + ".")
+        raise ModelError("unsupported model for the fast scorer: " + "; ".join(problems) + ".")
+    if vectorizer.input != "content":
+        problems.append(f"vectorizer input={vectorizer.input!r}, only 'content' is supported")
+    if vectorizer.norm not in ("l1", "l2", None):
+        problems.append(f"vectorizer norm={vectorizer.norm!r}, only 'l1', 'l2' or None are supported")
+    if np.dtype(vectorizer.dtype) != np.float64:
+        problems.append(f"vectorizer dtype={np.dtype(vectorizer.dtype).name}, only float64 is supported")
+    problems += fitted_problems(vectorizer, classifier)
+    if problems:
+        raise ModelError("unsupported model for the fast scorer: " + "; ".join(problems) + ". "
+                         "Rebuild the model with `python build_model.py`.")
+
+
+def fitted_problems(vectorizer, classifier):
+    """What makes the fitted state unusable: unfitted parts, mismatched sizes, options changed after fit."""
+    if not hasattr(vectorizer, "vocabulary_") or not hasattr(classifier, "feature_log_prob_"):
+        return ["the vectorizer or the classifier is not fitted"]
+    problems = []
+    n_features = len(vectorizer.vocabulary_)
+    if classifier.feature_log_prob_.shape[1] != n_features:
+        problems.append(f"classifier has {classifier.feature_log_prob_.shape[1]} features, "
+                        f"vectorizer {n_features}")
+    # transform() weights with the TfidfTransformer made at fit time, not with the vectorizer's
+    # current attributes: an option set after fitting would make the two paths disagree.
+    transformer = getattr(vectorizer, "_tfidf", None)
+    if transformer is not None:
+        for option in ("norm", "sublinear_tf", "use_idf"):
+            if getattr(transformer, option) != getattr(vectorizer, option):
+                problems.append(f"vectorizer {option}={getattr(vectorizer, option)!r} was changed after fitting "
+                                f"(fitted with {getattr(transformer, option)!r})")
+        if hasattr(transformer, "idf_") != bool(vectorizer.use_idf):
+            problems.append("vectorizer use_idf does not match its fitted idf_")
+    if vectorizer.use_idf and len(getattr(vectorizer, "idf_", ())) != n_features:
+        problems.append("vectorizer idf_ does not match its vocabulary")
+    return problems
 
 
 class SentimentModel:
