@@ -204,11 +204,12 @@ class SentimentModel:
 
     def answer(self, probabilities):
         """Turn one row of probabilities into the answer the API returns."""
-        best = int(np.argmax(probabilities))
+        probabilities = probabilities.tolist()  # Python floats: rounding them is cheaper than numpy scalars
+        best = max(range(len(probabilities)), key=probabilities.__getitem__)
         return {
             "prediction": self.labels[best],
-            "confidence": round(float(probabilities[best]), 3),
-            "probabilities": {label: round(float(p), 3) for label, p in zip(self.labels, probabilities)},
+            "confidence": round(probabilities[best], 3),
+            "probabilities": {label: round(p, 3) for label, p in zip(self.labels, probabilities)},
         }
 
     def info(self):

@@ -112,8 +112,14 @@ def run(model_dir, phrases, *, queries, sizes):
         fast = median_batch_ms(loaded.scorer_.predict_proba, phrases, size, repeats=repeats_for(size))
         sklearn = median_batch_ms(loaded.predict_proba_sklearn, phrases, size, repeats=repeats_for(size))
         figures["batches"].append((size, fast, sklearn))
-    faster = [size for size, fast, sklearn in figures["batches"] if sklearn < fast]
-    figures["crossover"] = faster[0] if faster else None
+    # The crossover: the smallest measured size from which scikit-learn wins at every larger size too,
+    # so one noisy batch does not move it.
+    crossover = None
+    for size, fast, sklearn in reversed(figures["batches"]):
+        if sklearn >= fast:
+            break
+        crossover = size
+    figures["crossover"] = crossover
     return figures
 
 

@@ -168,19 +168,26 @@ def predict_wall_s(test_file, model_dir, out, *, repeats):
     return statistics.median(timings)
 
 
-def startup_s(model_dir, tmp, *, repeats, extra_args):
-    """Median seconds from launching the service to a 200 on /health, and the memory it then uses."""
-    timings, memory = [], None
+def start_service(model_dir, tmp, *, extra_args, label):
+    """Launch the service alone; return it, the seconds to a 200 on /health, and its memory then."""
+    server = Gunicorn(APPS["service"], model_dir=model_dir, port=free_port(), log_path=tmp / f"{label}.log",
+                      extra_args=extra_args)
+    seconds = server.wait_ready("/health")
+    time.sleep(0.5)  # let every worker finish booting, so all of them are counted
+    return server, seconds, server.memory()
+
+
+def extra_startups(model_dir, tmp, *, repeats, extra_args):
+    """Seconds to a healthy /health for `repeats` more launches of the service, each stopped at once."""
+    timings = []
     for i in range(repeats):
         server = Gunicorn(APPS["service"], model_dir=model_dir, port=free_port(), log_path=tmp / f"start{i}.log",
                           extra_args=extra_args)
         try:
             timings.append(server.wait_ready("/health"))
-            time.sleep(0.5)  # every worker booted, so all of them are counted
-            memory = server.memory()
         finally:
             server.stop()
-    return statistics.median(timings), memory
+    return timings
 
 
 def targets(figures):
@@ -221,14 +228,17 @@ def main(argv=None):
         phrases = bench_scoring.test_phrases(data_dir)
         test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
 
-        startup, memory = startup_s(model_dir, tmp, repeats=1 if args.smoke else 3, extra_args=extra)
+        startups = extra_startups(model_dir, tmp, repeats=0 if args.smoke else 2, extra_args=extra)
         servers = {}
         try:
-            for name, target in APPS.items():
-                servers[name] = Gunicorn(target, model_dir=model_dir, port=free_port(), log_path=tmp / f"{name}.log",
-                                         extra_args=extra)
-            for name, server in servers.items():
-                server.wait_ready("/health" if name == "service" else "/?query=ready")
+            servers["service"], first_startup, memory = start_service(model_dir, tmp, extra_args=extra,
+                                                                      label="service")
+            startup = statistics.median([first_startup, *startups])
+            for name in ("baseline", "constant"):
+                servers[name] = Gunicorn(APPS[name], model_dir=model_dir, port=free_port(),
+                                         log_path=tmp / f"{name}.log", extra_args=extra)
+            for name in ("baseline", "constant"):
+                servers[name].wait_ready("/?query=ready")
             results = load_rounds(servers, rounds=rounds, seconds=seconds)
             batch_rate = post_batch_rate(servers["service"].url, phrases, repeats=3 if args.smoke else 10)
         finally:
