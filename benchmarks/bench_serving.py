@@ -139,9 +139,7 @@ def median(runs, key):
 
 
 def ratio_text(ratios):
-    """The median per-round ratio, with its range when there are several rounds."""
-    if len(ratios) == 1:
-        return f"{ratios[0]:.2f}x"
+    """The median of per-round ratios: each round's apps ran back to back, under the same noise."""
     return f"{statistics.median(ratios):.2f}x"
 
 
