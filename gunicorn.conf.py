@@ -13,24 +13,27 @@ import model
 # Loopback by default, like `python app.py`; a container or a reverse proxy sets BIND=0.0.0.0:5000.
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 
-# Figures behind these settings: `python benchmarks/bench_serving.py --rounds 2 --seconds 5` on this
-# 2-core machine (shared, load average 5-10, so single figures are +-30%; ratios are from the same
-# rounds), GET /?query=<6 words>, wrk -t2 -c8, requests/s of service / tutorial baseline / constant app:
-#   sync, 2 workers                  2,345 /   666 / 2,825  (no keep-alive: a TCP connection per request)
-#   sync, 3 workers                  1,777 /   506 / 3,181
-#   gthread, 2 workers x 2 threads   2,712 / 1,028 / 4,148
-#   gthread, 2 workers x 4 threads   3,184 / 1,227 / 6,614
-#   gthread, 2 x 4, models preloaded 3,990 /   804 / 3,281  (memory: total PSS 168 MiB instead of 205)
+# Figures behind these settings: `python benchmarks/bench_serving.py --rounds N --seconds S
+# [--gunicorn-arg=...]` on this 2-core machine, shared with other jobs (load average 4-10: single
+# figures swing by up to 2x between runs, so compare the ratios, which come from the same rounds).
+# GET /?query=<6 words>, wrk -t2 -c8; requests/s of service / tutorial baseline / constant app:
+#   sync, 2 workers            2,345 /   666 / 2,825  (0.84 of constant)   2,980 /   805 / 5,164  (0.65)
+#   sync, 3 workers            1,777 /   506 / 3,181  (0.57)
+#   gthread, 2 x 1 thread      5,574 / 1,148 / 3,862  (1.21)             2,981 / 1,043 / 3,545  (0.82)
+#   gthread, 2 x 2 threads     2,712 / 1,028 / 4,148  (0.75)             4,536 / 1,459 / 5,383  (0.80)
+#   gthread, 2 x 4 threads     3,184 / 1,227 / 6,614  (0.49)             2,905 /   767 / 3,582  (0.77)
+#                              4,144 / 1,296 / 6,513  (0.61)             3,046 /   714 / 4,027  (0.76)
 # One worker per core: scoring is CPU-bound, so more processes than cores only add context switches
 # (3 sync workers answered fewer requests than 2). Override with WEB_CONCURRENCY on bigger machines.
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
 
 # gthread keeps connections alive (sync closes each one), which is what clients that reuse
-# connections, load balancers and wrk do: the Flask ceiling went from ~2,800 to ~6,600 requests/s and
-# the service from ~2,300 to ~3,200. Four threads give each of 8 connections a thread on 2 workers;
-# the GIL makes more threads useless for CPU-bound scoring.
+# connections, load balancers and wrk do: the framework's ceiling rises from ~2,800-5,200 to
+# ~3,500-6,600 requests/s. Threads only interleave under the GIL: 4 per worker came out worst
+# against the constant app in every run (0.49-0.77), 1 and 2 about even (0.80-1.21); 2 keeps a
+# second thread free when one client is slow to send its request.
 worker_class = "gthread"
-threads = 4
+threads = 2
 
 # Every request is answered in milliseconds; 30 s only catches a worker that is truly stuck.
 timeout = 30
