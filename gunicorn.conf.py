@@ -55,6 +55,8 @@ def on_starting(server):
     The app is built here, in the master, after the check, rather than by gunicorn's preload_app
     (which loads it before any hook runs, so a bad model would end in a traceback). Workers fork
     with it: the models are loaded once and their arrays shared, and start-up loads them once.
+    Measured (bench_serving.py, Kaggle models, 2 workers): total PSS of master + workers 166-168 MiB,
+    against 199-205 MiB when each worker loaded its own; start-up to a healthy /health 1.4-1.5 s.
     """
     try:
         settings = sentiment_app.load_config()
