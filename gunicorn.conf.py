@@ -82,5 +82,9 @@ def on_reload(server):
         server.log.error("reload: keeping the models already loaded, the new ones are unusable: %s", exc)
         return
     sentiment_app.app = fresh
+    # The old app is frozen too, and its reference cycles would keep its models alive for ever:
+    # thaw, collect it, and freeze the new one.
+    gc.unfreeze()
+    gc.collect()
     gc.freeze()
     server.log.info("reload: models loaded again from %s", fresh.config["MODEL_DIR"])

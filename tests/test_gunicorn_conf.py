@@ -3,6 +3,7 @@ reload onto broken models keeps answering with the old ones."""
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import requests
 
@@ -13,6 +14,12 @@ from conftest import Server
 def created_at(server):
     """Each served model's created_at, by name, as /models shows it."""
     return {m["name"]: m["created_at"] for m in requests.get(server.url + "/models", timeout=5).json()["models"]}
+
+
+def workers(server):
+    """The pids of gunicorn's workers (the master's children)."""
+    pid = server.process.pid
+    return set(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
 
 
 def wait_for(predicate, timeout=30):
@@ -41,10 +48,10 @@ def test_sighup_onto_a_broken_model_keeps_answering_with_the_old_one(model_dir, 
     models = shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
     server = Server(models).wait_healthy()
     try:
-        before = created_at(server)
+        before, old_workers = created_at(server), workers(server)
         (models / "binary" / "SentimentClassifier.pkl").write_bytes(b"not the model")
         server.process.send_signal(signal.SIGHUP)
-        time.sleep(3)  # long enough for a reload to have replaced the workers
+        assert wait_for(lambda: not workers(server) & old_workers), "the reload never replaced the workers"
         assert server.process.poll() is None
         assert created_at(server) == before
         answer = requests.get(server.url + "/", params={"query": "a superb film"}, timeout=5)
