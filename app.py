@@ -252,6 +252,9 @@ def read_body(req):
     Werkzeug refuses a too-long Content-Length, but silently cuts a chunked body (no Content-Length) at
     the limit; one more byte from the server's stream tells a body of exactly the limit from a longer one.
     """
+    environ = req.environ
+    if not environ.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" not in environ:
+        return b""  # most GETs: skip setting up Werkzeug's input stream (benchmarks/bench_serving.py)
     body = req.get_data(cache=True)
     limit = req.max_content_length
     if limit is not None and req.content_length is None and len(body) >= limit and req.environ["wsgi.input"].read(1):

@@ -1,0 +1,278 @@
+"""Serving benchmark: the service against the tutorial's way and against Flask-RESTful's ceiling.
+
+    python benchmarks/bench_serving.py             # full run: models from $KAGGLE_DATA_DIR, ~3 minutes
+    python benchmarks/bench_serving.py --smoke     # a few seconds on tiny data (what CI runs)
+
+In one run on loopback it builds both models into a temp dir, then starts under gunicorn, each with
+the repo's real gunicorn.conf.py:
+  service   `app:app`, the real service (GET /?query=..., fast scorer);
+  baseline  `benchmarks.tutorial_app:app`, scikit-learn transform + predict + predict_proba per request;
+  constant  `benchmarks.constant_app:app`, the same Flask-RESTful stack answering a constant.
+wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds, so machine noise hits all
+three alike; the table shows medians over rounds and the median of the per-round ratios. It also
+measures: median us per query on both scoring paths (in-process), phrases/s for a POST of 1,000
+phrases over HTTP, `predict.py` wall time over Kaggle's test.tsv, time from start to a 200 on
+/health, and the memory (RSS and PSS) of gunicorn's master and workers. Last, the issue's targets.
+"""
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+import bench_scoring
+
+ROOT = bench_scoring.ROOT
+APPS = {"service": "app:app", "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app"}
+QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
+
+
+class Gunicorn:
+    """One gunicorn with the repo's gunicorn.conf.py on a loopback port; output goes to a file."""
+
+    def __init__(self, target, *, model_dir, port, log_path, extra_args=()):
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(log_path, "w")
+        environment = {**os.environ, "MODEL_DIR": str(model_dir), "BIND": f"127.0.0.1:{port}"}
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen([sys.executable, "-m", "gunicorn", *extra_args, target], cwd=ROOT,
+                                        env=environment, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, path, timeout=60):
+        """Seconds from start until `path` answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"error: gunicorn exited {self.process.returncode}; see {self.log.name}")
+            try:
+                if requests.get(self.url + path, timeout=1).status_code == 200:
+                    return time.perf_counter() - self.started
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.005)
+        self.stop()
+        sys.exit(f"error: gunicorn not ready after {timeout} s; see {self.log.name}")
+
+    def memory(self):
+        """(RSS MiB, PSS MiB) of the master and of each worker."""
+        workers = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [memory_mib(self.process.pid)] + [memory_mib(int(pid)) for pid in workers]
+
+    def stop(self):
+        """SIGTERM and wait."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def memory_mib(pid):
+    """(RSS, PSS) of a process in MiB, from /proc/PID/smaps_rollup."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+    return tuple(int(fields[name].split()[0]) / 1024 for name in ("Rss", "Pss"))
+
+
+def free_port():
+    """A loopback TCP port nothing listens on now."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wrk(url, *, seconds, threads=2, connections=8):
+    """Run wrk once; return requests/s, p50 and p99 latency (ms) and the error count."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "p50": latency_ms(output, "50%"), "p99": latency_ms(output, "99%"),
+            "errors": errors + (int(non_2xx.group(1)) if non_2xx else 0)}
+
+
+def latency_ms(output, percentile):
+    """One percentile of wrk's latency distribution, in milliseconds."""
+    value, unit = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def load_rounds(servers, *, rounds, seconds):
+    """Alternate wrk runs over the servers; return each server's list of per-round results."""
+    url_path = "/?query=" + requests.utils.quote(QUERY)
+    results = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, server in servers.items():
+            results[name].append(wrk(server.url + url_path, seconds=seconds))
+    return results
+
+
+def load_table(results):
+    """One line per app (medians over rounds) and the median per-round ratios."""
+    lines = [f"{'app':<9} {'requests/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+             f"{'vs baseline':>11} {'vs constant':>11}"]
+    for name, runs in results.items():
+        ratios = [ratio_text([r["rps"] / b["rps"] for r, b in zip(runs, results[other])])
+                  for other in ("baseline", "constant")]
+        lines.append(f"{name:<9} {median(runs, 'rps'):>10,.0f} {median(runs, 'p50'):>7.2f} "
+                     f"{median(runs, 'p99'):>7.2f} {sum(r['errors'] for r in runs):>6} "
+                     f"{ratios[0]:>11} {ratios[1]:>11}")
+    return "\n".join(lines)
+
+
+def median(runs, key):
+    """The median of one figure over rounds."""
+    return statistics.median(r[key] for r in runs)
+
+
+def ratio_text(ratios):
+    """The median of per-round ratios: each round's apps ran back to back, under the same noise."""
+    return f"{statistics.median(ratios):.2f}x"
+
+
+def post_batch_rate(url, phrases, *, repeats):
+    """Phrases per second for POST / with a batch of 1,000 phrases (median over `repeats`)."""
+    batch = (phrases * (1000 // len(phrases) + 1))[:1000]
+    timings = []
+    with requests.Session() as session:
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            response = session.post(url + "/", json={"queries": batch}, timeout=60)
+            timings.append(time.perf_counter() - started)
+            response.raise_for_status()
+    return 1000 / statistics.median(timings[1:])
+
+
+def predict_wall_s(test_file, model_dir, out, *, repeats):
+    """Median wall seconds, and CPU seconds, of `python predict.py TEST -o OUT`, start-up included."""
+    timings, cpu = [], []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "predict.py"), str(test_file), "-o", str(out),
+                        "--model-dir", str(model_dir)], check=True, capture_output=True)
+        timings.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(timings), statistics.median(cpu)
+
+
+def start_service(model_dir, tmp, *, extra_args, label):
+    """Launch the service alone; return it, the seconds to a 200 on /health, and its memory then."""
+    server = Gunicorn(APPS["service"], model_dir=model_dir, port=free_port(), log_path=tmp / f"{label}.log",
+                      extra_args=extra_args)
+    seconds = server.wait_ready("/health")
+    time.sleep(0.5)  # let every worker finish booting, so all of them are counted
+    return server, seconds, server.memory()
+
+
+def extra_startups(model_dir, tmp, *, repeats, extra_args):
+    """Seconds to a healthy /health for `repeats` more launches of the service, each stopped at once."""
+    timings = []
+    for i in range(repeats):
+        server = Gunicorn(APPS["service"], model_dir=model_dir, port=free_port(), log_path=tmp / f"start{i}.log",
+                          extra_args=extra_args)
+        try:
+            timings.append(server.wait_ready("/health"))
+        finally:
+            server.stop()
+    return timings
+
+
+def targets(figures):
+    """The issue's targets, each with the measured figure and whether it is met."""
+    checks = [
+        ("GET / >= 3x baseline requests/s", figures["vs_baseline"], ">=", 3.0, "x"),
+        ("GET / >= 80% of constant requests/s", figures["vs_constant"], ">=", 0.8, "x"),
+        ("p99 latency at 8 connections < 10 ms", figures["p99"], "<", 10.0, " ms"),
+        ("fast scorer median < 50 us", figures["fast_us"], "<", 50.0, " us"),
+        ("predict.py over test.tsv < 3 s", figures["predict_s"], "<", 3.0, " s"),
+        ("start-up to healthy /health < 3 s", figures["startup_s"], "<", 3.0, " s"),
+    ]
+    lines = []
+    for label, value, op, limit, unit in checks:
+        met = value >= limit if op == ">=" else value < limit
+        lines.append(f"  {'met ' if met else 'MISS'}  {label:<40} {value:.2f}{unit}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Build models, start the three apps, measure, print the table and the other figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny data, one 1-second round: a few seconds")
+    parser.add_argument("--rounds", type=int, default=7, help="wrk rounds per app (default 7)")
+    parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--gunicorn-arg", action="append", default=[], metavar="ARG",
+                        help="extra gunicorn argument for every app, e.g. --gunicorn-arg=--workers=3 "
+                             "(to compare settings; the default is gunicorn.conf.py alone)")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        sys.exit("error: wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
+    rounds, seconds = (1, 1) if args.smoke else (args.rounds, args.seconds)
+    extra = args.gunicorn_arg
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        tmp = Path(tmp)
+        data_dir = bench_scoring.tiny_data_dir(tmp / "data") if args.smoke else bench_scoring.kaggle_data_dir()
+        model_dir = bench_scoring.build_models(data_dir, tmp / "models")
+        phrases = bench_scoring.test_phrases(data_dir)
+        test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
+
+        startups = extra_startups(model_dir, tmp, repeats=0 if args.smoke else 2, extra_args=extra)
+        servers = {}
+        try:
+            servers["service"], first_startup, memory = start_service(model_dir, tmp, extra_args=extra,
+                                                                      label="service")
+            startup = statistics.median([first_startup, *startups])
+            for name in ("baseline", "constant"):
+                servers[name] = Gunicorn(APPS[name], model_dir=model_dir, port=free_port(),
+                                         log_path=tmp / f"{name}.log", extra_args=extra)
+            for name in ("baseline", "constant"):
+                servers[name].wait_ready("/?query=ready")
+            results = load_rounds(servers, rounds=rounds, seconds=seconds)
+            batch_rate = post_batch_rate(servers["service"].url, phrases, repeats=3 if args.smoke else 10)
+        finally:
+            for server in servers.values():
+                server.stop()
+        fine = bench_scoring.short_phrases(phrases, count=200 if args.smoke else 3000)
+        scorer = bench_scoring.model.SentimentModel.load(model_dir / "fine-grained")
+        fast_us = bench_scoring.median_us_per_query(scorer.scorer_.predict_proba, fine)
+        sklearn_us = bench_scoring.median_us_per_query(scorer.predict_proba_sklearn, fine)
+        predict_s, predict_cpu_s = predict_wall_s(test_file, model_dir, tmp / "submission.csv", repeats=1 if args.smoke else 3)
+
+    service = results["service"]
+    figures = {
+        "vs_baseline": statistics.median(s["rps"] / b["rps"] for s, b in zip(service, results["baseline"])),
+        "vs_constant": statistics.median(s["rps"] / c["rps"] for s, c in zip(service, results["constant"])),
+        "p99": median(service, "p99"), "fast_us": fast_us, "predict_s": predict_s, "startup_s": startup,
+    }
+    print(f"GET /?query=<{len(QUERY.split())} words>, wrk -t2 -c8, {rounds} round(s) of {seconds} s per app, "
+          f"alternating; medians over rounds; gunicorn.conf.py{' ' + ' '.join(extra) if extra else ''}")
+    print(load_table(results))
+    print(f"\nscoring in-process, fine-grained model, median per short query: fast {fast_us:.1f} us, "
+          f"scikit-learn {sklearn_us:.1f} us")
+    print(f"POST / with 1,000 phrases over HTTP: {batch_rate:,.0f} phrases/s")
+    print(f"predict.py over {test_file.name} ({len(phrases):,} phrases): {predict_s:.2f} s wall "
+          f"({predict_cpu_s:.2f} s CPU), start-up included")
+    print(f"start-up to a 200 on /health: {startup:.2f} s")
+    print("memory after start-up, MiB: " + "; ".join(
+        f"{'master' if i == 0 else f'worker {i}'} RSS {rss:.0f} PSS {pss:.0f}" for i, (rss, pss) in enumerate(memory))
+        + f"; total PSS {sum(pss for _, pss in memory):.0f}")
+    print("\ntargets (issue 3):\n" + targets(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
