@@ -114,7 +114,7 @@ def refit(*, vectorizer=None, classifier=None):
     (refit(classifier=BernoulliNB()), "classifier is BernoulliNB, not MultinomialNB"),
     (refit(vectorizer=CountVectorizer()), "vectorizer is CountVectorizer, not TfidfVectorizer"),
     (set_after_fit("norm", "max"), "norm='max', only 'l1', 'l2' or None"),
-    (flip_after_fit("sublinear_tf"), r"sublinear_tf=(True|False) was changed after fitting"),
+    (flip_after_fit("sublinear_tf"), "was changed after fitting"),
     (set_after_fit("input", "filename"), "input='filename', only 'content'"),
 ], ids=["float32", "ComplementNB", "BernoulliNB", "CountVectorizer", "norm-max", "changed-after-fit", "input"])
 def test_a_model_the_fast_scorer_cannot_match_is_refused_at_load_with_the_reason(model_dir, tmp_path, change,
