@@ -435,20 +435,24 @@ def start_request():
     g.request_id = given if GOOD_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
-def finish_request(response, metrics):
+def finish_request(response, metrics, json_logs):
     """Echo the request id, count the request, and write its one access-log line."""
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
     endpoint = request.url_rule.endpoint if request.url_rule else "none"
     metrics.observe(endpoint, request.method, response.status_code, seconds)
-    # The path without its query string: the texts people score may be private, and long.
-    fields = {"request_id": request_id, "method": request.method, "path": request.path,
-              "status": response.status_code, "latency_ms": round(seconds * 1000, 3),
-              "model": endpoint if endpoint in MODEL_ROUTES else None,
-              "remote_addr": request.remote_addr}
-    access_log.info("%s %s %s %.3fms model=%s id=%s", fields["method"], fields["path"], fields["status"],
-                    fields["latency_ms"], fields["model"] or "-", request_id, extra={"fields": fields})
+    # The path without its query string: the texts people score may be private, and long. Read from
+    # the WSGI environ: request.path's IRI decoding was a measurable share of a request's cost.
+    path = request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    model_name = endpoint if endpoint in MODEL_ROUTES else None
+    fields = None
+    if json_logs:  # the dict is only for the JSON formatter; text lines do without it
+        fields = {"request_id": request_id, "method": request.method, "path": path,
+                  "status": response.status_code, "latency_ms": round(seconds * 1000, 3),
+                  "model": model_name, "remote_addr": request.remote_addr}
+    access_log.info("%s %s %s %.3fms model=%s id=%s", request.method, path, response.status_code,
+                    seconds * 1000, model_name or "-", request_id, extra={"fields": fields})
     return response
 
 
@@ -529,7 +533,8 @@ def create_app(config=None):
         check_token(request.endpoint, request.headers.get("Authorization"), settings["API_TOKEN"])
 
     app.after_request(security_headers)
-    app.after_request(lambda response: finish_request(response, metrics))
+    json_logs = settings["LOG_FORMAT"] == "json"
+    app.after_request(lambda response: finish_request(response, metrics, json_logs))
     # Browsers on other origins may call the API; the request id is readable by their scripts.
     # With the default "*", the answer says "*" (not the caller's origin), so caches can share it.
     CORS(app, origins=settings["CORS_ORIGINS"], send_wildcard="*" in settings["CORS_ORIGINS"],
@@ -555,11 +560,13 @@ def check_token(endpoint, authorization, token):
 
 def security_headers(response):
     """Headers that suit a JSON API: no MIME sniffing, no caching, no framing, nothing active in JSON."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Cache-Control", "no-store")
-    if response.mimetype == "application/json":
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    if response.content_type.startswith("application/json") and "Content-Security-Policy" not in headers:
         # A JSON answer opened in a browser must not run or load anything, nor be framed.
-        response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
     return response
 
 
