@@ -30,10 +30,10 @@ def test_scoring_benchmark_reports_both_paths_and_the_crossover():
 
 @pytest.mark.skipif(shutil.which("wrk") is None,
                     reason="wrk is not installed (apt-get install -y wrk); CI installs it")
-def test_serving_benchmark_prints_the_table_for_all_three_apps_without_errors():
+def test_serving_benchmark_prints_the_table_for_all_four_apps_without_errors():
     output = run_smoke("bench_serving.py")
-    for app in ("service", "baseline", "constant"):
-        row = re.search(rf"^{app}\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)x\s+([\d.]+)x$", output, re.M)
+    for app in ("service", "baseline", "constant", "stack"):
+        row = re.search(rf"^{app}\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)(\s+[\d.]+x){{3}}$", output, re.M)
         assert row, f"no table row for {app}:\n{output}"
         assert float(row.group(1).replace(",", "")) > 0
         assert row.group(4) == "0", f"{app} had errors under load:\n{output}"
