@@ -275,7 +275,8 @@ class Sentiment(Resource):
         if self.model is None:
             raise ModelNotBuilt(
                 f"The {self.name} model is not built on this server. It needs Kaggle's train.tsv "
-                "(five labels): run `python build_model.py --data PATH/train.tsv` and restart.")
+                "(five labels): run `python build_model.py --data PATH/train.tsv`, then restart the server "
+                "or send it SIGHUP.")
         return self.model
 
     def get(self):
