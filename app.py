@@ -232,7 +232,11 @@ def texts_from_post(*, body, max_length, max_batch):
     """The texts of a POST: a JSON body {"queries": ["...", ...]}, in order."""
     if not body.strip():
         raise BadQuery('POST takes a JSON body {"queries": ["...", ...]}; the body is empty.')
-    document = parse_json(body)
+    try:
+        document = parse_json(body)
+    except BadQuery as exc:  # often `curl URL -d query=...` without -X GET, which curl sends as a POST
+        raise BadQuery(f'{exc.description} POST takes a JSON body {{"queries": ["...", ...]}}; to score one '
+                       "text, send a GET (with curl -d, add -X GET).") from None
     if not isinstance(document, dict) or "queries" not in document:
         raise BadQuery('POST takes a JSON object {"queries": ["...", ...]}. For one text, GET ?query=... works too.')
     queries = document["queries"]
@@ -591,6 +595,9 @@ def main(argv=None):
     except (model.ModelError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # The app logs one line per request without the query string; Werkzeug's own line would add the
+    # full URL, and with it the text being scored.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     application.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
     return 0
 

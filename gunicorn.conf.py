@@ -46,6 +46,20 @@ import gunicorn.util  # noqa: E402
 import app as sentiment_app  # noqa: E402
 import model  # noqa: E402
 
+
+def refuse(message):
+    """Stop before serving, with one line and exit status 1 (no traceback, no worker boot loop)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    remove_metrics_dir()  # on_exit does not run when the start is refused
+    sys.exit(1)
+
+
+def remove_metrics_dir():
+    """Remove the metrics directory if this file made it."""
+    if os.environ.get("SENTIMENT_METRICS_DIR_SET_UP") == "made":
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
 # Loopback by default, like `python app.py`; a container or a reverse proxy sets BIND=0.0.0.0:5000.
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 
@@ -61,7 +75,10 @@ bind = os.environ.get("BIND", "127.0.0.1:5000")
 #                              4,144 / 1,296 / 6,513  (0.61)             3,046 /   714 / 4,027  (0.76)
 # One worker per core: scoring is CPU-bound, so more processes than cores only add context switches
 # (3 sync workers answered fewer requests than 2). Override with WEB_CONCURRENCY on bigger machines.
-workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
+try:
+    workers = sentiment_app.positive_int(os.environ, "WEB_CONCURRENCY", os.cpu_count() or 1)
+except sentiment_app.ConfigError as exc:
+    refuse(exc)
 
 # gthread keeps connections alive (sync closes each one), which is what clients that reuse
 # connections, load balancers and wrk do: the framework's ceiling rises from ~2,800-5,200 to
@@ -123,8 +140,7 @@ def on_starting(server):
         model.verify_models(settings["MODEL_DIR"])
         sentiment_app.app = sentiment_app.create_app()
     except (model.ModelError, sentiment_app.ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        refuse(exc)
     # Keep the loaded objects out of the garbage collector's sweeps, which would write to (and so
     # copy into every worker) the pages the workers share with the master.
     gc.freeze()
@@ -137,8 +153,7 @@ def child_exit(server, worker):
 
 def on_exit(server):
     """Remove the metrics directory if this file made it."""
-    if os.environ.get("SENTIMENT_METRICS_DIR_SET_UP") == "made":
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    remove_metrics_dir()
 
 
 # gunicorn answers a few malformed requests itself, before the app sees them (a URL over
