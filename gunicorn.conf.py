@@ -129,15 +129,13 @@ if os.environ.get("LOG_FORMAT") == "json":
 def on_starting(server):
     """Refuse to start, once and clearly, when a model cannot be trusted; then load the app once.
 
-    The app is built here, in the master, after the check, rather than by gunicorn's preload_app
-    (which loads it before any hook runs, so a bad model would end in a traceback). Workers fork
+    The app is built here, in the master, rather than by gunicorn's preload_app (which loads it
+    before any hook runs, so a bad model would end in a traceback). Workers fork
     with it: the models are loaded once and their arrays shared, and start-up loads them once.
     Measured (bench_serving.py, Kaggle models, 2 workers): total PSS of master + workers 166-168 MiB,
     against 199-205 MiB when each worker loaded its own; start-up to a healthy /health 1.4-1.5 s.
     """
-    try:
-        settings = sentiment_app.load_config()
-        model.verify_models(settings["MODEL_DIR"])
+    try:  # create_app() verifies every artifact's hash before it unpickles anything
         sentiment_app.app = sentiment_app.create_app()
     except (model.ModelError, sentiment_app.ConfigError) as exc:
         refuse(exc)

@@ -297,13 +297,6 @@ def model_folders(model_dir):
     return folders
 
 
-def verify_models(model_dir):
-    """Check every model's manifest, hashes and scikit-learn version without unpickling anything."""
-    for folder in model_folders(model_dir):
-        folder = resolve_folder(folder)
-        verify_artifacts(folder, read_manifest(folder))
-
-
 def load_models(model_dir):
     """Load every model folder under `model_dir`, keyed by name; raise `ModelError` if any is bad."""
     models = {}

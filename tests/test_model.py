@@ -75,8 +75,7 @@ BREAKAGES = {  # how the folder is broken: (do it to the folder, the file the me
 def test_a_broken_model_folder_is_a_model_error_naming_the_file(models, breakage):
     break_it, file_name, phrase = BREAKAGES[breakage]
     break_it(models / "binary")
-    for load in (lambda: model.SentimentModel.load(models / "binary"), lambda: model.load_models(models),
-                 lambda: model.verify_models(models)):
+    for load in (lambda: model.SentimentModel.load(models / "binary"), lambda: model.load_models(models)):
         with pytest.raises(model.ModelError) as error:
             load()
         assert str(models / "binary" / file_name) in str(error.value)
@@ -100,8 +99,7 @@ def test_a_swapped_pickle_is_never_unpickled(models, tmp_path):
     marker.rmdir()
     for name in PICKLES:  # the manifest keeps the real pickles' hashes
         (models / "binary" / name).write_bytes(evil)
-    for load in (lambda: model.SentimentModel.load(models / "binary"), lambda: model.load_models(models),
-                 lambda: model.verify_models(models)):
+    for load in (lambda: model.SentimentModel.load(models / "binary"), lambda: model.load_models(models)):
         with pytest.raises(model.ModelError, match="sha256 does not match"):
             load()
     assert not marker.exists()
