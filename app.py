@@ -512,7 +512,7 @@ def create_app(config=None):
     settings = load_config()
     settings.update(config or {})
     app = Flask(__name__, static_folder=None)  # no file serving: nothing on disk is reachable by URL
-    app.config.update(settings, ERROR_404_HELP=False, JSON_SORT_KEYS=False)
+    app.config.update(settings, ERROR_404_HELP=False)
     models = model.load_models(settings["MODEL_DIR"])
     configure_logging(settings["LOG_FORMAT"])
     metrics = Metrics(multiprocess_dir=settings["PROMETHEUS_MULTIPROC_DIR"])

@@ -191,11 +191,15 @@ class SentimentModel:
         return cls(name=manifest["name"], vectorizer=vectorizer, classifier=classifier,
                    manifest=manifest, metrics=metrics)
 
+    def rows(self, texts):
+        """Each text's class probabilities, by whichever path is faster for the batch's size."""
+        if len(texts) <= FAST_PATH_MAX_BATCH:
+            return [self.scorer_.predict_proba_one(text) for text in texts]
+        return self.predict_proba_sklearn(texts)
+
     def predict_proba(self, texts):
         """Class probabilities, shape (n_texts, n_labels), by whichever path is faster for the batch."""
-        if len(texts) <= FAST_PATH_MAX_BATCH:
-            return self.scorer_.predict_proba(texts)
-        return self.predict_proba_sklearn(texts)
+        return np.asarray(self.rows(texts)).reshape(len(texts), len(self.labels))
 
     def predict_proba_sklearn(self, texts):
         """Class probabilities through scikit-learn's own transform + predict_proba."""
@@ -203,9 +207,7 @@ class SentimentModel:
 
     def predict(self, texts):
         """Score texts; return one answer per text with prediction, confidence and probabilities."""
-        if len(texts) <= FAST_PATH_MAX_BATCH:  # straight to the rows, no (n, k) array to build
-            return [self.answer(self.scorer_.predict_proba_one(text)) for text in texts]
-        return [self.answer(row) for row in self.predict_proba_sklearn(texts)]
+        return [self.answer(row) for row in self.rows(texts)]
 
     def answer(self, probabilities):
         """Turn one row of probabilities into the answer the API returns."""
