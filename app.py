@@ -21,16 +21,15 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import prometheus_client
 import swagger_ui
-from flask import Flask, g, jsonify, request, send_from_directory
-from flask_cors import CORS
+from flask import Flask, jsonify, request, send_from_directory
 from flask_restful import Api, Resource
 from prometheus_client import multiprocess
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
@@ -343,7 +342,7 @@ GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Scoring takes well under a millisecond, so the buckets start far below prometheus-client's 5 ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-access_log = logging.getLogger("sentiment.access")
+ACCESS_LOGGER = "sentiment.access"
 
 
 class Metrics:
@@ -373,6 +372,8 @@ class Metrics:
         self.model_info = prometheus_client.Gauge(
             "model_info", "A served model; the value is its creation time in Unix seconds.",
             ["model", "created_at"], multiprocess_mode="livemax", **common)
+        # (endpoint, method, status) -> its request counter and latency histogram, once looked up.
+        self.series = {}
 
     def describe_models(self, models):
         """Set the model-info gauge for each served model."""
@@ -382,14 +383,22 @@ class Metrics:
 
     def count_predictions(self, model_name, answers):
         """Count scored texts by label: one increment per label, not per text."""
+        if len(answers) == 1:  # a GET: skip tallying
+            self.predictions.labels(model_name, answers[0]["prediction"]).inc()
+            return
         for label, count in collections.Counter(a["prediction"] for a in answers).items():
             self.predictions.labels(model_name, label).inc(count)
 
     def observe(self, endpoint, method, status, seconds):
         """Count one answered request and its latency."""
         method = method if method in KNOWN_METHODS else "other"  # callers cannot mint new series
-        self.requests.labels(endpoint, method, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        key = (endpoint, method, status)
+        series = self.series.get(key)
+        if series is None:  # first time: look the labelled series up once (labels() takes a lock)
+            series = self.series[key] = (self.requests.labels(endpoint, method, str(status)),
+                                         self.latency.labels(endpoint))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def exposition(self):
         """The text `/metrics` answers: this app's registry, or the sum over every worker's files."""
@@ -421,44 +430,123 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def configure_logging(log_format):
-    """Send the app's log lines (access and errors) to stdout as text or JSON, replacing earlier set-ups."""
+    """Send the app's own log lines (errors, reloads) to stdout as text or JSON, replacing earlier set-ups."""
     handler = logging.StreamHandler(sys.stdout)
-    text = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    handler.setFormatter(JsonLogFormatter() if log_format == "json" else text)
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else logging.Formatter(TEXT_LOG_FORMAT))
     logger = logging.getLogger("sentiment")
     for old in list(logger.handlers):
         logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    logger.propagate = False  # one line per request, not a second copy from the root logger
+    logger.propagate = False  # one line per event, not a second copy from the root logger
 
 
-def start_request():
-    """Note the start time and the request id (the caller's, if usable, else a new one)."""
-    g.started = time.perf_counter()
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if GOOD_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-def finish_request(response, metrics, json_logs):
-    """Echo the request id, count the request, and write its one access-log line."""
-    seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    request_id = g.get("request_id") or uuid.uuid4().hex
-    response.headers[REQUEST_ID_HEADER] = request_id
-    endpoint = request.url_rule.endpoint if request.url_rule else "none"
-    metrics.observe(endpoint, request.method, response.status_code, seconds)
-    # The path without its query string: the texts people score may be private, and long. Read from
-    # the WSGI environ: request.path's IRI decoding was a measurable share of a request's cost.
-    path = request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-    model_name = endpoint if endpoint in MODEL_ROUTES else None
-    fields = None
-    if json_logs:  # the dict is only for the JSON formatter; text lines do without it
-        fields = {"request_id": request_id, "method": request.method, "path": path,
-                  "status": response.status_code, "latency_ms": round(seconds * 1000, 3),
-                  "model": model_name, "remote_addr": request.remote_addr}
-    access_log.info("%s %s %s %.3fms model=%s id=%s", request.method, path, response.status_code,
-                    seconds * 1000, model_name or "-", request_id, extra={"fields": fields})
-    return response
+class AccessLog:
+    """One line per request on stdout, looking like the `sentiment` logger's lines (text or JSON).
+
+    Written directly rather than through `logging`: its records, handler and formatter cost four times
+    as much per request (~8 us against ~2 us), and this line is written for every request.
+    """
+
+    def __init__(self, stream, *, json_lines):
+        self.stream, self.json_lines = stream, json_lines
+        self.lock = threading.Lock()  # gthread workers answer from several threads; lines must not mix
+
+    def write(self, *, request_id, method, path, status, seconds, model_name, remote_addr):
+        """Write one request's line."""
+        now = time.time()
+        if self.json_lines:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            line = json.dumps({
+                "time": f"{stamp}.{int(now * 1000) % 1000:03d}Z", "level": "INFO", "logger": ACCESS_LOGGER,
+                "request_id": request_id, "method": method, "path": path, "status": status,
+                "latency_ms": round(seconds * 1000, 3), "model": model_name, "remote_addr": remote_addr,
+            }, ensure_ascii=False)
+        else:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+            line = (f"{stamp},{int(now * 1000) % 1000:03d} INFO {ACCESS_LOGGER} {method} {path} {status} "
+                    f"{seconds * 1000:.3f}ms model={model_name or '-'} id={request_id}")
+        with self.lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+class Operations:
+    """WSGI middleware around the Flask app: what happens once per request, whatever the endpoint.
+
+    It gives each answer its request id, its security and CORS headers, counts it in the metrics and
+    writes its access-log line. It works on the raw WSGI environ and header list, because Flask hooks,
+    Werkzeug's header objects and flask-cors doing the same cost more per request than scoring the
+    text (profiled with benchmarks/bench_serving.py); this costs a few microseconds.
+    """
+
+    def __init__(self, wsgi_app, *, metrics, access_log, cors_origins):
+        self.wsgi_app, self.metrics, self.access_log = wsgi_app, metrics, access_log
+        self.any_origin = "*" in cors_origins
+        self.cors_origins = frozenset(cors_origins)
+
+    def __call__(self, environ, start_response):
+        """Answer through the app, adding headers, metrics and the log line when it starts its response."""
+        started = time.perf_counter()
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = given if GOOD_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+
+        def start(status, headers, exc_info=None):
+            headers.extend(self.extra_headers(environ, headers, request_id))
+            self.record(environ, int(status[:3]), request_id, time.perf_counter() - started)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
+
+    def extra_headers(self, environ, headers, request_id):
+        """The request id, headers that suit a JSON API unless the app set its own, and CORS headers."""
+        present = {name.lower(): value for name, value in headers}
+        extra = [(REQUEST_ID_HEADER, request_id), ("X-Content-Type-Options", "nosniff")]
+        if "cache-control" not in present:
+            extra.append(("Cache-Control", "no-store"))
+        if present.get("content-type", "").startswith("application/json") and "content-security-policy" not in present:
+            # A JSON answer opened in a browser must not run or load anything, nor be framed.
+            extra.append(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+        if not self.any_origin:  # the answer depends on the caller's origin: caches must keep them apart
+            vary = present.get("vary")
+            if vary:
+                headers.remove(next(h for h in headers if h[0].lower() == "vary"))
+            extra.append(("Vary", f"{vary}, Origin" if vary else "Origin"))
+        origin = environ.get("HTTP_ORIGIN")
+        if origin and (self.any_origin or origin in self.cors_origins):
+            extra += cors_headers(environ, "*" if self.any_origin else origin)
+        return extra
+
+    def record(self, environ, status, request_id, seconds):
+        """Count the request and write its one access-log line."""
+        method = environ["REQUEST_METHOD"]
+        # Flask's request, which Werkzeug leaves in the environ until the response has started, knows
+        # the endpoint that answered (none for 404s and 405s).
+        rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+        endpoint = rule.endpoint if rule else "none"
+        self.metrics.observe(endpoint, method, status, seconds)
+        # The path without its query string: the texts people score may be private, and long.
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        self.access_log.write(request_id=request_id, method=method, path=path, status=status, seconds=seconds,
+                              model_name=endpoint if endpoint in MODEL_ROUTES else None,
+                              remote_addr=environ.get("REMOTE_ADDR"))
+
+
+# What a browser script on another origin may send and read. Preflights are answered for every path:
+# the app answers OPTIONS itself, and this adds the permission.
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID"
+
+
+def cors_headers(environ, allowed_origin):
+    """CORS headers letting `allowed_origin` read the answer (and, for a preflight, send its request)."""
+    headers = [("Access-Control-Allow-Origin", allowed_origin), ("Access-Control-Expose-Headers", REQUEST_ID_HEADER)]
+    if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
+        headers += [("Access-Control-Allow-Methods", "GET, POST"), ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
+                    ("Access-Control-Max-Age", "600")]
+    return headers
 
 
 # --- Pages for people: API docs and a demo, every asset served from here -------------------------
@@ -530,20 +618,17 @@ def create_app(config=None):
     api.add_resource(OpenApi, "/openapi.json", resource_class_kwargs={"document": openapi.openapi_document(settings)})
     add_pages(app)
     app.register_error_handler(Exception, error_response)
-    app.before_request(start_request)
 
-    @app.before_request
-    def require_token():
-        """With API_TOKEN set, scoring and /models need `Authorization: Bearer <token>`."""
-        check_token(request.endpoint, request.headers.get("Authorization"), settings["API_TOKEN"])
+    if settings["API_TOKEN"] is not None:
+        @app.before_request
+        def require_token():
+            """Scoring and /models need `Authorization: Bearer <token>`; CORS preflights never carry it."""
+            if request.method != "OPTIONS":
+                check_token(request.endpoint, request.headers.get("Authorization"), settings["API_TOKEN"])
 
-    app.after_request(security_headers)
-    json_logs = settings["LOG_FORMAT"] == "json"
-    app.after_request(lambda response: finish_request(response, metrics, json_logs))
-    # Browsers on other origins may call the API; the request id is readable by their scripts.
-    # With the default "*", the answer says "*" (not the caller's origin), so caches can share it.
-    CORS(app, origins=settings["CORS_ORIGINS"], send_wildcard="*" in settings["CORS_ORIGINS"],
-         expose_headers=[REQUEST_ID_HEADER], max_age=600)
+    access_log = AccessLog(sys.stdout, json_lines=settings["LOG_FORMAT"] == "json")
+    app.wsgi_app = Operations(app.wsgi_app, metrics=metrics, access_log=access_log,
+                              cors_origins=settings["CORS_ORIGINS"])
     return app
 
 
@@ -561,18 +646,6 @@ def check_token(endpoint, authorization, token):
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1", "replace"),
                                                              token.encode("utf-8")):
         raise Unauthorized("This endpoint needs the API token: send the header Authorization: Bearer <token>.")
-
-
-def security_headers(response):
-    """Headers that suit a JSON API: no MIME sniffing, no caching, no framing, nothing active in JSON."""
-    headers = response.headers
-    headers["X-Content-Type-Options"] = "nosniff"
-    if "Cache-Control" not in headers:
-        headers["Cache-Control"] = "no-store"
-    if response.content_type.startswith("application/json") and "Content-Security-Policy" not in headers:
-        # A JSON answer opened in a browser must not run or load anything, nor be framed.
-        headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
-    return response
 
 
 def __getattr__(name):

@@ -128,6 +128,32 @@ def test_a_preflight_for_a_json_post_is_answered_for_allowed_origins_only(strict
         assert "Access-Control-Allow-Methods" not in response.headers
 
 
+def test_with_named_origins_every_answer_varies_on_origin_so_caches_keep_them_apart(strict_client):
+    for headers in ({}, {"Origin": "https://a.example"}, {"Origin": "https://evil.example"}):
+        assert strict_client.get("/health", headers=headers).headers.get_all("Vary") == ["Origin"]
+
+
+def test_a_preflight_allows_exactly_the_headers_the_api_reads(strict_client):
+    response = strict_client.options("/", headers={
+        "Origin": "https://a.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization, x-request-id"})
+    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert allowed == {"authorization", "content-type", "x-request-id"}
+    assert response.headers["Access-Control-Max-Age"] == "600"
+
+
+def test_with_an_api_token_a_preflight_without_it_is_still_answered_but_the_request_needs_it(model_dir):
+    client = create_app({"MODEL_DIR": str(model_dir), "API_TOKEN": "s3cret"}).test_client()
+    preflight = client.options("/", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 200  # browsers never send credentials on a preflight
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert client.get("/?query=good", headers={"Origin": "https://app.example"}).status_code == 401
+    answer = client.get("/?query=good", headers={"Origin": "https://app.example", "Authorization": "Bearer s3cret"})
+    assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
 def test_error_answers_carry_cors_headers_so_browser_scripts_can_read_the_message(strict_client):
     response = strict_client.get("/?query=%20", headers={"Origin": "https://a.example"})
     assert response.status_code == 400
