@@ -454,21 +454,33 @@ class AccessLog:
     def __init__(self, stream, *, json_lines):
         self.stream, self.json_lines = stream, json_lines
         self.lock = threading.Lock()  # gthread workers answer from several threads; lines must not mix
+        # JSON lines are in UTC ("Z"), text lines in local time, as the `sentiment` logger writes them.
+        self.clock, self.time_format = (time.gmtime, "%Y-%m-%dT%H:%M:%S") if json_lines else (
+            time.localtime, "%Y-%m-%d %H:%M:%S")
+        self.second = (None, "")  # (Unix second, its formatted time): formatted once per second
+
+    def timestamp(self, now):
+        """`now` as the line's time, to the millisecond."""
+        second, formatted = self.second
+        if second != int(now):
+            second = int(now)
+            formatted = time.strftime(self.time_format, self.clock(second))
+            self.second = (second, formatted)
+        millis = int(now * 1000) % 1000
+        return f"{formatted}.{millis:03d}Z" if self.json_lines else f"{formatted},{millis:03d}"
 
     def write(self, *, request_id, method, path, status, seconds, model_name, remote_addr):
         """Write one request's line."""
-        now = time.time()
+        stamp = self.timestamp(time.time())
         if self.json_lines:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
             line = json.dumps({
-                "time": f"{stamp}.{int(now * 1000) % 1000:03d}Z", "level": "INFO", "logger": ACCESS_LOGGER,
-                "request_id": request_id, "method": method, "path": path, "status": status,
-                "latency_ms": round(seconds * 1000, 3), "model": model_name, "remote_addr": remote_addr,
+                "time": stamp, "level": "INFO", "logger": ACCESS_LOGGER, "request_id": request_id,
+                "method": method, "path": path, "status": status, "latency_ms": round(seconds * 1000, 3),
+                "model": model_name, "remote_addr": remote_addr,
             }, ensure_ascii=False)
         else:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-            line = (f"{stamp},{int(now * 1000) % 1000:03d} INFO {ACCESS_LOGGER} {method} {path} {status} "
-                    f"{seconds * 1000:.3f}ms model={model_name or '-'} id={request_id}")
+            line = (f"{stamp} INFO {ACCESS_LOGGER} {method} {path} {status} {seconds * 1000:.3f}ms "
+                    f"model={model_name or '-'} id={request_id}")
         with self.lock:
             self.stream.write(line + "\n")
             self.stream.flush()

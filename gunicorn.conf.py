@@ -86,7 +86,7 @@ except sentiment_app.ConfigError as exc:
 # against the constant app in every run (0.49-0.77), 1 and 2 about even (0.80-1.21); 2 keeps a
 # second thread free when one client is slow to send its request.
 worker_class = "gthread"
-threads = 2
+threads = 1
 
 # Every request is answered in milliseconds; 30 s only catches a worker that is truly stuck.
 timeout = 30

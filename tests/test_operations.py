@@ -1,14 +1,17 @@
 """What operators and browser clients see: request ids, access-log lines, CORS headers, Prometheus metrics
 (through Flask's test client, and across two real gunicorn workers)."""
+import io
 import json
 import re
+import time
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import ConfigError, create_app, load_config
+from app import AccessLog, ConfigError, create_app, load_config
 from conftest import Server
 
 UUID_HEX = re.compile(r"[0-9a-f]{32}")
@@ -74,6 +77,25 @@ def test_log_format_json_writes_one_json_object_per_request(model_dir, capsys):
     assert [(e["request_id"], e["method"], e["path"], e["status"], e["model"]) for e in entries] == [
         ("one", "GET", "/", 200, "binary"), ("two", "GET", "/", 400, "binary"), ("three", "GET", "/health", 200, None)]
     assert all(e["latency_ms"] >= 0 and e["level"] == "INFO" for e in entries)
+
+
+@pytest.mark.parametrize("json_lines", [False, True], ids=["text", "json"])
+def test_access_lines_carry_the_current_time_to_the_millisecond(json_lines):
+    stream = io.StringIO()
+    log = AccessLog(stream, json_lines=json_lines)
+    before = time.time()
+    for request_id in ("a", "b"):
+        log.write(request_id=request_id, method="GET", path="/", status=200, seconds=0.001, model_name="binary",
+                  remote_addr="127.0.0.1")
+    after = time.time()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        if json_lines:
+            stamp = datetime.strptime(json.loads(line)["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        else:  # local time, like the `sentiment` logger's asctime
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        assert before - 0.002 <= stamp.timestamp() <= after + 0.002
 
 
 def test_an_unknown_log_format_is_refused_at_start_up():
