@@ -64,15 +64,22 @@ def remove_metrics_dir():
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 
 # Figures behind these settings: `python benchmarks/bench_serving.py --rounds N --seconds S
-# [--gunicorn-arg=...]` on this 2-core machine, shared with other jobs (load average 4-10: single
-# figures swing by up to 2x between runs, so compare the ratios, which come from the same rounds).
-# GET /?query=<6 words>, wrk -t2 -c8; requests/s of service / tutorial baseline / constant app:
+# [--gunicorn-arg=...]` on this 2-core machine. Single figures swing by 10-20% between runs, so
+# compare the ratios, which come from the same rounds.
+# GET /?query=<6 words>, wrk -t2 -c8; requests/s of service / tutorial baseline / bare constant app,
+# and the service's ratio to the constant app. Before the service had its per-request operations
+# (request ids, access log, metrics, CORS; load average 4-10 from other jobs):
 #   sync, 2 workers            2,345 /   666 / 2,825  (0.84 of constant)   2,980 /   805 / 5,164  (0.65)
 #   sync, 3 workers            1,777 /   506 / 3,181  (0.57)
-#   gthread, 2 x 1 thread      5,574 / 1,148 / 3,862  (1.21)             2,981 / 1,043 / 3,545  (0.82)
-#   gthread, 2 x 2 threads     2,712 / 1,028 / 4,148  (0.75)             4,536 / 1,459 / 5,383  (0.80)
-#   gthread, 2 x 4 threads     3,184 / 1,227 / 6,614  (0.49)             2,905 /   767 / 3,582  (0.77)
-#                              4,144 / 1,296 / 6,513  (0.61)             3,046 /   714 / 4,027  (0.76)
+# With them, in one WSGI middleware (2026-11-25, quiet machine, 7 rounds of 4 s each, back to back;
+# service p99 in brackets):
+#   gthread, 2 x 1 thread      5,039 / 1,904 / 7,149  (0.68)  [3.2 ms]
+#   gthread, 2 x 2 threads     5,581 / 1,923 / 7,957  (0.69)  [3.7 ms]
+#   gthread, 2 x 4 threads     5,781 / 1,902 / 8,441  (0.69)  [5.0 ms]
+#   gevent, 2 workers          7,145 / 2,231 / 10,441 (0.68)  [70 ms]   (a separate run, same day)
+# gevent answers the most requests/s, but its p99 is 70 ms, over the 10 ms target. Ending each
+# request with gevent.sleep(0) cut it to 13 ms, so mostly a connection whose next request is already
+# waiting keeps its worker while others wait. Among thread counts the differences are within the noise.
 # One worker per core: scoring is CPU-bound, so more processes than cores only add context switches
 # (3 sync workers answered fewer requests than 2). Override with WEB_CONCURRENCY on bigger machines.
 try:
@@ -81,12 +88,11 @@ except sentiment_app.ConfigError as exc:
     refuse(exc)
 
 # gthread keeps connections alive (sync closes each one), which is what clients that reuse
-# connections, load balancers and wrk do: the framework's ceiling rises from ~2,800-5,200 to
-# ~3,500-6,600 requests/s. Threads only interleave under the GIL: 4 per worker came out worst
-# against the constant app in every run (0.49-0.77), 1 and 2 about even (0.80-1.21); 2 keeps a
-# second thread free when one client is slow to send its request.
+# connections, load balancers and wrk do. Threads only interleave under the GIL, so their number
+# barely moves throughput (above); 2 keeps a second thread free while a slow client takes its time
+# to send a request (gunicorn waits up to 5 s for it in the thread), and p99 grows with 4.
 worker_class = "gthread"
-threads = 1
+threads = 2
 
 # Every request is answered in milliseconds; 30 s only catches a worker that is truly stuck.
 timeout = 30

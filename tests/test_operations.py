@@ -47,7 +47,7 @@ def test_a_wrong_method_still_gets_the_request_id(client):
 
 @pytest.mark.parametrize("given", [None, "", "has space", "<script>", "x" * 129], ids=[
     "absent", "empty", "space", "markup", "too-long"])
-def test_a_missing_or_unusable_request_id_is_replaced_by_a_fresh_uuid(client, given):
+def test_a_missing_or_unusable_request_id_is_replaced_by_a_fresh_random_one(client, given):
     headers = {} if given is None else {"X-Request-ID": given}
     first = client.get("/?query=good", headers=headers).headers["X-Request-ID"]
     second = client.get("/?query=good", headers=headers).headers["X-Request-ID"]
