@@ -13,7 +13,8 @@ the repo's real gunicorn.conf.py:
             access log, metrics, CORS, headers) with scoring replaced by a constant (the service's
             ceiling: the gap to it is what scoring costs).
 wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds, so machine noise hits all
-three alike; the table shows medians over rounds and the median of the per-round ratios. It also
+four alike; the table shows medians over rounds, the median of the per-round ratios, and the CPU
+time the app's gunicorn workers spent per request (from /proc; wrk's own share left out). It also
 measures: median us per query on both scoring paths (in-process), phrases/s for a POST of 1,000
 phrases over HTTP, `predict.py` wall time over Kaggle's test.tsv, time from start to a 200 on
 /health, and the memory (RSS and PSS) of gunicorn's master and workers. Last, the issue's targets.
@@ -68,10 +69,17 @@ class Gunicorn:
         self.stop()
         sys.exit(f"error: gunicorn not ready after {timeout} s; see {self.log.name}")
 
+    def workers(self):
+        """The pids of the master's live workers."""
+        return [int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()]
+
     def memory(self):
         """(RSS MiB, PSS MiB) of the master and of each worker."""
-        workers = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        return [memory_mib(self.process.pid)] + [memory_mib(int(pid)) for pid in workers]
+        return [memory_mib(self.process.pid)] + [memory_mib(pid) for pid in self.workers()]
+
+    def workers_cpu_s(self):
+        """CPU seconds (user + system) the live workers have used so far."""
+        return sum(cpu_seconds(pid) for pid in self.workers())
 
     def stop(self):
         """SIGTERM and wait."""
@@ -91,6 +99,12 @@ def memory_mib(pid):
     return tuple(int(fields[name].split()[0]) / 1024 for name in ("Rss", "Pss"))
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port():
     """A loopback TCP port nothing listens on now."""
     import socket
@@ -100,14 +114,15 @@ def free_port():
 
 
 def wrk(url, *, seconds, threads=2, connections=8):
-    """Run wrk once; return requests/s, p50 and p99 latency (ms) and the error count."""
+    """Run wrk once; return requests/s, p50 and p99 latency (ms), the error count and the requests sent."""
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
             "p50": latency_ms(output, "50%"), "p99": latency_ms(output, "99%"),
-            "errors": errors + (int(non_2xx.group(1)) if non_2xx else 0)}
+            "errors": errors + (int(non_2xx.group(1)) if non_2xx else 0),
+            "requests": int(re.search(r"(\d+) requests in", output).group(1))}
 
 
 def latency_ms(output, percentile):
@@ -117,25 +132,32 @@ def latency_ms(output, percentile):
 
 
 def load_rounds(servers, *, rounds, seconds):
-    """Alternate wrk runs over the servers; return each server's list of per-round results."""
+    """Alternate wrk runs over the servers; return each server's list of per-round results.
+
+    Each result also has `cpu_us`, the workers' CPU time per request: unlike requests/s it does not
+    count wrk's share of the two cores, so it shows what each app itself costs.
+    """
     url_path = "/?query=" + requests.utils.quote(QUERY)
     results = {name: [] for name in servers}
     for _ in range(rounds):
         for name, server in servers.items():
-            results[name].append(wrk(server.url + url_path, seconds=seconds))
+            before = server.workers_cpu_s()
+            result = wrk(server.url + url_path, seconds=seconds)
+            result["cpu_us"] = (server.workers_cpu_s() - before) / max(result["requests"], 1) * 1e6
+            results[name].append(result)
     return results
 
 
 def load_table(results):
     """One line per app (medians over rounds) and the median per-round ratios."""
     lines = [f"{'app':<9} {'requests/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-             f"{'vs baseline':>11} {'vs constant':>11} {'vs stack':>11}"]
+             f"{'vs baseline':>11} {'vs constant':>11} {'vs stack':>11} {'worker CPU us/req':>17}"]
     for name, runs in results.items():
         ratios = [ratio_text([r["rps"] / b["rps"] for r, b in zip(runs, results[other])])
                   for other in OTHERS]
         lines.append(f"{name:<9} {median(runs, 'rps'):>10,.0f} {median(runs, 'p50'):>7.2f} "
                      f"{median(runs, 'p99'):>7.2f} {sum(r['errors'] for r in runs):>6} "
-                     f"{ratios[0]:>11} {ratios[1]:>11} {ratios[2]:>11}")
+                     f"{ratios[0]:>11} {ratios[1]:>11} {ratios[2]:>11} {median(runs, 'cpu_us'):>17.0f}")
     return "\n".join(lines)
 
 
