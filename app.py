@@ -415,15 +415,14 @@ def unix_time(iso_timestamp):
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers; an access line's fields become top-level keys."""
+    """One JSON object per line, for log shippers (the app's own messages and gunicorn's)."""
 
     converter = time.gmtime  # the "Z" below promises UTC
 
     def format(self, record):
         """The record as a single line of JSON."""
         entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-                 "level": record.levelname, "logger": record.name}
-        entry.update(getattr(record, "fields", None) or {"message": record.getMessage()})
+                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
