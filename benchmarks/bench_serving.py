@@ -13,13 +13,16 @@ the repo's real gunicorn.conf.py:
             access log, metrics, CORS, headers) with scoring replaced by a constant (the service's
             ceiling: the gap to it is what scoring costs).
 wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds, so machine noise hits all
-four alike; the table shows medians over rounds, the median of the per-round ratios, and the CPU
-time the app's gunicorn workers spent per request (from /proc; wrk's own share left out). It also
+four alike; the table shows medians over rounds, the median of the per-round ratios, the CPU time
+the app's gunicorn workers spent per request (from /proc; wrk's own share left out), and the time
+the same GET takes through the app's WSGI callable in-process, without gunicorn. It also
 measures: median us per query on both scoring paths (in-process), phrases/s for a POST of 1,000
 phrases over HTTP, `predict.py` wall time over Kaggle's test.tsv, time from start to a 200 on
 /health, and the memory (RSS and PSS) of gunicorn's master and workers. Last, the issue's targets.
 """
 import argparse
+import importlib
+import io
 import os
 import re
 import resource
@@ -33,6 +36,7 @@ import time
 from pathlib import Path
 
 import requests
+from werkzeug.test import EnvironBuilder
 
 import bench_scoring
 
@@ -148,16 +152,18 @@ def load_rounds(servers, *, rounds, seconds):
     return results
 
 
-def load_table(results):
-    """One line per app (medians over rounds) and the median per-round ratios."""
+def load_table(results, in_process):
+    """One line per app (medians over rounds), the median per-round ratios, and the CPU costs."""
     lines = [f"{'app':<9} {'requests/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-             f"{'vs baseline':>11} {'vs constant':>11} {'vs stack':>11} {'worker CPU us/req':>17}"]
+             f"{'vs baseline':>11} {'vs constant':>11} {'vs stack':>11} {'worker CPU us/req':>17} "
+             f"{'in-process us/GET':>17}"]
     for name, runs in results.items():
         ratios = [ratio_text([r["rps"] / b["rps"] for r, b in zip(runs, results[other])])
                   for other in OTHERS]
         lines.append(f"{name:<9} {median(runs, 'rps'):>10,.0f} {median(runs, 'p50'):>7.2f} "
                      f"{median(runs, 'p99'):>7.2f} {sum(r['errors'] for r in runs):>6} "
-                     f"{ratios[0]:>11} {ratios[1]:>11} {ratios[2]:>11} {median(runs, 'cpu_us'):>17.0f}")
+                     f"{ratios[0]:>11} {ratios[1]:>11} {ratios[2]:>11} {median(runs, 'cpu_us'):>17.0f} "
+                     f"{in_process[name]:>17.1f}")
     return "\n".join(lines)
 
 
@@ -169,6 +175,45 @@ def median(runs, key):
 def ratio_text(ratios):
     """The median of per-round ratios: each round's apps ran back to back, under the same noise."""
     return f"{statistics.median(ratios):.2f}x"
+
+
+def in_process_us(target, model_dir, metrics_dir, *, calls):
+    """Median us per GET /?query=... through one app's WSGI callable, with no server and no network.
+
+    Each app is timed in a process of its own (this script with --wsgi-us), as the stack app patches
+    the model class. Set beside the workers' CPU per request, it shows what gunicorn adds.
+    """
+    metrics_dir.mkdir()
+    environment = {**os.environ, "MODEL_DIR": str(model_dir), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    done = subprocess.run([sys.executable, __file__, "--wsgi-us", target, "--calls", str(calls)], cwd=ROOT,
+                          env=environment, capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
+def time_wsgi(target, calls):
+    """Import `target` (module:name), call it `calls` times with the benchmark's GET, print the median us."""
+    sys.stdout = open(os.devnull, "w")  # the apps' access lines; the figure goes to the real stdout
+    sys.path.insert(0, str(ROOT))
+    module, name = target.split(":")
+    application = getattr(importlib.import_module(module), name)
+    base = EnvironBuilder(path="/", query_string={"query": QUERY}).get_environ()
+
+    def get():
+        body = application(dict(base, **{"wsgi.input": io.BytesIO(b"")}), lambda status, headers, exc_info=None: None)
+        try:
+            b"".join(body)
+        finally:
+            getattr(body, "close", lambda: None)()
+
+    for _ in range(calls // 4):  # warm-up
+        get()
+    means = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(calls):
+            get()
+        means.append((time.perf_counter() - started) / calls * 1e6)
+    print(statistics.median(means), file=sys.__stdout__)
 
 
 def post_batch_rate(url, phrases, *, repeats):
@@ -247,7 +292,12 @@ def main(argv=None):
     parser.add_argument("--gunicorn-arg", action="append", default=[], metavar="ARG",
                         help="extra gunicorn argument for every app, e.g. --gunicorn-arg=--workers=3 "
                              "(to compare settings; the default is gunicorn.conf.py alone)")
+    parser.add_argument("--wsgi-us", metavar="MODULE:APP", help=argparse.SUPPRESS)  # in_process_us's child
+    parser.add_argument("--calls", type=int, default=2000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.wsgi_us:
+        time_wsgi(args.wsgi_us, args.calls)
+        return 0
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
     rounds, seconds = (1, 1) if args.smoke else (args.rounds, args.seconds)
@@ -275,6 +325,8 @@ def main(argv=None):
         finally:
             for server in servers.values():
                 server.stop()
+        in_process = {name: in_process_us(target, model_dir, tmp / f"metrics-{name}", calls=200 if args.smoke else 2000)
+                      for name, target in APPS.items()}
         fine = bench_scoring.short_phrases(phrases, count=200 if args.smoke else 3000)
         scorer = bench_scoring.model.SentimentModel.load(model_dir / "fine-grained")
         fast_us = bench_scoring.median_us_per_query(scorer.scorer_.predict_proba, fine)
@@ -290,7 +342,7 @@ def main(argv=None):
     }
     print(f"GET /?query=<{len(QUERY.split())} words>, wrk -t2 -c8, {rounds} round(s) of {seconds} s per app, "
           f"alternating; medians over rounds; gunicorn.conf.py{' ' + ' '.join(extra) if extra else ''}")
-    print(load_table(results))
+    print(load_table(results, in_process))
     print(f"\nscoring in-process, fine-grained model, median per short query: fast {fast_us:.1f} us, "
           f"scikit-learn {sklearn_us:.1f} us")
     print(f"POST / with 1,000 phrases over HTTP: {batch_rate:,.0f} phrases/s")

@@ -33,10 +33,10 @@ def test_scoring_benchmark_reports_both_paths_and_the_crossover():
 def test_serving_benchmark_prints_the_table_for_all_four_apps_without_errors():
     output = run_smoke("bench_serving.py")
     for app in ("service", "baseline", "constant", "stack"):
-        row = re.search(rf"^{app}\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)(\s+[\d.]+x){{3}}\s+(\d+)$", output, re.M)
+        row = re.search(rf"^{app}\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)(\s+[\d.]+x){{3}}\s+(\d+)\s+([\d.]+)$", output, re.M)
         assert row, f"no table row for {app}:\n{output}"
         assert float(row.group(1).replace(",", "")) > 0
-        assert int(row.group(6)) > 0  # the workers' CPU per request
+        assert int(row.group(6)) > 0 and float(row.group(7)) > 0  # workers' CPU per request, in-process us
         assert row.group(4) == "0", f"{app} had errors under load:\n{output}"
     for figure in ("POST / with 1,000 phrases over HTTP: ", "predict.py over test.tsv", "start-up to a 200 on /health: ",
                    "memory after start-up, MiB: master RSS", "worker 1 RSS", "targets (issue 3):"):
