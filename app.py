@@ -490,7 +490,7 @@ class Operations:
 
     It gives each answer its request id, its security and CORS headers, counts it in the metrics and
     writes its access-log line. It works on the raw WSGI environ and header list: done with Flask
-    hooks, Werkzeug's header objects and flask-cors, the same work made a GET take ~150 us in-process
+    hooks, Werkzeug's header objects and flask-cors, the same work made a GET take ~160 us in-process
     instead of ~100 us (scoring the text takes ~10 us); under gunicorn the service then answered 2.2x
     the tutorial baseline's requests/s, against ~2.8x now (benchmarks/bench_serving.py).
     """
