@@ -292,8 +292,10 @@ def main(argv=None):
     parser.add_argument("--gunicorn-arg", action="append", default=[], metavar="ARG",
                         help="extra gunicorn argument for every app, e.g. --gunicorn-arg=--workers=3 "
                              "(to compare settings; the default is gunicorn.conf.py alone)")
-    parser.add_argument("--wsgi-us", metavar="MODULE:APP", help=argparse.SUPPRESS)  # in_process_us's child
-    parser.add_argument("--calls", type=int, default=2000, help=argparse.SUPPRESS)
+    parser.add_argument("--wsgi-us", metavar="MODULE:APP",
+                        help="only time GETs through MODULE:APP's WSGI callable in this process (needs MODEL_DIR) "
+                             "and print the median us: the table's in-process column")
+    parser.add_argument("--calls", type=int, default=2000, help="GETs per timing with --wsgi-us (default 2000)")
     args = parser.parse_args(argv)
     if args.wsgi_us:
         time_wsgi(args.wsgi_us, args.calls)
