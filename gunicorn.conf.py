@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 
-
 def prepare_metrics_dir():
     """Point prometheus-client's multiprocess mode at an empty directory, once per gunicorn master.
 
@@ -182,7 +181,6 @@ def write_json_error(sock, status_int, reason, mesg):
 
 
 gunicorn.util.write_error = write_json_error
-
 
 
 def on_reload(server):
