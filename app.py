@@ -383,9 +383,6 @@ class Metrics:
 
     def count_predictions(self, model_name, answers):
         """Count scored texts by label: one increment per label, not per text."""
-        if len(answers) == 1:  # a GET: skip tallying
-            self.predictions.labels(model_name, answers[0]["prediction"]).inc()
-            return
         for label, count in collections.Counter(a["prediction"] for a in answers).items():
             self.predictions.labels(model_name, label).inc(count)
 
@@ -414,6 +411,9 @@ def unix_time(iso_timestamp):
     return datetime.fromisoformat(iso_timestamp.replace("Z", "+00:00")).timestamp()
 
 
+JSON_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # then milliseconds and "Z": UTC
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line, for log shippers (the app's own messages and gunicorn's)."""
 
@@ -421,7 +421,7 @@ class JsonLogFormatter(logging.Formatter):
 
     def format(self, record):
         """The record as a single line of JSON."""
-        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+        entry = {"time": self.formatTime(record, JSON_TIME_FORMAT) + f".{int(record.msecs):03d}Z",
                  "level": record.levelname, "logger": record.name, "message": record.getMessage()}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -431,16 +431,14 @@ class JsonLogFormatter(logging.Formatter):
 def configure_logging(log_format):
     """Send the app's own log lines (errors, reloads) to stdout as text or JSON, replacing earlier set-ups."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonLogFormatter() if log_format == "json" else logging.Formatter(TEXT_LOG_FORMAT))
+    text = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else text)
     logger = logging.getLogger("sentiment")
     for old in list(logger.handlers):
         logger.removeHandler(old)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # one line per event, not a second copy from the root logger
-
-
-TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 class AccessLog:
@@ -453,9 +451,10 @@ class AccessLog:
     def __init__(self, stream, *, json_lines):
         self.stream, self.json_lines = stream, json_lines
         self.lock = threading.Lock()  # gthread workers answer from several threads; lines must not mix
-        # JSON lines are in UTC ("Z"), text lines in local time, as the `sentiment` logger writes them.
-        self.clock, self.time_format = (time.gmtime, "%Y-%m-%dT%H:%M:%S") if json_lines else (
-            time.localtime, "%Y-%m-%d %H:%M:%S")
+        # JSON lines are in UTC ("Z"), text lines in local time with logging's default asctime format,
+        # as the `sentiment` logger writes them.
+        self.clock, self.time_format = (time.gmtime, JSON_TIME_FORMAT) if json_lines else (
+            time.localtime, logging.Formatter.default_time_format)
         self.second = (None, "")  # (Unix second, its formatted time): formatted once per second
 
     def timestamp(self, now):
@@ -466,7 +465,9 @@ class AccessLog:
             formatted = time.strftime(self.time_format, self.clock(second))
             self.second = (second, formatted)
         millis = int(now * 1000) % 1000
-        return f"{formatted}.{millis:03d}Z" if self.json_lines else f"{formatted},{millis:03d}"
+        if self.json_lines:
+            return f"{formatted}.{millis:03d}Z"
+        return logging.Formatter.default_msec_format % (formatted, millis)
 
     def write(self, *, request_id, method, path, status, seconds, model_name, remote_addr):
         """Write one request's line."""
