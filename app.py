@@ -14,7 +14,6 @@ hands over and return the texts to score or raise one of the named errors below;
 becomes a JSON `{"message": ...}` in `error_response`, the one place statuses are decided.
 """
 import argparse
-import collections
 import hmac
 import json
 import logging
@@ -372,8 +371,9 @@ class Metrics:
         self.model_info = prometheus_client.Gauge(
             "model_info", "A served model; the value is its creation time in Unix seconds.",
             ["model", "created_at"], multiprocess_mode="livemax", **common)
-        # (endpoint, method, status) -> its request counter and latency histogram, once looked up.
-        self.series = {}
+        # Labelled series, once looked up: labels() takes a lock, and this is done for every request.
+        self.series = {}  # (endpoint, method, status) -> its request counter and latency histogram
+        self.prediction_series = {}  # (model, label) -> its prediction counter
 
     def describe_models(self, models):
         """Set the model-info gauge for each served model."""
@@ -383,8 +383,15 @@ class Metrics:
 
     def count_predictions(self, model_name, answers):
         """Count scored texts by label: one increment per label, not per text."""
-        for label, count in collections.Counter(a["prediction"] for a in answers).items():
-            self.predictions.labels(model_name, label).inc(count)
+        tally = {}
+        for answer in answers:
+            tally[answer["prediction"]] = tally.get(answer["prediction"], 0) + 1
+        for label, count in tally.items():
+            key = (model_name, label)
+            series = self.prediction_series.get(key)
+            if series is None:
+                series = self.prediction_series[key] = self.predictions.labels(model_name, label)
+            series.inc(count)
 
     def observe(self, endpoint, method, status, seconds):
         """Count one answered request and its latency."""

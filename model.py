@@ -69,7 +69,7 @@ class FastScorer:
         self.class_log_prior_ = np.asarray(classifier.class_log_prior_, dtype=np.float64)
 
     def predict_proba_one(self, text):
-        """Return the class probabilities of one text, shape (n_classes,)."""
+        """Return the class probabilities of one text, a list of n_classes floats."""
         counts = {}
         vocabulary = self.vocabulary_
         for token in self.analyze_(text):
@@ -99,7 +99,7 @@ class FastScorer:
         top = max(jll)
         shifted = [exp(x - top) for x in jll]
         total = sum(shifted)
-        return np.array([x / total for x in shifted])
+        return [x / total for x in shifted]
 
     def predict_proba(self, texts):
         """Return the class probabilities of each text, shape (n_texts, n_classes)."""
@@ -192,10 +192,10 @@ class SentimentModel:
                    manifest=manifest, metrics=metrics)
 
     def rows(self, texts):
-        """Each text's class probabilities, by whichever path is faster for the batch's size."""
+        """Each text's class probabilities as a list of floats, by whichever path is faster for the batch's size."""
         if len(texts) <= FAST_PATH_MAX_BATCH:
             return [self.scorer_.predict_proba_one(text) for text in texts]
-        return self.predict_proba_sklearn(texts)
+        return self.predict_proba_sklearn(texts).tolist()
 
     def predict_proba(self, texts):
         """Class probabilities, shape (n_texts, n_labels), by whichever path is faster for the batch."""
@@ -210,8 +210,7 @@ class SentimentModel:
         return [self.answer(row) for row in self.rows(texts)]
 
     def answer(self, probabilities):
-        """Turn one row of probabilities into the answer the API returns."""
-        probabilities = probabilities.tolist()  # Python floats: rounding them is cheaper than numpy scalars
+        """Turn one text's probabilities (a list of Python floats, one per label) into the answer the API returns."""
         best = max(range(len(probabilities)), key=probabilities.__getitem__)
         return {
             "prediction": self.labels[best],

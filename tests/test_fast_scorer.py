@@ -78,7 +78,7 @@ def test_fast_scorer_matches_scikit_learn_for_every_option_the_build_can_choose(
 def test_answers_are_the_same_on_either_side_of_the_batch_size_crossover(tiny_data, model_dir, size):
     loaded = model.SentimentModel.load(model_dir / "fine-grained")
     texts = (tiny_texts(tiny_data) * (size // 100 + 1))[:size]
-    expected = [loaded.answer(row) for row in loaded.predict_proba_sklearn(texts)]
+    expected = [loaded.answer(row) for row in loaded.predict_proba_sklearn(texts).tolist()]
     assert loaded.predict(texts) == expected
 
 
