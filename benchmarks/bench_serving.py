@@ -11,9 +11,12 @@ the repo's real gunicorn.conf.py:
             framework's ceiling);
   stack     `benchmarks.stack_constant_app:app`, this service's whole stack (parsing, request ids,
             access log, metrics, CORS, headers) with scoring replaced by a constant (the service's
-            ceiling: the gap to it is what scoring costs).
+            ceiling: the gap to it is what scoring costs);
+  no-ops    `benchmarks.no_ops_app:app`, the service parsing and scoring without its per-request
+            operations (request ids, headers, CORS, metrics, access log): the gap to the service is
+            what those cost.
 wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds, so machine noise hits all
-four alike; the table shows medians over rounds, the median of the per-round ratios, the CPU time
+five alike; the table shows medians over rounds, the median of the per-round ratios, the CPU time
 the app's gunicorn workers spent per request (from /proc; wrk's own share left out), and the time
 the same GET takes through the app's WSGI callable in-process, without gunicorn. It also
 measures: median us per query on both scoring paths (in-process), phrases/s for a POST of 1,000
@@ -42,8 +45,8 @@ import bench_scoring
 
 ROOT = bench_scoring.ROOT
 APPS = {"service": "app:app", "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
-        "stack": "benchmarks.stack_constant_app:app"}
-OTHERS = ("baseline", "constant", "stack")
+        "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app"}
+OTHERS = ("baseline", "constant", "stack")  # the table's ratio columns
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
 
 
@@ -284,7 +287,7 @@ def targets(figures):
 
 
 def main(argv=None):
-    """Build models, start the four apps, measure, print the table and the other figures."""
+    """Build models, start the five apps, measure, print the table and the other figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny data, one 1-second round: a few seconds")
     parser.add_argument("--rounds", type=int, default=7, help="wrk rounds per app (default 7)")
@@ -317,10 +320,11 @@ def main(argv=None):
             servers["service"], first_startup, memory = start_service(model_dir, tmp, extra_args=extra,
                                                                       label="service")
             startup = statistics.median([first_startup, *startups])
-            for name in OTHERS:
+            others = [name for name in APPS if name != "service"]
+            for name in others:
                 servers[name] = Gunicorn(APPS[name], model_dir=model_dir, port=free_port(),
                                          log_path=tmp / f"{name}.log", extra_args=extra)
-            for name in OTHERS:
+            for name in others:
                 servers[name].wait_ready("/?query=ready")
             results = load_rounds(servers, rounds=rounds, seconds=seconds)
             batch_rate = post_batch_rate(servers["service"].url, phrases, repeats=3 if args.smoke else 10)

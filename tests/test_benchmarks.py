@@ -30,9 +30,9 @@ def test_scoring_benchmark_reports_both_paths_and_the_crossover():
 
 @pytest.mark.skipif(shutil.which("wrk") is None,
                     reason="wrk is not installed (apt-get install -y wrk); CI installs it")
-def test_serving_benchmark_prints_the_table_for_all_four_apps_without_errors():
+def test_serving_benchmark_prints_the_table_for_every_app_without_errors():
     output = run_smoke("bench_serving.py")
-    for app in ("service", "baseline", "constant", "stack"):
+    for app in ("service", "baseline", "constant", "stack", "no-ops"):
         row = re.search(rf"^{app}\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)(\s+[\d.]+x){{3}}\s+(\d+)\s+([\d.]+)$", output, re.M)
         assert row, f"no table row for {app}:\n{output}"
         assert float(row.group(1).replace(",", "")) > 0
