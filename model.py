@@ -191,15 +191,11 @@ class SentimentModel:
         return cls(name=manifest["name"], vectorizer=vectorizer, classifier=classifier,
                    manifest=manifest, metrics=metrics)
 
-    def rows(self, texts):
-        """Each text's class probabilities as a list of floats, by whichever path is faster for the batch's size."""
-        if len(texts) <= FAST_PATH_MAX_BATCH:
-            return [self.scorer_.predict_proba_one(text) for text in texts]
-        return self.predict_proba_sklearn(texts).tolist()
-
     def predict_proba(self, texts):
         """Class probabilities, shape (n_texts, n_labels), by whichever path is faster for the batch."""
-        return np.asarray(self.rows(texts)).reshape(len(texts), len(self.labels))
+        if len(texts) <= FAST_PATH_MAX_BATCH:
+            return self.scorer_.predict_proba(texts)
+        return self.predict_proba_sklearn(texts)
 
     def predict_proba_sklearn(self, texts):
         """Class probabilities through scikit-learn's own transform + predict_proba."""
@@ -207,7 +203,11 @@ class SentimentModel:
 
     def predict(self, texts):
         """Score texts; return one answer per text with prediction, confidence and probabilities."""
-        return [self.answer(row) for row in self.rows(texts)]
+        if len(texts) <= FAST_PATH_MAX_BATCH:  # the fast scorer's plain floats, with no array in between
+            rows = [self.scorer_.predict_proba_one(text) for text in texts]
+        else:
+            rows = self.predict_proba_sklearn(texts).tolist()
+        return [self.answer(row) for row in rows]
 
     def answer(self, probabilities):
         """Turn one text's probabilities (a list of Python floats, one per label) into the answer the API returns."""
