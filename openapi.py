@@ -6,6 +6,7 @@
 behaviour cannot drift apart. Tests validate it with openapi-spec-validator and fuzz the live
 server against it with schemathesis.
 """
+import util
 
 # The operations that score text or describe the models; they need the token when API_TOKEN is set.
 PROTECTED_PATHS = ("/", "/fine-grained", "/models")
@@ -15,10 +16,8 @@ def openapi_document(settings):
     """The OpenAPI 3.1 document of the service, with the limits of `settings`."""
     protected = bool(settings.get("API_TOKEN"))
     paths = {
-        "/": scoring_path("binary", ["Negative", "Positive"], settings),
-        "/fine-grained": scoring_path(
-            "fine-grained", ["Negative", "Somewhat negative", "Neutral", "Somewhat positive", "Positive"],
-            settings),
+        "/": scoring_path("binary", util.BINARY_LABELS, settings),
+        "/fine-grained": scoring_path("fine-grained", util.FINE_GRAINED_LABELS, settings),
         "/health": simple_get("Liveness and readiness", "200 once every model is loaded and verified.",
                               ref("Health")),
         "/models": simple_get("Describe the served models",
