@@ -128,6 +128,15 @@ class Server:
         self.log.seek(0)
         return self.log.read()
 
+    def workers(self):
+        """The pids of gunicorn's workers: the master's children."""
+        pid = self.process.pid
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+    def models_created_at(self):
+        """Each served model's created_at, by name, as /models shows it."""
+        return {m["name"]: m["created_at"] for m in requests.get(self.url + "/models", timeout=10).json()["models"]}
+
     def wait_healthy(self, timeout=30):
         """Block until /health answers 200; fail with gunicorn's output if it never does."""
         deadline = time.monotonic() + timeout

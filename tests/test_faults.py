@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -62,12 +61,6 @@ class Load:
             thread.join(timeout=60)
 
 
-def worker_pids(server):
-    """The pids of gunicorn's workers: the master's children."""
-    pid = server.process.pid
-    return set(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-
-
 def wait_until(condition, timeout=60, message="condition"):
     """Poll `condition` until it is true; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -76,11 +69,6 @@ def wait_until(condition, timeout=60, message="condition"):
             return
         time.sleep(0.1)
     pytest.fail(f"{message}: not reached within {timeout} s")
-
-
-def created_at(server):
-    """Each served model's creation time, as /models reports it."""
-    return {m["name"]: m["created_at"] for m in requests.get(server.url + "/models", timeout=10).json()["models"]}
 
 
 def copy_models(model_dir, destination):
@@ -93,11 +81,11 @@ def test_a_worker_killed_under_load_is_replaced_and_only_its_in_flight_requests_
     server = Server(model_dir).wait_healthy()
     try:
         with Load(server.url, threads=4) as load:
-            wait_until(lambda: len(worker_pids(server)) >= 2, message="two workers booted")
-            before = worker_pids(server)
+            wait_until(lambda: len(server.workers()) >= 2, message="two workers booted")
+            before = server.workers()
             victim = min(before)
             os.kill(victim, signal.SIGKILL)
-            wait_until(lambda: victim not in worker_pids(server) and len(worker_pids(server)) == len(before),
+            wait_until(lambda: victim not in server.workers() and len(server.workers()) == len(before),
                        message="a replacement worker")
             answered_before_replacement = len(load.outcomes)
             load.wait_for(200)
@@ -142,7 +130,7 @@ def test_a_model_rebuilt_while_serving_is_served_after_sighup_with_no_failed_req
     models = copy_models(model_dir, tmp_path / "models")
     server = Server(models).wait_healthy()
     try:
-        old = created_at(server)
+        old = server.models_created_at()
         with Load(server.url, threads=4) as load:
             assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(models)]) == 0
             new = {name: model.read_manifest((models / name).resolve())["created_at"] for name in old}
@@ -150,7 +138,7 @@ def test_a_model_rebuilt_while_serving_is_served_after_sighup_with_no_failed_req
             load.wait_for(50)
             server.process.send_signal(signal.SIGHUP)
             # Old workers finish their requests and go; every answer must come from a new one, ten times over.
-            wait_until(lambda: all(created_at(server) == new for _ in range(10)), message="the new models served")
+            wait_until(lambda: all(server.models_created_at() == new for _ in range(10)), message="the new models served")
             load.wait_for(200)
         answered = len(load.outcomes)
     finally:
@@ -208,18 +196,18 @@ def test_a_build_killed_half_way_leaves_the_previous_model_serving(model_dir, ti
     models = copy_models(model_dir, tmp_path / "models")
     server = Server(models).wait_healthy()
     try:
-        before = created_at(server)
+        before = server.models_created_at()
         build = subprocess.run(
             [sys.executable, "-c", KILLED_BUILD.format(patch=KILL_POINTS[kill_point]),
              str(tiny_data / "train.tsv"), str(models)], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert build.returncode == -signal.SIGKILL, build.stdout + build.stderr
         assert requests.get(server.url + "/?query=good", timeout=10).status_code == 200
-        assert created_at(server) == before
+        assert server.models_created_at() == before
     finally:
         server.stop()
     assert {name: m.manifest["created_at"] for name, m in model.load_models(models).items()} == before
     restarted = Server(models).wait_healthy()
     try:
-        assert created_at(restarted) == before
+        assert restarted.models_created_at() == before
     finally:
         restarted.stop()

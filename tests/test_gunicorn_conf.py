@@ -3,23 +3,11 @@ reload onto broken models keeps answering with the old ones."""
 import shutil
 import signal
 import time
-from pathlib import Path
 
 import requests
 
 import build_model
 from conftest import Server
-
-
-def created_at(server):
-    """Each served model's created_at, by name, as /models shows it."""
-    return {m["name"]: m["created_at"] for m in requests.get(server.url + "/models", timeout=5).json()["models"]}
-
-
-def workers(server):
-    """The pids of gunicorn's workers (the master's children)."""
-    pid = server.process.pid
-    return set(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
 
 
 def wait_for(predicate, timeout=30):
@@ -34,10 +22,10 @@ def test_sighup_serves_the_models_built_since_start(tiny_data, model_dir, tmp_pa
     models = shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
     server = Server(models).wait_healthy()
     try:
-        before = created_at(server)
+        before = server.models_created_at()
         assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(models)]) == 0
         server.process.send_signal(signal.SIGHUP)
-        after = wait_for(lambda: (now := created_at(server)) != before and now)
+        after = wait_for(lambda: (now := server.models_created_at()) != before and now)
         assert after and all(after[name] > before[name] for name in before)
         assert requests.get(server.url + "/", params={"query": "a superb film"}, timeout=5).status_code == 200
     finally:
@@ -48,12 +36,12 @@ def test_sighup_onto_a_broken_model_keeps_answering_with_the_old_one(model_dir, 
     models = shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
     server = Server(models).wait_healthy()
     try:
-        before, old_workers = created_at(server), workers(server)
+        before, old_workers = server.models_created_at(), server.workers()
         (models / "binary" / "SentimentClassifier.pkl").write_bytes(b"not the model")
         server.process.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: not workers(server) & old_workers), "the reload never replaced the workers"
+        assert wait_for(lambda: not server.workers() & old_workers), "the reload never replaced the workers"
         assert server.process.poll() is None
-        assert created_at(server) == before
+        assert server.models_created_at() == before
         answer = requests.get(server.url + "/", params={"query": "a superb film"}, timeout=5)
         assert answer.status_code == 200 and answer.json()["prediction"] in ("Negative", "Positive")
     finally:

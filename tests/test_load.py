@@ -28,12 +28,6 @@ RSS_SLACK_KIB = 2 * 1024
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
 
 
-def worker_pids(server):
-    """The pids of gunicorn's workers: the master's children."""
-    pid = server.process.pid
-    return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-
-
 def rss_kib(pid):
     """Resident memory of a process, in KiB."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -67,15 +61,15 @@ def run_wrk(url, total, work_dir):
 def test_a_soak_of_100_000_requests_fails_none_and_does_not_grow_memory(model_dir, tmp_path):
     server = Server(model_dir).wait_healthy()
     try:
-        rss_start = {pid: rss_kib(pid) for pid in worker_pids(server)}  # some may still be booting
+        rss_start = {pid: rss_kib(pid) for pid in server.workers()}  # some may still be booting
         warm = run_wrk(server.url, WARM_UP_REQUESTS, tmp_path)
-        workers = worker_pids(server)
+        workers = server.workers()
         rss_warm = {pid: rss_kib(pid) for pid in workers}
         first = run_wrk(server.url, SOAK_REQUESTS // 2, tmp_path)
         rss_mid = {pid: rss_kib(pid) for pid in workers}
         second = run_wrk(server.url, SOAK_REQUESTS - SOAK_REQUESTS // 2, tmp_path)
         rss_end = {pid: rss_kib(pid) for pid in workers}
-        workers_after = worker_pids(server)
+        workers_after = server.workers()
     finally:
         server.stop()
     requests = first["requests"] + second["requests"]
