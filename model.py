@@ -1,9 +1,8 @@
-"""The sentiment model: load a built model folder, verify it, and score texts. No HTTP here.
+"""The sentiment model: load a built model folder and score texts. No HTTP here.
 
-A model folder (written by `build_model.py`) holds the two pickles, `metrics.json` and
-`manifest.json`. `SentimentModel.load()` checks every file's sha256 against the manifest and the
-scikit-learn version against the one that trained it *before* unpickling anything: a pickle can run
-arbitrary code, so only artifacts that match their manifest are trusted.
+`SentimentModel.load(folder)` reads a model folder through `artifacts.read_verified`, which checks
+every file against its manifest before anything is unpickled; `load_models(model_dir)` loads every
+folder under a model directory. `predict(texts)` returns plain data: one answer per text.
 
 Scoring has two paths that compute the same probabilities (tests prove it to 1e-9):
 `FastScorer` does the arithmetic of TF-IDF + MultinomialNB directly for one text, without
@@ -11,23 +10,14 @@ scikit-learn's per-call validation and sparse-matrix set-up; the scikit-learn pa
 (`transform` + `predict_proba`) is faster for large batches. `SentimentModel.predict_proba` picks
 by batch size.
 """
-import hashlib
-import pickle
 from math import exp, log, sqrt
-from pathlib import Path
 
 import numpy as np
-import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.naive_bayes import MultinomialNB
 
-import util
-
-VECTORIZER_FILE = "TFIDFVectorizer.pkl"
-CLASSIFIER_FILE = "SentimentClassifier.pkl"
-METRICS_FILE = "metrics.json"
-MANIFEST_FILE = "manifest.json"
-ARTIFACT_FILES = (VECTORIZER_FILE, CLASSIFIER_FILE, METRICS_FILE)
+import artifacts
+from artifacts import ModelError
 
 # Batches up to this size are scored one text at a time by FastScorer; larger ones by
 # scikit-learn's vectorised path. Measured with `python benchmarks/bench_scoring.py` (fine-grained
@@ -35,10 +25,6 @@ ARTIFACT_FILES = (VECTORIZER_FILE, CLASSIFIER_FILE, METRICS_FILE)
 # scikit-learn ~0.8 ms per call plus ~8 us per text, so it wins from 150 texts in two runs (100:
 # 1.47 vs 1.57 ms; 150: 2.36 vs 1.99 ms). 100 is the largest size where the fast path won every run.
 FAST_PATH_MAX_BATCH = 100
-
-
-class ModelError(Exception):
-    """A model folder cannot be trusted or used: missing, altered, or built by another scikit-learn."""
 
 
 class FastScorer:
@@ -182,18 +168,13 @@ class SentimentModel:
     @classmethod
     def load(cls, folder):
         """Verify and load a model folder; raise `ModelError` naming the file at fault."""
-        folder = resolve_folder(folder)  # one fixed version, even if a build swaps the link meanwhile
-        manifest = read_manifest(folder)
-        verify_artifacts(folder, manifest)
-        vectorizer = unpickle(folder / VECTORIZER_FILE, manifest["artifacts"][VECTORIZER_FILE])
-        classifier = unpickle(folder / CLASSIFIER_FILE, manifest["artifacts"][CLASSIFIER_FILE])
-        metrics = util.read_json(folder / METRICS_FILE)
+        manifest, vectorizer, classifier, metrics = artifacts.read_verified(folder)
         return cls(name=manifest["name"], vectorizer=vectorizer, classifier=classifier,
                    manifest=manifest, metrics=metrics)
 
     def predict_proba(self, texts):
         """Class probabilities, shape (n_texts, n_labels), by whichever path is faster for the batch."""
-        if len(texts) <= FAST_PATH_MAX_BATCH:
+        if uses_fast_path(texts):
             return self.scorer_.predict_proba(texts)
         return self.predict_proba_sklearn(texts)
 
@@ -203,7 +184,7 @@ class SentimentModel:
 
     def predict(self, texts):
         """Score texts; return one answer per text with prediction, confidence and probabilities."""
-        if len(texts) <= FAST_PATH_MAX_BATCH:  # the fast scorer's plain floats, with no array in between
+        if uses_fast_path(texts):  # the fast scorer's plain floats, with no array in between
             rows = [self.scorer_.predict_proba_one(text) for text in texts]
         else:
             rows = self.predict_proba_sklearn(texts).tolist()
@@ -230,78 +211,15 @@ class SentimentModel:
         }
 
 
-def resolve_folder(folder):
-    """The real folder behind a model folder or its link; `ModelError` if there is none."""
-    real = Path(folder).resolve()
-    if not real.is_dir():
-        via = f" (it links to {real}, which is gone)" if Path(folder).is_symlink() else ""
-        raise ModelError(f"{folder}: no such model folder{via}. Build it with `python build_model.py`.")
-    return real
-
-
-def read_manifest(folder):
-    """Read and sanity-check `manifest.json` of a model folder."""
-    path = folder / MANIFEST_FILE
-    if not path.is_file():
-        raise ModelError(f"{path}: missing. Rebuild the model with `python build_model.py`.")
-    try:
-        manifest = util.read_json(path)
-        artifacts = manifest["artifacts"]
-        trained_with = manifest["versions"]["scikit-learn"]
-        manifest["name"], manifest["labels"], manifest["created_at"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{path}: not a valid manifest ({exc!r}). Rebuild the model.") from None
-    if not isinstance(artifacts, dict):
-        raise ModelError(f"{path}: 'artifacts' must map file names to sha256 hashes. Rebuild the model.")
-    missing = [name for name in ARTIFACT_FILES if name not in artifacts]
-    if missing:
-        raise ModelError(f"{path}: lists no hash for {', '.join(missing)}. Rebuild the model.")
-    if trained_with != sklearn.__version__:
-        raise ModelError(
-            f"{path}: trained with scikit-learn {trained_with}, but {sklearn.__version__} is installed. "
-            "Install the version in requirements.txt or rebuild the model.")
-    return manifest
-
-
-def verify_artifacts(folder, manifest):
-    """Check each artifact's sha256 against the manifest before anything is unpickled."""
-    for name, expected in manifest["artifacts"].items():
-        path = folder / name
-        if not path.is_file():
-            raise ModelError(f"{path}: missing. Rebuild the model with `python build_model.py`.")
-        if util.sha256_file(path) != expected:
-            raise ModelError(
-                f"{path}: sha256 does not match manifest.json; the file was altered or truncated. "
-                "Refusing to load it. Rebuild the model with `python build_model.py`.")
-
-
-def unpickle(path, sha256):
-    """Unpickle the very bytes whose sha256 is checked here, so a file swapped after
-    `verify_artifacts` is never unpickled."""
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise ModelError(f"{path}: changed while the model was loading; refusing to load it. Try again.")
-    try:
-        return pickle.loads(data)
-    except Exception as exc:  # a verified file that will not load is still a broken model
-        raise ModelError(f"{path}: cannot be unpickled ({exc!r}). Rebuild the model.") from None
-
-
-def model_folders(model_dir):
-    """The model folders under `model_dir`; raise `ModelError` when there are none."""
-    model_dir = Path(model_dir)
-    # A link whose target is gone still counts, so it fails loudly instead of being skipped.
-    folders = sorted(p for p in model_dir.iterdir()
-                     if (p.is_dir() or p.is_symlink()) and not p.name.startswith(".")) if model_dir.is_dir() else []
-    if not folders:
-        raise ModelError(f"{model_dir}: no models found. Build them with `python build_model.py --out {model_dir}`.")
-    return folders
+def uses_fast_path(texts):
+    """True when `FastScorer` scores this batch faster than scikit-learn (see FAST_PATH_MAX_BATCH)."""
+    return len(texts) <= FAST_PATH_MAX_BATCH
 
 
 def load_models(model_dir):
     """Load every model folder under `model_dir`, keyed by name; raise `ModelError` if any is bad."""
     models = {}
-    for folder in model_folders(model_dir):
+    for folder in artifacts.model_folders(model_dir):
         loaded = SentimentModel.load(folder)
         models[loaded.name] = loaded
     return models

@@ -1,41 +1,45 @@
 """The API's contract: an OpenAPI 3.1 document built from the running app's settings.
 
-`openapi_document(settings)` returns the document `GET /openapi.json` serves. The limits in it
-(`MAX_QUERY_LENGTH`, `MAX_BATCH_SIZE`, `MAX_CONTENT_LENGTH`) and the bearer-token requirement
-(`API_TOKEN`) come from the same settings the request parsers use, so the contract and the
-behaviour cannot drift apart. Tests validate it with openapi-spec-validator and fuzz the live
-server against it with schemathesis.
+`openapi_document(settings)` returns the document `GET /openapi.json` serves. The routes come from
+`config.ROUTES` and `pages.PAGE_ROUTES`, the endpoints behind the token from
+`config.PROTECTED_ENDPOINTS`, and the limits (`MAX_QUERY_LENGTH`, `MAX_BATCH_SIZE`,
+`MAX_CONTENT_LENGTH`) and the token requirement (`API_TOKEN`) from the same settings the request
+parsers use, so the contract and the behaviour cannot drift apart. Tests validate it with
+openapi-spec-validator, compare its paths with the app's URL map, and fuzz a live server against it
+with schemathesis.
 """
-import util
+import re
 
-# The operations that score text or describe the models; they need the token when API_TOKEN is set.
-PROTECTED_PATHS = ("/", "/fine-grained", "/models")
+import pages
+import util
+from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES
 
 
 def openapi_document(settings):
     """The OpenAPI 3.1 document of the service, with the limits of `settings`."""
-    protected = bool(settings.get("API_TOKEN"))
-    paths = {
-        "/": scoring_path("binary", util.BINARY_LABELS, settings),
-        "/fine-grained": scoring_path("fine-grained", util.FINE_GRAINED_LABELS, settings),
-        "/health": simple_get("Liveness and readiness", "200 once every model is loaded and verified.",
-                              ref("Health")),
-        "/models": simple_get("Describe the served models",
-                              "Labels, held-out metrics, hyper-parameters, creation time and a hash of the "
-                              "training data of every served model. No file-system paths.", ref("Models")),
-        "/openapi.json": simple_get("This document", "The OpenAPI 3.1 description of the API.",
-                                    {"type": "object"}),
-        "/metrics": other_get("Prometheus metrics", "Counters and latency histograms in the Prometheus text "
-                              "exposition format.", "text/plain"),
-        "/docs": other_get("API documentation", "A page rendering this document.", "text/html"),
-        "/docs/{name}": asset_path("A file of the documentation page (Swagger UI's, from its package)",
-                                   "swagger-ui-bundle.js, swagger-ui.css or favicon-32x32.png"),
-        "/static/{name}": asset_path("A script or style sheet of the pages", "demo.css, demo.js or docs.js"),
-        "/demo": other_get("Demo page", "A page to type a review and see both models' answers.", "text/html"),
-    }
+    protected = settings.API_TOKEN is not None
+    paths = {route: scoring_path(name, util.LABELS[name], settings) for name, route in MODEL_ROUTES.items()}
+    paths.update({
+        ROUTES["health"]: simple_get("Liveness and readiness", "200 once every model is loaded and verified.",
+                                     ref("Health")),
+        ROUTES["models"]: simple_get("Describe the served models",
+                                     "Labels, held-out metrics, hyper-parameters, creation time and a hash of the "
+                                     "training data of every served model. No file-system paths.", ref("Models")),
+        ROUTES["openapi"]: simple_get("This document", "The OpenAPI 3.1 description of the API.", {"type": "object"}),
+        ROUTES["metrics"]: other_get("Prometheus metrics", "Counters and latency histograms in the Prometheus text "
+                                     "exposition format.", "text/plain"),
+        openapi_path(pages.PAGE_ROUTES["docs"]): other_get("API documentation", "A page rendering this document.",
+                                                           "text/html"),
+        openapi_path(pages.PAGE_ROUTES["docs_asset"]): asset_path(
+            "A file of the documentation page (Swagger UI's, from its package)", pages.SWAGGER_UI_FILES),
+        openapi_path(pages.PAGE_ROUTES["page_asset"]): asset_path("A script or style sheet of the pages",
+                                                                  pages.PAGE_ASSETS),
+        openapi_path(pages.PAGE_ROUTES["demo"]): other_get(
+            "Demo page", "A page to type a review and see every model's answer.", "text/html"),
+    })
     if protected:
-        for path in PROTECTED_PATHS:
-            for operation in paths[path].values():
+        for endpoint in PROTECTED_ENDPOINTS:
+            for operation in paths[ROUTES[endpoint]].values():
                 operation["security"] = [{"bearerToken": []}]
                 operation["responses"]["401"] = {"$ref": "#/components/responses/Unauthorized"}
     document = {
@@ -47,7 +51,7 @@ def openapi_document(settings):
             "description": (
                 "Every error answers JSON `{\"message\": \"...\"}` saying what to do next. "
                 "Unknown paths answer 404 and other methods 405 with an `Allow` header, both as JSON. "
-                f"Request bodies over {settings['MAX_CONTENT_LENGTH']:,} bytes answer 413."),
+                f"Request bodies over {settings.MAX_CONTENT_LENGTH:,} bytes answer 413."),
         },
         "paths": paths,
         "components": components(settings),
@@ -57,6 +61,11 @@ def openapi_document(settings):
             "bearerToken": {"type": "http", "scheme": "bearer",
                             "description": "The value of the server's API_TOKEN setting."}}
     return document
+
+
+def openapi_path(rule):
+    """A Flask URL rule (`/docs/<name>`) as an OpenAPI path (`/docs/{name}`)."""
+    return re.sub(r"<(?:[a-z]+:)?(\w+)>", r"{\1}", rule)
 
 
 def ref(name):
@@ -107,7 +116,7 @@ def scoring_path(name, labels, settings):
         "post": {
             "operationId": f"score_{name.replace('-', '_')}_batch",
             "summary": f"Score a batch of texts with the {name} model",
-            "description": (f"Up to {settings['MAX_BATCH_SIZE']:,} texts per request; the answers come in the "
+            "description": (f"Up to {settings.MAX_BATCH_SIZE:,} texts per request; the answers come in the "
                             "order of the texts. A bad element answers 400 naming its index, e.g. `queries[3]`."),
             "requestBody": {"required": True, "content": json_content(ref("Batch"))},
             "responses": {
@@ -135,7 +144,8 @@ def other_get(summary, description, media_type):
 
 def asset_path(summary, names):
     """GET one of the few files the pages load, by name; any other name is a 404."""
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": names}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "One of " + ", ".join(names) + "."}
     return {"get": {"summary": summary, "parameters": [name], "responses": {
         "200": {"description": "The file, served by the app itself (no CDN).", "content": {"*/*": {}}},
         "404": {"description": "No such file.", "content": json_content(ref("Error"))},
@@ -144,7 +154,7 @@ def asset_path(summary, names):
 
 def components(settings):
     """The shared schemas and error responses, with the limits of `settings`."""
-    max_length, max_batch = settings["MAX_QUERY_LENGTH"], settings["MAX_BATCH_SIZE"]
+    max_length, max_batch = settings.MAX_QUERY_LENGTH, settings.MAX_BATCH_SIZE
     probability = {"type": "number", "minimum": 0, "maximum": 1}
     error = {"description": "", "content": json_content(ref("Error"))}
     return {
@@ -199,14 +209,9 @@ def components(settings):
             "BadRequest": {**error, "description": "No usable text: missing, blank, sent twice, not a string, "
                                                   "malformed JSON or form data, invalid UTF-8."},
             "ModelNotBuilt": {**error, "description": "This model is not built on this server."},
-            "MethodNotAllowed": {
-                **error, "description": "The method is not one this path accepts.",
-                "headers": {"Allow": {"required": True, "schema": {"type": "string"},
-                                      "description": "The methods this path accepts."}},
-            },
             "TooLarge": {**error, "description": f"A text over {max_length:,} characters, a batch over "
                                                 f"{max_batch:,} texts, or a body over "
-                                                f"{settings['MAX_CONTENT_LENGTH']:,} bytes."},
+                                                f"{settings.MAX_CONTENT_LENGTH:,} bytes."},
             "UrlTooLong": {**error, "description": "The URL is over the HTTP server's limit (gunicorn's "
                                                   "limit_request_line, 4,094 bytes by default): send long texts "
                                                   "in the body."},

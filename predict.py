@@ -16,10 +16,9 @@ import os
 import sys
 from pathlib import Path
 
+import config
 import model
 import util
-
-HERE = Path(__file__).resolve().parent
 
 
 def open_text(path):
@@ -67,9 +66,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Score a Kaggle test.tsv or a text file, one text per line.")
     parser.add_argument("input", type=Path, help="Kaggle test.tsv(.gz), or a text file with one text per line")
     parser.add_argument("-o", "--output", default="-", help="where to write the CSV (default: standard output)")
-    parser.add_argument("--model", default="fine-grained", choices=["fine-grained", "binary"],
+    parser.add_argument("--model", default="fine-grained", choices=list(config.MODEL_ROUTES),
                         help="which model scores plain text (a Kaggle submission always uses fine-grained)")
-    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", HERE / "lib" / "models")),
+    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR") or config.DEFAULT_MODEL_DIR),
                         help="where the models are (default $MODEL_DIR or lib/models)")
     args = parser.parse_args(argv)
     if not args.input.is_file():

@@ -16,6 +16,7 @@ import pandas as pd
 # Kaggle's labels 0-4, in order; the binary model keeps only the two ends.
 FINE_GRAINED_LABELS = ["Negative", "Somewhat negative", "Neutral", "Somewhat positive", "Positive"]
 BINARY_LABELS = ["Negative", "Positive"]
+LABELS = {"binary": BINARY_LABELS, "fine-grained": FINE_GRAINED_LABELS}  # by model name
 
 # The process's umask, read once at import (reading it means setting it): files written atomically
 # get the permissions an ordinary open() would give them, not mkstemp's private 0600.

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, free_port
+from support import ROOT, free_port
 
 
 def dockerfile_instructions():

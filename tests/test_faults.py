@@ -15,7 +15,7 @@ import requests
 
 import build_model
 import model
-from conftest import ROOT, Server, free_port
+from support import ROOT, Server, free_port
 
 PATHS = ["/?query=a+brilliant+superb+film", "/fine-grained?query=dull+tedious+plot"]
 

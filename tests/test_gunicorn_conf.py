@@ -7,7 +7,7 @@ import time
 import requests
 
 import build_model
-from conftest import Server
+from support import Server
 
 
 def wait_for(predicate, timeout=30):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server
+from support import Server
 
 SCRIPT = Path(__file__).resolve().parent / "load" / "soak.lua"
 SOAK_REQUESTS = int(os.environ.get("SOAK_REQUESTS", 100_000))

@@ -4,7 +4,7 @@ import json
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import ROOT
+from support import ROOT
 
 NOTEBOOK = ROOT / "notebooks" / "client.ipynb"
 

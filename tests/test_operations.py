@@ -12,7 +12,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import AccessLog, ConfigError, create_app, load_config
-from conftest import Server
+from support import Server
 
 UUID_HEX = re.compile(r"[0-9a-f]{32}")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Server
+from support import ROOT, Server
 
 README = (ROOT / "README.md").read_text()
 README_URL = "http://127.0.0.1:5000"

@@ -10,7 +10,7 @@ import sklearn
 
 import model
 from app import create_app
-from conftest import ROOT, Server, free_port
+from support import ROOT, Server, free_port
 
 TOKEN = "correct-horse-battery-staple"
 # Werkzeug's debugger serves its own JavaScript to any URL with these parameters when debug is on.

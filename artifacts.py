@@ -1,0 +1,226 @@
+"""The artifact contract: what a model folder holds, its manifest, verification, and atomic publishing.
+
+A model folder holds the two pickles the tutorial named, `metrics.json`, plots, and `manifest.json`:
+the model's name, labels, hyper-parameters, training data, library versions, creation time and every
+other file's sha256. `build_model.py` writes folders with `publish()` and `write_manifest()`;
+`model.py` reads them with `read_verified()`, which checks every hash and the scikit-learn version
+*before* unpickling anything: a pickle can run code, so only files that match their manifest are
+trusted.
+
+On disk, `MODEL_DIR/<name>` is a symlink to `MODEL_DIR/.versions/<name>-<time>/`; publishing a new
+version switches the link in one `os.replace`, so readers see the old model or the whole new one.
+"""
+import fcntl
+import hashlib
+import os
+import pickle
+import platform
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import scipy
+import sklearn
+
+import util
+
+VECTORIZER_FILE = "TFIDFVectorizer.pkl"
+CLASSIFIER_FILE = "SentimentClassifier.pkl"
+METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.json"
+TUNING_FILE = "tuning.json"
+# Files every model folder must have and its manifest must hash; plots and tuning.json are hashed too.
+REQUIRED_FILES = (VECTORIZER_FILE, CLASSIFIER_FILE, METRICS_FILE)
+VERSIONS_DIR = ".versions"
+
+
+class ModelError(Exception):
+    """A model folder cannot be trusted or used: missing, altered, or built by another scikit-learn."""
+
+
+# --- Writing ------------------------------------------------------------------------------------
+
+def write_manifest(folder, *, name, labels, hyperparameters, training_data):
+    """Write `manifest.json` for the files already in `folder`: what the model is and every file's sha256."""
+    util.write_json(Path(folder) / MANIFEST_FILE, {
+        "name": name,
+        "labels": list(labels),
+        "hyperparameters": hyperparameters,
+        "training_data": training_data,
+        "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+                     "numpy": np.__version__, "scipy": scipy.__version__},
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "artifacts": {p.name: util.sha256_file(p) for p in sorted(Path(folder).iterdir()) if p.name != MANIFEST_FILE},
+    })
+
+
+def write_pickle(path, obj):
+    """Pickle `obj` to `path` (a file in a staging folder, which `publish` makes durable)."""
+    Path(path).write_bytes(pickle.dumps(obj))
+
+
+def publish(out_dir, name, write):
+    """Publish a model folder atomically: a new model appears whole, or the old one stays.
+
+    `write(folder)` fills a private staging folder; it is then renamed to
+    `DIR/.versions/<name>-<time>/` and the symlink `DIR/<name>` is switched to it with one
+    `os.replace`. A build that fails removes its staging folder before the error goes on; a build
+    killed at any point leaves `DIR/<name>` pointing at the previous model, and its leftovers are
+    removed by the next build. Builds running at the same time take turns (a lock on
+    `.versions/.lock`) from the rename on. Returns the link.
+    """
+    out_dir = Path(out_dir)
+    versions = out_dir / VERSIONS_DIR
+    versions.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(versions)
+    staging = Path(tempfile.mkdtemp(dir=versions, prefix=f"staging-{os.getpid()}-"))
+    try:
+        write(staging)
+        for path in staging.iterdir():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        # mkdtemp makes the folder private (0700); a server running as another user must read it.
+        os.chmod(staging, 0o777 & ~util.UMASK)
+        with open(versions / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed, or when a killed build's process ends
+            final = versions / f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+            os.rename(staging, final)
+            previous = switch_link(out_dir, name, final)
+            remove_old_versions(versions, name, keep=(final, previous))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a full disk must not stay full of a failed build
+        raise
+    return out_dir / name
+
+
+def switch_link(out_dir, name, final):
+    """Point `out_dir/name` at `final` in one `os.replace`; return the version it pointed at before."""
+    link = out_dir / name
+    previous = link.resolve() if link.is_symlink() else None
+    if link.is_dir() and not link.is_symlink():  # a folder copied in by hand: keep it as a version
+        previous = out_dir / VERSIONS_DIR / f"{name}-copied-{time.time_ns()}"
+        os.rename(link, previous)
+    tmp_link = out_dir / f".{name}.{os.getpid()}.link"
+    tmp_link.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(final, out_dir), tmp_link)
+    os.replace(tmp_link, link)
+    return previous
+
+
+def remove_abandoned_staging(versions):
+    """Delete staging folders and temporary links left by builds that were killed (their process is gone)."""
+    leftovers = [(path, path.name.split("-")[1]) for path in versions.glob("staging-*")]
+    leftovers += [(path, path.name.split(".")[-2]) for path in versions.parent.glob(".*.*.link")]
+    for path, pid in leftovers:
+        if not pid.isdigit() or process_exists(int(pid)):
+            continue
+        if path.is_symlink():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def process_exists(pid):
+    """True while process `pid` runs (or belongs to another user, so it cannot be checked)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_old_versions(versions, name, keep):
+    """Delete `name`'s versions but those in `keep`: the new one and the one it replaced (a server may
+    still be loading it). Versions that a killed build renamed into place but never published go too."""
+    keep = {Path(p).resolve() for p in keep if p is not None}
+    for path in versions.glob(f"{name}-*"):
+        if path.resolve() not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# --- Reading ------------------------------------------------------------------------------------
+
+def model_folders(model_dir):
+    """The model folders under `model_dir`; raise `ModelError` when there are none."""
+    model_dir = Path(model_dir)
+    # A link whose target is gone still counts, so it fails loudly instead of being skipped.
+    folders = sorted(p for p in model_dir.iterdir()
+                     if (p.is_dir() or p.is_symlink()) and not p.name.startswith(".")) if model_dir.is_dir() else []
+    if not folders:
+        raise ModelError(f"{model_dir}: no models found. Build them with `python build_model.py --out {model_dir}`.")
+    return folders
+
+
+def read_verified(folder):
+    """Verify a model folder and load it; return (manifest, vectorizer, classifier, metrics).
+
+    Raises `ModelError` naming the file at fault. Every hash is checked before anything is unpickled.
+    """
+    folder = resolve_folder(folder)  # one fixed version, even if a build swaps the link meanwhile
+    manifest = read_manifest(folder)
+    verify_artifacts(folder, manifest)
+    vectorizer = unpickle(folder / VECTORIZER_FILE, manifest["artifacts"][VECTORIZER_FILE])
+    classifier = unpickle(folder / CLASSIFIER_FILE, manifest["artifacts"][CLASSIFIER_FILE])
+    return manifest, vectorizer, classifier, util.read_json(folder / METRICS_FILE)
+
+
+def resolve_folder(folder):
+    """The real folder behind a model folder or its link; `ModelError` if there is none."""
+    real = Path(folder).resolve()
+    if not real.is_dir():
+        via = f" (it links to {real}, which is gone)" if Path(folder).is_symlink() else ""
+        raise ModelError(f"{folder}: no such model folder{via}. Build it with `python build_model.py`.")
+    return real
+
+
+def read_manifest(folder):
+    """Read and sanity-check `manifest.json` of a model folder."""
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelError(f"{path}: missing. Rebuild the model with `python build_model.py`.")
+    try:
+        manifest = util.read_json(path)
+        artifacts = manifest["artifacts"]
+        trained_with = manifest["versions"]["scikit-learn"]
+        manifest["name"], manifest["labels"], manifest["created_at"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: not a valid manifest ({exc!r}). Rebuild the model.") from None
+    if not isinstance(artifacts, dict):
+        raise ModelError(f"{path}: 'artifacts' must map file names to sha256 hashes. Rebuild the model.")
+    missing = [name for name in REQUIRED_FILES if name not in artifacts]
+    if missing:
+        raise ModelError(f"{path}: lists no hash for {', '.join(missing)}. Rebuild the model.")
+    if trained_with != sklearn.__version__:
+        raise ModelError(
+            f"{path}: trained with scikit-learn {trained_with}, but {sklearn.__version__} is installed. "
+            "Install the version in requirements.txt or rebuild the model.")
+    return manifest
+
+
+def verify_artifacts(folder, manifest):
+    """Check each artifact's sha256 against the manifest before anything is unpickled."""
+    for name, expected in manifest["artifacts"].items():
+        path = folder / name
+        if not path.is_file():
+            raise ModelError(f"{path}: missing. Rebuild the model with `python build_model.py`.")
+        if util.sha256_file(path) != expected:
+            raise ModelError(
+                f"{path}: sha256 does not match manifest.json; the file was altered or truncated. "
+                "Refusing to load it. Rebuild the model with `python build_model.py`.")
+
+
+def unpickle(path, sha256):
+    """Unpickle the very bytes whose sha256 is checked here, so a file swapped after
+    `verify_artifacts` is never unpickled."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ModelError(f"{path}: changed while the model was loading; refusing to load it. Try again.")
+    try:
+        return pickle.loads(data)
+    except Exception as exc:  # a verified file that will not load is still a broken model
+        raise ModelError(f"{path}: cannot be unpickled ({exc!r}). Rebuild the model.") from None

@@ -1,0 +1,96 @@
+"""Settings: every fact the service, the CLIs and the pages share, and the environment read once.
+
+No Flask here. `Settings.from_env()` reads the environment variables once, at start-up; tests and
+tools build `Settings.from_mapping({...})`, which never looks at the environment. The routes, the
+endpoints behind the token and the default model folder are defined here once and imported by
+`app.py`, `openapi.py`, `predict.py`, `build_model.py` and the tests.
+"""
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_MODEL_DIR = HERE / "lib" / "models"
+
+# The scoring routes, by the model each serves (the model folder's name under MODEL_DIR).
+MODEL_ROUTES = {"binary": "/", "fine-grained": "/fine-grained"}
+# Every JSON and metrics route, by endpoint name; the pages' routes are in pages.PAGE_ROUTES.
+ROUTES = {**MODEL_ROUTES, "health": "/health", "models": "/models", "openapi": "/openapi.json", "metrics": "/metrics"}
+# Endpoints that need the token when API_TOKEN is set; /health, /openapi.json and the pages stay open
+# for probes and people.
+PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"models"}
+LOG_FORMATS = ("text", "json")
+
+
+class ConfigError(Exception):
+    """A setting has a value the service cannot use."""
+
+
+def positive_int(name, raw, default):
+    """An integer setting that must be at least 1; `raw` may be a string (from the environment) or an int."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1 or isinstance(raw, bool):
+        raise ConfigError(f"{name}={raw!r}: must be a whole number of at least 1 (default {default}).")
+    return value
+
+
+def one_of(name, raw, choices):
+    """A setting that must be one of `choices`; the first is the default."""
+    value = raw or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: must be one of {', '.join(choices)} (default {choices[0]}).")
+    return value
+
+
+def origins(raw):
+    """CORS_ORIGINS: a comma-separated string or a list; `*` allows any origin."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    return tuple(o.strip() for o in items if o.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's settings, named as the environment variables that set them."""
+
+    MODEL_DIR: str = str(DEFAULT_MODEL_DIR)
+    MAX_QUERY_LENGTH: int = 10_000  # characters per text
+    MAX_BATCH_SIZE: int = 1_000  # texts per POST
+    MAX_CONTENT_LENGTH: int = 1 << 20  # bytes per request body
+    API_TOKEN: str | None = None  # when set, scoring and /models need `Authorization: Bearer <token>`
+    CORS_ORIGINS: tuple = ("*",)
+    LOG_FORMAT: str = "text"
+    # Set by gunicorn's hooks (or the operator): metrics are then summed over every worker's files.
+    PROMETHEUS_MULTIPROC_DIR: str | None = field(default=None)
+
+    def __post_init__(self):
+        """Check and normalise every value, whether it came from the environment or from a mapping."""
+        default = Settings.__dataclass_fields__
+        checked = {
+            "MODEL_DIR": str(self.MODEL_DIR or default["MODEL_DIR"].default),
+            "LOG_FORMAT": one_of("LOG_FORMAT", self.LOG_FORMAT, LOG_FORMATS),
+            "CORS_ORIGINS": origins(self.CORS_ORIGINS),
+            "API_TOKEN": self.API_TOKEN or None,
+            "PROMETHEUS_MULTIPROC_DIR": self.PROMETHEUS_MULTIPROC_DIR or None,
+        }
+        for name in ("MAX_QUERY_LENGTH", "MAX_BATCH_SIZE", "MAX_CONTENT_LENGTH"):
+            checked[name] = positive_int(name, getattr(self, name), default[name].default)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_mapping(cls, mapping):
+        """Settings from a dict of the names above; the others keep their defaults. Never reads the environment."""
+        unknown = set(mapping) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}.")
+        return cls(**mapping)
+
+    @classmethod
+    def from_env(cls, environ=os.environ):
+        """Settings from the environment variables of the same names; unset or empty ones keep their defaults."""
+        return cls(**{f.name: environ[f.name] for f in fields(cls) if environ.get(f.name)})

@@ -1,0 +1,149 @@
+"""Request parsing: the named errors a request can earn, and plain functions that find its texts.
+
+The parsers take what Flask hands over (query string, content type, body bytes) and return the
+texts to score, or raise one of the named errors below with a message that tells the caller what
+to do next. They know nothing of routes or apps, so they are tested (and property-tested) without
+HTTP; `app.error_response` turns every error into JSON with its status.
+"""
+import json
+from urllib.parse import parse_qs
+
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+
+class ApiError(HTTPException):
+    """An error whose message was written for the caller; `code` is its HTTP status."""
+
+    def __init__(self, message):
+        super().__init__(description=message)
+
+
+class BadQuery(ApiError):
+    """The request carries no usable text, or its body is not what the endpoint takes."""
+    code = 400
+
+
+class TooLarge(ApiError):
+    """A text or a batch is over its configured limit."""
+    code = 413
+
+
+class ModelNotBuilt(ApiError):
+    """The endpoint's model was not built in this deployment."""
+    code = 404
+
+
+class Unauthorized(ApiError):
+    """API_TOKEN is set and the request does not carry it as a bearer token."""
+    code = 401
+
+    def get_headers(self, environ=None, scope=None):
+        """RFC 6750: say which scheme to use."""
+        return [("WWW-Authenticate", 'Bearer realm="sentiment"')]
+
+
+HOW_TO_SEND = 'send the text as ?query=..., as a form field query=..., or as a JSON body {"query": "..."}'
+
+
+def is_json(mimetype):
+    """True for application/json and the +json types."""
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def parse_form(raw, where):
+    """Decode an application/x-www-form-urlencoded string (bytes), strictly as UTF-8."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return parse_qs(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise BadQuery(f"The {where} is not valid UTF-8. Percent-encode the text as UTF-8.") from None
+
+
+def parse_json(body):
+    """Decode a JSON body; malformed, non-UTF-8 or absurdly nested JSON is a `BadQuery`."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadQuery("The JSON body is not valid UTF-8.") from None
+    except RecursionError:
+        raise BadQuery("The JSON body is nested too deeply.") from None
+    except json.JSONDecodeError as exc:
+        raise BadQuery(f"The body is not valid JSON ({exc}).") from None
+    except ValueError:  # an integer of thousands of digits; Python's own message names a Python setting
+        raise BadQuery("The JSON body holds a number too long to read.") from None
+
+
+def check_text(value, *, max_length, where):
+    """Return `value` if it is a non-blank string within `max_length` characters."""
+    if not isinstance(value, str):
+        raise BadQuery(f"{where} must be a string, not {json_type(value)}.")
+    if not value.strip():
+        hint = HOW_TO_SEND if where == "query" else "every text in the batch needs words to score"
+        raise BadQuery(f"{where} is empty or only whitespace; {hint}.")
+    if len(value) > max_length:
+        raise TooLarge(f"{where} is {len(value):,} characters long; the limit is {max_length:,}. "
+                       "Send a shorter text.")
+    return value
+
+
+def json_type(value):
+    """The JSON name of a decoded value's type, for messages."""
+    names = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def text_from_get(*, query_string, mimetype, body, max_length):
+    """The one text of a GET: from ?query=, a form body (curl -d), or a JSON body {"query": ...}."""
+    values = parse_form(query_string, "URL query string").get("query", [])
+    if mimetype == "application/x-www-form-urlencoded":
+        values += parse_form(body, "form body").get("query", [])
+    elif is_json(mimetype) and body.strip():
+        document = parse_json(body)
+        if not isinstance(document, dict):
+            raise BadQuery(f'The JSON body must be an object like {{"query": "..."}}, not {json_type(document)}.')
+        if "query" in document:
+            values.append(document["query"])
+    if not values:
+        raise BadQuery(f"Missing query: {HOW_TO_SEND}.")
+    if len(values) > 1:
+        raise BadQuery(f'query was sent {len(values)} times; send it once. '
+                       'To score several texts in one request, POST {"queries": ["...", "..."]}.')
+    return check_text(values[0], max_length=max_length, where="query")
+
+
+def texts_from_post(*, body, max_length, max_batch):
+    """The texts of a POST: a JSON body {"queries": ["...", ...]}, in order."""
+    if not body.strip():
+        raise BadQuery('POST takes a JSON body {"queries": ["...", ...]}; the body is empty.')
+    try:
+        document = parse_json(body)
+    except BadQuery as exc:  # often `curl URL -d query=...` without -X GET, which curl sends as a POST
+        raise BadQuery(f'{exc.description} POST takes a JSON body {{"queries": ["...", ...]}}; to score one '
+                       "text, send a GET (with curl -d, add -X GET).") from None
+    if not isinstance(document, dict) or "queries" not in document:
+        raise BadQuery('POST takes a JSON object {"queries": ["...", ...]}. For one text, GET ?query=... works too.')
+    queries = document["queries"]
+    if not isinstance(queries, list):
+        raise BadQuery(f"queries must be an array of strings, not {json_type(queries)}.")
+    if not queries:
+        raise BadQuery("queries is empty; send at least one text.")
+    if len(queries) > max_batch:
+        raise TooLarge(f"queries holds {len(queries):,} texts; the limit is {max_batch:,} per request. "
+                       "Split the batch.")
+    return [check_text(q, max_length=max_length, where=f"queries[{i}]") for i, q in enumerate(queries)]
+
+
+def read_body(req):
+    """The request body, or 413 when it is over MAX_CONTENT_LENGTH.
+
+    Werkzeug refuses a too-long Content-Length, but silently cuts a chunked body (no Content-Length) at
+    the limit; one more byte from the server's stream tells a body of exactly the limit from a longer one.
+    """
+    environ = req.environ
+    if not environ.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" not in environ:
+        return b""  # most GETs: skip setting up Werkzeug's input stream (benchmarks/bench_serving.py)
+    body = req.get_data(cache=True)
+    limit = req.max_content_length
+    if limit is not None and req.content_length is None and len(body) >= limit and req.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return body

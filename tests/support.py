@@ -1,0 +1,152 @@
+"""What tests and benchmarks share: a tiny Kaggle-format data set, model builds, and real gunicorns.
+
+Plain functions and classes, no pytest: `tests/conftest.py` wraps them in fixtures, and the
+benchmarks import them as `tests.support`.
+"""
+import contextlib
+import io
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import build_model  # noqa: E402
+from config import Settings  # noqa: E402
+
+# Words by Kaggle label (0 = Negative ... 4 = Positive): sentences are made from them so that each
+# label has phrases a model can learn, with some noise words shared by all.
+WORDS = {
+    0: ["awful", "dreadful", "unwatchable", "worst", "insufferable"],
+    1: ["dull", "tedious", "flat", "clumsy", "forgettable"],
+    2: ["film", "director", "scene", "actors", "story"],
+    3: ["charming", "pleasant", "decent", "likable", "solid"],
+    4: ["brilliant", "masterpiece", "wonderful", "superb", "dazzling"],
+}
+FILLER = ["the", "movie", "is", "a", "with", "and", "its", "plot", "cast"]
+
+
+def write_tiny_kaggle(folder, *, sentences=200, seed=0):
+    """Write train.tsv and test.tsv in Kaggle's format: sentences split into labelled phrases.
+
+    Includes a whitespace-only phrase, as Kaggle's own train.tsv does.
+    """
+    rng = random.Random(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    train, test = ["PhraseId\tSentenceId\tPhrase\tSentiment"], ["PhraseId\tSentenceId\tPhrase"]
+    phrase_id = 1
+    for sentence_id in range(1, sentences + 1):
+        label = sentence_id % 5
+        words = rng.sample(WORDS[label], 2) + rng.sample(FILLER, 3) + [rng.choice(WORDS[2])]
+        rng.shuffle(words)
+        phrases = [" ".join(words), " ".join(words[:3]), " ".join(words[3:])]
+        for phrase in phrases:
+            phrase_label = label if any(w in WORDS[label] for w in phrase.split()) else 2
+            train.append(f"{phrase_id}\t{sentence_id}\t{phrase}\t{phrase_label}")
+            phrase_id += 1
+    train.append(f"{phrase_id}\t{sentences}\t \t2")  # the whitespace-only phrase
+    for sentence_id in range(1, 21):
+        words = rng.sample(WORDS[sentence_id % 5], 2) + rng.sample(FILLER, 2)
+        test.append(f"{100000 + sentence_id}\t{9000 + sentence_id}\t{' '.join(words)}")
+    (folder / "train.tsv").write_text("\n".join(train) + "\n")
+    (folder / "test.tsv").write_text("\n".join(test) + "\n")
+    return folder
+
+
+def build_models(train, out):
+    """Build both models from the Kaggle-format `train` file into `out`, quietly; return `out`."""
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        code = build_model.main(["--data", str(train), "--out", str(out)])
+    if code != 0:
+        raise RuntimeError(f"building the models from {train} failed:\n{said.getvalue()}")
+    return Path(out)
+
+
+def wait_for(predicate, timeout=30):
+    """Poll until `predicate()` is true; return its last value."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
+
+
+def free_port():
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# The service's own settings and gunicorn's, as the environment sets them: a test's server gets only
+# those the test gives, whatever the developer's shell holds.
+SERVICE_VARIABLES = {f.name for f in fields(Settings)} | {"BIND", "WEB_CONCURRENCY", "SENTIMENT_METRICS_DIR_SET_UP"}
+
+
+class Server:
+    """A real gunicorn on a loopback port with the repo's gunicorn.conf.py, serving `target` (app:app).
+
+    Its output goes to `log_path`, or to a temporary file: a pipe nobody reads would fill and block
+    every worker's access-log line.
+    """
+
+    def __init__(self, model_dir, *, env=None, args=(), target="app:app", log_path=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+        environment.update({"MODEL_DIR": str(model_dir), "BIND": f"127.0.0.1:{self.port}", **(env or {})})
+        self.log = open(log_path, "w+") if log_path else tempfile.TemporaryFile(mode="w+")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *args, target], cwd=ROOT, env=environment,
+            stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def output(self):
+        """Everything gunicorn has written so far."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def workers(self):
+        """The pids of gunicorn's live workers: the master's children."""
+        pid = self.process.pid
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+    def models_created_at(self):
+        """Each served model's created_at, by name, as /models shows it."""
+        return {m["name"]: m["created_at"] for m in requests.get(self.url + "/models", timeout=10).json()["models"]}
+
+    def wait_healthy(self, path="/health", timeout=30):
+        """Block until `path` answers 200 and return the server; raise with gunicorn's output if it never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {self.process.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + path, timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.005)
+        self.stop()
+        raise RuntimeError(f"gunicorn not healthy after {timeout} s:\n{self.output()}")
+
+    def stop(self):
+        """SIGTERM, then wait; return gunicorn's output."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.output()
