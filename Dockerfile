@@ -5,7 +5,8 @@
 #   docker run -p 5000:5000 sentiment-api
 #   docker run -p 5000:5000 -v /srv/models:/models:ro -e MODEL_DIR=/models sentiment-api   # your own models
 #
-# Every command below is one the Makefile and CI already run (tests/test_deploy.py checks this).
+# tests/e2e/test_container_recipe.py runs this recipe without Docker (its RUN steps but pip install, CMD
+# and HEALTHCHECK) on tiny data in lib/data/; tests/test_deploy.py checks deploy/kubernetes.yaml agrees.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

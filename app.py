@@ -149,17 +149,18 @@ class Health(Resource):
 
 # --- The application factory ---------------------------------------------------------------------
 
-def create_app(config=None):
+def create_app(config=None, *, models=None):
     """Build the app: settings, every model loaded and verified, the resources, pages and operations.
 
     `config` is a `Settings`, or a dict of setting names (the rest keep their defaults); given one, the
-    environment is not read. Without it, the settings come from the environment variables.
+    environment is not read. Without it, the settings come from the environment variables. `models`
+    (name -> loaded `model.SentimentModel`) replaces loading them from MODEL_DIR.
     """
     settings = config if isinstance(config, Settings) else (
         Settings.from_env() if config is None else Settings.from_mapping(config))
     app = Flask(__name__, static_folder=None)  # no file serving: nothing on disk is reachable by URL
     app.config.update(vars(settings), ERROR_404_HELP=False)
-    models = model.load_models(settings.MODEL_DIR)
+    models = model.load_models(settings.MODEL_DIR) if models is None else models
     metrics = operations.Metrics(multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR)
     metrics.describe_models(models)
 

@@ -12,18 +12,21 @@ version switches the link in one `os.replace`, so readers see the old model or t
 """
 import fcntl
 import hashlib
+import io
 import os
 import pickle
 import platform
 import shutil
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import scipy
 import sklearn
+from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+from sklearn.naive_bayes import MultinomialNB
 
 import util
 
@@ -52,7 +55,7 @@ def write_manifest(folder, *, name, labels, hyperparameters, training_data):
         "training_data": training_data,
         "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                      "numpy": np.__version__, "scipy": scipy.__version__},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "artifacts": {p.name: util.sha256_file(p) for p in sorted(Path(folder).iterdir()) if p.name != MANIFEST_FILE},
     })
 
@@ -86,7 +89,7 @@ def publish(out_dir, name, write):
         os.chmod(staging, 0o777 & ~util.UMASK)
         with open(versions / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed, or when a killed build's process ends
-            final = versions / f"{name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+            final = versions / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
             os.rename(staging, final)
             previous = switch_link(out_dir, name, final)
             remove_old_versions(versions, name, keep=(final, previous))
@@ -159,13 +162,16 @@ def model_folders(model_dir):
 def read_verified(folder):
     """Verify a model folder and load it; return (manifest, vectorizer, classifier, metrics).
 
-    Raises `ModelError` naming the file at fault. Every hash is checked before anything is unpickled.
+    Raises `ModelError` naming the file at fault. Every hash is checked before anything is unpickled,
+    the pickles are read with `RestrictedUnpickler`, and the objects are checked by `check_loaded`.
     """
     folder = resolve_folder(folder)  # one fixed version, even if a build swaps the link meanwhile
     manifest = read_manifest(folder)
     verify_artifacts(folder, manifest)
     vectorizer = unpickle(folder / VECTORIZER_FILE, manifest["artifacts"][VECTORIZER_FILE])
+    check_loaded(folder / VECTORIZER_FILE, vectorizer, TfidfVectorizer)
     classifier = unpickle(folder / CLASSIFIER_FILE, manifest["artifacts"][CLASSIFIER_FILE])
+    check_loaded(folder / CLASSIFIER_FILE, classifier, MultinomialNB)
     return manifest, vectorizer, classifier, util.read_json(folder / METRICS_FILE)
 
 
@@ -214,13 +220,118 @@ def verify_artifacts(folder, manifest):
                 "Refusing to load it. Rebuild the model with `python build_model.py`.")
 
 
+# --- Unpickling with an exact allow-list ---------------------------------------------------------
+
+# Every global a model pickle may name, compared whole as (module, name): pickle's only way to run code
+# is to call a global it names, so anything else is refused before it is looked up, let alone called.
+# The list is what the build's own pickles ask for, for every setting the tuner can choose
+# (tests/test_artifacts.py proves it complete).
+ALLOWED_GLOBALS = {
+    # The two fitted objects, and the TF-IDF weighting the vectorizer keeps as `_tfidf`. Pickle creates
+    # them empty (no __init__) and sets their attributes; `check_loaded` then checks every attribute.
+    ("sklearn.feature_extraction.text", "TfidfVectorizer"),
+    ("sklearn.feature_extraction.text", "TfidfTransformer"),
+    ("sklearn.naive_bayes", "MultinomialNB"),
+    # NumPy's array reconstruction: `_reconstruct(ndarray, shape, dtype)` makes an empty array, which
+    # then takes its bytes; `dtype` describes them. idf_, feature_log_prob_, classes_ ... are such arrays.
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    # The vectorizer's `dtype` setting, the class numpy.float64 itself.
+    ("numpy", "float64"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only ALLOWED_GLOBALS; any other global stops the load."""
+
+    def find_class(self, module, name):
+        """The allowed global `module.name`, or `ForbiddenGlobal` before anything is imported or called."""
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise ForbiddenGlobal(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+class ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle asked for a global that no model file needs."""
+
+
 def unpickle(path, sha256):
-    """Unpickle the very bytes whose sha256 is checked here, so a file swapped after
-    `verify_artifacts` is never unpickled."""
+    """Unpickle, through `RestrictedUnpickler`, the very bytes whose sha256 is checked here (so a file
+    swapped after `verify_artifacts` is never read)."""
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ModelError(f"{path}: changed while the model was loading; refusing to load it. Try again.")
     try:
-        return pickle.loads(data)
+        return RestrictedUnpickler(io.BytesIO(data)).load()
+    except ForbiddenGlobal as exc:
+        raise ModelError(f"{path}: refused: the pickle asks for {exc}, which no model file needs, so it may "
+                         "run code. Do not use this model folder; rebuild it with `python build_model.py`.") from None
     except Exception as exc:  # a verified file that will not load is still a broken model
         raise ModelError(f"{path}: cannot be unpickled ({exc!r}). Rebuild the model.") from None
+
+
+# --- What the loaded objects must be -------------------------------------------------------------
+
+# Every attribute a fitted object may carry, with the types it may have. An unknown attribute, or one
+# of another type, is refused: pickle sets attributes without calling anything, and a callable set
+# where scikit-learn expects a string (an `analyzer`, a `tokenizer`) would be called when scoring.
+NONE = type(None)
+EXPECTED_STATE = {
+    TfidfVectorizer: {
+        "input": str, "encoding": str, "decode_error": str, "strip_accents": (NONE, str), "preprocessor": NONE,
+        "tokenizer": NONE, "analyzer": str, "lowercase": bool, "token_pattern": (str, NONE),
+        "stop_words": (NONE, str, list, frozenset), "max_df": (float, int), "min_df": (int, float),
+        "max_features": (NONE, int), "ngram_range": tuple, "vocabulary": NONE, "binary": bool, "dtype": type,
+        "norm": (str, NONE), "use_idf": bool, "smooth_idf": bool, "sublinear_tf": bool,
+        "_tfidf": TfidfTransformer, "fixed_vocabulary_": bool, "_stop_words_id": int, "vocabulary_": dict,
+    },
+    TfidfTransformer: {"norm": (str, NONE), "use_idf": bool, "smooth_idf": bool, "sublinear_tf": bool,
+                       "n_features_in_": int, "idf_": np.ndarray},
+    MultinomialNB: {
+        "alpha": (float, int), "fit_prior": bool, "class_prior": NONE, "force_alpha": bool, "n_features_in_": int,
+        "classes_": np.ndarray, "class_count_": np.ndarray, "feature_count_": np.ndarray,
+        "feature_log_prob_": np.ndarray, "class_log_prior_": np.ndarray,
+    },
+}
+ANALYZERS = ("word", "char", "char_wb")
+
+
+def check_loaded(path, obj, kind):
+    """Raise `ModelError` unless `obj` is exactly a `kind` whose every attribute has an expected type."""
+    if type(obj) is not kind:
+        raise ModelError(f"{path}: holds a {type(obj).__name__}, not a {kind.__name__}. Rebuild the model.")
+    problems = []
+    for name, value in vars(obj).items():
+        allowed = EXPECTED_STATE[kind].get(name)
+        allowed = allowed if isinstance(allowed, tuple) else (allowed,)
+        if allowed == (None,):
+            problems.append(f"unexpected attribute {name!r}")
+        elif type(value) not in allowed:  # exact types: no subclass, and no bool where a number is expected
+            problems.append(f"{name} is a {type(value).__name__}")
+        elif type(value) is np.ndarray and value.dtype.kind not in "biuf":
+            problems.append(f"{name} holds {value.dtype} values, not numbers")
+        elif type(value) is TfidfTransformer:
+            check_loaded(path, value, TfidfTransformer)
+    if kind is TfidfVectorizer:
+        problems += vectorizer_problems(obj)
+    if problems:
+        raise ModelError(f"{path}: refused, not a model the build writes: {'; '.join(problems)}. "
+                         "Rebuild the model with `python build_model.py`.")
+
+
+def vectorizer_problems(vectorizer):
+    """What in a vectorizer's settings the build never writes: a callable, an unknown analyzer, odd vocabulary."""
+    problems = []
+    state = vars(vectorizer)
+    if state.get("analyzer") not in ANALYZERS:
+        problems.append(f"analyzer is {state.get('analyzer')!r}")
+    if state.get("dtype") is not np.float64:
+        problems.append("dtype is not numpy.float64")
+    ngrams = state.get("ngram_range")
+    if not (isinstance(ngrams, tuple) and len(ngrams) == 2 and all(type(n) is int for n in ngrams)):
+        problems.append("ngram_range is not two whole numbers")
+    vocabulary = state.get("vocabulary_", {})
+    if not all(type(term) is str and type(index) is int for term, index in vocabulary.items()):
+        problems.append("vocabulary_ maps something other than words to column numbers")
+    return problems

@@ -38,7 +38,7 @@ SEED = 42
 TEST_SIZE = 0.2
 
 # Chosen by `python build_model.py --data .../train.tsv.gz --tune` (GroupKFold, 3 folds, on the
-# training side of the split); the search's results are in each model's tuning.json and the README.
+# training side of the split); the search's results are in each model's tuning.json and docs/models.md.
 DEFAULTS = {
     "binary": {"tfidf__ngram_range": (1, 1), "tfidf__sublinear_tf": False, "tfidf__min_df": 1,
                "nb__alpha": 1.0, "nb__fit_prior": False},

@@ -34,7 +34,7 @@ def positive_int(name, raw, default):
         value = int(raw)
     except (TypeError, ValueError):
         value = 0
-    if value < 1 or isinstance(raw, bool):
+    if value < 1 or isinstance(raw, bool) or (isinstance(raw, float) and raw != value):
         raise ConfigError(f"{name}={raw!r}: must be a whole number of at least 1 (default {default}).")
     return value
 
@@ -92,5 +92,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ=os.environ):
-        """Settings from the environment variables of the same names; unset or empty ones keep their defaults."""
-        return cls(**{f.name: environ[f.name] for f in fields(cls) if environ.get(f.name)})
+        """Settings from the environment variables of the same names; unset or empty ones keep their defaults,
+        but an empty CORS_ORIGINS allows no origin."""
+        return cls(**{f.name: environ[f.name] for f in fields(cls)
+                      if environ.get(f.name) or (f.name == "CORS_ORIGINS" and f.name in environ)})

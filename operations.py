@@ -34,6 +34,8 @@ KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPT
 # Scoring takes well under a millisecond, so the buckets start far below prometheus-client's 5 ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ACCESS_LOGGER = "sentiment.access"
+# What a text access line writes for each control character of a path: \n becomes the two characters \ and n.
+ESCAPE_CONTROLS = {code: chr(code).encode("unicode_escape").decode() for code in [*range(32), 127]}
 
 
 class Metrics:
@@ -184,7 +186,8 @@ class AccessLog:
                 "method": method, "path": path, "status": status, "latency_ms": round(seconds * 1000, 3),
                 "model": model_name, "remote_addr": remote_addr,
             }, ensure_ascii=False)
-        else:
+        else:  # control characters escaped: a %0A in a URL must not start a forged line
+            path = path.translate(ESCAPE_CONTROLS)
             line = (f"{stamp} INFO {ACCESS_LOGGER} {method} {path} {status} {seconds * 1000:.3f}ms "
                     f"model={model_name or '-'} id={request_id}")
         stream = self.stream or sys.stdout

@@ -88,7 +88,8 @@ def check_text(value, *, max_length, where):
 
 def json_type(value):
     """The JSON name of a decoded value's type, for messages."""
-    names = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number"}
+    names = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
+             str: "a string"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import build_model  # noqa: E402
 import model  # noqa: E402
 import util  # noqa: E402
+from tests.support import build_models, write_tiny_kaggle  # noqa: E402
 
 BATCH_SIZES = [1, 2, 5, 10, 20, 50, 100, 150, 200, 300, 500, 1000, 2000, 5000]
 SMOKE_BATCH_SIZES = [1, 10, 100]
@@ -36,25 +36,9 @@ def kaggle_data_dir():
     return folder
 
 
-def tiny_data_dir(folder):
-    """Write the tests' tiny Kaggle-format data set into `folder` (for --smoke)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import write_tiny_kaggle
-    return write_tiny_kaggle(folder)
-
-
-def build_models(data_dir, out_dir):
-    """Build both models from `data_dir`'s train file into `out_dir`, quietly; return `out_dir`."""
-    train = next(p for p in (data_dir / "train.tsv.gz", data_dir / "train.tsv") if p.is_file())
-    with open(os.devnull, "w") as quiet:
-        stdout, sys.stdout = sys.stdout, quiet
-        try:
-            code = build_model.main(["--data", str(train), "--out", str(out_dir)])
-        finally:
-            sys.stdout = stdout
-    if code != 0:
-        sys.exit(f"error: building the models from {train} failed")
-    return Path(out_dir)
+def train_file(data_dir):
+    """Kaggle's train.tsv.gz, or the tiny data's train.tsv."""
+    return next(p for p in (data_dir / "train.tsv.gz", data_dir / "train.tsv") if p.is_file())
 
 
 def test_phrases(data_dir):
@@ -144,8 +128,8 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="tiny data and few sizes: a few seconds")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
-        data_dir = tiny_data_dir(Path(tmp) / "data") if args.smoke else kaggle_data_dir()
-        model_dir = args.model_dir or build_models(data_dir, Path(tmp) / "models")
+        data_dir = write_tiny_kaggle(Path(tmp) / "data") if args.smoke else kaggle_data_dir()
+        model_dir = args.model_dir or build_models(train_file(data_dir), Path(tmp) / "models")
         figures = run(model_dir, test_phrases(data_dir), queries=200 if args.smoke else 3000,
                       sizes=SMOKE_BATCH_SIZES if args.smoke else BATCH_SIZES)
     print(report(figures))

@@ -21,7 +21,8 @@ the app's gunicorn workers spent per request (from /proc; wrk's own share left o
 the same GET takes through the app's WSGI callable in-process, without gunicorn. It also
 measures: median us per query on both scoring paths (in-process), phrases/s for a POST of 1,000
 phrases over HTTP, `predict.py` wall time over Kaggle's test.tsv, time from start to a 200 on
-/health, and the memory (RSS and PSS) of gunicorn's master and workers. Last, the issue's targets.
+/health, and the memory (RSS and PSS) of gunicorn's master and workers. The figures and what they
+show are in benchmarks/README.md.
 """
 import argparse
 import importlib
@@ -30,7 +31,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,10 +38,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_scoring
 import requests
 from werkzeug.test import EnvironBuilder
 
-import bench_scoring
+import model
+from tests.support import Server, build_models, write_tiny_kaggle
 
 ROOT = bench_scoring.ROOT
 APPS = {"service": "app:app", "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
@@ -50,54 +52,20 @@ OTHERS = ("baseline", "constant", "stack")  # the table's ratio columns
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
 
 
-class Gunicorn:
-    """One gunicorn with the repo's gunicorn.conf.py on a loopback port; output goes to a file."""
+def ready_seconds(server, path):
+    """Seconds from the server's start until `path` answers 200."""
+    server.wait_healthy(path, timeout=60)
+    return time.perf_counter() - server.started
 
-    def __init__(self, target, *, model_dir, port, log_path, extra_args=()):
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(log_path, "w")
-        environment = {**os.environ, "MODEL_DIR": str(model_dir), "BIND": f"127.0.0.1:{port}"}
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen([sys.executable, "-m", "gunicorn", *extra_args, target], cwd=ROOT,
-                                        env=environment, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, path, timeout=60):
-        """Seconds from start until `path` answers 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit(f"error: gunicorn exited {self.process.returncode}; see {self.log.name}")
-            try:
-                if requests.get(self.url + path, timeout=1).status_code == 200:
-                    return time.perf_counter() - self.started
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.005)
-        self.stop()
-        sys.exit(f"error: gunicorn not ready after {timeout} s; see {self.log.name}")
+def memory(server):
+    """(RSS MiB, PSS MiB) of the master and of each worker."""
+    return [memory_mib(server.process.pid)] + [memory_mib(pid) for pid in sorted(server.workers())]
 
-    def workers(self):
-        """The pids of the master's live workers."""
-        return [int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()]
 
-    def memory(self):
-        """(RSS MiB, PSS MiB) of the master and of each worker."""
-        return [memory_mib(self.process.pid)] + [memory_mib(pid) for pid in self.workers()]
-
-    def workers_cpu_s(self):
-        """CPU seconds (user + system) the live workers have used so far."""
-        return sum(cpu_seconds(pid) for pid in self.workers())
-
-    def stop(self):
-        """SIGTERM and wait."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+def workers_cpu_s(server):
+    """CPU seconds (user + system) the live workers have used so far."""
+    return sum(cpu_seconds(pid) for pid in server.workers())
 
 
 def memory_mib(pid):
@@ -110,14 +78,6 @@ def cpu_seconds(pid):
     """User + system CPU seconds of a process, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    """A loopback TCP port nothing listens on now."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wrk(url, *, seconds, threads=2, connections=8):
@@ -148,9 +108,9 @@ def load_rounds(servers, *, rounds, seconds):
     results = {name: [] for name in servers}
     for _ in range(rounds):
         for name, server in servers.items():
-            before = server.workers_cpu_s()
+            before = workers_cpu_s(server)
             result = wrk(server.url + url_path, seconds=seconds)
-            result["cpu_us"] = (server.workers_cpu_s() - before) / max(result["requests"], 1) * 1e6
+            result["cpu_us"] = (workers_cpu_s(server) - before) / max(result["requests"], 1) * 1e6
             results[name].append(result)
     return results
 
@@ -248,42 +208,22 @@ def predict_wall_s(test_file, model_dir, out, *, repeats):
 
 def start_service(model_dir, tmp, *, extra_args, label):
     """Launch the service alone; return it, the seconds to a 200 on /health, and its memory then."""
-    server = Gunicorn(APPS["service"], model_dir=model_dir, port=free_port(), log_path=tmp / f"{label}.log",
-                      extra_args=extra_args)
-    seconds = server.wait_ready("/health")
+    server = Server(model_dir, target=APPS["service"], log_path=tmp / f"{label}.log", args=extra_args)
+    seconds = ready_seconds(server, "/health")
     time.sleep(0.5)  # let every worker finish booting, so all of them are counted
-    return server, seconds, server.memory()
+    return server, seconds, memory(server)
 
 
 def extra_startups(model_dir, tmp, *, repeats, extra_args):
     """Seconds to a healthy /health for `repeats` more launches of the service, each stopped at once."""
     timings = []
     for i in range(repeats):
-        server = Gunicorn(APPS["service"], model_dir=model_dir, port=free_port(), log_path=tmp / f"start{i}.log",
-                          extra_args=extra_args)
+        server = Server(model_dir, target=APPS["service"], log_path=tmp / f"start{i}.log", args=extra_args)
         try:
-            timings.append(server.wait_ready("/health"))
+            timings.append(ready_seconds(server, "/health"))
         finally:
             server.stop()
     return timings
-
-
-def targets(figures):
-    """The issue's targets, each with the measured figure and whether it is met."""
-    checks = [
-        ("GET / >= 3x baseline requests/s", figures["vs_baseline"], ">=", 3.0, "x"),
-        ("GET / >= 80% of constant requests/s", figures["vs_constant"], ">=", 0.8, "x"),
-        ("GET / >= 80% of its own stack, constant", figures["vs_stack"], ">=", 0.8, "x"),
-        ("p99 latency at 8 connections < 10 ms", figures["p99"], "<", 10.0, " ms"),
-        ("fast scorer median < 50 us", figures["fast_us"], "<", 50.0, " us"),
-        ("predict.py over test.tsv < 3 s", figures["predict_s"], "<", 3.0, " s"),
-        ("start-up to healthy /health < 3 s", figures["startup_s"], "<", 3.0, " s"),
-    ]
-    lines = []
-    for label, value, op, limit, unit in checks:
-        met = value >= limit if op == ">=" else value < limit
-        lines.append(f"  {'met ' if met else 'MISS'}  {label:<40} {value:.2f}{unit}")
-    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -309,8 +249,8 @@ def main(argv=None):
     extra = args.gunicorn_arg
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         tmp = Path(tmp)
-        data_dir = bench_scoring.tiny_data_dir(tmp / "data") if args.smoke else bench_scoring.kaggle_data_dir()
-        model_dir = bench_scoring.build_models(data_dir, tmp / "models")
+        data_dir = write_tiny_kaggle(tmp / "data") if args.smoke else bench_scoring.kaggle_data_dir()
+        model_dir = build_models(bench_scoring.train_file(data_dir), tmp / "models")
         phrases = bench_scoring.test_phrases(data_dir)
         test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
 
@@ -322,10 +262,9 @@ def main(argv=None):
             startup = statistics.median([first_startup, *startups])
             others = [name for name in APPS if name != "service"]
             for name in others:
-                servers[name] = Gunicorn(APPS[name], model_dir=model_dir, port=free_port(),
-                                         log_path=tmp / f"{name}.log", extra_args=extra)
+                servers[name] = Server(model_dir, target=APPS[name], log_path=tmp / f"{name}.log", args=extra)
             for name in others:
-                servers[name].wait_ready("/?query=ready")
+                ready_seconds(servers[name], "/?query=ready")
             results = load_rounds(servers, rounds=rounds, seconds=seconds)
             batch_rate = post_batch_rate(servers["service"].url, phrases, repeats=3 if args.smoke else 10)
         finally:
@@ -334,18 +273,12 @@ def main(argv=None):
         in_process = {name: in_process_us(target, model_dir, tmp / f"metrics-{name}", calls=200 if args.smoke else 2000)
                       for name, target in APPS.items()}
         fine = bench_scoring.short_phrases(phrases, count=200 if args.smoke else 3000)
-        scorer = bench_scoring.model.SentimentModel.load(model_dir / "fine-grained")
+        scorer = model.SentimentModel.load(model_dir / "fine-grained")
         fast_us = bench_scoring.median_us_per_query(scorer.scorer_.predict_proba, fine)
         sklearn_us = bench_scoring.median_us_per_query(scorer.predict_proba_sklearn, fine)
-        predict_s, predict_cpu_s = predict_wall_s(test_file, model_dir, tmp / "submission.csv", repeats=1 if args.smoke else 3)
+        predict_s, predict_cpu_s = predict_wall_s(test_file, model_dir, tmp / "submission.csv",
+                                                  repeats=1 if args.smoke else 3)
 
-    service = results["service"]
-    figures = {
-        "vs_baseline": statistics.median(s["rps"] / b["rps"] for s, b in zip(service, results["baseline"])),
-        "vs_constant": statistics.median(s["rps"] / c["rps"] for s, c in zip(service, results["constant"])),
-        "vs_stack": statistics.median(s["rps"] / c["rps"] for s, c in zip(service, results["stack"])),
-        "p99": median(service, "p99"), "fast_us": fast_us, "predict_s": predict_s, "startup_s": startup,
-    }
     print(f"GET /?query=<{len(QUERY.split())} words>, wrk -t2 -c8, {rounds} round(s) of {seconds} s per app, "
           f"alternating; medians over rounds; gunicorn.conf.py{' ' + ' '.join(extra) if extra else ''}")
     print(load_table(results, in_process))
@@ -358,7 +291,6 @@ def main(argv=None):
     print("memory after start-up, MiB: " + "; ".join(
         f"{'master' if i == 0 else f'worker {i}'} RSS {rss:.0f} PSS {pss:.0f}" for i, (rss, pss) in enumerate(memory))
         + f"; total PSS {sum(pss for _, pss in memory):.0f}")
-    print("\ntargets (issue 3):\n" + targets(figures))
     return 0
 
 

@@ -2,19 +2,14 @@
 
     gunicorn benchmarks.no_ops_app:app
 
-The same create_app() as the service, parsing and scoring every query, but without the Operations
-middleware (request ids, security and CORS headers, metrics, the access-log line) and without
-counting predictions. Beside the constant app it shows what parsing and scoring alone cost; beside
-the service, what the operations cost.
+The same create_app() as the service, parsing and scoring every query, with the Operations
+middleware (request ids, security and CORS headers, request metrics, the access-log line) taken off
+again: the Flask app it wraps answers directly. Beside the constant app it shows what parsing and
+scoring alone cost; beside the service, what the operations cost.
 """
-import sys
-from pathlib import Path
+import operations
+from app import create_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import app as service  # noqa: E402
-
-service.Operations = lambda wsgi_app, **unused: wsgi_app
-service.Metrics.count_predictions = lambda self, model_name, answers: None
-
-app = service.create_app()
+app = create_app()
+assert isinstance(app.wsgi_app, operations.Operations)
+app.wsgi_app = app.wsgi_app.wsgi_app

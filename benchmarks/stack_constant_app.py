@@ -3,20 +3,26 @@
     gunicorn benchmarks.stack_constant_app:app
 
 The same create_app() as the service (request parsing, request ids, access log, metrics, CORS,
-security headers), but every model's `predict` returns a fixed answer. The gap between it and the
+security headers), given models whose `predict` returns a fixed answer. The gap between it and the
 service is what scoring costs; the gap between it and constant_app is what the service's own
 middleware costs.
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import model  # noqa: E402
+import artifacts
+from app import create_app
+from config import Settings
+from model import SentimentModel
 
 ANSWER = {"prediction": "Positive", "confidence": 0.5, "probabilities": {"Negative": 0.5, "Positive": 0.5}}
-model.SentimentModel.predict = lambda self, texts: [ANSWER for _ in texts]
 
-from app import create_app  # noqa: E402
 
-app = create_app()
+class ConstantModel(SentimentModel):
+    """A loaded model that answers every text with ANSWER."""
+
+    def predict(self, texts):
+        """The constant answer, once per text."""
+        return [ANSWER for _ in texts]
+
+
+settings = Settings.from_env()
+models = {m.name: m for m in map(ConstantModel.load, artifacts.model_folders(settings.MODEL_DIR))}
+app = create_app(settings, models=models)

@@ -1,6 +1,43 @@
-"""The HTTP API through Flask's test client: answers, the three ways to send a query, and errors."""
+"""The HTTP API (app.py) through Flask's test client: answers, every way to send a text, the JSON errors
+for every family of unusable request, the optional bearer token, and no internals in any answer.
+What only a real server sees (raw bytes, body limits, traversal) is in e2e/test_operations_live.py."""
+import json
+
 import pytest
 
+import model
+from app import create_app
+from config import MODEL_ROUTES
+from support import ROOT
+
+# What a stack trace or an internal message would show: none of it may reach a caller.
+LEAKS = ("Traceback", 'File "', '.py", line', str(ROOT), "site-packages", "werkzeug", "Werkzeug")
+TOKEN = "correct-horse-battery-staple"
+
+
+def assert_json_error(status, body, expected_status, hint=""):
+    """The answer is a JSON {"message": ...} with the expected status, the hint, and no internals."""
+    assert status == expected_status, body
+    document = json.loads(body)
+    assert list(document) == ["message"]
+    assert hint in document["message"]
+    for leak in LEAKS:
+        assert leak not in body, leak
+
+
+def assert_error_response(response, expected_status, hint=""):
+    """`assert_json_error` on a test-client response, which must also say it is JSON."""
+    assert response.headers["Content-Type"] == "application/json"
+    assert_json_error(response.status_code, response.get_data(as_text=True), expected_status, hint)
+
+
+@pytest.fixture(scope="module")
+def binary_model(model_dir):
+    """The binary model, loaded directly: what the API's answers must equal."""
+    return model.SentimentModel.load(model_dir / "binary")
+
+
+# --- Answers -------------------------------------------------------------------------------------
 
 def test_get_query_string_answers_prediction_confidence_and_probabilities(client):
     response = client.get("/", query_string={"query": "a brilliant superb film"})
@@ -17,16 +54,26 @@ def test_confidence_is_the_probability_of_the_predicted_label_even_when_negative
     assert body["confidence"] == body["probabilities"]["Negative"] > 0.5
 
 
-@pytest.mark.parametrize("send", [
-    lambda c, text: c.get("/", query_string={"query": text}),
-    lambda c, text: c.get("/", data={"query": text}),  # curl -X GET URL -d query=...
-    lambda c, text: c.get("/", json={"query": text}),  # HTTPie: http GET URL query=...
-], ids=["query-string", "form-body", "json-body"])
-def test_all_three_ways_to_send_the_query_give_the_same_answer(client, send):
-    expected = client.get("/?query=dreadful+awful+movie").get_json()
-    response = send(client, "dreadful awful movie")
-    assert response.status_code == 200
-    assert response.get_json() == expected
+# Ordinary text, and odd but valid text: any script, emoji, controls, markup; none of it is an error.
+TEXTS = {
+    "plain": "dreadful awful movie", "emoji": "😀 what a film 🎬🍿", "arabic-rtl": "فيلم رائع جدا",
+    "hebrew-rtl": "מסריט נהדר", "japanese": "素晴らしい映画です", "chinese": "这部电影太棒了", "korean": "영화 최고",
+    "nul": "a\x00b", "controls": "\x01\x02\x7f control", "zero-width": "\u200b\u200d zero width",
+    "combining": "e\u0301\u0301\u0301 combining", "many-emoji": "\U0001F600" * 2000,
+    "literal-percent": "%ZZ invalid escape", "html": "<script>alert(1)</script>",
+    "sql": "'; DROP TABLE reviews; --", "ampersand-and-plus": "superb & brilliant + awful = ?",
+}
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS)
+def test_every_way_to_send_a_text_gets_the_models_own_answer_for_it(client, binary_model, text):
+    answers = [client.get("/", query_string={"query": text}),
+               client.get("/", data={"query": text}),  # curl -X GET URL -d query=...
+               client.get("/", json={"query": text}),  # HTTPie: http GET URL query=...
+               client.post("/", json={"queries": [text]})]
+    assert [r.status_code for r in answers] == [200] * 4
+    singles = [r.get_json() for r in answers[:3]] + answers[3].get_json()["predictions"]
+    assert singles == [binary_model.predict([text])[0]] * 4  # the text arrived unchanged every way
 
 
 def test_fine_grained_answers_one_of_five_labels(client):
@@ -42,48 +89,7 @@ def test_post_batch_answers_in_order(client):
     assert response.status_code == 200
     single = [client.get("/", query_string={"query": t}).get_json() for t in texts]
     assert response.get_json() == {"predictions": single}
-
-
-@pytest.mark.parametrize("request_args, status, hint", [
-    ({"path": "/"}, 400, "?query="),
-    ({"path": "/?query="}, 400, "empty"),
-    ({"path": "/?query=%20%09"}, 400, "whitespace"),
-    ({"path": "/?query=" + "a" * 10_001}, 413, "limit is 10,000"),
-    ({"path": "/", "data": "{not json", "content_type": "application/json"}, 400, "not valid JSON"),
-    ({"path": "/", "json": {"query": 5}}, 400, "must be a string"),
-    ({"path": "/", "json": ["query"]}, 400, "must be an object"),
-    ({"path": "/?query=a&query=b"}, 400, "send it once"),
-    ({"path": "/no-such-thing"}, 404, "/openapi.json"),
-], ids=["missing", "empty", "whitespace", "too-long", "bad-json", "wrong-type", "wrong-shape", "repeated",
-        "unknown-path"])
-def test_bad_get_requests_answer_json_errors_with_a_hint(client, request_args, status, hint):
-    path = request_args.pop("path")
-    response = client.get(path, **request_args)
-    assert response.status_code == status
-    assert response.is_json
-    assert hint in response.get_json()["message"]
-    assert "Traceback" not in response.get_data(as_text=True)
-
-
-@pytest.mark.parametrize("body, status, hint", [
-    ({"queries": []}, 400, "at least one"),
-    ({"queries": "text"}, 400, "array of strings"),
-    ({"queries": ["good", ""]}, 400, "queries[1]"),
-    ({"queries": ["good", 7]}, 400, "queries[1] must be a string"),
-    ({"queries": ["x"] * 1001}, 413, "limit is 1,000"),
-    ({"query": "one"}, 400, '{"queries"'),
-], ids=["empty", "not-a-list", "blank-element", "number-element", "too-many", "wrong-key"])
-def test_bad_batches_answer_json_errors_naming_the_problem(client, body, status, hint):
-    response = client.post("/", json=body)
-    assert response.status_code == status
-    assert hint in response.get_json()["message"]
-
-
-def test_wrong_method_answers_405_json_with_allow(client):
-    response = client.delete("/")
-    assert response.status_code == 405
-    assert "GET" in response.headers["Allow"] and "POST" in response.headers["Allow"]
-    assert "DELETE is not allowed" in response.get_json()["message"]
+    assert [a["prediction"] for a in single] == ["Negative", "Positive", "Negative"]
 
 
 def test_health_and_models_describe_the_served_models_without_paths(client, model_dir):
@@ -97,8 +103,182 @@ def test_health_and_models_describe_the_served_models_without_paths(client, mode
 
 
 def test_fine_grained_endpoint_explains_how_to_enable_it_when_not_built(tmp_path, model_dir):
-    from app import create_app
     (tmp_path / "binary").symlink_to((model_dir / "binary").resolve())
-    response = create_app({"MODEL_DIR": str(tmp_path)}).test_client().get("/fine-grained?query=good")
-    assert response.status_code == 404
-    assert "build_model.py --data" in response.get_json()["message"]
+    client = create_app({"MODEL_DIR": str(tmp_path)}).test_client()
+    assert client.get("/?query=good").status_code == 200
+    for response in (client.get("/fine-grained?query=good"), client.post("/fine-grained", json={"queries": ["a"]})):
+        assert_error_response(response, 404, "The fine-grained model is not built on this server")
+        assert "build_model.py --data" in response.get_json()["message"]
+
+
+# --- Unusable requests: one family each ---------------------------------------------------------
+
+def json_body(document):
+    """Test-client arguments sending `document` as a JSON body."""
+    return {"data": json.dumps(document), "content_type": "application/json"}
+
+
+# GET: (path, test-client arguments, status, a phrase of the message)
+BAD_GETS = {
+    "missing": ("/", {}, 400, "Missing query: send the text as ?query="),
+    "empty": ("/?query=", {}, 400, "empty or only whitespace"),
+    "whitespace": ("/?query=%20%09%0A%0D%E3%80%80", {}, 400, "empty or only whitespace"),  # U+3000 at the end
+    "too-long": ("/?query=" + "a" * 10_001, {}, 413, "the limit is 10,000"),
+    "invalid-utf8": ("/?query=%FF%FE", {}, 400, "URL query string is not valid UTF-8"),
+    "truncated-utf8": ("/?query=%E2%82", {}, 400, "not valid UTF-8"),
+    "overlong-utf8": ("/?query=%C0%AF", {}, 400, "not valid UTF-8"),  # an overlong '/'
+    "surrogate": ("/?query=%ED%A0%80", {}, 400, "not valid UTF-8"),
+    "form-escaped-invalid-utf8": ("/", {"data": b"query=%FF", "content_type": "application/x-www-form-urlencoded"},
+                                  400, "form body is not valid UTF-8"),
+    "form-raw-invalid-utf8": ("/", {"data": b"query=\xff", "content_type": "application/x-www-form-urlencoded"},
+                              400, "form body is not valid UTF-8"),
+    "json-raw-invalid-utf8": ("/", {"data": b'{"query": "\xff"}', "content_type": "application/json"},
+                              400, "JSON body is not valid UTF-8"),
+    "malformed-json": ("/", {"data": "{not json", "content_type": "application/json"}, 400, "not valid JSON"),
+    "deep-json": ("/", {"data": "[" * 100_000, "content_type": "application/json"}, 400, "nested too deeply"),
+    "repeated": ("/?query=a&query=b", {}, 400, "query was sent 2 times; send it once"),
+    "url-and-json": ("/?query=a", {"json": {"query": "b"}}, 400, "sent 2 times"),
+    "url-and-form": ("/?query=a", {"data": {"query": "b"}}, 400, "sent 2 times"),
+    "unknown-path": ("/no-such-thing", {}, 404, "No such endpoint. Score text with GET /?query=..."),
+    # JSON bodies of every wrong shape
+    "json null": ("/", json_body(None), 400, 'must be an object like {"query": "..."}, not null'),
+    "json number": ("/", json_body(1), 400, "must be an object"),
+    "json fraction": ("/", json_body(1.5), 400, "must be an object"),
+    "json boolean": ("/", json_body(True), 400, "not a boolean"),
+    "json string": ("/", json_body("text"), 400, "must be an object"),
+    "json empty array": ("/", json_body([]), 400, "not an array"),
+    "json array": ("/", json_body(["query"]), 400, "not an array"),
+    "json empty object": ("/", json_body({}), 400, "Missing query"),
+    "json other key": ("/", json_body({"Query": "a"}), 400, "Missing query"),
+    "json query null": ("/", json_body({"query": None}), 400, "query must be a string, not null"),
+    "json query number": ("/", json_body({"query": 1}), 400, "query must be a string, not a number"),
+    "json query boolean": ("/", json_body({"query": True}), 400, "query must be a string, not a boolean"),
+    "json query array": ("/", json_body({"query": ["a"]}), 400, "query must be a string, not an array"),
+    "json query object": ("/", json_body({"query": {"a": "b"}}), 400, "query must be a string, not an object"),
+}
+
+
+@pytest.mark.parametrize("path, kwargs, status, hint", BAD_GETS.values(), ids=BAD_GETS)
+def test_an_unusable_get_answers_a_json_error_saying_what_to_send(client, path, kwargs, status, hint):
+    assert_error_response(client.get(path, **kwargs), status, hint)
+
+
+# POST: (body: bytes as sent, anything else as JSON; status; a phrase of the message)
+BAD_POSTS = {
+    "empty": (b"", 400, "the body is empty"),
+    "blank": (b"   ", 400, "the body is empty"),
+    "open-brace": (b"{", 400, "not valid JSON"),
+    "single-quotes": (b"{'queries': ['a']}", 400, "not valid JSON"),
+    "trailing-comma": (b'{"queries": ["a",]}', 400, "not valid JSON"),
+    "trailing-text": (b'{"queries": ["a"]} trailing', 400, "not valid JSON"),
+    "unclosed": (b'{"queries": ["a"]', 400, "not valid JSON"),
+    "binary": (b"\x00\x01", 400, "not valid JSON"),
+    "bom": (b"\xef\xbb\xbf{}", 400, "not valid JSON"),
+    "invalid-utf8": (b'{"queries": ["\xff"]}', 400, "not valid UTF-8"),
+    "form-instead-of-json": (b"query=good", 400, "to score one text, send a GET (with curl -d, add -X GET)"),
+    "nan": (b"NaN", 400, 'POST takes a JSON object {"queries"'),
+    "huge-number": (b'{"queries": [' + b"9" * 5000 + b"]}", 400, "a number too long to read"),
+    "deep-arrays": (b"[" * 100_000, 400, "nested too deeply"),
+    "deep-objects": (b'{"a":' * 100_000, 400, "nested too deeply"),
+    "deep-but-closed": (b'{"queries": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", 400, "nested too deeply"),
+    "null": (None, 400, 'POST takes a JSON object {"queries": ["...", ...]}. For one text, GET ?query='),
+    "number": (1, 400, 'POST takes a JSON object {"queries"'),
+    "string": ("text", 400, 'POST takes a JSON object {"queries"'),
+    "array": (["query"], 400, 'POST takes a JSON object {"queries"'),
+    "empty-object": ({}, 400, 'POST takes a JSON object {"queries"'),
+    "one-query": ({"query": "one"}, 400, 'POST takes a JSON object {"queries"'),
+    "queries-null": ({"queries": None}, 400, "queries must be an array of strings, not null"),
+    "queries-string": ({"queries": "text"}, 400, "queries must be an array of strings"),
+    "queries-object": ({"queries": {"0": "a"}}, 400, "queries must be an array of strings, not an object"),
+    "queries-empty": ({"queries": []}, 400, "queries is empty; send at least one text"),
+    "nested-array": ({"queries": [["a"]]}, 400, "queries[0] must be a string, not an array"),
+    "object-element": ({"queries": [{"query": "a"}]}, 400, "queries[0] must be a string, not an object"),
+    "null-element": ({"queries": ["good", "fine", None]}, 400, "queries[2] must be a string, not null"),
+    "number-element": ({"queries": ["good", 7]}, 400, "queries[1] must be a string, not a number"),
+    "empty-element": ({"queries": ["good", ""]}, 400, "queries[1] is empty"),
+    "blank-element": ({"queries": ["good", " \n "]}, 400, "queries[1] is empty or only whitespace"),
+    "too-many": ({"queries": ["good"] * 1001}, 413, "queries holds 1,001 texts; the limit is 1,000"),
+    "long-element": ({"queries": ["good"] * 10 + ["x" * 10_001]}, 413,
+                     "queries[10] is 10,001 characters long; the limit is 10,000"),
+}
+
+
+@pytest.mark.parametrize("body, status, hint", BAD_POSTS.values(), ids=BAD_POSTS)
+@pytest.mark.parametrize("path", MODEL_ROUTES.values())
+def test_an_unusable_post_answers_a_json_error_naming_the_problem(client, path, body, status, hint):
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    assert_error_response(client.post(path, data=data, content_type="application/json"), status, hint)
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("DELETE", "/", "GET, POST"), ("PUT", "/", "GET, POST"), ("PATCH", "/", "GET, POST"),
+    ("DELETE", "/fine-grained", "GET, POST"), ("POST", "/health", "GET"), ("DELETE", "/models", "GET"),
+    ("PUT", "/openapi.json", "GET"),
+], ids=lambda v: v.replace("/", "_") if isinstance(v, str) else v)
+def test_a_wrong_method_answers_405_json_naming_the_allowed_ones(client, method, path, allow):
+    response = client.open(path, method=method)
+    assert_error_response(response, 405, f"{method} is not allowed here; this endpoint accepts ")
+    assert set(response.headers["Allow"].split(", ")) >= set(allow.split(", "))
+    assert all(m in response.get_json()["message"] for m in allow.split(", "))
+
+
+def test_a_body_over_max_content_length_answers_413_json_naming_the_limit(model_dir):
+    client = create_app({"MODEL_DIR": str(model_dir), "MAX_CONTENT_LENGTH": 100}).test_client()
+    assert client.post("/", json={"queries": ["good"] * 5}).status_code == 200
+    response = client.post("/", json={"queries": ["good"] * 50})
+    assert_error_response(response, 413, "The request body is over 100 bytes. Send fewer or shorter texts")
+
+
+def test_an_unexpected_error_answers_500_json_without_internals_and_is_logged(model_dir, monkeypatch, caplog):
+    def broken(self, texts):
+        raise RuntimeError(f"secret detail in {model_dir}")
+
+    monkeypatch.setattr(model.SentimentModel, "predict", broken)
+    response = create_app({"MODEL_DIR": str(model_dir)}).test_client().get("/?query=good")
+    assert_error_response(response, 500, "Internal error; it has been logged.")
+    assert "secret" not in response.get_data(as_text=True)
+    logged = [r for r in caplog.records if r.name == "sentiment" and r.levelname == "ERROR"]
+    assert [r.getMessage() for r in logged] == ["unhandled error on GET /"]
+    assert "secret detail" in str(logged[0].exc_info[1])  # the operator gets what the caller does not
+
+
+# --- The optional bearer token ------------------------------------------------------------------
+
+@pytest.fixture
+def token_client(model_dir):
+    """A client of an app that requires TOKEN."""
+    return create_app({"MODEL_DIR": str(model_dir), "API_TOKEN": TOKEN}).test_client()
+
+
+PROTECTED = [("GET", "/?query=good"), ("GET", "/fine-grained?query=good"), ("POST", "/"), ("POST", "/fine-grained"),
+             ("GET", "/models")]
+
+
+@pytest.mark.parametrize("method, path", PROTECTED)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x",
+                                           f"Bearer {TOKEN[:-1]}", "Bearer", "Bearer caf\u00e9", TOKEN],
+                         ids=["none", "wrong", "basic", "longer", "shorter", "empty", "non-ascii", "no-scheme"])
+def test_with_a_token_set_scoring_and_models_answer_401_json_without_it(token_client, method, path,
+                                                                        authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    response = token_client.open(path, method=method, headers=headers, json={"queries": ["good"]})
+    assert_error_response(response, 401, "This endpoint needs the API token: send the header Authorization: Bearer")
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="sentiment"'
+    assert TOKEN not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method, path", PROTECTED)
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer"])
+def test_with_a_token_set_the_right_token_is_let_in(token_client, method, path, scheme):
+    response = token_client.open(path, method=method, headers={"Authorization": f"{scheme} {TOKEN}"},
+                                 json={"queries": ["good"]})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/health", "/openapi.json", "/docs", "/demo", "/metrics"])
+def test_with_a_token_set_health_the_document_the_pages_and_metrics_stay_open(token_client, path):
+    assert token_client.get(path).status_code == 200
+
+
+def test_with_a_token_set_an_unknown_path_is_still_a_404_not_a_401(token_client):
+    assert_error_response(token_client.get("/no-such-thing"), 404, "No such endpoint")

@@ -1,14 +1,11 @@
-"""build_model.py as a user meets it: bad data files, the artifacts it writes, the honest split,
-publishing that survives SIGKILL, the Rotten Tomatoes fallback, and the figures on Kaggle's data."""
+"""build_model.py as a user meets it: bad data files, the files each model folder holds, the honest
+split, the tuning rule, the command line, the Rotten Tomatoes fallback, and the figures on Kaggle's data.
+How a folder is published (atomically, surviving failures and SIGKILL) is in test_artifacts.py."""
 import gzip
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -16,12 +13,13 @@ import pytest
 import sklearn
 from PIL import Image
 
+import artifacts
 import build_model
 import model
 import util
 from app import create_app
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["binary", "fine-grained"]
 LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}
 HEADER = b"PhraseId\tSentenceId\tPhrase\tSentiment\n"
@@ -134,21 +132,10 @@ def test_manifest_records_the_training_file_versions_and_every_artifacts_real_ha
     assert manifest["versions"]["scikit-learn"] == sklearn.__version__
     assert {"python", "numpy", "scipy"} <= set(manifest["versions"])
     created = datetime.fromisoformat(manifest["created_at"])
-    assert timedelta(0) <= datetime.now(timezone.utc) - created < timedelta(hours=1)
+    assert timedelta(0) <= datetime.now(UTC) - created < timedelta(hours=1)
     on_disk = {p.name: util.sha256_file(p) for p in (model_dir / name).iterdir() if p.name != "manifest.json"}
     assert manifest["artifacts"] == on_disk
     assert {"TFIDFVectorizer.pkl", "SentimentClassifier.pkl"} <= set(on_disk)
-
-
-def test_model_files_get_ordinary_permissions_so_a_server_user_can_read_them(model_dir, tmp_path):
-    ordinary_file, ordinary_dir = tmp_path / "file", tmp_path / "dir"
-    ordinary_file.touch()
-    ordinary_dir.mkdir()
-    for name in NAMES:
-        folder = (model_dir / name).resolve()
-        assert folder.stat().st_mode & 0o777 == ordinary_dir.stat().st_mode & 0o777
-        for path in folder.iterdir():
-            assert path.stat().st_mode & 0o777 == ordinary_file.stat().st_mode & 0o777, path.name
 
 
 def test_two_builds_with_the_same_seed_give_identical_metrics(model_dir, tiny_data, tmp_path):
@@ -181,115 +168,49 @@ def test_honest_split_on_kaggle_data_keeps_every_sentence_on_one_side(kaggle_dir
         assert_honest(data, *build_model.honest_split(data, build_model.SEED))
 
 
-# --- Atomic publishing --------------------------------------------------------------------------
+# --- Tuning --------------------------------------------------------------------------------------
+
+SMALL_GRID = {"tfidf__ngram_range": [(1, 1), (1, 2)], "tfidf__sublinear_tf": [False, True], "nb__alpha": [0.1, 1.0]}
+
+
+def test_tuning_picks_the_best_score_among_settings_within_the_accuracy_slack_of_the_best(tiny_data, monkeypatch):
+    monkeypatch.setattr(build_model, "PARAM_GRID", SMALL_GRID)
+    for data in build_model.kaggle_datasets(tiny_data / "train.tsv"):
+        train, test = build_model.honest_split(data, build_model.SEED)
+        params, results = build_model.tune(data, train, build_model.SEED)
+        score = build_model.TUNING_SCORE[data.name]
+        rows = results["results"]
+        assert len(rows) == 8 and results["grid"] == build_model.jsonable(SMALL_GRID)
+        assert [row[score] for row in rows] == sorted((row[score] for row in rows), reverse=True)
+        best_accuracy = max(row["accuracy"] for row in rows)
+        eligible = [row for row in rows if row["accuracy"] >= best_accuracy - build_model.ACCURACY_SLACK]
+        assert results["chosen"] in eligible
+        assert results["chosen"][score] == max(row[score] for row in eligible)
+        assert build_model.jsonable(params) == results["chosen"]["params"]
+        assert "GroupKFold" in results["cv"] and results["seed"] == build_model.SEED
+
+
+def test_a_tuned_build_ships_the_chosen_settings_and_its_search_in_tuning_json(tiny_data, tmp_path, monkeypatch,
+                                                                                capsys):
+    monkeypatch.setattr(build_model, "PARAM_GRID", SMALL_GRID)
+    assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(tmp_path), "--tune"]) == 0
+    said = capsys.readouterr().out
+    for name in NAMES:
+        tuning = util.read_json(tmp_path / name / artifacts.TUNING_FILE)
+        manifest = util.read_json(tmp_path / name / artifacts.MANIFEST_FILE)
+        assert manifest["hyperparameters"] == tuning["chosen"]["params"]
+        assert manifest["artifacts"][artifacts.TUNING_FILE] == util.sha256_file(tmp_path / name / artifacts.TUNING_FILE)
+        assert f"[{name}] tuning: 8 settings x 3 group folds" in said
+        assert f"[{name}] chose {tuning['chosen']}" in said
+    assert set(model.load_models(tmp_path)) == set(NAMES)
+
+
+# --- The command line ----------------------------------------------------------------------------
 
 def published(out):
     """Each model's published version folder and its manifest's creation time."""
-    return {name: ((out / name).resolve(), util.read_json(out / name / "manifest.json")["created_at"])
+    return {name: ((out / name).resolve(), util.read_json(out / name / artifacts.MANIFEST_FILE)["created_at"])
             for name in NAMES}
-
-
-def staging(out, pid):
-    """The staging folders of build process `pid`."""
-    return list((out / ".versions").glob(f"staging-{pid}-*"))
-
-
-def switched_since(before, out):
-    """The models whose published version changed since `before`."""
-    now = published(out)
-    return [name for name in NAMES if now[name] != before[name]]
-
-
-# moment to kill: (reached, given (out, build pid, models before); models the build has published by then)
-KILL_MOMENTS = {
-    "while starting up": (lambda out, pid, before: True, []),
-    "while writing the binary model": (lambda out, pid, before: staging(out, pid), []),
-    "after publishing binary, while building fine-grained": (
-        lambda out, pid, before: switched_since(before, out) == ["binary"], ["binary"]),
-    "while writing the fine-grained model": (
-        lambda out, pid, before: switched_since(before, out) == ["binary"] and staging(out, pid), ["binary"]),
-}
-
-
-def kill_build_at(moment, data, out):
-    """Start a build and SIGKILL it at `moment`; return (models before it started, its pid).
-
-    The build is frozen with SIGSTOP first and the moment checked again, so the state it dies in is
-    the one the test asserts on; if it ran past the moment meanwhile (a loaded machine), try again.
-    """
-    reached, switched = KILL_MOMENTS[moment]
-    for _ in range(3):
-        before = published(out)
-        process = run_build("--data", data, "--out", out)
-        deadline = time.monotonic() + 60
-        while not reached(out, process.pid, before):
-            assert process.poll() is None, f"the build ended before the moment to kill it:\n{process.stderr.read()}"
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
-        process.send_signal(signal.SIGSTOP)
-        on_time = reached(out, process.pid, before) and switched_since(before, out) == switched
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
-        assert process.returncode == -signal.SIGKILL
-        if on_time:
-            return before, process.pid
-    pytest.fail(f"could not catch the build {moment} in 3 tries")
-
-
-@pytest.mark.parametrize("moment", KILL_MOMENTS)
-def test_a_build_killed_half_way_leaves_loadable_models_and_the_next_build_cleans_up(
-        model_dir, tiny_data, tmp_path, moment):
-    out = tmp_path / "models"
-    shutil.copytree(model_dir, out, symlinks=True)
-    before, pid = kill_build_at(moment, tiny_data / "train.tsv", out)
-
-    after = published(out)
-    for name in NAMES:
-        assert (after[name] != before[name]) == (name in KILL_MOMENTS[moment][1]), name
-        assert model.SentimentModel.load(out / name).predict(["a brilliant film"])[0]["prediction"] in LABELS[name]
-    assert bool(staging(out, pid)) == ("writing" in moment)  # what the next build has to clean up
-
-    assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out)]) == 0
-    rebuilt = published(out)
-    assert not list((out / ".versions").glob("staging-*"))
-    assert not list(out.glob(".*.link"))
-    for name in NAMES:
-        assert rebuilt[name][0] not in (before[name][0], after[name][0])
-        assert rebuilt[name][1] > after[name][1]
-        assert len(list((out / ".versions").glob(f"{name}-*"))) <= 2  # the new version and the one it replaced
-    assert set(model.load_models(out)) == set(NAMES)
-
-
-def test_leftovers_of_a_build_killed_between_its_last_steps_are_removed_by_the_next_build(
-        model_dir, tiny_data, tmp_path):
-    out = tmp_path / "models"
-    shutil.copytree(model_dir, out, symlinks=True)
-    dead = subprocess.Popen([sys.executable, "-c", ""])
-    dead.wait()
-    current = (out / "binary").resolve()
-    # Killed after renaming its version into place, before switching the link; and after making the
-    # new link, before moving it over the old one.
-    unpublished = shutil.copytree(current, out / ".versions" / f"binary-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}")
-    os.symlink(os.path.relpath(unpublished, out), out / f".binary.{dead.pid}.link")
-
-    assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out)]) == 0
-    assert not unpublished.exists()
-    assert not list(out.glob(".*.link"))
-    assert current.exists()  # the version just replaced stays: a server may be loading it
-    assert sorted(p.name for p in out.iterdir()) == [".versions", "binary", "fine-grained"]
-
-
-def test_two_builds_at_once_into_one_folder_both_succeed_and_leave_loadable_models(model_dir, tiny_data, tmp_path):
-    out = tmp_path / "models"
-    shutil.copytree(model_dir, out, symlinks=True)
-    builds = [run_build("--data", tiny_data / "train.tsv", "--out", out) for _ in range(2)]
-    for build in builds:
-        _, stderr = build.communicate(timeout=120)
-        assert build.returncode == 0, stderr
-    assert set(model.load_models(out)) == set(NAMES)
-    assert sorted(p.name for p in out.iterdir()) == [".versions", "binary", "fine-grained"]
-    for name in NAMES:
-        assert len(list((out / ".versions").glob(f"{name}-*"))) == 2
 
 
 def test_a_successful_build_reports_each_step_and_a_summary_and_switches_the_models(

@@ -1,27 +1,32 @@
-"""Loading a model folder (model.py): every way a folder can be broken is a ModelError naming the
-file, raised before any pickle is unpickled."""
-import json
-import os
+"""The model (model.py): loading a model directory, and FastScorer against scikit-learn: the same
+probabilities (to 1e-9) for every phrase and every option the build can choose, each batch scored by the
+path that is faster for its size, and a clear refusal of a model the fast scorer cannot match.
+How a model folder is verified before anything is unpickled is in test_artifacts.py."""
 import pickle
 import shutil
 
+import numpy as np
 import pytest
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.model_selection import ParameterGrid
+from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
 
+import artifacts
+import build_model
 import model
 import util
 
-PICKLES = [model.VECTORIZER_FILE, model.CLASSIFIER_FILE]
+TOLERANCE = 1e-9
+# Texts the tiny data lacks: repeated terms (tf > 1), capitals, accents, punctuation, unknown words only.
+EXTRA_TEXTS = ["Brilliant brilliant BRILLIANT film , film !", "the the the movie movie", "Café déjà vu",
+               "zzz qqq", " ", "", "a", "awful... but  DAZZLING; a masterpiece? No."]
+# Options beyond PARAM_GRID that change what transform() computes, each on top of the shipped defaults.
+EXTRA_OPTIONS = [{"tfidf__norm": "l1"}, {"tfidf__norm": None}, {"tfidf__use_idf": False},
+                 {"tfidf__binary": True}, {"tfidf__lowercase": False}, {"tfidf__smooth_idf": False},
+                 {"tfidf__binary": True, "tfidf__use_idf": False, "tfidf__norm": None}]
 
 
-class Marker:
-    """Unpickling this creates a folder: the proof that a pickle was (or was not) unpickled."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return os.mkdir, (self.path,)
-
+# --- Loading a model directory -------------------------------------------------------------------
 
 @pytest.fixture
 def models(model_dir, tmp_path):
@@ -32,92 +37,21 @@ def models(model_dir, tmp_path):
     return out
 
 
-def edit_manifest(folder, change):
-    """Rewrite `manifest.json` after `change(manifest)`."""
-    manifest = util.read_json(folder / model.MANIFEST_FILE)
-    change(manifest)
-    (folder / model.MANIFEST_FILE).write_text(json.dumps(manifest))
-
-
-def flip_last_byte(path):
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def truncate(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-BREAKAGES = {  # how the folder is broken: (do it to the folder, the file the message must name, a phrase in it)
-    "vectorizer tampered": (lambda f: flip_last_byte(f / model.VECTORIZER_FILE), model.VECTORIZER_FILE, "sha256"),
-    "classifier truncated": (lambda f: truncate(f / model.CLASSIFIER_FILE), model.CLASSIFIER_FILE, "truncated"),
-    "vectorizer missing": (lambda f: (f / model.VECTORIZER_FILE).unlink(), model.VECTORIZER_FILE, "missing"),
-    "classifier missing": (lambda f: (f / model.CLASSIFIER_FILE).unlink(), model.CLASSIFIER_FILE, "missing"),
-    "metrics tampered": (lambda f: (f / "metrics.json").write_text('{"accuracy": 1.0}'), "metrics.json", "sha256"),
-    "metrics missing": (lambda f: (f / "metrics.json").unlink(), "metrics.json", "missing"),
-    "plot tampered": (lambda f: truncate(f / "confusion.png"), "confusion.png", "sha256"),
-    "manifest missing": (lambda f: (f / model.MANIFEST_FILE).unlink(), model.MANIFEST_FILE, "missing"),
-    "manifest truncated": (lambda f: truncate(f / model.MANIFEST_FILE), model.MANIFEST_FILE, "not a valid manifest"),
-    "manifest not an object": (lambda f: (f / model.MANIFEST_FILE).write_text("[]"), model.MANIFEST_FILE,
-                               "not a valid manifest"),
-    "manifest artifacts not a mapping": (lambda f: edit_manifest(f, lambda m: m.update(artifacts=PICKLES)),
-                                         model.MANIFEST_FILE, "artifacts"),
-    "manifest without a pickle's hash": (
-        lambda f: edit_manifest(f, lambda m: m["artifacts"].pop(model.CLASSIFIER_FILE)), model.MANIFEST_FILE,
-        model.CLASSIFIER_FILE),
-    "another scikit-learn": (lambda f: edit_manifest(f, lambda m: m["versions"].update({"scikit-learn": "0.24.2"})),
-                             model.MANIFEST_FILE, "trained with scikit-learn 0.24.2"),
-}
-
-
-@pytest.mark.parametrize("breakage", BREAKAGES)
-def test_a_broken_model_folder_is_a_model_error_naming_the_file(models, breakage):
-    break_it, file_name, phrase = BREAKAGES[breakage]
-    break_it(models / "binary")
-    for load in (lambda: model.SentimentModel.load(models / "binary"), lambda: model.load_models(models)):
-        with pytest.raises(model.ModelError) as error:
-            load()
-        assert str(models / "binary" / file_name) in str(error.value)
-        assert phrase in str(error.value)
-        assert "\n" not in str(error.value)
-
-
-def test_the_intact_copy_loads_and_scores(models):
+def test_every_model_folder_under_the_directory_loads_and_scores(models):
     loaded = model.load_models(models)
     assert set(loaded) == {"binary", "fine-grained"}
     answer = loaded["binary"].predict(["a brilliant, dazzling masterpiece"])[0]
     assert answer["prediction"] == "Positive"
     assert answer["confidence"] == max(answer["probabilities"].values())
+    assert loaded["fine-grained"].labels == util.FINE_GRAINED_LABELS
 
 
-def test_a_swapped_pickle_is_never_unpickled(models, tmp_path):
-    marker = tmp_path / "unpickled"
-    evil = pickle.dumps(Marker(marker))
-    pickle.loads(evil)  # the proof works: unpickling this file does leave the marker
-    assert marker.exists()
-    marker.rmdir()
-    for name in PICKLES:  # the manifest keeps the real pickles' hashes
-        (models / "binary" / name).write_bytes(evil)
-    for load in (lambda: model.SentimentModel.load(models / "binary"), lambda: model.load_models(models)):
-        with pytest.raises(model.ModelError, match="sha256 does not match"):
-            load()
-    assert not marker.exists()
-
-
-def test_a_pickle_swapped_after_its_hash_was_checked_is_never_unpickled(models, tmp_path, monkeypatch):
-    marker = tmp_path / "unpickled"
-    check = model.verify_artifacts
-
-    def check_then_swap(folder, manifest):
-        check(folder, manifest)  # the files are good when checked, then replaced before they are read
-        for name in PICKLES:
-            (folder / name).write_bytes(pickle.dumps(Marker(marker)))
-
-    monkeypatch.setattr(model, "verify_artifacts", check_then_swap)
-    with pytest.raises(model.ModelError, match="changed while the model was loading"):
-        model.SentimentModel.load(models / "binary")
-    assert not marker.exists()
+def test_one_broken_model_stops_the_whole_directory_with_a_model_error_naming_its_file(models):
+    (models / "fine-grained" / artifacts.CLASSIFIER_FILE).write_bytes(b"not the model")
+    with pytest.raises(model.ModelError) as refused:  # what app.py, predict.py and gunicorn.conf.py catch
+        model.load_models(models)
+    assert str(models / "fine-grained" / artifacts.CLASSIFIER_FILE) in str(refused.value)
+    assert "sha256 does not match" in str(refused.value)
 
 
 @pytest.mark.parametrize("state", ["missing", "empty", "only a dangling link"])
@@ -130,4 +64,159 @@ def test_a_model_dir_without_usable_models_is_a_model_error_naming_it(tmp_path, 
     with pytest.raises(model.ModelError) as error:
         model.load_models(model_dir)
     assert str(model_dir) in str(error.value)
-    assert ("which is gone" if state == "only a dangling link" else "no models found") in str(error.value)
+    expected = "which is gone" if state == "only a dangling link" else "no models found. Build them with"
+    assert expected in str(error.value)
+
+
+# --- FastScorer against scikit-learn -------------------------------------------------------------
+
+def sklearn_probabilities(vectorizer, classifier, texts):
+    """scikit-learn's own transform + predict_proba: the reference."""
+    return classifier.predict_proba(vectorizer.transform(texts))
+
+
+def assert_same_probabilities(fast, reference, texts):
+    """Two (n_texts, n_labels) arrays agree to TOLERANCE; fail naming the text that differs most."""
+    fast, reference = np.asarray(fast), np.asarray(reference)
+    assert fast.shape == reference.shape == (len(texts), reference.shape[1])
+    error = np.abs(fast - reference).max(axis=1)
+    worst = int(error.argmax())
+    assert error[worst] <= TOLERANCE, (
+        f"{texts[worst]!r}: fast {fast[worst]} vs scikit-learn {reference[worst]} (|diff| {error[worst]:.3g})")
+
+
+def tiny_texts(tiny_data):
+    """Every phrase of the tiny train.tsv and test.tsv, plus the extra texts."""
+    train = util.read_kaggle_train(tiny_data / "train.tsv")
+    test = util.read_kaggle_test(tiny_data / "test.tsv")
+    return [*train["Phrase"], *test["Phrase"], *EXTRA_TEXTS]
+
+
+@pytest.mark.parametrize("name", ["binary", "fine-grained"])
+def test_fast_scorer_matches_scikit_learn_on_every_kaggle_phrase(kaggle_dir, kaggle_model_dir, name):
+    loaded = model.SentimentModel.load(kaggle_model_dir / name)
+    texts = [*util.read_kaggle_train(kaggle_dir / "train.tsv.gz")["Phrase"],
+             *util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"]]
+    assert len(texts) == 156_060 + 66_292
+    assert_same_probabilities(loaded.scorer_.predict_proba(texts),
+                              sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts), texts)
+
+
+@pytest.mark.parametrize("name", ["binary", "fine-grained"])
+def test_fast_scorer_matches_scikit_learn_on_the_tiny_data(tiny_data, model_dir, name):
+    loaded = model.SentimentModel.load(model_dir / name)
+    texts = tiny_texts(tiny_data)
+    assert_same_probabilities(loaded.scorer_.predict_proba(texts),
+                              sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts), texts)
+
+
+@pytest.fixture(scope="module")
+def tiny_fine_grained(tiny_data):
+    """The tiny data as the fine-grained model's training set."""
+    return next(d for d in build_model.kaggle_datasets(tiny_data / "train.tsv") if d.name == "fine-grained")
+
+
+@pytest.mark.parametrize("params", [*ParameterGrid(build_model.PARAM_GRID),
+                                    *({**build_model.DEFAULTS["binary"], **extra} for extra in EXTRA_OPTIONS)],
+                         ids=lambda params: ",".join(f"{k.split('__')[1]}={v}" for k, v in params.items()))
+def test_fast_scorer_matches_scikit_learn_for_every_option_the_build_can_choose(tiny_data, tiny_fine_grained,
+                                                                               params):
+    fitted = build_model.make_pipeline(params).fit(tiny_fine_grained.texts, tiny_fine_grained.y)
+    vectorizer, classifier = fitted.named_steps["tfidf"], fitted.named_steps["nb"]
+    texts = tiny_texts(tiny_data)
+    assert_same_probabilities(model.FastScorer(vectorizer, classifier).predict_proba(texts),
+                              sklearn_probabilities(vectorizer, classifier, texts), texts)
+
+
+def count_calls(monkeypatch, owner, name):
+    """Count the calls of `owner.name` (an instance's method), still running the real one."""
+    real, calls = getattr(owner, name), []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba"])
+@pytest.mark.parametrize("size, fast_path", [(1, True), (model.FAST_PATH_MAX_BATCH, True),
+                                             (model.FAST_PATH_MAX_BATCH + 1, False)],
+                         ids=["one", "at-the-limit", "over-the-limit"])
+def test_batches_up_to_the_limit_take_the_fast_scorer_and_larger_ones_scikit_learn_with_the_same_answers(
+        tiny_data, model_dir, monkeypatch, method, size, fast_path):
+    loaded = model.SentimentModel.load(model_dir / "fine-grained")
+    texts = tiny_texts(tiny_data)[:size]
+    assert len(set(texts)) == size  # every text different, so order and count both matter
+    # Both paths computed on their own first: they agree, so the answers below must match either.
+    fast = [loaded.scorer_.predict_proba_one(text) for text in texts]
+    reference = sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts)
+    assert_same_probabilities(fast, reference, texts)
+
+    fast_calls = count_calls(monkeypatch, loaded.scorer_, "predict_proba_one")
+    sklearn_calls = count_calls(monkeypatch, loaded, "predict_proba_sklearn")
+    result = getattr(loaded, method)(texts)
+
+    # Which path ran: one fast-scorer call per text, or one scikit-learn call for the whole batch.
+    assert (len(fast_calls), len(sklearn_calls)) == ((size, 0) if fast_path else (0, 1))
+    if method == "predict_proba":
+        assert_same_probabilities(result, reference, texts)
+    else:
+        assert [answer["prediction"] for answer in result] == [loaded.labels[i] for i in reference.argmax(axis=1)]
+        shown = np.array([list(answer["probabilities"].values()) for answer in result])
+        assert np.abs(shown - reference).max() <= 0.0005 + TOLERANCE  # rounded to 3 places, nothing more
+
+
+def set_after_fit(name, value):
+    """A change made to a fitted vectorizer that transform() would ignore or apply differently."""
+    def change(vectorizer, classifier):
+        setattr(vectorizer, name, value)
+        return vectorizer, classifier
+    return change
+
+
+def flip_after_fit(name):
+    """A boolean option of a fitted vectorizer turned the other way, whatever the build chose."""
+    def change(vectorizer, classifier):
+        setattr(vectorizer, name, not getattr(vectorizer, name))
+        return vectorizer, classifier
+    return change
+
+
+def refit(*, vectorizer=None, classifier=None):
+    """Fitted again on four texts with another vectorizer or classifier."""
+    def change(old_vectorizer, old_classifier):
+        texts = ["good film", "bad film", "good good", "bad plot"]
+        new_vectorizer = (vectorizer or old_vectorizer).fit(texts)
+        new_classifier = (classifier or MultinomialNB()).fit(new_vectorizer.transform(texts), [1, 0, 1, 0])
+        return new_vectorizer, new_classifier
+    return change
+
+
+def unfitted(vectorizer, classifier):
+    """A vectorizer that was never fitted."""
+    return TfidfVectorizer(), classifier
+
+
+@pytest.mark.parametrize("change, message", [
+    (refit(vectorizer=TfidfVectorizer(dtype=np.float32)), "dtype=float32, only float64"),
+    (refit(classifier=ComplementNB()), "classifier is ComplementNB, not MultinomialNB"),
+    (refit(classifier=BernoulliNB()), "classifier is BernoulliNB, not MultinomialNB"),
+    (refit(vectorizer=CountVectorizer()), "vectorizer is CountVectorizer, not TfidfVectorizer"),
+    (set_after_fit("norm", "max"), "norm='max', only 'l1', 'l2' or None"),
+    (flip_after_fit("sublinear_tf"), "was changed after fitting"),
+    (set_after_fit("input", "filename"), "input='filename', only 'content'"),
+    (unfitted, "not fitted"),
+    (lambda v, c: (refit()(v, c)[0], c), "features, vectorizer"),
+], ids=["float32", "ComplementNB", "BernoulliNB", "CountVectorizer", "norm-max", "changed-after-fit", "input",
+        "unfitted", "mismatched-sizes"])
+def test_a_model_the_fast_scorer_cannot_match_is_refused_when_made_with_the_reason(model_dir, change, message):
+    folder = (model_dir / "binary").resolve()
+    vectorizer, classifier = change(*(pickle.loads((folder / name).read_bytes())
+                                      for name in (artifacts.VECTORIZER_FILE, artifacts.CLASSIFIER_FILE)))
+    manifest = util.read_json(folder / artifacts.MANIFEST_FILE)
+    with pytest.raises(model.ModelError, match="unsupported model for the fast scorer") as refused:
+        model.SentimentModel(name="binary", vectorizer=vectorizer, classifier=classifier, manifest=manifest,
+                             metrics={})
+    assert message in str(refused.value)

@@ -1,146 +1,75 @@
-"""The pages for people, /docs and /demo, in a real headless browser (Debian's chromium, driven by
-Playwright) against a live gunicorn: what a person sees, and that nothing is fetched from elsewhere."""
-import re
-import shutil
+"""The pages for people, /docs and /demo, as Flask's test client sees them: the policy that keeps them
+to this app's files, the assets they load, and a demo page written from the app's own routes and limits.
+
+What a person sees in a browser is in e2e/test_browser_pages.py.
+"""
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
-import requests
-from playwright.sync_api import expect, sync_playwright
 
-from support import Server
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+from app import create_app
+from config import MODEL_ROUTES
 
 
-class AssetLinks(HTMLParser):
-    """Collects the src and href attributes of a page."""
+class Page(HTMLParser):
+    """The asset links of a page, and the attributes of its tags by id and by class."""
 
-    def __init__(self):
+    def __init__(self, html):
         super().__init__()
-        self.links = []
+        self.links, self.by_id, self.sections = [], {}, []
+        self.feed(html)
 
     def handle_starttag(self, tag, attrs):
-        self.links += [v for k, v in attrs if k in ("src", "href")]
+        attributes = dict(attrs)
+        self.links += [value for name, value in attrs if name in ("src", "href")]
+        if "id" in attributes:
+            self.by_id[attributes["id"]] = attributes
+        if tag == "section" and "model" in (attributes.get("class") or "").split():
+            self.sections.append(attributes)
 
 
-@pytest.mark.parametrize("page", ["/docs", "/demo"])
-def test_pages_refer_only_to_assets_this_app_serves(client, page):
-    response = client.get(page)
+@pytest.mark.parametrize("path", ["/docs", "/demo"])
+def test_pages_load_only_assets_this_app_serves_under_a_self_only_policy(client, path):
+    response = client.get(path)
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
-    parser = AssetLinks()
-    parser.feed(response.get_data(as_text=True))
-    assert parser.links
-    for link in parser.links:
+    page = Page(response.get_data(as_text=True))
+    assert page.links
+    for link in page.links:
         assert not urlsplit(link).netloc, f"{link} is on another host"
-        asset = client.get("/" + link)
-        assert asset.status_code == 200, link
+        assert client.get("/" + link).status_code == 200, link
 
 
-def test_only_swagger_uis_own_files_are_served_under_docs(client):
-    assert client.get("/docs/swagger-ui-bundle.js").status_code == 200
-    assert client.get("/docs/core.py").status_code == 404
-    assert client.get("/docs/..%2F__init__.py").status_code == 404
+@pytest.mark.parametrize("path, status", [
+    ("/docs/swagger-ui-bundle.js", 200),
+    ("/static/demo.js", 200),
+    ("/docs/core.py", 404),  # a file of the swagger_ui package that is not one of Swagger UI's assets
+    ("/docs/..%2F__init__.py", 404),
+    ("/static/demo.html", 404),  # the template, not an asset
+    ("/static/..%2Fapp.py", 404),
+])
+def test_only_the_pages_own_assets_are_served(client, path, status):
+    response = client.get(path)
+    assert response.status_code == status
+    if status == 404:
+        assert response.is_json and "message" in response.get_json()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Headless chromium from Debian's package; never a downloaded browser."""
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (CI installs it)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
+def test_the_demo_has_one_section_per_scoring_route_calling_it(client):
+    page = Page(client.get("/demo").get_data(as_text=True))
+    sections = {section["id"]: section["data-path"] for section in page.sections}
+    assert list(sections) == list(MODEL_ROUTES)
+    for name, path in sections.items():
+        # Relative, so the page also works under a proxy's prefix; the browser resolves it against /demo.
+        assert not path.startswith("/"), name
+        assert urljoin("/demo", path) == MODEL_ROUTES[name]
 
 
-@pytest.fixture
-def page(browser, live_server):
-    """A fresh page that may talk to the live server only; every other request is refused and recorded."""
-    context = browser.new_context()
-    context.elsewhere = []
-
-    def only_local(route):
-        if route.request.url.startswith(live_server.url + "/"):
-            route.continue_()
-        else:
-            context.elsewhere.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_local)
-    opened = context.new_page()
-    opened.errors = []
-    opened.on("pageerror", lambda error: opened.errors.append(str(error)))
-    # Content-Security-Policy refusals appear only on the console (as do the API's deliberate 4xx answers).
-    opened.on("console", lambda message: "Content Security Policy" in message.text
-              and opened.errors.append(message.text))
-    yield opened
-    context.close()
-    assert context.elsewhere == [], "the page tried to reach other hosts"
-    assert opened.errors == [], "the page's scripts failed"
-
-
-def bar_values(section):
-    """{label: probability} as drawn in one model's section."""
-    return {row.get_attribute("data-label"): float(row.get_attribute("data-probability"))
-            for row in section.locator(".bar").all()}
-
-
-def test_docs_render_the_openapi_document_with_no_outside_requests(page, live_server):
-    page.goto(live_server.url + "/docs")
-    expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=15_000)
-    paths = page.locator(".opblock-summary-path").all_inner_texts()
-    assert "/fine-grained" in [p.strip() for p in paths]
-
-
-def test_demo_with_a_query_shows_both_verdicts_with_a_bar_per_label(page, live_server):
-    page.goto(live_server.url + "/demo?query=brilliant+superb+masterpiece")
-    expect(page.locator("#query")).to_have_value("brilliant superb masterpiece")
-    binary, fine = page.locator("#binary"), page.locator("#fine-grained")
-    expect(binary).to_have_attribute("data-state", "done")
-    expect(fine).to_have_attribute("data-state", "done")
-    expect(binary.locator(".verdict")).to_have_text(re.compile(r"^Positive \(\d+\.\d%\)$"))
-    expect(fine.locator(".verdict")).to_have_text(re.compile(r"^Positive \("))
-    assert list(bar_values(binary)) == ["Negative", "Positive"]
-    assert len(bar_values(fine)) == 5
-    api = requests.get(live_server.url + "/", params={"query": "brilliant superb masterpiece"}, timeout=10).json()
-    assert bar_values(binary) == api["probabilities"]
-    width = binary.locator(".bar.top .fill").evaluate("e => e.style.width")
-    assert width == f"{100 * api['confidence']:.1f}%"
-
-
-def test_typing_a_phrase_and_pressing_enter_scores_it_and_updates_the_address(page, live_server):
-    page.goto(live_server.url + "/demo")
-    expect(page.locator("#binary .verdict")).to_have_text("")
-    page.fill("#query", "awful dreadful worst")
-    page.press("#query", "Enter")
-    expect(page.locator("#binary")).to_have_attribute("data-state", "done")
-    expect(page.locator("#binary .verdict")).to_have_text(re.compile("^Negative"))
-    assert "query=awful+dreadful+worst" in page.url
-
-
-def test_demo_shows_the_apis_message_for_a_whitespace_only_phrase(page, live_server):
-    page.goto(live_server.url + "/demo?query=%20%20")
-    for section in (page.locator("#binary"), page.locator("#fine-grained")):
-        expect(section).to_have_attribute("data-state", "error")
-        expect(section.locator(".error")).to_be_visible()
-        expect(section.locator(".error")).to_have_text(re.compile(r"^Error 400: query is empty or only whitespace"))
-        assert section.locator(".bar").count() == 0
-
-
-def test_demo_shows_a_verdict_and_how_to_build_the_missing_model_side_by_side(browser, model_dir, tmp_path):
-    (tmp_path / "binary").symlink_to((model_dir / "binary").resolve())
-    server = Server(tmp_path).wait_healthy()
-    try:
-        page = browser.new_page()
-        page.goto(server.url + "/demo?query=brilliant")
-        expect(page.locator("#binary")).to_have_attribute("data-state", "done")
-        expect(page.locator("#fine-grained")).to_have_attribute("data-state", "error")
-        expect(page.locator("#fine-grained .error")).to_have_text(re.compile(r"^Error 404: .*build_model\.py --data"))
-        page.close()
-    finally:
-        server.stop()
+@pytest.mark.parametrize("limit", [None, 25])
+def test_the_demo_text_box_takes_as_many_characters_as_the_server_accepts(model_dir, limit):
+    app = create_app({"MODEL_DIR": str(model_dir), **({"MAX_QUERY_LENGTH": limit} if limit else {})})
+    page = Page(app.test_client().get("/demo").get_data(as_text=True))
+    assert int(page.by_id["query"]["maxlength"]) == app.config["MAX_QUERY_LENGTH"]
+    if limit:
+        assert app.config["MAX_QUERY_LENGTH"] == limit

@@ -1,5 +1,5 @@
-"""Property tests of the request-parsing functions: whatever arrives, they return the texts to score or
-raise one of the named errors, never anything else."""
+"""The request parsers (parsing.py), without HTTP: whatever arrives, they return the texts to score or
+raise one of the named errors, never anything else (property tests), with messages that say what to do."""
 import json
 from urllib.parse import urlencode
 
@@ -7,7 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import ApiError, BadQuery, TooLarge, check_text, parse_json, text_from_get, texts_from_post
+from parsing import (
+    ApiError,
+    BadQuery,
+    TooLarge,
+    check_text,
+    is_json,
+    json_type,
+    parse_json,
+    text_from_get,
+    texts_from_post,
+)
 
 MAX_LENGTH = 50
 MAX_BATCH = 5
@@ -123,3 +133,34 @@ def test_a_query_sent_twice_is_refused_whichever_ways_are_combined(first, second
     for query_string, mimetype, body in attempts:
         with pytest.raises(BadQuery, match="send it once"):
             get(query_string=query_string, mimetype=mimetype, body=body)
+
+
+@pytest.mark.parametrize("mimetype, expected", [
+    ("application/json", True), ("application/ld+json", True), ("application/problem+json", True),
+    ("application/x-www-form-urlencoded", False), ("text/plain", False), ("", False), ("application/jsonp", False),
+])
+def test_json_bodies_are_recognised_by_their_media_type_including_plus_json(mimetype, expected):
+    assert is_json(mimetype) is expected
+
+
+@pytest.mark.parametrize("value, name", [(None, "null"), ({}, "an object"), ([], "an array"), (True, "a boolean"),
+                                         (3, "a number"), (2.5, "a number")])
+def test_messages_name_json_types_as_json_does(value, name):
+    assert json_type(value) == name
+    with pytest.raises(BadQuery) as refused:
+        check_text(value, max_length=MAX_LENGTH, where="query")
+    assert refused.value.description == f"query must be a string, not {name}."
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: get(), 'Missing query: send the text as ?query=..., as a form field query=..., or as a JSON body'),
+    (lambda: get(query_string=b"query=%20"), "query is empty or only whitespace; send the text as ?query="),
+    (lambda: post(b""), 'POST takes a JSON body {"queries": ["...", ...]}; the body is empty.'),
+    (lambda: post(b"query=good"), "to score one text, send a GET (with curl -d, add -X GET)."),
+    (lambda: post(b'{"queries": ["good", " "]}'), "queries[1] is empty or only whitespace; every text in the batch"),
+    (lambda: get(query_string=b"query=" + b"a" * (MAX_LENGTH + 1)), "the limit is 50. Send a shorter text."),
+], ids=["missing", "blank", "empty-post", "form-posted", "blank-in-batch", "too-long"])
+def test_each_error_tells_the_caller_what_to_send_instead(call, message):
+    with pytest.raises(ApiError) as refused:
+        call()
+    assert message in refused.value.description

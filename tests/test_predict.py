@@ -4,15 +4,13 @@ import gzip
 import io
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import predict
-from model import SentimentModel
 import util
-
-ROOT = Path(__file__).resolve().parent.parent
+from model import SentimentModel
+from support import ROOT
 
 
 def rows(text):

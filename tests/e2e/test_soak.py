@@ -3,7 +3,8 @@
 Every request must be answered 2xx (wrk counts socket errors, timeouts and non-2xx answers), no worker
 may be replaced, and the workers' resident memory must not grow over the second half of the soak: the
 first half lets allocator arenas and caches settle (gthread workers grow a little as their threads
-first allocate), while a leak grows with every request and shows in both halves. The figures are printed (`pytest -s tests/test_load.py`) for the README.
+first allocate), while a leak grows with every request and shows in both halves. The figures are
+printed (`pytest -s tests/e2e/test_soak.py`) for the README.
 """
 import os
 import re
@@ -17,7 +18,7 @@ import pytest
 
 from support import Server
 
-SCRIPT = Path(__file__).resolve().parent / "load" / "soak.lua"
+SCRIPT = Path(__file__).resolve().parent / "soak.lua"
 SOAK_REQUESTS = int(os.environ.get("SOAK_REQUESTS", 100_000))
 WARM_UP_REQUESTS = 5_000
 CONNECTIONS = 32

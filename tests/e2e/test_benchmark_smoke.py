@@ -1,0 +1,116 @@
+"""The benchmarks run end to end in their smoke mode and print figures that agree with each other.
+
+No figure is checked against a target here (speed is for the benchmarks themselves, on a quiet
+machine). What is checked: every figure parses and is positive, no request failed, the derived
+columns are computed from the figures printed beside them (within their rounding), and the rows
+measure what they say (the scoring service costs more per GET in-process than its own stack
+answering a constant).
+"""
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from support import ROOT
+
+NUMBER = r"[\d,]+(?:\.\d+)?"
+
+
+def number(text):
+    """A printed figure (`1,005`, `2.21`) as a float."""
+    return float(text.replace(",", ""))
+
+
+def run_smoke(script):
+    """Run `benchmarks/<script> --smoke`; return its standard output."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def figure(pattern, output):
+    """The figures of the one line matching `pattern` (its groups), as floats."""
+    found = re.search(pattern, output, re.M)
+    assert found, f"no line matching {pattern!r} in:\n{output}"
+    return [number(group) for group in found.groups()]
+
+
+def close(printed, exact, *, decimals_printed, slack=0.0):
+    """True if `printed` is `exact` rounded to `decimals_printed`, give or take `slack` from rounded inputs."""
+    return abs(printed - exact) <= 0.5 * 10 ** -decimals_printed + slack + 1e-9
+
+
+def test_scoring_benchmark_prints_per_text_costs_and_a_crossover_that_follow_from_its_timings():
+    output = run_smoke("bench_scoring.py")
+    fast_us, sklearn_us, times = figure(rf"median per short query: fast ({NUMBER}) us, scikit-learn ({NUMBER}) us "
+                                        rf"\(({NUMBER})x\)", output)
+    assert fast_us > 0 and sklearn_us > 0
+    assert close(times, sklearn_us / fast_us, decimals_printed=0,
+                 slack=times * (0.05 / fast_us + 0.05 / sklearn_us))
+    rows = re.findall(rf"^\s+(\d+)\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})(  <- scikit-learn faster)?$",
+                      output, re.M)
+    assert len(rows) >= 2, output
+    faster = []
+    for size, fast_ms, sklearn_ms, fast_per_text, sklearn_per_text, marked in rows:
+        size, fast_ms, sklearn_ms = int(size), number(fast_ms), number(sklearn_ms)
+        assert fast_ms > 0 and sklearn_ms > 0
+        # us per text is ms * 1000 / size; the ms shown are rounded to 0.001.
+        assert close(number(fast_per_text), fast_ms * 1000 / size, decimals_printed=1, slack=0.5 / size)
+        assert close(number(sklearn_per_text), sklearn_ms * 1000 / size, decimals_printed=1, slack=0.5 / size)
+        assert (sklearn_ms <= fast_ms) if marked else (sklearn_ms >= fast_ms), (size, fast_ms, sklearn_ms)
+        faster.append((size, bool(marked)))
+    # The crossover is where scikit-learn stays faster up to the largest batch.
+    trailing = []
+    for size, marked in reversed(faster):
+        if not marked:
+            break
+        trailing.append(size)
+    if trailing:
+        assert f"scikit-learn is faster from batch size {trailing[-1]} " in output
+    else:
+        assert "the fast path was faster at every size" in output
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None,
+                    reason="wrk is not installed (apt-get install -y wrk); CI installs it")
+def test_serving_benchmark_prints_a_table_whose_ratios_are_its_requests_per_second():
+    output = run_smoke("bench_serving.py")
+    header = re.search(r"^app\s+requests/s.*$", output, re.M)
+    assert header, output
+    others = re.findall(r"vs (\w+)", header.group(0))
+    assert others, header.group(0)
+    columns = ["rps", "p50", "p99", "errors", *others, "cpu_us", "in_process_us"]
+    row_pattern = r"^([\w-]+)\s+" + r"\s+".join(
+        rf"({NUMBER})x" if name in others else f"({NUMBER})" for name in columns) + r"$"
+    table = {found.group(1): dict(zip(columns, map(number, found.groups()[1:]), strict=True))
+             for found in re.finditer(row_pattern, output, re.M)}
+    assert {"service", *others} <= set(table), output
+    for app, row in table.items():
+        assert row["errors"] == 0, f"{app} had errors under load:\n{output}"
+        assert row["rps"] > 0 and 0 < row["p50"] <= row["p99"], (app, row)
+        assert row["cpu_us"] > 0 and row["in_process_us"] > 0, (app, row)
+        # Smoke mode runs one round, so each ratio is that round's requests/s over the other app's,
+        # both shown rounded to whole requests.
+        for other in others:
+            exact = row["rps"] / table[other]["rps"]
+            slack = exact * (0.5 / row["rps"] + 0.5 / table[other]["rps"])
+            assert close(row[other], exact, decimals_printed=2, slack=slack), (app, other, row[other], exact)
+    # The service scores; "stack" is the same stack answering a constant: scoring must cost something.
+    assert table["service"]["in_process_us"] > table["stack"]["in_process_us"], output
+
+    assert figure(rf"fast ({NUMBER}) us, scikit-learn ({NUMBER}) us", output)[0] > 0
+    assert figure(rf"^POST / with 1,000 phrases over HTTP: ({NUMBER}) phrases/s$", output)[0] > 0
+    wall, cpu = figure(rf"^predict\.py over \S+ \(.*\): ({NUMBER}) s wall \(({NUMBER}) s CPU\)", output)
+    assert wall > 0 and cpu > 0
+    assert figure(rf"^start-up to a 200 on /health: ({NUMBER}) s$", output)[0] > 0
+    memory = re.search(r"^memory after start-up, MiB: (.*); total PSS (\d+)$", output, re.M)
+    assert memory, output
+    processes = re.findall(r"(master|worker \d+) RSS (\d+) PSS (\d+)", memory.group(1))
+    assert processes[0][0] == "master" and len(processes) >= 2, memory.group(0)
+    pss = [int(p) for _, _, p in processes]
+    assert all(int(rss) >= int(p) > 0 for _, rss, p in processes), memory.group(0)
+    # The total is summed before rounding; each part shown is rounded.
+    assert abs(int(memory.group(2)) - sum(pss)) <= 0.5 * len(pss) + 0.5, memory.group(0)

@@ -1,0 +1,118 @@
+"""The pages for people, /docs and /demo, in a real headless browser (Debian's chromium, driven by
+Playwright) against a live gunicorn: what a person sees, and that nothing is fetched from elsewhere.
+
+What Flask's test client can check of the same pages (policy, assets, sections, limits) is in
+test_pages.py.
+"""
+import re
+import shutil
+
+import pytest
+import requests
+from playwright.sync_api import expect, sync_playwright
+
+from config import MODEL_ROUTES
+from support import Server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless chromium from Debian's package; never a downloaded browser."""
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (CI installs it)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh page that may talk to the live server only; every other request is refused and recorded."""
+    context = browser.new_context()
+    context.elsewhere = []
+
+    def only_local(route):
+        if route.request.url.startswith(live_server.url + "/"):
+            route.continue_()
+        else:
+            context.elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    opened = context.new_page()
+    opened.errors = []
+    opened.on("pageerror", lambda error: opened.errors.append(str(error)))
+    # Content-Security-Policy refusals appear only on the console (as do the API's deliberate 4xx answers).
+    opened.on("console", lambda message: "Content Security Policy" in message.text
+              and opened.errors.append(message.text))
+    yield opened
+    context.close()
+    assert context.elsewhere == [], "the page tried to reach other hosts"
+    assert opened.errors == [], "the page's scripts failed"
+
+
+def bar_values(section):
+    """{label: probability} as drawn in one model's section."""
+    return {row.get_attribute("data-label"): float(row.get_attribute("data-probability"))
+            for row in section.locator(".bar").all()}
+
+
+def test_docs_render_the_openapi_document_with_no_outside_requests(page, live_server):
+    page.goto(live_server.url + "/docs")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=15_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/fine-grained" in [p.strip() for p in paths]
+
+
+def test_demo_with_a_query_shows_both_verdicts_with_a_bar_per_label(page, live_server):
+    page.goto(live_server.url + "/demo?query=brilliant+superb+masterpiece")
+    expect(page.locator("#query")).to_have_value("brilliant superb masterpiece")
+    binary, fine = page.locator("#binary"), page.locator("#fine-grained")
+    expect(binary).to_have_attribute("data-state", "done")
+    expect(fine).to_have_attribute("data-state", "done")
+    expect(binary.locator(".verdict")).to_have_text(re.compile(r"^Positive \(\d+\.\d%\)$"))
+    expect(fine.locator(".verdict")).to_have_text(re.compile(r"^Positive \("))
+    assert list(bar_values(binary)) == ["Negative", "Positive"]
+    assert len(bar_values(fine)) == 5
+    api = requests.get(live_server.url + "/", params={"query": "brilliant superb masterpiece"}, timeout=10).json()
+    assert bar_values(binary) == api["probabilities"]
+    width = binary.locator(".bar.top .fill").evaluate("e => e.style.width")
+    assert width == f"{100 * api['confidence']:.1f}%"
+
+
+def test_typing_a_phrase_and_pressing_enter_scores_it_and_updates_the_address(page, live_server):
+    page.goto(live_server.url + "/demo")
+    expect(page.locator("#binary .verdict")).to_have_text("")
+    page.fill("#query", "awful dreadful worst")
+    page.press("#query", "Enter")
+    expect(page.locator("#binary")).to_have_attribute("data-state", "done")
+    expect(page.locator("#binary .verdict")).to_have_text(re.compile("^Negative"))
+    assert "query=awful+dreadful+worst" in page.url
+
+
+def test_demo_shows_the_apis_message_for_a_whitespace_only_phrase(page, live_server):
+    page.goto(live_server.url + "/demo?query=%20%20")
+    for section in (page.locator(f"#{name}") for name in MODEL_ROUTES):
+        expect(section).to_have_attribute("data-state", "error")
+        expect(section.locator(".error")).to_be_visible()
+        expect(section.locator(".error")).to_have_text(re.compile(r"^Error 400: query is empty or only whitespace"))
+        assert section.locator(".bar").count() == 0
+
+
+def test_demo_shows_a_verdict_and_how_to_build_the_missing_model_side_by_side(browser, model_dir, tmp_path):
+    (tmp_path / "binary").symlink_to((model_dir / "binary").resolve())
+    server = Server(tmp_path).wait_healthy()
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/demo?query=brilliant")
+        expect(page.locator("#binary")).to_have_attribute("data-state", "done")
+        expect(page.locator("#fine-grained")).to_have_attribute("data-state", "error")
+        expect(page.locator("#fine-grained .error")).to_have_text(re.compile(r"^Error 404: .*build_model\.py --data"))
+        page.close()
+    finally:
+        server.stop()

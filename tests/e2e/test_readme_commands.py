@@ -1,0 +1,49 @@
+"""The README's client commands, run as written against a live gunicorn on Kaggle-trained models.
+
+Each `$ command` in a ```console block is run by bash (with the server's address in place of
+127.0.0.1:5000) and its output compared, as JSON, with the output the README shows under it; each
+```pycon block runs as a doctest. The models are built from Kaggle's train.tsv with the shipped
+defaults, so the figures in the README are the figures a user gets.
+"""
+import doctest
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import Server
+from test_readme import README_URL, console_examples, pycon_examples
+
+
+@pytest.fixture(scope="module")
+def kaggle_server(kaggle_model_dir):
+    """gunicorn with the repo's settings on the Kaggle-trained models."""
+    server = Server(kaggle_model_dir).wait_healthy()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("command, expected", console_examples(), ids=[c for c, _ in console_examples()])
+def test_readme_command_prints_what_the_readme_shows(kaggle_server, command, expected):
+    bin_dir = str(Path(sys.executable).parent)  # curl from the system, http from the venv
+    master, terminal = pty.openpty()  # HTTPie reads a request body from stdin unless it is a terminal
+    result = subprocess.run(
+        ["bash", "-c", command.replace(README_URL, kaggle_server.url)], stdin=terminal,
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]})
+    os.close(terminal)
+    os.close(master)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(expected)
+
+
+@pytest.mark.parametrize("block", pycon_examples())
+def test_readme_python_session_gives_the_outputs_shown(kaggle_server, block):
+    test = doctest.DocTestParser().get_doctest(block.replace(README_URL, kaggle_server.url), {}, "README", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
