@@ -2,8 +2,9 @@
 #
 #   docker build -t sentiment-api .        # trains on lib/data/train.tsv[.gz] if you put Kaggle's file there,
 #                                          # else on the public Rotten Tomatoes corpus (binary model only)
-#   docker run -p 5000:5000 sentiment-api
-#   docker run -p 5000:5000 -v /srv/models:/models:ro -e MODEL_DIR=/models sentiment-api   # your own models
+#   docker run -p 127.0.0.1:5000:5000 sentiment-api       # on this machine only, for trying it
+#   docker run -p 127.0.0.1:5000:5000 -v /srv/models:/models:ro -e MODEL_DIR=/models sentiment-api   # your models
+#   docker compose -f deploy/compose.yaml up --build       # on a network: nginx in front (docs/running.md)
 #
 # tests/e2e/test_container_recipe.py runs this recipe without Docker (its RUN steps but pip install, CMD
 # and HEALTHCHECK) on tiny data in lib/data/; tests/test_deploy.py checks deploy/kubernetes.yaml agrees.

@@ -187,7 +187,7 @@ def create_app(config=None, *, models=None):
 
     app.wsgi_app = operations.Operations(
         app.wsgi_app, metrics=metrics, access_log=operations.AccessLog(json_lines=settings.LOG_FORMAT == "json"),
-        cors_origins=settings.CORS_ORIGINS)
+        cors_origins=settings.CORS_ORIGINS, trusted_proxies=settings.FORWARDED_ALLOW_IPS)
     return app
 
 

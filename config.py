@@ -48,7 +48,7 @@ def one_of(name, raw, choices):
 
 
 def origins(raw):
-    """CORS_ORIGINS: a comma-separated string or a list; `*` allows any origin."""
+    """A list setting (CORS_ORIGINS, FORWARDED_ALLOW_IPS): a comma-separated string or a list; `*` is any."""
     items = raw.split(",") if isinstance(raw, str) else raw
     return tuple(o.strip() for o in items if o.strip())
 
@@ -64,6 +64,9 @@ class Settings:
     API_TOKEN: str | None = None  # when set, scoring and /models need `Authorization: Bearer <token>`
     CORS_ORIGINS: tuple = ("*",)
     LOG_FORMAT: str = "text"
+    # Proxies whose X-Forwarded-For the access line believes (`*`: any); gunicorn reads the same variable,
+    # with the same default, for the headers it trusts.
+    FORWARDED_ALLOW_IPS: tuple = ("127.0.0.1", "::1")
     # Set by gunicorn's hooks (or the operator): metrics are then summed over every worker's files.
     PROMETHEUS_MULTIPROC_DIR: str | None = field(default=None)
 
@@ -74,6 +77,7 @@ class Settings:
             "MODEL_DIR": str(self.MODEL_DIR or default["MODEL_DIR"].default),
             "LOG_FORMAT": one_of("LOG_FORMAT", self.LOG_FORMAT, LOG_FORMATS),
             "CORS_ORIGINS": origins(self.CORS_ORIGINS),
+            "FORWARDED_ALLOW_IPS": origins(self.FORWARDED_ALLOW_IPS),
             "API_TOKEN": self.API_TOKEN or None,
             "PROMETHEUS_MULTIPROC_DIR": self.PROMETHEUS_MULTIPROC_DIR or None,
         }

@@ -78,6 +78,12 @@ def on_starting(server):
         refuse(exc)
 
 
+def when_ready(server):
+    """Warn when gunicorn faces a network and nothing says a proxy is in front (docs/running.md)."""
+    if warning := operations.exposure_warning(server.cfg.bind, os.environ):
+        server.log.warning(warning)
+
+
 def on_reload(server):
     """SIGHUP: load the models in MODEL_DIR again before new workers fork; keep the old ones if bad."""
     try:

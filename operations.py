@@ -5,6 +5,7 @@ Prometheus metrics and the access line. Beside it: the metrics themselves (`Metr
 format, logging set up once per process (`configure_logging`), and the pieces gunicorn.conf.py's
 hooks call: the shared metrics folder, gunicorn's own error answers as JSON, its logger in JSON.
 """
+import ipaddress
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ NO_SNIFF = ("X-Content-Type-Options", "nosniff")
 NO_STORE = ("Cache-Control", "no-store")
 # A caller's id is echoed only if it is short and plain, so it cannot forge log lines or bloat them.
 GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+IP_ADDRESS = re.compile(r"[0-9A-Fa-f.:]{2,45}")  # IPv4 or IPv6, as proxies write them
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Scoring takes well under a millisecond, so the buckets start far below prometheus-client's 5 ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -189,7 +191,7 @@ class AccessLog:
         else:  # control characters escaped: a %0A in a URL must not start a forged line
             path = path.translate(ESCAPE_CONTROLS)
             line = (f"{stamp} INFO {ACCESS_LOGGER} {method} {path} {status} {seconds * 1000:.3f}ms "
-                    f"model={model_name or '-'} id={request_id}")
+                    f"model={model_name or '-'} id={request_id} client={remote_addr or '-'}")
         stream = self.stream or sys.stdout
         with self.lock:
             stream.write(line + "\n")
@@ -206,10 +208,12 @@ class Operations:
     the tutorial baseline's requests/s, against ~2.8x now (benchmarks/bench_serving.py).
     """
 
-    def __init__(self, wsgi_app, *, metrics, access_log, cors_origins):
+    def __init__(self, wsgi_app, *, metrics, access_log, cors_origins, trusted_proxies=()):
         self.wsgi_app, self.metrics, self.access_log = wsgi_app, metrics, access_log
         self.any_origin = "*" in cors_origins
         self.cors_origins = frozenset(cors_origins)
+        self.any_proxy = "*" in trusted_proxies
+        self.trusted_proxies = frozenset(trusted_proxies)
 
     def __call__(self, environ, start_response):
         """Answer through the app, adding headers, metrics and the log line when it starts its response."""
@@ -255,7 +259,18 @@ class Operations:
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         self.access_log.write(request_id=request_id, method=method, path=path, status=status, seconds=seconds,
                               model_name=endpoint if endpoint in MODEL_ROUTES else None,
-                              remote_addr=environ.get("REMOTE_ADDR"))
+                              remote_addr=self.client_address(environ))
+
+    def client_address(self, environ):
+        """The peer's address, or, when the peer is a trusted proxy, the last address in X-Forwarded-For:
+        the one that proxy saw. A value that is not an IP address is never written."""
+        peer = environ.get("REMOTE_ADDR")
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        if forwarded and (self.any_proxy or peer in self.trusted_proxies):
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if IP_ADDRESS.fullmatch(last):
+                return last
+        return peer
 
 
 # What a browser script on another origin may send and read. Preflights are answered for every path:
@@ -340,3 +355,32 @@ class JsonServerLogger(GunicornLogger):
         super().setup(cfg)
         for handler in self.error_log.handlers:
             handler.setFormatter(JsonLogFormatter())
+
+
+def exposure_warning(binds, environ):
+    """The warning to log when gunicorn binds beyond loopback and nothing says a proxy is in front, else None.
+
+    `binds` are gunicorn's bind addresses; setting FORWARDED_ALLOW_IPS (the proxy's address, which
+    gunicorn and the access line then trust) is how an operator says a proxy is there.
+    """
+    if "FORWARDED_ALLOW_IPS" in environ:
+        return None
+    exposed = [bind for bind in binds if not is_local(bind)]
+    if not exposed:
+        return None
+    return (f"gunicorn listens on {', '.join(exposed)} with no proxy declared in front: slow clients can hold every "
+            "worker. Put nginx in front (deploy/nginx.conf.template) and set FORWARDED_ALLOW_IPS to its address; "
+            "see docs/running.md.")
+
+
+def is_local(bind):
+    """True for a unix socket or a loopback address such as 127.0.0.1:5000, [::1]:5000 or localhost:5000."""
+    if bind.startswith(("unix:", "fd://")):
+        return True
+    host = bind.rsplit(":", 1)[0].strip("[]") if ":" in bind else bind
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

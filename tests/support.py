@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -94,17 +95,17 @@ SERVICE_VARIABLES = {f.name for f in fields(Settings)} | {"BIND", "WEB_CONCURREN
 
 
 class Server:
-    """A real gunicorn on a loopback port with the repo's gunicorn.conf.py, serving `target` (app:app).
+    """A real gunicorn on a free port of `host` (loopback) with the repo's gunicorn.conf.py, serving `target`.
 
     Its output goes to `log_path`, or to a temporary file: a pipe nobody reads would fill and block
     every worker's access-log line.
     """
 
-    def __init__(self, model_dir, *, env=None, args=(), target="app:app", log_path=None):
+    def __init__(self, model_dir, *, env=None, args=(), target="app:app", log_path=None, host="127.0.0.1"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-        environment.update({"MODEL_DIR": str(model_dir), "BIND": f"127.0.0.1:{self.port}", **(env or {})})
+        environment.update({"MODEL_DIR": str(model_dir), "BIND": f"{host}:{self.port}", **(env or {})})
         self.log = open(log_path, "w+") if log_path else tempfile.TemporaryFile(mode="w+")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -150,3 +151,44 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         return self.output()
+
+
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
+NGINX_BINARY = shutil.which("nginx") or "/usr/sbin/nginx"  # Debian puts it in sbin, often off a user's PATH
+
+
+class Nginx:
+    """nginx run as the template's header says: rendered with envsubst, any prefix, in the foreground."""
+
+    def __init__(self, prefix, *, upstream):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        prefix.mkdir(parents=True, exist_ok=True)
+        rendered = subprocess.run(["envsubst", "$LISTEN $UPSTREAM"], input=NGINX_TEMPLATE.read_text(), text=True,
+                                  capture_output=True, check=True,
+                                  env={**os.environ, "LISTEN": f"127.0.0.1:{self.port}", "UPSTREAM": upstream}).stdout
+        self.config = prefix / "nginx.conf"
+        self.config.write_text(rendered)
+        self.log = open(prefix / "output.log", "w+")
+        self.process = subprocess.Popen([NGINX_BINARY, "-p", str(prefix), "-c", str(self.config), "-g", "daemon off;"],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self):
+        """Block until /health answers 200 through nginx; return self."""
+        def healthy():
+            try:
+                return requests.get(self.url + "/health", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+        assert wait_for(healthy, timeout=20), self.output()
+        return self
+
+    def output(self):
+        """What nginx has written: its access lines and errors."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        """Quit and wait."""
+        self.process.terminate()
+        self.process.wait(timeout=20)

@@ -16,11 +16,11 @@ from support import ROOT
 SETTING_NAMES = [f.name for f in fields(Settings)]
 DEFAULTS = {"MODEL_DIR": str(DEFAULT_MODEL_DIR), "MAX_QUERY_LENGTH": 10_000, "MAX_BATCH_SIZE": 1_000,
             "MAX_CONTENT_LENGTH": 1_048_576, "API_TOKEN": None, "CORS_ORIGINS": ("*",), "LOG_FORMAT": "text",
-            "PROMETHEUS_MULTIPROC_DIR": None}
+            "FORWARDED_ALLOW_IPS": ("127.0.0.1", "::1"), "PROMETHEUS_MULTIPROC_DIR": None}
 # Every setting at a value no test app should ever pick up from the environment.
 HOSTILE_ENVIRONMENT = {"MODEL_DIR": "/nowhere/models", "MAX_QUERY_LENGTH": "3", "MAX_BATCH_SIZE": "1",
                        "MAX_CONTENT_LENGTH": "10", "API_TOKEN": "from-the-shell", "CORS_ORIGINS": "https://only.example",
-                       "LOG_FORMAT": "xml"}
+                       "LOG_FORMAT": "xml", "FORWARDED_ALLOW_IPS": "*"}
 
 
 def as_dict(settings):
@@ -36,11 +36,12 @@ def test_the_settings_are_exactly_the_documented_ones_with_their_defaults():
 def test_set_variables_are_read_and_converted_and_empty_ones_keep_their_defaults_but_cors(tmp_path):
     environ = {"MODEL_DIR": str(tmp_path), "MAX_QUERY_LENGTH": "50", "MAX_BATCH_SIZE": " 7 ",
                "MAX_CONTENT_LENGTH": "2048", "API_TOKEN": "s3cret", "CORS_ORIGINS": "https://a.example, https://b.example,",
-               "LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "UNRELATED": "ignored"}
+               "LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "UNRELATED": "ignored",
+               "FORWARDED_ALLOW_IPS": "10.0.0.5, 10.0.0.6"}
     assert as_dict(Settings.from_env(environ)) == {
         "MODEL_DIR": str(tmp_path), "MAX_QUERY_LENGTH": 50, "MAX_BATCH_SIZE": 7, "MAX_CONTENT_LENGTH": 2048,
         "API_TOKEN": "s3cret", "CORS_ORIGINS": ("https://a.example", "https://b.example"), "LOG_FORMAT": "json",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+        "FORWARDED_ALLOW_IPS": ("10.0.0.5", "10.0.0.6"), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     # An empty CORS_ORIGINS is a choice, not an omission: no origin may read the answers.
     assert as_dict(Settings.from_env({name: "" for name in SETTING_NAMES})) == {**DEFAULTS, "CORS_ORIGINS": ()}
 
@@ -139,6 +140,6 @@ def test_an_app_given_its_settings_ignores_a_hostile_environment(model_dir, tmp_
     assert list(metrics_dir.iterdir()) == []
     # One access line per request in the default text format, not refused as LOG_FORMAT=xml would be.
     assert len(access_lines) == 2
-    assert re.fullmatch(r"\S+ \S+ INFO sentiment.access GET / 200 \d+\.\d+ms model=binary id=[0-9a-f]{32}",
-                        access_lines[0])
+    assert re.fullmatch(r"\S+ \S+ INFO sentiment.access GET / 200 \d+\.\d+ms model=binary id=[0-9a-f]{32} "
+                        r"client=127\.0\.0\.1", access_lines[0])
     assert " GET /metrics 200 " in access_lines[1]

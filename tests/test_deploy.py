@@ -1,5 +1,6 @@
-"""The deployment files agree with each other: the Kubernetes manifest probes /health on the port the
-Dockerfile's BIND serves and runs the image's non-root user.
+"""The deployment files agree with each other and with the app: the Kubernetes manifest probes /health
+on the port the Dockerfile's BIND serves, runs the image's non-root user, and publishes only the app's
+public routes through its Ingress; the compose file publishes nginx alone.
 
 The Dockerfile itself is executed (its RUN commands, its CMD, its HEALTHCHECK) by
 e2e/test_container_recipe.py, which reads it with `dockerfile_instructions` below.
@@ -9,6 +10,7 @@ import re
 import pytest
 import yaml
 
+from config import ROUTES, Settings
 from support import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -76,3 +78,26 @@ def test_kubernetes_pods_run_as_the_images_non_root_user_with_a_writable_tmp(kub
     # A read-only root file system needs a writable /tmp for gunicorn's and the metrics' files.
     if container["securityContext"].get("readOnlyRootFilesystem"):
         assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+
+
+def test_the_ingress_routes_exactly_the_apps_public_endpoints_to_the_service(kubernetes, app):
+    """Every route of the app but /metrics is reachable through the Ingress, and nothing else is."""
+    (rule,) = kubernetes["Ingress"]["spec"]["rules"]
+    routed = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
+    public = {r.rule for r in app.url_map.iter_rules() if r.endpoint != "metrics"}
+    exact = {(rule, "Exact") for rule in public if "<" not in rule}
+    prefixes = {(rule.split("/<")[0], "Prefix") for rule in public if "<" in rule}
+    assert routed == {p for p in exact if (p[0], "Prefix") not in prefixes} | prefixes
+    assert ROUTES["metrics"] not in {path for path, _ in routed}
+    service = kubernetes["Service"]
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert all(p["backend"]["service"]["name"] == service["metadata"]["name"] for p in rule["http"]["paths"])
+
+
+def test_the_ingress_and_compose_limit_bodies_to_the_apps_limit(kubernetes):
+    annotations = kubernetes["Ingress"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "1m"
+    assert 1024 * 1024 == Settings().MAX_CONTENT_LENGTH
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    assert "ports" not in compose["services"]["app"], "only nginx may face the network"
+    assert "nginx.conf.template" in compose["services"]["nginx"]["volumes"][0]

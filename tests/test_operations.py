@@ -214,13 +214,13 @@ def test_made_up_methods_and_paths_do_not_create_new_metric_series(client):
 
 # --- The access log ------------------------------------------------------------------------------
 
-def test_each_request_writes_one_text_line_with_method_path_status_latency_model_and_id(client, capsys):
+def test_each_request_writes_one_text_line_with_method_path_status_latency_model_id_and_client(client, capsys):
     capsys.readouterr()
     client.get("/fine-grained?query=secret+brilliant+words", headers={"X-Request-ID": "req-7"})
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO sentiment\.access "
-                        r"GET /fine-grained 200 \d+\.\d{3}ms model=fine-grained id=req-7", lines[0])
+                        r"GET /fine-grained 200 \d+\.\d{3}ms model=fine-grained id=req-7 client=127\.0\.0\.1", lines[0])
     assert "secret" not in lines[0]  # texts people score stay out of the logs
 
 
@@ -264,6 +264,38 @@ def test_a_path_with_an_encoded_line_break_cannot_forge_an_access_line(model_dir
     response = client.get("/a%0A2026-01-01 00:00:00,000 INFO sentiment.access GET /admin 200 0.1ms model=- id=x")
     assert response.status_code == 404
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+@pytest.mark.parametrize("trusted, peer, forwarded, client", [
+    (None, "127.0.0.1", "203.0.113.9", "203.0.113.9"),  # the default trusts a proxy on loopback
+    (None, "10.0.0.5", "203.0.113.9", "10.0.0.5"),  # anyone else's claim is ignored
+    ("10.0.0.5", "10.0.0.5", "198.51.100.1, 203.0.113.9", "203.0.113.9"),  # the proxy's own hop is believed
+    ("*", "10.0.0.7", "203.0.113.9", "203.0.113.9"),
+    ("*", "10.0.0.7", "not-an-address id=forged", "10.0.0.7"),  # junk is never written
+    (None, "127.0.0.1", None, "127.0.0.1"),
+], ids=["loopback proxy", "untrusted peer", "last hop", "any proxy", "junk", "no header"])
+def test_the_access_line_names_the_client_a_trusted_proxy_saw(model_dir, capsys, trusted, peer, forwarded, client):
+    config = {"MODEL_DIR": str(model_dir), **({"FORWARDED_ALLOW_IPS": trusted} if trusted else {})}
+    test_client = create_app(config).test_client()
+    capsys.readouterr()
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    test_client.get("/health", headers=headers, environ_base={"REMOTE_ADDR": peer})
+    assert capsys.readouterr().out.rstrip("\n").endswith(f" client={client}")
+
+
+@pytest.mark.parametrize("binds, environ, warned", [
+    (["127.0.0.1:5000"], {}, False),
+    (["[::1]:5000", "localhost:5000"], {}, False),
+    (["unix:/run/sentiment.sock"], {}, False),
+    (["0.0.0.0:5000"], {}, True),
+    (["10.1.2.3:5000"], {}, True),
+    (["0.0.0.0:5000"], {"FORWARDED_ALLOW_IPS": "10.0.0.5"}, False),
+])
+def test_gunicorn_facing_a_network_with_no_proxy_declared_is_warned_about(binds, environ, warned):
+    warning = operations.exposure_warning(binds, environ)
+    assert (warning is not None) == warned
+    if warned:
+        assert "docs/running.md" in warning and "FORWARDED_ALLOW_IPS" in warning and binds[0] in warning
 
 
 # --- The app's own log lines ---------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 No figure is checked against a target here (speed is for the benchmarks themselves, on a quiet
 machine). What is checked: every figure parses and is positive, no request failed, the derived
-columns are computed from the figures printed beside them (within their rounding), and the rows
-measure what they say (the scoring service costs more per GET in-process than its own stack
-answering a constant).
+columns are computed from the figures printed beside them (within their rounding). No two timings
+are compared with each other either: on a shared machine one app's second can be slower than another's.
 """
+import os
 import re
 import shutil
 import subprocess
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from support import ROOT
+from support import NGINX_BINARY, ROOT
 
 NUMBER = r"[\d,]+(?:\.\d+)?"
 
@@ -98,8 +98,6 @@ def test_serving_benchmark_prints_a_table_whose_ratios_are_its_requests_per_seco
             exact = row["rps"] / table[other]["rps"]
             slack = exact * (0.5 / row["rps"] + 0.5 / table[other]["rps"])
             assert close(row[other], exact, decimals_printed=2, slack=slack), (app, other, row[other], exact)
-    # The service scores; "stack" is the same stack answering a constant: scoring must cost something.
-    assert table["service"]["in_process_us"] > table["stack"]["in_process_us"], output
 
     assert figure(rf"fast ({NUMBER}) us, scikit-learn ({NUMBER}) us", output)[0] > 0
     assert figure(rf"^POST / with 1,000 phrases over HTTP: ({NUMBER}) phrases/s$", output)[0] > 0
@@ -114,3 +112,18 @@ def test_serving_benchmark_prints_a_table_whose_ratios_are_its_requests_per_seco
     assert all(int(rss) >= int(p) > 0 for _, rss, p in processes), memory.group(0)
     # The total is summed before rounding; each part shown is rounded.
     assert abs(int(memory.group(2)) - sum(pss)) <= 0.5 * len(pss) + 0.5, memory.group(0)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("envsubst") is None
+                    or not os.path.exists(NGINX_BINARY),
+                    reason="needs wrk and nginx (apt-get install -y wrk nginx-light); CI installs them")
+def test_proxy_benchmark_compares_direct_and_nginx_and_nginx_is_not_stalled_by_slow_clients():
+    output = run_smoke("bench_proxy.py")
+    direct = figure(rf"^direct\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+(\d+)$", output)
+    proxied = figure(rf"^nginx\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+(\d+)$", output)
+    assert direct[3] == 0 and proxied[3] == 0, output
+    assert all(value > 0 for value in direct[:3] + proxied[:3])
+    (ratio,) = figure(rf"median of per-round ratios: ({NUMBER})x", output)
+    assert abs(ratio - proxied[0] / direct[0]) <= 0.01, output  # one round: the same figure, up to rounding
+    median_ms, timeouts, sent = figure(r"^\s+4 nginx\s+([\d.]+)\s+(\d+) of (\d+)$", output)
+    assert timeouts == 0 and sent == 10 and median_ms < 1000, output
