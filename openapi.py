@@ -13,6 +13,7 @@ import re
 import pages
 import util
 from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES
+from parsing import TEXT_PATTERN
 
 
 def openapi_document(settings):
@@ -85,28 +86,24 @@ def error_refs(*statuses):
 
 
 def scoring_path(name, labels, settings):
-    """GET (one text, three ways to send it) and POST (a batch) for one model."""
+    """GET (one text in the URL) and POST (a batch) for one model."""
     label_list = ", ".join(labels)
     query = {
-        "name": "query", "in": "query", "required": False, "schema": ref("Text"),
-        "description": "The text to score. Send it once: here, as a form field or in a JSON body.",
+        "name": "query", "in": "query", "required": True, "schema": ref("Text"),
+        "description": "The text to score, percent-encoded as UTF-8. URLs are limited to a few kilobytes by "
+                       "the HTTP server (414 above it): score longer texts with POST.",
     }
     return {
         "get": {
             "operationId": f"score_{name.replace('-', '_')}",
             "summary": f"Score one text with the {name} model ({label_list})",
             "description": (
-                "The text can come in one of three ways: `?query=...` in the URL, a form body "
-                "`query=...` (`curl -X GET URL -d query=...`), or a JSON body `{\"query\": \"...\"}` "
-                "(`http GET URL query=...`). Sending it more than once, or not at all, answers 400."),
+                "The text goes in `?query=...`. For clients that cannot build URLs (the original tutorial's "
+                "`curl -X GET URL -d query=...`, HTTPie's `http GET URL query=...`), the server also takes it "
+                "instead as a form body `query=...` or a JSON body `{\"query\": \"...\"}`; those forms are "
+                "not part of this contract, since a GET body has no defined meaning in HTTP and many clients "
+                "and gateways drop it. Sending the text more than once, or not at all, answers 400."),
             "parameters": [query],
-            "requestBody": {
-                "required": False,
-                "content": {
-                    "application/x-www-form-urlencoded": {"schema": ref("QueryObject")},
-                    "application/json": {"schema": ref("QueryObject")},
-                },
-            },
             "responses": {
                 "200": {"description": "The predicted label, its probability and every label's probability.",
                         "content": json_content(ref("Prediction"))},
@@ -144,8 +141,8 @@ def other_get(summary, description, media_type):
 
 def asset_path(summary, names):
     """GET one of the few files the pages load, by name; any other name is a 404."""
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
-            "description": "One of " + ", ".join(names) + "."}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": list(names)},
+            "description": "The file's name."}
     return {"get": {"summary": summary, "parameters": [name], "responses": {
         "200": {"description": "The file, served by the app itself (no CDN).", "content": {"*/*": {}}},
         "404": {"description": "No such file.", "content": json_content(ref("Error"))},
@@ -160,11 +157,10 @@ def components(settings):
     return {
         "schemas": {
             "Text": {
-                "type": "string", "minLength": 1, "maxLength": max_length, "pattern": "\\S",
-                "description": f"Not blank; at most {max_length:,} characters (longer answers 413). "
-                               "Any Unicode text is accepted.",
+                "type": "string", "minLength": 1, "maxLength": max_length, "pattern": TEXT_PATTERN,
+                "description": f"At least one character that is not white space; at most {max_length:,} "
+                               "characters (longer answers 413). Any other Unicode text is accepted.",
             },
-            "QueryObject": {"type": "object", "properties": {"query": ref("Text")}},
             "Batch": {
                 "type": "object", "required": ["queries"],
                 "properties": {"queries": {"type": "array", "items": ref("Text"), "minItems": 1,

@@ -15,6 +15,12 @@ from support import ROOT, Server, build_models, write_tiny_kaggle
 E2E_DIR = ROOT / "tests" / "e2e"
 
 
+def pytest_addoption(parser):
+    """Options for the longer runs CI leaves out."""
+    parser.addoption("--schemathesis-long", action="store_true",
+                     help="fuzz the live API with ten times the examples and a random seed")
+
+
 def pytest_collection_modifyitems(items):
     """Mark every test under tests/e2e/ as e2e."""
     for item in items:

@@ -29,11 +29,10 @@ def document_operations(document):
 
 
 def concrete(path, operation):
-    """A URL for an OpenAPI path: each path parameter filled with the first name its description lists."""
+    """A URL for an OpenAPI path: each path parameter filled with the first value its schema allows."""
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path":
-            example = re.search(r"One of (\S+?)[,.]?(?:\s|$)", parameter["description"]).group(1)
-            path = path.replace("{" + parameter["name"] + "}", example)
+            path = path.replace("{" + parameter["name"] + "}", parameter["schema"]["enum"][0])
     return path
 
 

@@ -1,6 +1,8 @@
 """The request parsers (parsing.py), without HTTP: whatever arrives, they return the texts to score or
 raise one of the named errors, never anything else (property tests), with messages that say what to do."""
 import json
+import re
+import sys
 from urllib.parse import urlencode
 
 import pytest
@@ -8,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsing import (
+    TEXT_PATTERN,
     ApiError,
     BadQuery,
     TooLarge,
@@ -164,3 +167,12 @@ def test_each_error_tells_the_caller_what_to_send_instead(call, message):
     with pytest.raises(ApiError) as refused:
         call()
     assert message in refused.value.description
+
+
+def test_the_documents_text_pattern_is_the_parsers_blank_rule_for_every_code_point():
+    """openapi.py publishes TEXT_PATTERN; check_text refuses what str.strip() empties. They must agree."""
+    pattern = re.compile(TEXT_PATTERN)
+    disagree = [hex(code) for code in range(sys.maxunicode + 1)
+                if bool(pattern.search(chr(code))) != bool(chr(code).strip())]
+    assert disagree == []
+    assert pattern.search("\u0085") is None and pattern.search("\ufeff")  # where ECMAScript's \s differs
