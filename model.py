@@ -42,8 +42,9 @@ class FastScorer:
         Fitted on the vectorizer's output.
     """
 
-    def __init__(self, vectorizer, classifier):
+    def __init__(self, vectorizer, classifier, *, temperature=1.0):
         check_supported(vectorizer, classifier)
+        self.temperature_ = float(temperature)
         self.analyze_ = vectorizer.build_analyzer()
         self.vocabulary_ = vectorizer.vocabulary_
         self.binary_ = vectorizer.binary
@@ -81,6 +82,8 @@ class FastScorer:
                 weights = [w / norm for w in weights]
             # MultinomialNB's joint log likelihood: one gather of the terms' rows, one product.
             jll = (np.dot(weights, self.feature_log_prob_t_[indices]) + self.class_log_prior_).tolist()
+        if self.temperature_ != 1.0:  # calibrated: softmax(jll / T), the same predictions
+            jll = [x / self.temperature_ for x in jll]
         # Softmax, equal to scikit-learn's exp(jll - logsumexp(jll)).
         top = max(jll)
         shifted = [exp(x - top) for x in jll]
@@ -91,6 +94,55 @@ class FastScorer:
         """Return the class probabilities of each text, shape (n_texts, n_classes)."""
         return np.array([self.predict_proba_one(text) for text in texts]).reshape(
             len(texts), len(self.class_log_prior_))
+
+    def explain_one(self, text):
+        """One text's probabilities and why: (probabilities, explanation), in one pass over the text.
+
+        For TF-IDF + MultinomialNB, ln P(p)/P(a) = (prior_p - prior_a)/T + the sum over the text's terms of
+        weight * (feature_log_prob[p] - feature_log_prob[a]) / T, with `weight` the term's value in the
+        text's normalised tf-idf row, p the prediction and a the runner-up.
+        """
+        counts, unknown = {}, {}
+        vocabulary = self.vocabulary_
+        for token in self.analyze_(text):
+            if token in vocabulary:
+                counts[token] = counts.get(token, 0) + 1
+            else:
+                unknown[token] = None
+        terms = list(counts)
+        indices = [vocabulary[term] for term in terms]
+        weights = self.row_weights(indices, counts.values())
+        rows = self.feature_log_prob_t_[indices]
+        jll = ((np.dot(weights, rows) if indices else 0.0) + self.class_log_prior_) / self.temperature_
+        scores = jll.tolist()
+        top = max(scores)
+        shifted = [exp(x - top) for x in scores]
+        total = sum(shifted)
+        probabilities = [x / total for x in shifted]
+        best, against = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:2]
+        gaps = ((rows[:, best] - rows[:, against]) / self.temperature_).tolist() if indices else []
+        explained = sorted(
+            ({"term": t, "count": counts[t], "weight": w, "contribution": w * g}
+             for t, w, g in zip(terms, weights, gaps)), key=lambda term: -abs(term["contribution"]))
+        # log_odds from the whole joint log likelihood (softmax cancels its normaliser), apart from the
+        # per-term sum, so that the two can be checked against each other.
+        return probabilities, {
+            "against_index": against, "log_odds": scores[best] - scores[against],
+            "prior": float(self.class_log_prior_[best] - self.class_log_prior_[against]) / self.temperature_,
+            "terms": explained, "unknown": list(unknown)}
+
+    def row_weights(self, indices, counts):
+        """The tf-idf weights of a text's terms in its normalised row (TfidfTransformer's steps)."""
+        weights = [1.0] * len(indices) if self.binary_ else [float(c) for c in counts]
+        if self.sublinear_tf_:
+            weights = [log(w) + 1.0 for w in weights]
+        if self.idf_ is not None:
+            weights = [w * idf for w, idf in zip(weights, self.idf_[indices].tolist())]
+        norm = {"l2": lambda: sqrt(sum(w * w for w in weights)), "l1": lambda: sum(abs(w) for w in weights)}
+        if self.norm_ in norm and weights:
+            total = norm[self.norm_]()
+            weights = [w / total for w in weights]
+        return weights
 
 
 def check_supported(vectorizer, classifier):
@@ -163,7 +215,10 @@ class SentimentModel:
         self.manifest = manifest
         self.metrics = metrics
         self.labels = list(manifest["labels"])
-        self.scorer_ = FastScorer(vectorizer, classifier)
+        # Fitted by build_model.py on out-of-fold scores; a model built before calibration serves T = 1.
+        self.temperature = float(manifest["hyperparameters"].get("temperature", 1.0))
+        self.scorer_ = FastScorer(vectorizer, classifier, temperature=self.temperature)
+        self.top_terms = top_terms(vectorizer, classifier, self.labels)
 
     @classmethod
     def load(cls, folder):
@@ -179,11 +234,15 @@ class SentimentModel:
         return self.predict_proba_sklearn(texts)
 
     def predict_proba_sklearn(self, texts):
-        """Class probabilities through scikit-learn's own transform + predict_proba."""
-        return self.classifier.predict_proba(self.vectorizer.transform(texts))
+        """Calibrated class probabilities through scikit-learn: softmax(predict_joint_log_proba / T)."""
+        jll = self.classifier.predict_joint_log_proba(self.vectorizer.transform(texts)) / self.temperature
+        return softmax(jll)
 
-    def predict(self, texts):
-        """Score texts; return one answer per text with prediction, confidence and probabilities."""
+    def predict(self, texts, *, explain=False):
+        """Score texts; return one answer per text with prediction, confidence and probabilities, and with
+        `explain`, each answer's `explanation` (see `FastScorer.explain_one`)."""
+        if explain:  # one pass per text gives both; the probabilities are the fast scorer's
+            return [self.explained_answer(*self.scorer_.explain_one(text)) for text in texts]
         if uses_fast_path(texts):  # the fast scorer's plain floats, with no array in between
             rows = [self.scorer_.predict_proba_one(text) for text in texts]
         else:
@@ -199,6 +258,11 @@ class SentimentModel:
             "probabilities": {label: round(p, 3) for label, p in zip(self.labels, probabilities)},
         }
 
+    def explained_answer(self, probabilities, explained):
+        """`answer` with its `explanation`: the runner-up label, the log-odds against it and their parts."""
+        against = self.labels[explained.pop("against_index")]
+        return {**self.answer(probabilities), "explanation": {"against": against, **explained}}
+
     def info(self):
         """What `/models` shows of this model: no file-system paths."""
         return {
@@ -208,7 +272,33 @@ class SentimentModel:
             "hyperparameters": self.manifest["hyperparameters"],
             "training_data": {k: v for k, v in self.manifest["training_data"].items() if k != "path"},
             "metrics": self.metrics,
+            "top_terms": self.top_terms,
         }
+
+
+def softmax(scores):
+    """Row-wise softmax of a 2-d array of log-scores."""
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+TOP_TERMS = 10
+
+
+def top_terms(vectorizer, classifier, labels, k=TOP_TERMS):
+    """For each label, the `k` terms whose log probability most exceeds the other labels' mean.
+
+    Returns {label: [term, ...]}, strongest first.
+    """
+    names = vectorizer.get_feature_names_out()
+    log_prob = classifier.feature_log_prob_  # shape (n_labels, n_features)
+    result = {}
+    for i, label in enumerate(labels):
+        others = np.delete(log_prob, i, axis=0).mean(axis=0)
+        margin = log_prob[i] - others
+        best = np.argsort(-margin, kind="stable")[:k]
+        result[label] = names[best].tolist()
+    return result
 
 
 def uses_fast_path(texts):

@@ -103,7 +103,11 @@ def scoring_path(name, labels, settings):
                 "instead as a form body `query=...` or a JSON body `{\"query\": \"...\"}`; those forms are "
                 "not part of this contract, since a GET body has no defined meaning in HTTP and many clients "
                 "and gateways drop it. Sending the text more than once, or not at all, answers 400."),
-            "parameters": [query],
+            "parameters": [query, {
+                "name": "explain", "in": "query", "required": False,
+                "schema": {"type": "string", "enum": ["true", "false", "1", "0"], "default": "false"},
+                "description": "true (or 1) adds `explanation` to the answer: why the model answered as it did.",
+            }],
             "responses": {
                 "200": {"description": "The predicted label, its probability and every label's probability.",
                         "content": json_content(ref("Prediction"))},
@@ -165,7 +169,32 @@ def components(settings):
                 "type": "object", "required": ["queries"],
                 "properties": {"queries": {"type": "array", "items": ref("Text"), "minItems": 1,
                                            "maxItems": max_batch,
-                                           "description": f"1 to {max_batch:,} texts (more answers 413)."}},
+                                           "description": f"1 to {max_batch:,} texts (more answers 413)."},
+                               "explain": {"type": "boolean", "default": False,
+                                           "description": "true adds `explanation` to every answer."}},
+            },
+            "Explanation": {
+                "type": "object", "required": ["against", "log_odds", "prior", "terms", "unknown"],
+                "description": "Exact for TF-IDF + naive Bayes: `prior` plus every term's `contribution` equals "
+                               "`log_odds`.",
+                "properties": {
+                    "against": {"type": "string", "description": "The runner-up label."},
+                    "log_odds": {"type": "number",
+                                 "description": "ln(P(prediction) / P(against)) of the served probabilities."},
+                    "prior": {"type": "number", "description": "The labels' prior log-odds, over the temperature."},
+                    "terms": {"type": "array", "description": "The text's known terms, strongest first.",
+                              "items": {"type": "object", "required": ["term", "count", "weight", "contribution"],
+                                        "properties": {
+                                            "term": {"type": "string"},
+                                            "count": {"type": "integer", "minimum": 1},
+                                            "weight": {"type": "number",
+                                                       "description": "Its value in the text's tf-idf row."},
+                                            "contribution": {"type": "number",
+                                                             "description": "Its share of `log_odds`: above 0 "
+                                                                            "toward the prediction."}}}},
+                    "unknown": {"type": "array", "items": {"type": "string"},
+                                "description": "The text's terms the model does not know, each once."},
+                },
             },
             "Prediction": {
                 "type": "object", "required": ["prediction", "confidence", "probabilities"],
@@ -174,6 +203,7 @@ def components(settings):
                     "confidence": {**probability, "description": "The probability of `prediction`."},
                     "probabilities": {"type": "object", "additionalProperties": probability,
                                       "description": "Every label's probability, in the model's label order."},
+                    "explanation": {**ref("Explanation"), "description": "Only when `explain` is true."},
                 },
             },
             "Predictions": {"type": "object", "required": ["predictions"],
@@ -186,7 +216,8 @@ def components(settings):
                        "properties": {"models": {"type": "array", "items": ref("ModelInfo")}}},
             "ModelInfo": {
                 "type": "object",
-                "required": ["name", "labels", "created_at", "hyperparameters", "training_data", "metrics"],
+                "required": ["name", "labels", "created_at", "hyperparameters", "training_data", "metrics",
+                             "top_terms"],
                 "properties": {
                     "name": {"type": "string"},
                     "labels": {"type": "array", "items": {"type": "string"}},
@@ -194,6 +225,9 @@ def components(settings):
                     "hyperparameters": {"type": "object"},
                     "training_data": {"type": "object", "description": "File name, sha256 and row counts."},
                     "metrics": {"type": "object", "description": "Held-out accuracy, macro F1, log loss, ..."},
+                    "top_terms": {"type": "object", "additionalProperties": {"type": "array",
+                                                                             "items": {"type": "string"}},
+                                  "description": "For each label, the terms it favours most over the others."},
                 },
             },
             "Error": {

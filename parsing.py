@@ -99,26 +99,57 @@ def json_type(value):
 
 
 def text_from_get(*, query_string, mimetype, body, max_length):
-    """The one text of a GET: from ?query=, a form body (curl -d), or a JSON body {"query": ...}."""
-    values = parse_form(query_string, "URL query string").get("query", [])
+    """The one text of a GET and whether to explain its answer: (text, explain).
+
+    The text comes from ?query=, a form body (curl -d) or a JSON body {"query": ...}; `explain` from the
+    same places (true/false/1/0 in the URL or a form, a boolean in JSON), false when absent.
+    """
+    fields = parse_form(query_string, "URL query string")
+    values, explain = fields.get("query", []), [flag_from_text(v) for v in fields.get("explain", [])]
     if mimetype == "application/x-www-form-urlencoded":
-        values += parse_form(body, "form body").get("query", [])
+        form = parse_form(body, "form body")
+        values += form.get("query", [])
+        explain += [flag_from_text(v) for v in form.get("explain", [])]
     elif is_json(mimetype) and body.strip():
         document = parse_json(body)
         if not isinstance(document, dict):
             raise BadQuery(f'The JSON body must be an object like {{"query": "..."}}, not {json_type(document)}.')
         if "query" in document:
             values.append(document["query"])
+        if "explain" in document:
+            explain.append(flag_from_json(document["explain"]))
     if not values:
         raise BadQuery(f"Missing query: {HOW_TO_SEND}.")
     if len(values) > 1:
         raise BadQuery(f'query was sent {len(values)} times; send it once. '
                        'To score several texts in one request, POST {"queries": ["...", "..."]}.')
-    return check_text(values[0], max_length=max_length, where="query")
+    if len(explain) > 1:
+        raise BadQuery(f"explain was sent {len(explain)} times; send it once.")
+    return check_text(values[0], max_length=max_length, where="query"), bool(explain and explain[0])
+
+
+FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def flag_from_text(value):
+    """`explain` from a URL or a form: true, false, 1 or 0."""
+    if value not in FLAGS:
+        raise BadQuery(f"explain={value!r} is not a flag: send explain=true or explain=false (or 1 or 0).")
+    return FLAGS[value]
+
+
+def flag_from_json(value):
+    """`explain` from a JSON body: a boolean."""
+    if not isinstance(value, bool):
+        raise BadQuery(f'explain must be true or false in JSON, not {json_type(value)}: send "explain": true.')
+    return value
 
 
 def texts_from_post(*, body, max_length, max_batch):
-    """The texts of a POST: a JSON body {"queries": ["...", ...]}, in order."""
+    """The texts of a POST, in order, and whether to explain their answers: (texts, explain).
+
+    The body is a JSON object {"queries": ["...", ...]}, optionally with "explain": true.
+    """
     if not body.strip():
         raise BadQuery('POST takes a JSON body {"queries": ["...", ...]}; the body is empty.')
     try:
@@ -136,7 +167,8 @@ def texts_from_post(*, body, max_length, max_batch):
     if len(queries) > max_batch:
         raise TooLarge(f"queries holds {len(queries):,} texts; the limit is {max_batch:,} per request. "
                        "Split the batch.")
-    return [check_text(q, max_length=max_length, where=f"queries[{i}]") for i, q in enumerate(queries)]
+    explain = flag_from_json(document["explain"]) if "explain" in document else False
+    return [check_text(q, max_length=max_length, where=f"queries[{i}]") for i, q in enumerate(queries)], explain
 
 
 def read_body(req):

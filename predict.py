@@ -2,11 +2,16 @@
 
     python predict.py test.tsv -o submission.csv             # Kaggle test.tsv (plain or .gz)
     python predict.py reviews.txt -o scores.csv --model binary
+    python predict.py reviews.txt --explain 3                # and each line's three strongest terms
 
 A Kaggle test file (header `PhraseId<TAB>SentenceId<TAB>Phrase`) becomes Kaggle's submission format,
 `PhraseId,Sentiment`, one row per phrase in the file's order (the order of sampleSubmission.csv).
 Any other file is read as plain text, one text per line; each non-blank line gets a row with its
-line number, the predicted label, the confidence and every label's probability.
+line number, the predicted label, the confidence and every label's probability; with `--explain K`,
+a last column `explanation` holds the K terms that moved the answer most, strongest first, as
+`term:contribution;...`: each term's share of the log-odds of the prediction against the runner-up
+label (positive pushes toward the prediction). Explanations are only for plain text: Kaggle's
+submission format has no room for them, so `--explain` with a test.tsv is refused.
 """
 import argparse
 import csv
@@ -47,18 +52,44 @@ def write_submission(scorer, path, out):
     return len(frame)
 
 
-def write_line_scores(scorer, path, out):
-    """Write label and probabilities for each non-blank line of a text file; return the row count."""
+def write_line_scores(scorer, path, out, *, explain=None):
+    """Write label and probabilities for each non-blank line of a text file, and with `explain` (a count
+    of terms) each line's strongest terms; return the row count."""
     with open_text(path) as handle:
         lines = [(number, line.rstrip("\r\n")) for number, line in enumerate(handle, start=1)]
     lines = [(number, text) for number, text in lines if text.strip()]
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["line", "prediction", "confidence", *scorer.labels])
+    writer.writerow(["line", "prediction", "confidence", *scorer.labels, *(["explanation"] if explain else [])])
     if lines:
-        for (number, _), answer in zip(lines, scorer.predict([text for _, text in lines])):
-            writer.writerow([number, answer["prediction"], answer["confidence"],
-                             *answer["probabilities"].values()])
+        texts = [text for _, text in lines]
+        answers = scorer.predict(texts, explain=True) if explain else scorer.predict(texts)
+        for (number, _), answer in zip(lines, answers):
+            writer.writerow([number, answer["prediction"], answer["confidence"], *answer["probabilities"].values(),
+                             *([strongest_terms(answer["explanation"], explain)] if explain else [])])
     return len(lines)
+
+
+def strongest_terms(explanation, k):
+    """The first `k` terms of a model's explanation as `term:contribution;...`, contributions to 3 decimals.
+
+    The model's terms are words of two or more word characters (or n-grams of them), so neither
+    separator can occur inside one.
+    """
+    # + 0.0 turns a -0.0 left by rounding a tiny negative into 0.0, so no term reads "-0.000".
+    return ";".join(f"{term['term']}:{round(term['contribution'], 3) + 0.0:.3f}"
+                    for term in explanation["terms"][:k])
+
+
+def positive_int(value):
+    """argparse type for --explain: an integer of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number; give how many terms to show, "
+                                         "e.g. --explain 3") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} terms: give at least 1, e.g. --explain 3")
+    return number
 
 
 def main(argv=None):
@@ -70,12 +101,21 @@ def main(argv=None):
                         help="which model scores plain text (a Kaggle submission always uses fine-grained)")
     parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR") or config.DEFAULT_MODEL_DIR),
                         help="where the models are (default $MODEL_DIR or lib/models)")
+    parser.add_argument("--explain", type=positive_int, metavar="K",
+                        help="plain text only: add a column with each line's K strongest terms and their "
+                             "contributions to the log-odds of the prediction")
     args = parser.parse_args(argv)
     if not args.input.is_file():
         print(f"error: {args.input}: no such file.", file=sys.stderr)
         return 2
     try:
         kaggle = is_kaggle_test(args.input)
+        if kaggle and args.explain:  # refused rather than ignored: the user asked for something the file can't hold
+            print(f"error: {args.input} is a Kaggle test file, and its submission has no room for explanations; "
+                  "--explain is for plain text, one text per line "
+                  "(e.g. `tail -n +2 test.tsv | cut -f3 > phrases.txt`).",
+                  file=sys.stderr)
+            return 2
         scorer = model.SentimentModel.load(args.model_dir / ("fine-grained" if kaggle else args.model))
     except model.ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -85,7 +125,10 @@ def main(argv=None):
         return 2
     out = io.StringIO()
     try:
-        rows = (write_submission if kaggle else write_line_scores)(scorer, args.input, out)
+        if kaggle:
+            rows = write_submission(scorer, args.input, out)
+        else:
+            rows = write_line_scores(scorer, args.input, out, explain=args.explain)
     except util.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

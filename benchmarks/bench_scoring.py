@@ -90,6 +90,8 @@ def run(model_dir, phrases, *, queries, sizes):
     figures = {
         "fast_us": median_us_per_query(loaded.scorer_.predict_proba, queries_),
         "sklearn_us": median_us_per_query(loaded.predict_proba_sklearn, queries_),
+        "answer_us": median_us_per_query(loaded.predict, queries_),
+        "explained_us": median_us_per_query(lambda texts: loaded.predict(texts, explain=True), queries_),
         "batches": [],
     }
     for size in sizes:
@@ -111,6 +113,8 @@ def report(figures):
     """The figures as text."""
     lines = [f"median per short query: fast {figures['fast_us']:.1f} us, "
              f"scikit-learn {figures['sklearn_us']:.1f} us ({figures['sklearn_us'] / figures['fast_us']:.0f}x)",
+             f"median per short query, the whole answer: {figures['answer_us']:.1f} us, with its explanation "
+             f"{figures['explained_us']:.1f} us (+{figures['explained_us'] - figures['answer_us']:.1f} us)",
              f"{'batch':>6} {'fast ms':>9} {'sklearn ms':>10} {'fast us/text':>12} {'sklearn us/text':>15}"]
     for size, fast, sklearn in figures["batches"]:
         lines.append(f"{size:>6} {fast:>9.3f} {sklearn:>10.3f} {fast * 1000 / size:>12.1f} "

@@ -47,8 +47,10 @@ from tests.support import Server, build_models, write_tiny_kaggle
 
 ROOT = bench_scoring.ROOT
 APPS = {"service": "app:app", "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
-        "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app"}
+        "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app", "explain": "app:app"}
 OTHERS = ("baseline", "constant", "stack")  # the table's ratio columns
+# The service asked to explain every answer (the same app; the query adds explain=true).
+EXPLAINED = {"explain"}
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
 
 
@@ -109,7 +111,7 @@ def load_rounds(servers, *, rounds, seconds):
     for _ in range(rounds):
         for name, server in servers.items():
             before = workers_cpu_s(server)
-            result = wrk(server.url + url_path, seconds=seconds)
+            result = wrk(server.url + url_path + ("&explain=true" if name in EXPLAINED else ""), seconds=seconds)
             result["cpu_us"] = (workers_cpu_s(server) - before) / max(result["requests"], 1) * 1e6
             results[name].append(result)
     return results
@@ -140,7 +142,7 @@ def ratio_text(ratios):
     return f"{statistics.median(ratios):.2f}x"
 
 
-def in_process_us(target, model_dir, metrics_dir, *, calls):
+def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False):
     """Median us per GET /?query=... through one app's WSGI callable, with no server and no network.
 
     Each app is timed in a process of its own (this script with --wsgi-us), as the stack app patches
@@ -148,18 +150,20 @@ def in_process_us(target, model_dir, metrics_dir, *, calls):
     """
     metrics_dir.mkdir()
     environment = {**os.environ, "MODEL_DIR": str(model_dir), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    done = subprocess.run([sys.executable, __file__, "--wsgi-us", target, "--calls", str(calls)], cwd=ROOT,
+    done = subprocess.run([sys.executable, __file__, "--wsgi-us", target, "--calls", str(calls),
+                           *(["--explain"] if explain else [])], cwd=ROOT,
                           env=environment, capture_output=True, text=True, check=True)
     return float(done.stdout)
 
 
-def time_wsgi(target, calls):
+def time_wsgi(target, calls, *, explain=False):
     """Import `target` (module:name), call it `calls` times with the benchmark's GET, print the median us."""
     sys.stdout = open(os.devnull, "w")  # the apps' access lines; the figure goes to the real stdout
     sys.path.insert(0, str(ROOT))
     module, name = target.split(":")
     application = getattr(importlib.import_module(module), name)
-    base = EnvironBuilder(path="/", query_string={"query": QUERY}).get_environ()
+    query = {"query": QUERY, **({"explain": "true"} if explain else {})}
+    base = EnvironBuilder(path="/", query_string=query).get_environ()
 
     def get():
         body = application(dict(base, **{"wsgi.input": io.BytesIO(b"")}), lambda status, headers, exc_info=None: None)
@@ -239,9 +243,10 @@ def main(argv=None):
                         help="only time GETs through MODULE:APP's WSGI callable in this process (needs MODEL_DIR) "
                              "and print the median us: the table's in-process column")
     parser.add_argument("--calls", type=int, default=2000, help="GETs per timing with --wsgi-us (default 2000)")
+    parser.add_argument("--explain", action="store_true", help="with --wsgi-us: GETs with explain=true")
     args = parser.parse_args(argv)
     if args.wsgi_us:
-        time_wsgi(args.wsgi_us, args.calls)
+        time_wsgi(args.wsgi_us, args.calls, explain=args.explain)
         return 0
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
@@ -270,8 +275,8 @@ def main(argv=None):
         finally:
             for server in servers.values():
                 server.stop()
-        in_process = {name: in_process_us(target, model_dir, tmp / f"metrics-{name}", calls=200 if args.smoke else 2000)
-                      for name, target in APPS.items()}
+        in_process = {name: in_process_us(target, model_dir, tmp / f"metrics-{name}", calls=200 if args.smoke else 2000,
+                                          explain=name in EXPLAINED) for name, target in APPS.items()}
         fine = bench_scoring.short_phrases(phrases, count=200 if args.smoke else 3000)
         scorer = model.SentimentModel.load(model_dir / "fine-grained")
         fast_us = bench_scoring.median_us_per_query(scorer.scorer_.predict_proba, fine)
@@ -282,7 +287,10 @@ def main(argv=None):
     print(f"GET /?query=<{len(QUERY.split())} words>, wrk -t2 -c8, {rounds} round(s) of {seconds} s per app, "
           f"alternating; medians over rounds; gunicorn.conf.py{' ' + ' '.join(extra) if extra else ''}")
     print(load_table(results, in_process))
-    print(f"\nscoring in-process, fine-grained model, median per short query: fast {fast_us:.1f} us, "
+    explained = statistics.median(e["rps"] / p["rps"] for e, p in zip(results["explain"], results["service"]))
+    print(f"\nGET with explain=true against the same GET without: {explained:.2f}x requests/s "
+          "(median of per-round ratios)")
+    print(f"scoring in-process, fine-grained model, median per short query: fast {fast_us:.1f} us, "
           f"scikit-learn {sklearn_us:.1f} us")
     print(f"POST / with 1,000 phrases over HTTP: {batch_rate:,.0f} phrases/s")
     print(f"predict.py over {test_file.name} ({len(phrases):,} phrases): {predict_s:.2f} s wall "

@@ -18,8 +18,8 @@ ANSWER = {"prediction": "Positive", "confidence": 0.5, "probabilities": {"Negati
 class ConstantModel(SentimentModel):
     """A loaded model that answers every text with ANSWER."""
 
-    def predict(self, texts):
-        """The constant answer, once per text."""
+    def predict(self, texts, *, explain=False):
+        """The constant answer, once per text (never explained: the benchmark's GET does not ask)."""
         return [ANSWER for _ in texts]
 
 

@@ -230,7 +230,7 @@ def test_a_body_over_max_content_length_answers_413_json_naming_the_limit(model_
 
 
 def test_an_unexpected_error_answers_500_json_without_internals_and_is_logged(model_dir, monkeypatch, caplog):
-    def broken(self, texts):
+    def broken(self, texts, **options):
         raise RuntimeError(f"secret detail in {model_dir}")
 
     monkeypatch.setattr(model.SentimentModel, "predict", broken)
@@ -282,3 +282,50 @@ def test_with_a_token_set_health_the_document_the_pages_and_metrics_stay_open(to
 
 def test_with_a_token_set_an_unknown_path_is_still_a_404_not_a_401(token_client):
     assert_error_response(token_client.get("/no-such-thing"), 404, "No such endpoint")
+
+
+# --- Explanations --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("request_kwargs", [
+    {"path": "/", "query_string": {"query": "a superb film", "explain": "true"}},
+    {"path": "/", "query_string": {"query": "a superb film", "explain": "1"}},
+    {"path": "/", "data": {"query": "a superb film", "explain": "true"}},
+    {"path": "/", "json": {"query": "a superb film", "explain": True}},
+], ids=["query string", "query string 1", "form body", "json body"])
+def test_explain_adds_the_models_explanation_to_a_get(client, model_dir, request_kwargs):
+    answer = client.get(**request_kwargs).get_json()
+    expected = model.SentimentModel.load(model_dir / "binary").predict(["a superb film"], explain=True)[0]
+    assert answer == expected and answer["explanation"]["against"] == "Negative"
+
+
+def test_explain_in_a_post_explains_every_answer_in_order(client, model_dir):
+    texts = ["a superb film", "dull and tedious", "zzzqx"]
+    answers = client.post("/fine-grained", json={"queries": texts, "explain": True}).get_json()["predictions"]
+    expected = model.SentimentModel.load(model_dir / "fine-grained").predict(texts, explain=True)
+    assert answers == expected
+    assert answers[2]["explanation"]["terms"] == [] and answers[2]["explanation"]["unknown"] == ["zzzqx"]
+
+
+@pytest.mark.parametrize("request_kwargs", [
+    {"path": "/", "query_string": {"query": "fine"}},
+    {"path": "/", "query_string": {"query": "fine", "explain": "false"}},
+])
+def test_without_explain_the_answer_is_exactly_the_plain_one(client, request_kwargs):
+    assert set(client.get(**request_kwargs).get_json()) == {"prediction", "confidence", "probabilities"}
+
+
+@pytest.mark.parametrize("request_kwargs, message", [
+    ({"path": "/", "query_string": {"query": "fine", "explain": "yes"}}, "explain='yes' is not a flag"),
+    ({"path": "/", "json": {"query": "fine", "explain": "true"}}, "explain must be true or false in JSON"),
+    ({"method": "POST", "path": "/", "json": {"queries": ["fine"], "explain": 1}},
+     "explain must be true or false in JSON, not a number"),
+])
+def test_a_bad_explain_answers_400_saying_what_is_accepted(client, request_kwargs, message):
+    response = client.open(**request_kwargs)
+    assert response.status_code == 400 and message in response.get_json()["message"]
+
+
+def test_models_show_each_labels_top_terms(client, model_dir):
+    served = {m["name"]: m for m in client.get("/models").get_json()["models"]}
+    for name, described in served.items():
+        assert described["top_terms"] == model.SentimentModel.load(model_dir / name).top_terms

@@ -1,7 +1,9 @@
 """build_model.py as a user meets it: bad data files, the files each model folder holds, the honest
 split, the tuning rule, the command line, the Rotten Tomatoes fallback, and the figures on Kaggle's data.
 How a folder is published (atomically, surviving failures and SIGKILL) is in test_artifacts.py."""
+import contextlib
 import gzip
+import io
 import shutil
 import subprocess
 import sys
@@ -84,13 +86,15 @@ def test_bad_data_file_exits_nonzero_with_one_clear_line_naming_it_and_builds_no
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_model_folder_holds_the_pickles_metrics_manifest_and_plots(model_dir, name):
-    expected = {"TFIDFVectorizer.pkl", "SentimentClassifier.pkl", "metrics.json", "manifest.json", "confusion.png"}
+    expected = {"TFIDFVectorizer.pkl", "SentimentClassifier.pkl", "metrics.json", "manifest.json", "confusion.png",
+                "calibration.png"}
     if name == "binary":
         expected.add("roc.png")
     assert {p.name for p in (model_dir / name).iterdir()} == expected
 
 
-@pytest.mark.parametrize("plot", ["binary/roc.png", "binary/confusion.png", "fine-grained/confusion.png"])
+@pytest.mark.parametrize("plot", ["binary/roc.png", "binary/confusion.png", "fine-grained/confusion.png",
+                                  "binary/calibration.png", "fine-grained/calibration.png"])
 def test_plots_are_real_png_pictures(model_dir, plot):
     with Image.open(model_dir / plot) as image:
         assert image.format == "PNG"
@@ -108,7 +112,7 @@ def test_metrics_report_held_out_scores_baselines_and_how_the_split_was_made(mod
     assert matrix.shape == (len(LABELS[name]), len(LABELS[name]))
     assert matrix.sum() == metrics["split"]["test_rows"]
     assert metrics["accuracy"] == round(np.trace(matrix) / matrix.sum(), 4)
-    assert 0 <= metrics["macro_f1"] <= 1 and metrics["log_loss"] > 0
+    assert 0 <= metrics["macro_f1"] <= 1 and metrics["log_loss"] >= 0
     assert ("roc_auc" in metrics) == (name == "binary")
     split = metrics["split"]
     assert "SentenceId" in split["method"] and split["test_size"] == 0.2 and split["seed"] == build_model.SEED
@@ -123,7 +127,10 @@ def test_manifest_records_the_training_file_versions_and_every_artifacts_real_ha
     manifest = util.read_json(model_dir / name / "manifest.json")
     frame = util.read_kaggle_train(tiny_data / "train.tsv")
     assert manifest["name"] == name and manifest["labels"] == LABELS[name]
+    temperature = manifest["hyperparameters"].pop("temperature")
     assert manifest["hyperparameters"] == build_model.jsonable(build_model.DEFAULTS[name])
+    assert temperature > 0 and temperature == pytest.approx(
+        util.read_json(model_dir / name / "metrics.json")["calibration"]["temperature"], abs=1e-4)
     data = manifest["training_data"]
     assert data["name"] == "train.tsv"
     assert data["sha256"] == util.sha256_file(tiny_data / "train.tsv")
@@ -198,7 +205,8 @@ def test_a_tuned_build_ships_the_chosen_settings_and_its_search_in_tuning_json(t
     for name in NAMES:
         tuning = util.read_json(tmp_path / name / artifacts.TUNING_FILE)
         manifest = util.read_json(tmp_path / name / artifacts.MANIFEST_FILE)
-        assert manifest["hyperparameters"] == tuning["chosen"]["params"]
+        assert manifest["hyperparameters"] == {**tuning["chosen"]["params"],
+                                               "temperature": manifest["hyperparameters"]["temperature"]}
         assert manifest["artifacts"][artifacts.TUNING_FILE] == util.sha256_file(tmp_path / name / artifacts.TUNING_FILE)
         assert f"[{name}] tuning: 8 settings x 3 group folds" in said
         assert f"[{name}] chose {tuning['chosen']}" in said
@@ -297,6 +305,43 @@ def test_the_fallback_refuses_a_corpus_whose_sha256_is_not_the_expected_one(
     assert not (tmp_path / "models").exists()
 
 
+# --- Calibration ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def uncalibrated_dir(tiny_data, tmp_path_factory):
+    """Both models built from the tiny data with --no-calibration."""
+    out = tmp_path_factory.mktemp("uncalibrated")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out), "--no-calibration"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_calibration_changes_probabilities_not_predictions(model_dir, uncalibrated_dir, name):
+    calibrated = util.read_json(model_dir / name / "metrics.json")
+    raw = util.read_json(uncalibrated_dir / name / "metrics.json")
+    for same in ("accuracy", "macro_f1", "confusion_matrix", "roc_auc"):
+        assert calibrated.get(same) == raw.get(same), same
+    report = calibrated["calibration"]
+    assert report["log_loss"] == calibrated["log_loss"] and report["log_loss_raw"] == raw["log_loss"]
+    assert report["ece_bins"] == 15 and report["temperature"] != 1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_calibration_builds_temperature_one(uncalibrated_dir, name):
+    manifest = util.read_json(uncalibrated_dir / name / "manifest.json")
+    report = util.read_json(uncalibrated_dir / name / "metrics.json")["calibration"]
+    assert manifest["hyperparameters"]["temperature"] == 1.0 == report["temperature"]
+    assert report["log_loss"] == report["log_loss_raw"] and report["ece"] == report["ece_raw"]
+
+
+def test_expected_calibration_error_is_the_binned_gap_between_confidence_and_accuracy():
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    # Bin of 0.9 (2 texts, both right: gap 0.1); bin of 0.6 (wrong: gap 0.6); bin of 0.8 (right: gap 0.2).
+    assert build_model.expected_calibration_error(y, proba) == pytest.approx(0.5 * 0.1 + 0.25 * 0.6 + 0.25 * 0.2)
+
+
 # --- Kaggle's real data (KAGGLE_DATA_DIR) ---------------------------------------------------------
 
 @pytest.mark.parametrize("name, score, floor", [
@@ -321,3 +366,12 @@ def test_the_tutorials_leaky_split_scores_higher_than_the_same_recipe_on_the_hon
         kaggle_model_dir, name, score):
     baselines = util.read_json(kaggle_model_dir / name / "metrics.json")["baselines"]
     assert baselines["tutorial_leaky_random_split"][score] > baselines["tutorial_defaults"][score]
+
+
+@pytest.mark.parametrize("name, figure, ceiling", [
+    ("binary", "ece", 0.03), ("binary", "log_loss", 0.26), ("fine-grained", "log_loss", 1.16),
+])
+def test_calibration_on_kaggle_brings_the_held_out_figures_under_their_ceilings(kaggle_model_dir, name, figure,
+                                                                                 ceiling):
+    report = util.read_json(kaggle_model_dir / name / "metrics.json")["calibration"]
+    assert report[figure] <= ceiling < report[f"{figure}_raw"], report

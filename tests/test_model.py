@@ -2,11 +2,13 @@
 probabilities (to 1e-9) for every phrase and every option the build can choose, each batch scored by the
 path that is faster for its size, and a clear refusal of a model the fast scorer cannot match.
 How a model folder is verified before anything is unpickled is in test_artifacts.py."""
+import json
 import pickle
 import shutil
 
 import numpy as np
 import pytest
+import scipy.special
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.model_selection import ParameterGrid
 from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
@@ -15,6 +17,7 @@ import artifacts
 import build_model
 import model
 import util
+from support import WORDS
 
 TOLERANCE = 1e-9
 # Texts the tiny data lacks: repeated terms (tf > 1), capitals, accents, punctuation, unknown words only.
@@ -70,9 +73,9 @@ def test_a_model_dir_without_usable_models_is_a_model_error_naming_it(tmp_path, 
 
 # --- FastScorer against scikit-learn -------------------------------------------------------------
 
-def sklearn_probabilities(vectorizer, classifier, texts):
-    """scikit-learn's own transform + predict_proba: the reference."""
-    return classifier.predict_proba(vectorizer.transform(texts))
+def sklearn_probabilities(vectorizer, classifier, texts, temperature=1.0):
+    """The reference: scikit-learn's joint log likelihood, through SciPy's softmax at `temperature`."""
+    return scipy.special.softmax(classifier.predict_joint_log_proba(vectorizer.transform(texts)) / temperature, axis=1)
 
 
 def assert_same_probabilities(fast, reference, texts):
@@ -98,8 +101,10 @@ def test_fast_scorer_matches_scikit_learn_on_every_kaggle_phrase(kaggle_dir, kag
     texts = [*util.read_kaggle_train(kaggle_dir / "train.tsv.gz")["Phrase"],
              *util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"]]
     assert len(texts) == 156_060 + 66_292
+    assert loaded.temperature != 1.0  # the served probabilities are the calibrated ones
     assert_same_probabilities(loaded.scorer_.predict_proba(texts),
-                              sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts), texts)
+                              sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts, loaded.temperature),
+                              texts)
 
 
 @pytest.mark.parametrize("name", ["binary", "fine-grained"])
@@ -107,7 +112,8 @@ def test_fast_scorer_matches_scikit_learn_on_the_tiny_data(tiny_data, model_dir,
     loaded = model.SentimentModel.load(model_dir / name)
     texts = tiny_texts(tiny_data)
     assert_same_probabilities(loaded.scorer_.predict_proba(texts),
-                              sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts), texts)
+                              sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts, loaded.temperature),
+                              texts)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +130,10 @@ def test_fast_scorer_matches_scikit_learn_for_every_option_the_build_can_choose(
     fitted = build_model.make_pipeline(params).fit(tiny_fine_grained.texts, tiny_fine_grained.y)
     vectorizer, classifier = fitted.named_steps["tfidf"], fitted.named_steps["nb"]
     texts = tiny_texts(tiny_data)
-    assert_same_probabilities(model.FastScorer(vectorizer, classifier).predict_proba(texts),
-                              sklearn_probabilities(vectorizer, classifier, texts), texts)
+    for temperature in (1.0, 0.47):
+        scorer = model.FastScorer(vectorizer, classifier, temperature=temperature)
+        assert_same_probabilities(scorer.predict_proba(texts),
+                                  sklearn_probabilities(vectorizer, classifier, texts, temperature), texts)
 
 
 def count_calls(monkeypatch, owner, name):
@@ -151,7 +159,7 @@ def test_batches_up_to_the_limit_take_the_fast_scorer_and_larger_ones_scikit_lea
     assert len(set(texts)) == size  # every text different, so order and count both matter
     # Both paths computed on their own first: they agree, so the answers below must match either.
     fast = [loaded.scorer_.predict_proba_one(text) for text in texts]
-    reference = sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts)
+    reference = sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts, loaded.temperature)
     assert_same_probabilities(fast, reference, texts)
 
     fast_calls = count_calls(monkeypatch, loaded.scorer_, "predict_proba_one")
@@ -220,3 +228,79 @@ def test_a_model_the_fast_scorer_cannot_match_is_refused_when_made_with_the_reas
         model.SentimentModel(name="binary", vectorizer=vectorizer, classifier=classifier, manifest=manifest,
                              metrics={})
     assert message in str(refused.value)
+
+
+# --- Calibration and explanations ----------------------------------------------------------------
+
+def test_a_model_whose_manifest_has_no_temperature_serves_naive_bayes_probabilities(models):
+    folder = (models / "binary").resolve()
+    manifest = util.read_json(folder / artifacts.MANIFEST_FILE)
+    assert manifest["hyperparameters"]["temperature"] != 1.0
+    del manifest["hyperparameters"]["temperature"]
+    (folder / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
+    loaded = model.SentimentModel.load(folder)
+    texts = ["a superb film", "dull and tedious", "the"]
+    assert loaded.temperature == 1.0
+    assert_same_probabilities(loaded.predict_proba(texts),
+                              loaded.classifier.predict_proba(loaded.vectorizer.transform(texts)), texts)
+
+
+def assert_explained(loaded, texts):
+    """prior + the terms' contributions equal the log-odds of the served probabilities, for every text."""
+    worst = 0.0
+    served = loaded.predict_proba(texts)
+    for text, reference in zip(texts, served.tolist()):
+        probabilities, explained = loaded.scorer_.explain_one(text)
+        assert max(abs(p - r) for p, r in zip(probabilities, reference)) <= TOLERANCE  # the served ones
+        best = max(range(len(probabilities)), key=probabilities.__getitem__)
+        against = explained["against_index"]
+        assert sorted(probabilities, reverse=True)[1] == probabilities[against]  # the runner-up
+        total = explained["prior"] + sum(term["contribution"] for term in explained["terms"])
+        worst = max(worst, abs(total - explained["log_odds"]))
+        if probabilities[against] > 1e-300:  # the log-odds is that of the served probabilities
+            assert abs(explained["log_odds"] - np.log(probabilities[best] / probabilities[against])) < 1e-6
+    assert worst <= TOLERANCE, worst
+
+
+@pytest.mark.parametrize("name", ["binary", "fine-grained"])
+def test_an_explanation_adds_up_to_the_log_odds_on_every_kaggle_phrase(kaggle_dir, kaggle_model_dir, name):
+    loaded = model.SentimentModel.load(kaggle_model_dir / name)
+    texts = [*util.read_kaggle_train(kaggle_dir / "train.tsv.gz")["Phrase"],
+             *util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"]]
+    assert_explained(loaded, texts)
+
+
+@pytest.mark.parametrize("name", ["binary", "fine-grained"])
+def test_an_explanation_adds_up_to_the_log_odds_on_the_tiny_data(tiny_data, model_dir, name):
+    assert_explained(model.SentimentModel.load(model_dir / name), tiny_texts(tiny_data))
+
+
+def test_an_explanation_lists_known_terms_by_strength_with_counts_and_unknown_words_once(model_dir):
+    loaded = model.SentimentModel.load(model_dir / "binary")
+    (answer,) = loaded.predict(["Superb superb film, zzzqx and qqqz zzzqx"], explain=True)
+    explanation = answer["explanation"]
+    assert explanation["against"] == "Negative" and answer["prediction"] == "Positive"
+    terms = {t["term"]: t for t in explanation["terms"]}
+    assert terms["superb"]["count"] == 2 and terms["film"]["count"] == 1
+    strengths = [abs(t["contribution"]) for t in explanation["terms"]]
+    assert strengths == sorted(strengths, reverse=True)
+    assert explanation["unknown"] == ["zzzqx", "qqqz"]
+    # The weights are the text's own normalised tf-idf row.
+    row = loaded.vectorizer.transform(["Superb superb film, zzzqx and qqqz zzzqx"])
+    for term, entry in terms.items():
+        assert entry["weight"] == pytest.approx(row[0, loaded.vectorizer.vocabulary_[term]], abs=1e-12)
+
+
+def test_without_explain_an_answer_has_no_explanation(model_dir):
+    (answer,) = model.SentimentModel.load(model_dir / "binary").predict(["a superb film"])
+    assert set(answer) == {"prediction", "confidence", "probabilities"}
+
+
+def test_top_terms_are_the_words_each_label_favours_most(model_dir):
+    loaded = model.SentimentModel.load(model_dir / "fine-grained")
+    assert set(loaded.top_terms) == set(loaded.labels)
+    assert all(len(terms) == model.TOP_TERMS for terms in loaded.top_terms.values())
+    # The tiny data's words by label (tests/support.py): each label's own words lead its list.
+    assert set(loaded.top_terms["Positive"][:3]) <= set(WORDS[4])
+    assert set(loaded.top_terms["Negative"][:3]) <= set(WORDS[0])
+    assert loaded.info()["top_terms"] == loaded.top_terms

@@ -3,6 +3,7 @@ to this app's files, the assets they load, and a demo page written from the app'
 
 What a person sees in a browser is in e2e/test_browser_pages.py.
 """
+import re
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
@@ -73,3 +74,14 @@ def test_the_demo_text_box_takes_as_many_characters_as_the_server_accepts(model_
     assert int(page.by_id["query"]["maxlength"]) == app.config["MAX_QUERY_LENGTH"]
     if limit:
         assert app.config["MAX_QUERY_LENGTH"] == limit
+
+
+def test_the_explained_words_are_the_phrases_tokens_the_demo_looks_for(client):
+    """demo.js finds each unigram term in the phrase with scikit-learn's default token pattern, lowercased."""
+    text = "The BRILLIANT film, a dull-ish masterpiece! zzzqx"
+    words = set(re.findall(r"(?u)\b\w\w+\b", text.lower()))
+    for route in MODEL_ROUTES.values():
+        why = client.get(route, query_string={"query": text, "explain": "true"}).get_json()["explanation"]
+        unigrams = {term["term"] for term in why["terms"] if " " not in term["term"]}
+        assert unigrams and unigrams <= words, route
+        assert unigrams | set(why["unknown"]) >= words, route

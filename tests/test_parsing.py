@@ -36,14 +36,24 @@ json_values = st.recursive(
 good_texts = st.text(min_size=1, max_size=MAX_LENGTH).filter(lambda t: t.strip())
 
 
-def get(query_string=b"", mimetype="", body=b""):
-    """text_from_get with the test limits."""
+def get_with_flag(query_string=b"", mimetype="", body=b""):
+    """text_from_get with the test limits: (text, explain)."""
     return text_from_get(query_string=query_string, mimetype=mimetype, body=body, max_length=MAX_LENGTH)
 
 
-def post(body):
-    """texts_from_post with the test limits."""
+def get(query_string=b"", mimetype="", body=b""):
+    """The text text_from_get finds."""
+    return get_with_flag(query_string, mimetype, body)[0]
+
+
+def post_with_flag(body):
+    """texts_from_post with the test limits: (texts, explain)."""
     return texts_from_post(body=body, max_length=MAX_LENGTH, max_batch=MAX_BATCH)
+
+
+def post(body):
+    """The texts texts_from_post finds."""
+    return post_with_flag(body)[0]
 
 
 @given(good_texts)
@@ -176,3 +186,40 @@ def test_the_documents_text_pattern_is_the_parsers_blank_rule_for_every_code_poi
                 if bool(pattern.search(chr(code))) != bool(chr(code).strip())]
     assert disagree == []
     assert pattern.search("\u0085") is None and pattern.search("\ufeff")  # where ECMAScript's \s differs
+
+
+@pytest.mark.parametrize("query_string, mimetype, body, explain", [
+    (b"query=fine", "", b"", False),
+    (b"query=fine&explain=true", "", b"", True),
+    (b"query=fine&explain=1", "", b"", True),
+    (b"query=fine&explain=false", "", b"", False),
+    (b"query=fine&explain=0", "", b"", False),
+    (b"", "application/x-www-form-urlencoded", b"query=fine&explain=true", True),
+    (b"", "application/json", b'{"query": "fine", "explain": true}', True),
+    (b"", "application/json", b'{"query": "fine", "explain": false}', False),
+    (b"explain=true", "application/json", b'{"query": "fine"}', True),
+])
+def test_explain_is_read_from_wherever_the_text_may_come(query_string, mimetype, body, explain):
+    assert get_with_flag(query_string, mimetype, body) == ("fine", explain)
+
+
+@pytest.mark.parametrize("query_string, mimetype, body, message", [
+    (b"query=fine&explain=yes", "", b"", "explain='yes' is not a flag: send explain=true or explain=false"),
+    (b"query=fine&explain=", "", b"", "explain='' is not a flag"),
+    (b"query=fine&explain=True", "", b"", "explain='True' is not a flag"),
+    (b"query=fine&explain=1&explain=0", "", b"", "explain was sent 2 times; send it once."),
+    (b"", "application/json", b'{"query": "fine", "explain": "true"}',
+     "explain must be true or false in JSON, not a string"),
+    (b"", "application/json", b'{"query": "fine", "explain": 1}',
+     "explain must be true or false in JSON, not a number"),
+])
+def test_a_bad_explain_is_a_400_saying_what_is_accepted(query_string, mimetype, body, message):
+    with pytest.raises(BadQuery, match=re.escape(message)):
+        get_with_flag(query_string, mimetype, body)
+
+
+def test_a_post_reads_explain_from_its_json_body_only_as_a_boolean():
+    assert post_with_flag(b'{"queries": ["a", "b"]}') == (["a", "b"], False)
+    assert post_with_flag(b'{"queries": ["a"], "explain": true}') == (["a"], True)
+    with pytest.raises(BadQuery, match="explain must be true or false in JSON, not null"):
+        post_with_flag(b'{"queries": ["a"], "explain": null}')

@@ -1,7 +1,9 @@
-"""predict.py: Kaggle submissions from test.tsv, per-line scores for plain text, clear errors."""
+"""predict.py: Kaggle submissions from test.tsv, per-line scores (and --explain) for plain text, clear errors."""
 import csv
 import gzip
 import io
+import random
+import re
 import subprocess
 import sys
 
@@ -9,8 +11,8 @@ import pytest
 
 import predict
 import util
-from model import SentimentModel
-from support import ROOT
+from model import FAST_PATH_MAX_BATCH, SentimentModel
+from support import FILLER, ROOT, WORDS
 
 
 def rows(text):
@@ -98,3 +100,90 @@ def test_a_file_that_is_not_utf8_text_is_a_clear_error(model_dir, tmp_path, caps
     path.write_bytes(b"\xff\xfe\x00 not text \x9c\n")
     code, error = run_bad([path, "--model-dir", model_dir], capsys)
     assert code != 0 and error == f"error: {path}: not UTF-8 text."
+
+
+def explained_rows(path, model_dir, capsys, *args):
+    """Score `path` with the binary model and `args`; return its CSV rows as dicts keyed by the header."""
+    assert predict.main([str(path), "--model", "binary", "--model-dir", str(model_dir), *args]) == 0
+    header, *body = rows(capsys.readouterr().out)
+    return header, [dict(zip(header, row)) for row in body]
+
+
+def parse_explanation(cell):
+    """`term:contribution;...` as a list of (term, contribution)."""
+    return [(term, float(number)) for term, number in (part.rsplit(":", 1) for part in cell.split(";"))] if cell else []
+
+
+def test_explain_adds_each_lines_strongest_terms_as_the_model_explains_them(model_dir, tmp_path, capsys):
+    texts = ["the movie is dull and tedious, a tedious film", "a brilliant, dazzling masterpiece of a story",
+             "zzzqx qqqv", "awful"]
+    path = tmp_path / "reviews.txt"
+    path.write_text("\n".join(texts) + "\n")
+    header, table = explained_rows(path, model_dir, capsys, "--explain", "3")
+    assert header == ["line", "prediction", "confidence", *util.BINARY_LABELS, "explanation"]
+    scorer = SentimentModel.load(model_dir / "binary")
+    for text, row in zip(texts, table):
+        expected = scorer.predict([text], explain=True)[0]["explanation"]["terms"][:3]
+        assert parse_explanation(row["explanation"]) == [(t["term"], round(t["contribution"], 3)) for t in expected]
+        assert all(re.fullmatch(r"\w[\w ]*:-?\d+\.\d{3}", part) for part in row["explanation"].split(";") if part)
+    first = parse_explanation(table[0]["explanation"])
+    assert len(first) == 3 and [abs(c) for _, c in first] == sorted((abs(c) for _, c in first), reverse=True)
+    assert table[2]["explanation"] == ""  # no known term, nothing to show
+    assert [term for term, _ in parse_explanation(table[3]["explanation"])] == ["awful"]  # fewer terms than K
+
+
+@pytest.mark.parametrize("k", [1, 2, 50])
+def test_explain_k_caps_the_terms_shown_at_k_or_at_what_the_line_holds(model_dir, tmp_path, capsys, k):
+    path = tmp_path / "reviews.txt"
+    path.write_text("the cast is charming and the story is solid but the plot is flat\n")
+    known = SentimentModel.load(model_dir / "binary").predict([path.read_text().strip()], explain=True)[0]
+    terms = [t["term"] for t in known["explanation"]["terms"]]
+    assert len(terms) > 2
+    _, [row] = explained_rows(path, model_dir, capsys, "--explain", str(k))
+    assert [term for term, _ in parse_explanation(row["explanation"])] == terms[:k]
+
+
+def test_explanations_are_right_for_a_batch_scored_through_scikit_learn(model_dir, tmp_path, capsys):
+    rng = random.Random(1)
+    vocabulary = [word for words in WORDS.values() for word in words] + FILLER + ["zzzqx"]
+    texts = [" ".join(rng.choices(vocabulary, k=rng.randint(1, 8))) for _ in range(FAST_PATH_MAX_BATCH + 50)]
+    path = tmp_path / "reviews.txt"
+    path.write_text("\n".join(texts) + "\n")
+    _, table = explained_rows(path, model_dir, capsys, "--explain", "2")
+    assert len(table) == len(texts)
+    scorer = SentimentModel.load(model_dir / "binary")
+    for text, row in zip(texts, table):  # one text at a time: the fast path, which the model proves equal
+        answer = scorer.predict([text], explain=True)[0]
+        assert row["prediction"] == answer["prediction"]
+        expected = [(t["term"], round(t["contribution"], 3)) for t in answer["explanation"]["terms"][:2]]
+        assert parse_explanation(row["explanation"]) == expected
+
+
+def test_without_explain_the_output_has_no_explanation_column_and_the_same_scores(model_dir, tmp_path, capsys):
+    path = tmp_path / "reviews.txt"
+    path.write_text("a brilliant, dazzling masterpiece\n\nawful, dreadful and unwatchable\n")
+    assert predict.main([str(path), "--model-dir", str(model_dir)]) == 0
+    plain = capsys.readouterr().out
+    assert predict.main([str(path), "--model-dir", str(model_dir), "--explain", "2"]) == 0
+    explained = rows(capsys.readouterr().out)
+    assert rows(plain) == [row[:-1] for row in explained]
+    assert "explanation" not in plain.splitlines()[0]
+
+
+@pytest.mark.parametrize("k", ["0", "-1", "two", "1.5", ""])
+def test_explain_needs_a_whole_number_of_terms_of_at_least_one(model_dir, tmp_path, capsys, k):
+    path = tmp_path / "reviews.txt"
+    path.write_text("a brilliant film\n")
+    with pytest.raises(SystemExit) as exit_:
+        predict.main([str(path), "--model-dir", str(model_dir), "--explain", k])
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2 and captured.out == ""
+    assert "argument --explain: " in captured.err and "e.g. --explain 3" in captured.err
+
+
+def test_explain_on_a_kaggle_test_file_is_refused_and_writes_nothing(model_dir, tiny_data, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    code, error = run_bad([tiny_data / "test.tsv", "-o", out, "--model-dir", model_dir, "--explain", "3"], capsys)
+    assert code == 2 and error.startswith(f"error: {tiny_data / 'test.tsv'} is a Kaggle test file")
+    assert "--explain is for plain text" in error
+    assert not out.exists()

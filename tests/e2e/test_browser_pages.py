@@ -4,8 +4,10 @@ Playwright) against a live gunicorn: what a person sees, and that nothing is fet
 What Flask's test client can check of the same pages (policy, assets, sections, limits) is in
 test_pages.py.
 """
+import contextlib
 import re
 import shutil
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -30,14 +32,14 @@ def browser():
         launched.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    """A fresh page that may talk to the live server only; every other request is refused and recorded."""
+@contextlib.contextmanager
+def guarded_page(browser, server):
+    """A fresh page that may talk to `server` only; every other request is refused and recorded."""
     context = browser.new_context()
     context.elsewhere = []
 
     def only_local(route):
-        if route.request.url.startswith(live_server.url + "/"):
+        if route.request.url.startswith(server.url + "/"):
             route.continue_()
         else:
             context.elsewhere.append(route.request.url)
@@ -56,10 +58,39 @@ def page(browser, live_server):
     assert opened.errors == [], "the page's scripts failed"
 
 
+@pytest.fixture
+def page(browser, live_server):
+    """A guarded page on the live server of the tiny models."""
+    with guarded_page(browser, live_server) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def kaggle_server(kaggle_model_dir):
+    """gunicorn on the models built from Kaggle's real data (skips without KAGGLE_DATA_DIR)."""
+    server = Server(kaggle_model_dir).wait_healthy()
+    yield server
+    server.stop()
+
+
 def bar_values(section):
     """{label: probability} as drawn in one model's section."""
     return {row.get_attribute("data-label"): float(row.get_attribute("data-probability"))
             for row in section.locator(".bar").all()}
+
+
+def explained(server, route, text):
+    """The API's answer for `text` on `route`, with its explanation."""
+    response = requests.get(server.url + route, params={"query": text, "explain": "true"}, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def shading(section):
+    """[(term, contribution, colour class)] of the words shaded in one section's phrase, in order."""
+    return [(word.get_attribute("data-term"), float(word.get_attribute("data-contribution")),
+             "toward" if "toward" in word.get_attribute("class").split() else "against")
+            for word in section.locator(".phrase [data-term]").all()]
 
 
 def test_docs_render_the_openapi_document_with_no_outside_requests(page, live_server):
@@ -81,8 +112,8 @@ def test_demo_with_a_query_shows_both_verdicts_with_a_bar_per_label(page, live_s
     assert len(bar_values(fine)) == 5
     api = requests.get(live_server.url + "/", params={"query": "brilliant superb masterpiece"}, timeout=10).json()
     assert bar_values(binary) == api["probabilities"]
-    width = binary.locator(".bar.top .fill").evaluate("e => e.style.width")
-    assert width == f"{100 * api['confidence']:.1f}%"
+    width = binary.locator(".bar.top .fill").evaluate("e => e.style.width")  # the browser writes 100.0% as 100%
+    assert width.endswith("%") and float(width[:-1]) == round(100 * api["confidence"], 1)
 
 
 def test_typing_a_phrase_and_pressing_enter_scores_it_and_updates_the_address(page, live_server):
@@ -116,3 +147,47 @@ def test_demo_shows_a_verdict_and_how_to_build_the_missing_model_side_by_side(br
         page.close()
     finally:
         server.stop()
+
+
+def test_demo_shades_each_word_of_the_phrase_by_the_apis_contribution_with_a_legend(page, live_server):
+    text = "The BRILLIANT film, a dull-ish masterpiece! zzzqx"
+    page.goto(live_server.url + "/demo?" + urlencode({"query": text}))
+    for name, route in MODEL_ROUTES.items():
+        section = page.locator(f"#{name}")
+        expect(section).to_have_attribute("data-state", "done")
+        answer = explained(live_server, route, text)
+        terms = {term["term"]: term["contribution"] for term in answer["explanation"]["terms"]}
+        expect(section.locator(".phrase")).to_have_text(text)  # the phrase as typed, nothing lost
+        shaded = shading(section)
+        # Every unigram term is found in the phrase (unknown words such as zzzqx are not), with the API's number.
+        assert {term for term, _, _ in shaded} == {term for term in terms if " " not in term}, name
+        for term, contribution, colour in shaded:
+            assert contribution == terms[term], (name, term)
+            assert colour == ("toward" if contribution >= 0 else "against"), (name, term)
+        legend = section.locator(".legend")
+        expect(legend).to_be_visible()
+        expect(legend).to_contain_text(f"toward {answer['prediction']}")
+        expect(legend).to_contain_text(f"toward {answer['explanation']['against']}")
+        strongest = section.locator(".strongest [data-term]").all()
+        assert [e.get_attribute("data-term") for e in strongest] == list(terms)[:5], name
+    # The tiny fine-grained model holds "dull" against its Positive verdict, and lists a bigram it cannot shade.
+    fine = page.locator("#fine-grained")
+    assert ("dull", "against") in [(term, colour) for term, _, colour in shading(fine)]
+    assert any(" " in e.get_attribute("data-term") for e in fine.locator(".strongest [data-term]").all())
+
+
+def test_on_the_kaggle_models_boring_pushes_the_binary_verdict_toward_negative(browser, kaggle_server):
+    text = "that movie was boring"
+    with guarded_page(browser, kaggle_server) as page:
+        page.goto(kaggle_server.url + "/demo?" + urlencode({"query": text}))
+        binary = page.locator("#binary")
+        expect(binary).to_have_attribute("data-state", "done")
+        expect(binary.locator(".verdict")).to_have_text(re.compile(r"^Negative \("))
+        boring = binary.locator('.phrase [data-term="boring"]')
+        expect(boring).to_have_count(1)
+        expect(boring).to_have_class(re.compile(r"\btoward\b"))
+        contribution = float(boring.get_attribute("data-contribution"))
+        assert contribution > 0
+        api = explained(kaggle_server, "/", text)
+        assert api["prediction"] == "Negative"
+        assert contribution == {t["term"]: t["contribution"] for t in api["explanation"]["terms"]}["boring"]
