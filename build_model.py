@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, roc_auc_score, roc_curve
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, roc_auc_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, GroupShuffleSplit, train_test_split
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 import artifacts
 import config
 import model
+import plots
 import util
 
 DATA_DIR = config.HERE / "lib" / "data"
@@ -295,74 +296,6 @@ def jsonable(obj):
     return obj
 
 
-def plot_confusion(matrix, labels, path):
-    """Save the held-out confusion matrix as a picture, rows normalised, counts written in."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(matrix)
-    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.4 * len(labels) + 2.5, 1.2 * len(labels) + 2))
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, f"{count}\n{shares[i, j]:.0%}", ha="center", va="center",
-                color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("Held-out sentences: confusion matrix")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_reliability(y_true, jll, temperature, path):
-    """Save the held-out reliability diagram: accuracy against confidence, before and after calibration."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
-    edges = np.linspace(0, 1, ECE_BINS + 1)
-    for label, proba in (("before (T = 1)", model.softmax(jll)), (f"after (T = {temperature:.2f})",
-                                                                    model.softmax(jll / temperature))):
-        confidence, correct = proba.max(axis=1), proba.argmax(axis=1) == y_true
-        which = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-        used = [b for b in range(ECE_BINS) if (which == b).any()]
-        ax.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used],
-                marker="o", label=f"{label}, ECE {expected_calibration_error(y_true, proba):.3f}")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    ax.set_xticks(edges[::3])
-    ax.set_xlabel("confidence (top probability)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Held-out sentences: reliability")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_roc(y_true, positive_proba, auc, path):
-    """Save the held-out ROC curve."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fpr, tpr, _ = roc_curve(y_true, positive_proba)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(fpr, tpr, label=f"AUC = {auc:.3f}")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("Held-out sentences: ROC")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
     """Evaluate, refit on all rows and publish one model; return its metrics."""
     started = time.perf_counter()
@@ -402,10 +335,13 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
         util.write_json(folder / artifacts.METRICS_FILE, metrics)
         if tuning:
             util.write_json(folder / artifacts.TUNING_FILE, tuning)
-        plot_confusion(metrics["confusion_matrix"], data.labels, folder / "confusion.png")
+        plots.confusion(metrics["confusion_matrix"], data.labels, folder / "confusion.png")
         if "roc_auc" in metrics:
-            plot_roc(data.y[test], proba[:, 1], metrics["roc_auc"], folder / "roc.png")
-        plot_reliability(data.y[test], jll, temperature, folder / "calibration.png")
+            plots.roc(data.y[test], proba[:, 1], metrics["roc_auc"], folder / "roc.png")
+        curves = [(f"before (T = 1), ECE {metrics['calibration']['ece_raw']:.3f}", model.softmax(jll)),
+                  (f"after (T = {temperature:.2f}), ECE {metrics['calibration']['ece']:.3f}",
+                   model.softmax(jll / temperature))]
+        plots.reliability(data.y[test], curves, folder / "calibration.png", bins=ECE_BINS)
         artifacts.write_manifest(folder, name=data.name, labels=data.labels,
                                  hyperparameters={**jsonable(params), "temperature": round(temperature, 6)},
                                  training_data={**data.source, "rows_used": int(len(data.texts))})

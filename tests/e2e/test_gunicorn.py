@@ -151,12 +151,12 @@ def test_a_damaged_artifact_stops_the_server_at_start_naming_the_file(model_dir,
 
 KILL_POINTS = {
     # SIGKILL from inside the build at a chosen point, so the test does not race the build.
-    "while-writing-the-artifacts": "build_model.plot_confusion = die",
+    "while-writing-the-artifacts": "plots.confusion = die",
     "after-writing-before-the-link-switch": "artifacts.switch_link = die",
 }
 KILLED_BUILD = """
 import os, signal, sys
-import artifacts, build_model
+import artifacts, build_model, plots
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 {patch}
