@@ -208,29 +208,32 @@ def install(models, name, data, file=artifacts.CLASSIFIER_FILE):
     return folder
 
 
-def load_paths(models, tmp_path):
-    """Every way a model folder is read outside gunicorn, each a function returning a message on refusal."""
-    def refused(call):
-        with pytest.raises(model.ModelError) as caught:
-            call()
-        return str(caught.value)
+def load_everywhere(models, tmp_path):
+    """Read the model folder every way it is read outside gunicorn; return {load path: refusal message}.
 
-    def command(*args):
-        done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "MODEL_DIR": str(models)})
-        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-        return done.stderr
-
+    The two commands run side by side while the in-process loads run; each must exit non-zero with one
+    line and no traceback.
+    """
     texts = tmp_path / "reviews.txt"
     texts.write_text("a superb film\n")
-    return {
-        "SentimentModel.load": lambda: refused(lambda: model.SentimentModel.load(models / "binary")),
-        "load_models": lambda: refused(lambda: model.load_models(models)),
-        "create_app": lambda: refused(lambda: create_app({"MODEL_DIR": str(models)})),
-        "predict.py": lambda: command("predict.py", str(texts), "--model", "binary", "--model-dir", str(models)),
-        "python app.py": lambda: command("app.py", "--port", "9"),
-    }
+    commands = {"predict.py": ["predict.py", str(texts), "--model", "binary", "--model-dir", str(models)],
+                "python app.py": ["app.py", "--port", "9"]}
+    running = {path: subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env={**os.environ, "MODEL_DIR": str(models)})
+               for path, args in commands.items()}
+    messages = {}
+    for path, load in {"SentimentModel.load": lambda: model.SentimentModel.load(models / "binary"),
+                       "load_models": lambda: model.load_models(models),
+                       "create_app": lambda: create_app({"MODEL_DIR": str(models)})}.items():
+        with pytest.raises(model.ModelError) as caught:
+            load()
+        messages[path] = str(caught.value)
+    for path, process in running.items():
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode != 0 and "Traceback" not in stderr, stderr
+        assert len(stderr.strip().splitlines()) == 1, stderr
+        messages[path] = stderr
+    return messages
 
 
 @pytest.fixture(scope="module")
@@ -257,12 +260,13 @@ def live_payloads(tmp_path_factory):
 def test_a_hostile_pickle_with_matching_hashes_runs_no_code_on_any_load_path(models, tmp_path, live_payloads, payload):
     built, marker = live_payloads
     folder = install(models, "binary", built[payload])
-    for path, load in load_paths(models, tmp_path).items():
-        message = load()
+    messages = load_everywhere(models, tmp_path)
+    assert set(messages) == {"SentimentModel.load", "load_models", "create_app", "predict.py", "python app.py"}
+    for path, message in messages.items():
         assert str(folder / artifacts.CLASSIFIER_FILE) in message, path
         assert "refused: the pickle asks for" in message, f"{path}: {message}"
-        time.sleep(0.1)  # a spawned `touch` would have had its time
-        assert not marker.exists(), f"{path} ran the payload"
+    time.sleep(0.1)  # a spawned `touch` would have had its time
+    assert not marker.exists(), "a load path ran the payload"
 
 
 def test_the_refusal_names_the_global_the_pickle_asked_for(models, live_payloads):
