@@ -232,17 +232,19 @@ def fit_temperature(data, params, train):
     return float(np.exp(found.x))
 
 
-def expected_calibration_error(y_true, proba, bins=ECE_BINS):
-    """Top-label ECE: confidences (the top probability) in `bins` equal-width bins over [0, 1]; the mean
-    over texts of |accuracy - mean confidence| of each text's bin."""
+def reliability_bins(y_true, proba, bins=ECE_BINS):
+    """Texts grouped by confidence (their top probability) in `bins` equal-width bins over [0, 1]: for each
+    bin that holds texts, (its share of the texts, their mean confidence, their accuracy)."""
     confidence, correct = proba.max(axis=1), proba.argmax(axis=1) == y_true
     which = np.minimum((confidence * bins).astype(int), bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(error)
+    return [(float(members.mean()), float(confidence[members].mean()), float(correct[members].mean()))
+            for members in (which == b for b in range(bins)) if members.any()]
+
+
+def expected_calibration_error(y_true, proba, bins=ECE_BINS):
+    """Top-label ECE: the mean over texts of |accuracy - mean confidence| of each text's bin."""
+    return sum(share * abs(accuracy - confidence)
+               for share, confidence, accuracy in reliability_bins(y_true, proba, bins))
 
 
 def calibration_report(y_true, jll, temperature, labels):
@@ -338,10 +340,11 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
         plots.confusion(metrics["confusion_matrix"], data.labels, folder / "confusion.png")
         if "roc_auc" in metrics:
             plots.roc(data.y[test], proba[:, 1], metrics["roc_auc"], folder / "roc.png")
-        curves = [(f"before (T = 1), ECE {metrics['calibration']['ece_raw']:.3f}", model.softmax(jll)),
+        curves = [(f"before (T = 1), ECE {metrics['calibration']['ece_raw']:.3f}",
+                   reliability_bins(data.y[test], model.softmax(jll))),
                   (f"after (T = {temperature:.2f}), ECE {metrics['calibration']['ece']:.3f}",
-                   model.softmax(jll / temperature))]
-        plots.reliability(data.y[test], curves, folder / "calibration.png", bins=ECE_BINS)
+                   reliability_bins(data.y[test], model.softmax(jll / temperature)))]
+        plots.reliability(curves, folder / "calibration.png")
         artifacts.write_manifest(folder, name=data.name, labels=data.labels,
                                  hyperparameters={**jsonable(params), "temperature": round(temperature, 6)},
                                  training_data={**data.source, "rows_used": int(len(data.texts))})

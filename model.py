@@ -66,29 +66,13 @@ class FastScorer:
         if not counts:  # no known term: an all-zero row, so only the priors speak
             jll = self.class_log_prior_.tolist()
         else:
-            # A phrase has a handful of terms: plain floats beat numpy's per-call overhead here.
-            # The same steps, in the same order, as TfidfTransformer.transform and normalize().
             indices = list(counts)
-            weights = [1.0] * len(indices) if self.binary_ else [float(c) for c in counts.values()]
-            if self.sublinear_tf_:
-                weights = [log(w) + 1.0 for w in weights]
-            if self.idf_ is not None:
-                weights = [w * idf for w, idf in zip(weights, self.idf_[indices].tolist())]
-            if self.norm_ == "l2":
-                norm = sqrt(sum(w * w for w in weights))
-                weights = [w / norm for w in weights]
-            elif self.norm_ == "l1":
-                norm = sum(abs(w) for w in weights)
-                weights = [w / norm for w in weights]
+            weights = self.row_weights(indices, counts.values())
             # MultinomialNB's joint log likelihood: one gather of the terms' rows, one product.
             jll = (np.dot(weights, self.feature_log_prob_t_[indices]) + self.class_log_prior_).tolist()
         if self.temperature_ != 1.0:  # calibrated: softmax(jll / T), the same predictions
             jll = [x / self.temperature_ for x in jll]
-        # Softmax, equal to scikit-learn's exp(jll - logsumexp(jll)).
-        top = max(jll)
-        shifted = [exp(x - top) for x in jll]
-        total = sum(shifted)
-        return [x / total for x in shifted]
+        return softmax_one(jll)
 
     def predict_proba(self, texts):
         """Return the class probabilities of each text, shape (n_texts, n_classes)."""
@@ -115,10 +99,7 @@ class FastScorer:
         rows = self.feature_log_prob_t_[indices]
         jll = ((np.dot(weights, rows) if indices else 0.0) + self.class_log_prior_) / self.temperature_
         scores = jll.tolist()
-        top = max(scores)
-        shifted = [exp(x - top) for x in scores]
-        total = sum(shifted)
-        probabilities = [x / total for x in shifted]
+        probabilities = softmax_one(scores)
         best, against = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:2]
         gaps = ((rows[:, best] - rows[:, against]) / self.temperature_).tolist() if indices else []
         explained = sorted(
@@ -132,17 +113,30 @@ class FastScorer:
             "terms": explained, "unknown": list(unknown)}
 
     def row_weights(self, indices, counts):
-        """The tf-idf weights of a text's terms in its normalised row (TfidfTransformer's steps)."""
+        """The tf-idf weights of a text's terms in its normalised row: the same steps, in the same order, as
+        TfidfTransformer.transform and normalize(). A phrase has a handful of terms: plain floats beat
+        numpy's per-call overhead here."""
         weights = [1.0] * len(indices) if self.binary_ else [float(c) for c in counts]
         if self.sublinear_tf_:
             weights = [log(w) + 1.0 for w in weights]
         if self.idf_ is not None:
             weights = [w * idf for w, idf in zip(weights, self.idf_[indices].tolist())]
-        norm = {"l2": lambda: sqrt(sum(w * w for w in weights)), "l1": lambda: sum(abs(w) for w in weights)}
-        if self.norm_ in norm and weights:
-            total = norm[self.norm_]()
-            weights = [w / total for w in weights]
+        if not weights:
+            return weights
+        if self.norm_ == "l2":
+            norm = sqrt(sum(w * w for w in weights))
+            weights = [w / norm for w in weights]
+        elif self.norm_ == "l1":
+            norm = sum(abs(w) for w in weights)
+            weights = [w / norm for w in weights]
         return weights
+
+def softmax_one(scores):
+    """Softmax of one list of log-scores as plain floats, equal to scikit-learn's exp(jll - logsumexp(jll))."""
+    top = max(scores)
+    shifted = [exp(x - top) for x in scores]
+    total = sum(shifted)
+    return [x / total for x in shifted]
 
 
 def check_supported(vectorizer, classifier):

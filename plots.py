@@ -29,15 +29,12 @@ def confusion(matrix, labels, path):
     plt.close(fig)
 
 
-def reliability(y_true, curves, path, *, bins):
-    """Save a reliability diagram: accuracy against confidence in `bins` equal-width bins, one line per
-    (label, probabilities of shape (n_texts, n_labels)) in `curves`."""
+def reliability(curves, path):
+    """Save a reliability diagram: accuracy against confidence, one line per (label, bins) in `curves`, the
+    bins as `build_model.reliability_bins` gives them: (share of texts, mean confidence, accuracy)."""
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
-    for label, proba in curves:
-        confidence, correct = proba.max(axis=1), proba.argmax(axis=1) == y_true
-        which = np.minimum((confidence * bins).astype(int), bins - 1)
-        used = [b for b in range(bins) if (which == b).any()]
-        ax.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used],
+    for label, bins in curves:
+        ax.plot([confidence for _, confidence, _ in bins], [accuracy for _, _, accuracy in bins],
                 marker="o", label=label)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
     ax.set_xlabel("confidence (top probability)")
