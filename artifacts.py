@@ -13,6 +13,7 @@ version switches the link in one `os.replace`, so readers see the old model or t
 import fcntl
 import hashlib
 import io
+import json
 import os
 import pickle
 import platform
@@ -175,6 +176,39 @@ def read_verified(folder):
     return manifest, vectorizer, classifier, util.read_json(folder / METRICS_FILE)
 
 
+def read_for_transfer(folder):
+    """Verify a model folder as `read_verified` does and return what another machine needs to load it:
+    {file name: bytes} for `manifest.json` and `REQUIRED_FILES`, each the very bytes whose hash was checked."""
+    folder = resolve_folder(folder)
+    files = {MANIFEST_FILE: read_manifest_bytes(folder)}
+    manifest = parse_manifest(files[MANIFEST_FILE], folder / MANIFEST_FILE)
+    verify_artifacts(folder, manifest)
+    for name in REQUIRED_FILES:
+        files[name] = (folder / name).read_bytes()
+        if hashlib.sha256(files[name]).hexdigest() != manifest["artifacts"][name]:
+            raise ModelError(f"{folder / name}: changed while the model was loading; refusing to load it. Try again.")
+    return files
+
+
+def load_transferred(files, origin):
+    """Load a model from `read_for_transfer`'s bytes, checking the manifest and every hash again first.
+
+    Returns (manifest, vectorizer, classifier, metrics), or raises `ModelError` naming `origin`, where
+    the bytes came from. Run where the model is used: its scikit-learn must be the one that built it.
+    """
+    origin = Path(origin)
+    manifest = parse_manifest(files[MANIFEST_FILE], origin / MANIFEST_FILE)
+    for name in REQUIRED_FILES:
+        if hashlib.sha256(files[name]).hexdigest() != manifest["artifacts"][name]:
+            raise ModelError(f"{origin / name}: sha256 does not match manifest.json on arrival; "
+                             "the bytes were altered on the way. Refusing to load them.")
+    vectorizer = loads_restricted(files[VECTORIZER_FILE], origin / VECTORIZER_FILE)
+    check_loaded(origin / VECTORIZER_FILE, vectorizer, TfidfVectorizer)
+    classifier = loads_restricted(files[CLASSIFIER_FILE], origin / CLASSIFIER_FILE)
+    check_loaded(origin / CLASSIFIER_FILE, classifier, MultinomialNB)
+    return manifest, vectorizer, classifier, json.loads(files[METRICS_FILE])
+
+
 def resolve_folder(folder):
     """The real folder behind a model folder or its link; `ModelError` if there is none."""
     real = Path(folder).resolve()
@@ -186,11 +220,21 @@ def resolve_folder(folder):
 
 def read_manifest(folder):
     """Read and sanity-check `manifest.json` of a model folder."""
+    return parse_manifest(read_manifest_bytes(folder), folder / MANIFEST_FILE)
+
+
+def read_manifest_bytes(folder):
+    """The bytes of a model folder's `manifest.json`."""
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise ModelError(f"{path}: missing. Rebuild the model with `python build_model.py`.")
+    return path.read_bytes()
+
+
+def parse_manifest(data, path):
+    """Parse and sanity-check the bytes of a manifest; `path` names it in errors."""
     try:
-        manifest = util.read_json(path)
+        manifest = json.loads(data)
         artifacts = manifest["artifacts"]
         trained_with = manifest["versions"]["scikit-learn"]
         manifest["name"], manifest["labels"], manifest["created_at"]
@@ -262,6 +306,11 @@ def unpickle(path, sha256):
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ModelError(f"{path}: changed while the model was loading; refusing to load it. Try again.")
+    return loads_restricted(data, path)
+
+
+def loads_restricted(data, path):
+    """Unpickle bytes through `RestrictedUnpickler`; `path` names them in errors."""
     try:
         return RestrictedUnpickler(io.BytesIO(data)).load()
     except ForbiddenGlobal as exc:

@@ -217,7 +217,16 @@ class SentimentModel:
     @classmethod
     def load(cls, folder):
         """Verify and load a model folder; raise `ModelError` naming the file at fault."""
-        manifest, vectorizer, classifier, metrics = artifacts.read_verified(folder)
+        return cls.from_parts(*artifacts.read_verified(folder))
+
+    @classmethod
+    def from_transferred(cls, files, origin):
+        """Load a model from `artifacts.read_for_transfer`'s bytes (sent from `origin`), checked again here."""
+        return cls.from_parts(*artifacts.load_transferred(files, origin))
+
+    @classmethod
+    def from_parts(cls, manifest, vectorizer, classifier, metrics):
+        """The model of a verified folder's parts."""
         return cls(name=manifest["name"], vectorizer=vectorizer, classifier=classifier,
                    manifest=manifest, metrics=metrics)
 

@@ -14,70 +14,20 @@ label (positive pushes toward the prediction). Explanations are only for plain t
 submission format has no room for them, so `--explain` with a test.tsv is refused.
 """
 import argparse
-import csv
-import gzip
-import io
+import glob
+import json
 import os
+import signal
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+import artifacts
+import batch
 import config
 import model
 import util
-
-
-def open_text(path):
-    """Open a plain or gzip-compressed text file for reading."""
-    with open(path, "rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", encoding="utf-8") if compressed else open(path, encoding="utf-8")
-
-
-def is_kaggle_test(path):
-    """True when the file starts with Kaggle's test.tsv header."""
-    with open_text(path) as handle:
-        return handle.readline().rstrip("\r\n").split("\t")[:3] == util.TEST_COLUMNS
-
-
-def write_submission(scorer, path, out):
-    """Write Kaggle's submission (PhraseId,Sentiment) for a test.tsv; return the row count."""
-    frame = util.read_kaggle_test(path)
-    if scorer.labels != util.FINE_GRAINED_LABELS:
-        raise SystemExit("error: a Kaggle submission needs the fine-grained model (labels 0-4); "
-                         "build it with `python build_model.py --data PATH/train.tsv`.")
-    labels = scorer.predict_proba(list(frame["Phrase"])).argmax(axis=1)
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["PhraseId", "Sentiment"])
-    writer.writerows(zip(frame["PhraseId"], labels.tolist()))
-    return len(frame)
-
-
-def write_line_scores(scorer, path, out, *, explain=None):
-    """Write label and probabilities for each non-blank line of a text file, and with `explain` (a count
-    of terms) each line's strongest terms; return the row count."""
-    with open_text(path) as handle:
-        lines = [(number, line.rstrip("\r\n")) for number, line in enumerate(handle, start=1)]
-    lines = [(number, text) for number, text in lines if text.strip()]
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["line", "prediction", "confidence", *scorer.labels, *(["explanation"] if explain else [])])
-    if lines:
-        texts = [text for _, text in lines]
-        answers = scorer.predict(texts, explain=True) if explain else scorer.predict(texts)
-        for (number, _), answer in zip(lines, answers):
-            writer.writerow([number, answer["prediction"], answer["confidence"], *answer["probabilities"].values(),
-                             *([strongest_terms(answer["explanation"], explain)] if explain else [])])
-    return len(lines)
-
-
-def strongest_terms(explanation, k):
-    """The first `k` terms of a model's explanation as `term:contribution;...`, contributions to 3 decimals.
-
-    The model's terms are words of two or more word characters (or n-grams of them), so neither
-    separator can occur inside one.
-    """
-    # + 0.0 turns a -0.0 left by rounding a tiny negative into 0.0, so no term reads "-0.000".
-    return ";".join(f"{term['term']}:{round(term['contribution'], 3) + 0.0:.3f}"
-                    for term in explanation["terms"][:k])
 
 
 def positive_int(value):
@@ -92,11 +42,30 @@ def positive_int(value):
     return number
 
 
-def main(argv=None):
-    """Score the file; exit non-zero with a clear message when the input or the model is unusable."""
-    parser = argparse.ArgumentParser(description="Score a Kaggle test.tsv or a text file, one text per line.")
-    parser.add_argument("input", type=Path, help="Kaggle test.tsv(.gz), or a text file with one text per line")
-    parser.add_argument("-o", "--output", default="-", help="where to write the CSV (default: standard output)")
+def block_size(value):
+    """argparse type for --block-size: a size such as 4MiB, 512kB or 65536, of at least 1 KiB."""
+    from dask.utils import parse_bytes  # only when asked: dask takes a moment to import
+
+    try:
+        size = parse_bytes(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size; give e.g. 4MiB or 512kB") from None
+    if size < 1024:
+        raise argparse.ArgumentTypeError(f"{value!r} is less than 1 KiB; give e.g. 4MiB")
+    return size
+
+
+def parse_args(argv):
+    """The command line, checked: `SystemExit(2)` with argparse's message when it does not make sense."""
+    parser = argparse.ArgumentParser(
+        description="Score Kaggle test files or text files (one text per line), plain or gzip, block by block.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="Kaggle test.tsv(.gz) files, or text files with one text per line; a quoted glob "
+                             "such as 'reviews/*.txt.gz' is expanded in sorted order")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", default="-", help="the CSV file to write (default: standard output)")
+    where.add_argument("--output-dir", type=Path, metavar="DIR",
+                       help="write one CSV per block (part-00000.csv, ...) and _SUCCESS into DIR, a new folder")
     parser.add_argument("--model", default="fine-grained", choices=list(config.MODEL_ROUTES),
                         help="which model scores plain text (a Kaggle submission always uses fine-grained)")
     parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR") or config.DEFAULT_MODEL_DIR),
@@ -104,46 +73,142 @@ def main(argv=None):
     parser.add_argument("--explain", type=positive_int, metavar="K",
                         help="plain text only: add a column with each line's K strongest terms and their "
                              "contributions to the log-odds of the prediction")
+    parser.add_argument("--engine", choices=["local", "dask"], default="local",
+                        help="local: this process (default); dask: a Dask cluster")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="with --engine dask: the scheduler of a running cluster, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--workers", type=positive_int, metavar="N",
+                        help="with --engine dask and no --scheduler: worker processes of the local cluster "
+                             "(default: one per core)")
+    parser.add_argument("--block-size", type=block_size, default=batch.BLOCK_SIZE, metavar="SIZE",
+                        help="input bytes per block, the unit of work and of --output-dir files (default 4MiB)")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="show a progress bar on standard error even when it is not a terminal")
+    shown.add_argument("--quiet", action="store_true", help="print nothing but errors")
     args = parser.parse_args(argv)
-    if not args.input.is_file():
-        print(f"error: {args.input}: no such file.", file=sys.stderr)
-        return 2
-    try:
-        kaggle = is_kaggle_test(args.input)
-        if kaggle and args.explain:  # refused rather than ignored: the user asked for something the file can't hold
-            print(f"error: {args.input} is a Kaggle test file, and its submission has no room for explanations; "
-                  "--explain is for plain text, one text per line "
-                  "(e.g. `tail -n +2 test.tsv | cut -f3 > phrases.txt`).",
-                  file=sys.stderr)
-            return 2
-        scorer = model.SentimentModel.load(args.model_dir / ("fine-grained" if kaggle else args.model))
-    except model.ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except UnicodeDecodeError:
-        print(f"error: {args.input}: not UTF-8 text.", file=sys.stderr)
-        return 2
-    out = io.StringIO()
-    try:
-        if kaggle:
-            rows = write_submission(scorer, args.input, out)
+    if args.engine == "local" and (args.scheduler or args.workers):
+        parser.error("--scheduler and --workers are for --engine dask")
+    if args.scheduler and args.workers:
+        parser.error("--workers starts a local cluster; with --scheduler the cluster's own workers do the work")
+    return args
+
+
+def input_files(patterns):
+    """The files the command line names, globs expanded in sorted order; `DataError` for a name that is none."""
+    paths = []
+    for pattern in patterns:
+        if Path(pattern).is_file():
+            paths.append(Path(pattern))
+        elif Path(pattern).is_dir():
+            raise util.DataError(f"{pattern}: is a folder; give its files, e.g. '{Path(pattern) / '*.txt'}'.")
+        elif glob.has_magic(pattern):
+            matches = sorted(Path(match) for match in glob.glob(pattern) if Path(match).is_file())
+            if not matches:
+                raise util.DataError(f"{pattern}: matches no file.")
+            paths += matches
         else:
-            rows = write_line_scores(scorer, args.input, out, explain=args.explain)
+            raise util.DataError(f"{pattern}: no such file.")
+    return paths
+
+
+def input_kind(paths, explain):
+    """True for Kaggle test files, False for plain text; `DataError` for a mix, or --explain with Kaggle files."""
+    kinds = {path: batch.is_kaggle_test(path) for path in paths}
+    if len(set(kinds.values())) > 1:
+        kaggle = next(path for path, kind in kinds.items() if kind)
+        text = next(path for path, kind in kinds.items() if not kind)
+        raise util.DataError(f"{kaggle} is a Kaggle test file but {text} is plain text; score them in separate runs.")
+    kaggle = kinds[paths[0]]
+    if kaggle and explain:  # refused rather than ignored: the user asked for something the file can't hold
+        raise util.DataError(f"{paths[0]} is a Kaggle test file, and its submission has no room for explanations; "
+                             "--explain is for plain text, one text per line "
+                             "(e.g. `tail -n +2 test.tsv | cut -f3 > phrases.txt`).")
+    return kaggle
+
+
+def check_output(args):
+    """`DataError` now, before any scoring, when the output cannot be written where asked."""
+    target = args.output_dir or (None if args.output == "-" else Path(args.output))
+    if target is not None and not target.parent.is_dir():
+        raise util.DataError(f"cannot write {target}: no folder {target.parent}.")
+
+
+def load_model(args, kaggle):
+    """(labels, name, scorer or the verified bytes for workers); `ModelError` when the model is unusable."""
+    folder = args.model_dir / ("fine-grained" if kaggle else args.model)
+    if args.engine == "local":
+        scorer = model.SentimentModel.load(folder)
+        labels, name, loaded = scorer.labels, scorer.name, scorer
+    else:  # verified here, sent to the workers, and verified again by each
+        loaded = artifacts.read_for_transfer(folder)
+        manifest = json.loads(loaded[artifacts.MANIFEST_FILE])
+        labels, name = manifest["labels"], manifest["name"]
+    if kaggle and labels != util.FINE_GRAINED_LABELS:
+        raise model.ModelError(f"{folder}: a Kaggle submission needs the fine-grained model (labels 0-4); "
+                               "build it with `python build_model.py --data PATH/train.tsv`.")
+    return labels, name, loaded, folder
+
+
+def score(args, paths, kaggle):
+    """Run the job; return (rows scored, model name)."""
+    labels, name, loaded, folder = load_model(args, kaggle)
+    job = batch.Job(kaggle=kaggle, explain=args.explain, file_column=len(paths) > 1 and not kaggle)
+    blocks = batch.read_blocks(paths, kaggle=kaggle, block_size=args.block_size)
+    if args.output_dir:
+        output = batch.FolderOutput(args.output_dir, job.header(labels))
+    else:
+        output = batch.FileOutput(args.output, job.header(labels))
+    rows = 0
+    with output, tqdm(total=sum(path.stat().st_size for path in paths), unit="B", unit_scale=True,
+                      unit_divisor=1024, desc="scoring", file=sys.stderr, dynamic_ncols=True,
+                      disable=args.quiet or not (args.progress or sys.stderr.isatty())) as bar:
+        def deliver(block, count, data):
+            nonlocal rows
+            output.write(block, data)
+            rows += count
+            bar.update(block.disk_bytes)
+            bar.set_postfix_str(f"{rows:,} {'phrases' if kaggle else 'lines'}", refresh=False)
+
+        if args.engine == "local":
+            batch.run_local(loaded, job, blocks, deliver)
+        else:
+            import cluster  # only here: distributed takes a moment to import
+
+            cluster.run_dask(loaded, folder, job, blocks, deliver, scheduler=args.scheduler,
+                             workers=args.workers or cluster.default_workers(), quiet=args.quiet)
+    return rows, name
+
+
+def main(argv=None):
+    """Score the inputs; exit non-zero with a one-line message when an input, the model or the cluster is unusable."""
+    args = parse_args(argv)
+    try:
+        paths = input_files(args.inputs)
+        kaggle = input_kind(paths, args.explain)
+        check_output(args)
+        rows, name = score(args, paths, kaggle)
     except util.DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.output == "-":
-        sys.stdout.write(out.getvalue())
-    else:  # all or nothing: a failed run never leaves half a submission behind
-        try:
-            util.write_atomic(args.output, out.getvalue().encode("utf-8"))
-        except OSError as exc:
-            print(f"error: cannot write {args.output}: {exc.strerror or exc}.", file=sys.stderr)
-            return 2
-    print(f"scored {rows:,} {'phrases' if kaggle else 'lines'} with the {scorer.name} model -> {args.output}",
-          file=sys.stderr)
+        return fail(exc, 2)
+    except (model.ModelError, ConnectionError) as exc:
+        return fail(exc, 1)
+    except OSError as exc:
+        return fail(f"{exc.filename}: {exc.strerror}." if exc.filename else exc, 1)
+    except KeyboardInterrupt:
+        return fail("interrupted." if args.output == "-" and not args.output_dir else
+                    "interrupted; nothing was written.", 130)
+    if not args.quiet:
+        where = args.output_dir or args.output
+        print(f"scored {rows:,} {'phrases' if kaggle else 'lines'} with the {name} model -> {where}", file=sys.stderr)
     return 0
 
 
+def fail(error, code):
+    """Print `error: ...` on standard error and return the exit code."""
+    print(f"error: {error}", file=sys.stderr)
+    return code
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stopped run cleans up as Ctrl-C does
     sys.exit(main())

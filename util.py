@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -115,12 +116,20 @@ def sha256_file(path):
 
 def write_atomic(path, data):
     """Write bytes to `path` so that readers see the old file or the whole new one, never a part."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
+
+
+@contextmanager
+def atomic_writer(path):
+    """Open `path` for writing bytes, whole or not at all: the bytes go to a temporary file beside it,
+    renamed over `path` when the `with` block ends, and removed if the block raises."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

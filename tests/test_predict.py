@@ -1,18 +1,27 @@
-"""predict.py: Kaggle submissions from test.tsv, per-line scores (and --explain) for plain text, clear errors."""
+"""predict.py: Kaggle submissions from test.tsv, per-line scores (and --explain) for plain text, clear errors;
+several inputs, bad lines, output folders, progress, flat memory. The Dask engine: tests/e2e/test_dask_engine.py."""
 import csv
+import fcntl
 import gzip
 import io
+import os
+import pty
 import random
 import re
+import select
+import signal
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 
+import batch
 import predict
 import util
 from model import FAST_PATH_MAX_BATCH, SentimentModel
-from support import FILLER, ROOT, WORDS
+from support import FILLER, ROOT, WORDS, wait_for
 
 
 def rows(text):
@@ -95,11 +104,11 @@ def test_an_output_that_cannot_be_written_is_a_clear_error(model_dir, tiny_data,
     assert code != 0 and error.startswith(f"error: cannot write {out}")
 
 
-def test_a_file_that_is_not_utf8_text_is_a_clear_error(model_dir, tmp_path, capsys):
+def test_a_file_that_is_not_utf8_text_is_a_clear_error_naming_the_line(model_dir, tmp_path, capsys):
     path = tmp_path / "reviews.txt"
     path.write_bytes(b"\xff\xfe\x00 not text \x9c\n")
     code, error = run_bad([path, "--model-dir", model_dir], capsys)
-    assert code != 0 and error == f"error: {path}: not UTF-8 text."
+    assert code == 2 and error == f"error: {path}: line 1: not UTF-8 text."
 
 
 def explained_rows(path, model_dir, capsys, *args):
@@ -187,3 +196,195 @@ def test_explain_on_a_kaggle_test_file_is_refused_and_writes_nothing(model_dir, 
     assert code == 2 and error.startswith(f"error: {tiny_data / 'test.tsv'} is a Kaggle test file")
     assert "--explain is for plain text" in error
     assert not out.exists()
+
+
+# --- Corpora: several files, blocks, bad lines, outputs, progress and memory ------------------------
+
+def corpus(folder, name, lines, *, packed=False):
+    """Write a plain-text corpus of `lines` (gzip if `packed`); return its path."""
+    path = folder / name
+    text = "\n".join(lines) + "\n"
+    path.write_bytes(gzip.compress(text.encode()) if packed else text.encode())
+    return path
+
+
+def review_lines(count, seed=0):
+    """`count` short reviews from the test vocabulary, a blank line now and then."""
+    rng = random.Random(seed)
+    vocabulary = [word for words in WORDS.values() for word in words] + FILLER
+    return ["" if n % 17 == 0 else " ".join(rng.choices(vocabulary, k=rng.randint(1, 9))) for n in range(count)]
+
+
+def score(capsys, *args):
+    """Run predict.main; return (exit code, stdout, stderr)."""
+    code = predict.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_several_files_and_globs_are_scored_in_order_with_a_file_column(model_dir, tmp_path, capsys):
+    first = corpus(tmp_path, "a.txt", review_lines(300, seed=1))
+    second = corpus(tmp_path, "b.txt.gz", review_lines(200, seed=2), packed=True)
+    code, out, _ = score(capsys, first, second, "--model-dir", model_dir, "--block-size", "1KiB")
+    assert code == 0
+    table = rows(out)
+    assert table[0] == ["file", "line", "prediction", "confidence", *util.FINE_GRAINED_LABELS]
+    expected = [[str(path), str(n)] for path, lines in ((first, review_lines(300, seed=1)),
+                                                       (second, review_lines(200, seed=2)))
+                for n, line in enumerate(lines, start=1) if line]
+    assert [row[:2] for row in table[1:]] == expected
+    single = [rows(score(capsys, path, "--model-dir", model_dir)[1]) for path in (first, second)]
+    assert [row[1:] for row in table[1:]] == single[0][1:] + single[1][1:]  # the same scores as one at a time
+    code, globbed, _ = score(capsys, tmp_path / "*.txt*", "--model-dir", model_dir)  # quoted: predict.py expands it
+    assert code == 0 and globbed == out
+
+
+def test_several_kaggle_files_make_one_submission(model_dir, tiny_data, tmp_path, capsys):
+    test = (tiny_data / "test.tsv").read_text().splitlines()
+    (tmp_path / "one.tsv").write_text("\n".join(test[:8]) + "\n")
+    (tmp_path / "two.tsv.gz").write_bytes(gzip.compress(("\n".join([test[0], *test[8:]]) + "\n").encode()))
+    code, split, _ = score(capsys, tmp_path / "one.tsv", tmp_path / "two.tsv.gz", "--model-dir", model_dir)
+    assert code == 0
+    assert split == score(capsys, tiny_data / "test.tsv", "--model-dir", model_dir)[1]
+
+
+@pytest.mark.parametrize("case", ["folder", "empty glob", "kaggle and text"])
+def test_inputs_that_are_not_files_of_one_kind_are_refused(model_dir, tiny_data, tmp_path, capsys, case):
+    text = corpus(tmp_path, "reviews.txt", ["a fine film"])
+    args, expected = {
+        "folder": ([tmp_path], f"error: {tmp_path}: is a folder; give its files, e.g. '{tmp_path / '*.txt'}'."),
+        "empty glob": ([tmp_path / "*.tsv"], f"error: {tmp_path / '*.tsv'}: matches no file."),
+        "kaggle and text": ([tiny_data / "test.tsv", text],
+                            f"error: {tiny_data / 'test.tsv'} is a Kaggle test file but {text} is plain text; "
+                            "score them in separate runs."),
+    }[case]
+    code, error = run_bad([*args, "--model-dir", model_dir, "-o", tmp_path / "out.csv"], capsys)
+    assert code == 2 and error == expected
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("output", ["file", "folder"])
+@pytest.mark.parametrize("kind", ["kaggle", "text"])
+def test_a_bad_line_deep_in_the_input_stops_the_run_naming_it_and_leaves_no_output(
+        model_dir, tmp_path, capsys, output, kind):
+    if kind == "kaggle":
+        lines = ["PhraseId\tSentenceId\tPhrase", *(f"{n}\t1\t{text}" for n, text in enumerate(review_lines(3000), 1))]
+        lines[2500] = "2500\t1\ta phrase\twith a tab"
+        problem = "4 tab-separated fields"
+    else:
+        lines = review_lines(3000)
+        problem = "not UTF-8 text"
+    path = corpus(tmp_path, "in.tsv.gz", lines, packed=True)
+    if kind == "text":  # one bad byte on line 2501
+        text = gzip.decompress(path.read_bytes()).split(b"\n")
+        text[2500] = b"caf\xe9 au lait"
+        path.write_bytes(gzip.compress(b"\n".join(text)))
+    out = tmp_path / "out"
+    where = ["-o", out] if output == "file" else ["--output-dir", out]
+    code, error = run_bad([path, *where, "--model-dir", model_dir, "--model", "binary", "--block-size", "1KiB"], capsys)
+    assert code == 2 and error.startswith(f"error: {path}: line 2501: ") and problem in error
+    assert sorted(tmp_path.iterdir()) == [path]  # nothing written, not even a temporary file
+
+
+def test_an_output_folder_holds_one_file_per_block_which_together_are_the_single_file(model_dir, tmp_path, capsys):
+    path = corpus(tmp_path, "reviews.txt", review_lines(2000))
+    code, single, _ = score(capsys, path, "--model-dir", model_dir, "--block-size", "4KiB")
+    assert code == 0
+    out = tmp_path / "scores"
+    code, nothing, said = score(capsys, path, "--model-dir", model_dir, "--block-size", "4KiB", "--output-dir", out)
+    assert code == 0 and nothing == "" and said.strip().endswith(f"-> {out}")
+    parts = sorted(out.glob("part-*.csv"))
+    assert len(parts) > 5 and (out / "_SUCCESS").exists()
+    header, *_ = single.splitlines(keepends=True)
+    assert all(part.read_text().startswith(header) for part in parts)
+    assert header + "".join(part.read_text()[len(header):] for part in parts) == single
+    code, error = run_bad([path, "--model-dir", model_dir, "--output-dir", out], capsys)
+    assert code == 2 and error == f"error: {out}: already exists; remove it or choose another --output-dir."
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler and --workers are for --engine dask"),
+    (["--workers", "2"], "--scheduler and --workers are for --engine dask"),
+    (["--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "--workers starts a local cluster"),
+    (["--block-size", "lots"], "'lots' is not a size; give e.g. 4MiB"),
+    (["--block-size", "100"], "'100' is less than 1 KiB"),
+    (["--quiet", "--progress"], "not allowed with argument"),
+    (["-o", "x.csv", "--output-dir", "x"], "not allowed with argument"),
+])
+def test_options_that_do_not_fit_together_are_usage_errors(model_dir, tmp_path, capsys, args, message):
+    path = corpus(tmp_path, "reviews.txt", ["a fine film"])
+    with pytest.raises(SystemExit) as exit_:
+        predict.main([str(path), "--model-dir", str(model_dir), *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def run_cli(*args, **kwargs):
+    """Run predict.py as a user does; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "predict.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, **kwargs)
+
+
+def test_progress_shows_on_request_and_quiet_prints_nothing_but_errors(model_dir, tmp_path):
+    path = corpus(tmp_path, "reviews.txt", review_lines(3000))
+    common = [path, "--model-dir", model_dir, "-o", tmp_path / "out.csv", "--block-size", "8KiB"]
+    plain, shown, quiet = run_cli(*common), run_cli(*common, "--progress"), run_cli(*common, "--quiet")
+    assert plain.returncode == shown.returncode == quiet.returncode == 0
+    lines = f"{sum(map(bool, review_lines(3000))):,} lines"
+    assert plain.stderr == f"scored {lines} with the fine-grained model -> {tmp_path / 'out.csv'}\n"
+    assert "scoring: 100%" in shown.stderr and lines in shown.stderr and shown.stderr.endswith(plain.stderr)
+    assert quiet.stderr == "" and quiet.stdout == ""
+    failed = run_cli(tmp_path / "nope.txt", "--quiet", "--model-dir", model_dir)
+    assert failed.returncode == 2 and failed.stderr == f"error: {tmp_path / 'nope.txt'}: no such file.\n"
+
+
+def test_a_terminal_gets_a_progress_bar_without_asking(model_dir, tmp_path):
+    path = corpus(tmp_path, "reviews.txt", review_lines(500))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a terminal 80 columns wide
+    with open(follower, "wb", closefd=True) as terminal:
+        process = subprocess.run([sys.executable, "predict.py", str(path), "--model-dir", str(model_dir),
+                                  "-o", str(tmp_path / "out.csv")], cwd=ROOT, stderr=terminal, timeout=300)
+    seen = b""
+    while select.select([leader], [], [], 0.5)[0]:
+        try:
+            seen += os.read(leader, 65536)
+        except OSError:  # EIO: everything written has been read and the other end is closed
+            break
+    os.close(leader)
+    scored = f"scored {sum(map(bool, review_lines(500)))} lines".encode()
+    assert process.returncode == 0 and b"scoring: 100%" in seen and scored in seen
+
+
+def peak_memory_kib(*args):
+    """Peak resident memory of a predict.py run in its own process, in KiB (Linux's ru_maxrss)."""
+    measure = ("import resource, sys, predict; code = predict.main(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    process = subprocess.run([sys.executable, "-c", measure, *map(str, args)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+    assert process.returncode == 0, process.stderr
+    return int(process.stdout)
+
+
+def test_peak_memory_does_not_grow_with_the_input(model_dir, tmp_path):
+    small = corpus(tmp_path, "small.txt", review_lines(150_000))
+    large = tmp_path / "large.txt"
+    large.write_bytes(small.read_bytes() * 10)  # 1,500,000 lines, ~50 MB
+    common = ["--model-dir", model_dir, "--model", "binary", "--quiet"]
+    small_peak = peak_memory_kib(small, "-o", tmp_path / "small.csv", *common)
+    large_peak = peak_memory_kib(large, "-o", tmp_path / "large.csv", *common)
+    assert large.stat().st_size > 10 * batch.BLOCK_SIZE
+    assert large_peak <= 1.25 * small_peak, (small_peak, large_peak)
+    rows_out = [(tmp_path / name).read_bytes().count(b"\n") - 1 for name in ("small.csv", "large.csv")]
+    assert rows_out[1] == 10 * rows_out[0]
+
+
+def test_a_run_stopped_by_sigterm_leaves_no_output(model_dir, tmp_path):
+    path = corpus(tmp_path, "reviews.txt", review_lines(200_000))
+    out = tmp_path / "out.csv"
+    process = subprocess.Popen([sys.executable, "predict.py", str(path), "--model-dir", str(model_dir), "-o", str(out),
+                                "--block-size", "16KiB"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: list(tmp_path.glob(".out.csv.*")), timeout=60)  # scoring has started
+    process.send_signal(signal.SIGTERM)
+    _, error = process.communicate(timeout=60)
+    assert process.returncode == 130 and error == "error: interrupted; nothing was written.\n"
+    assert sorted(tmp_path.iterdir()) == [path]

@@ -1,0 +1,306 @@
+"""Score a corpus block by block: its inputs, their blocks, one block's rows, and where the rows go.
+
+`predict.py` cuts its inputs into blocks of whole lines (`read_blocks`), turns each block into CSV
+rows with `score_block`, and writes the rows in input order to a `FileOutput` or a `FolderOutput`.
+The local engine (`run_local`) scores the blocks one after another in its own process; the Dask
+engine (`cluster.py`) sends each block to a worker, which calls the same `score_block`, so the two
+engines write the same bytes. Only a few blocks are in memory at a time, whatever the input's size.
+
+Two kinds of input, told apart by their first line:
+- a Kaggle test file (header `PhraseId<TAB>SentenceId<TAB>Phrase`) becomes Kaggle's submission,
+  `PhraseId,Sentiment`;
+- anything else is plain text, one text per line; each non-blank line gets a row with its line
+  number, label, confidence and every label's probability (and with `explain`, its strongest terms).
+"""
+import csv
+import gzip
+import io
+import os
+import shutil
+import sys
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import util
+
+# Bytes of input per block. A block is scored with one vectorised call, so it should hold thousands of
+# lines; it is also the unit a Dask worker receives and, with --output-dir, one file of output.
+BLOCK_SIZE = 4 << 20
+SUBMISSION_HEADER = ["PhraseId", "Sentiment"]
+SUCCESS_FILE = "_SUCCESS"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every block of one run is scored for.
+
+    kaggle : bool
+        The inputs are Kaggle test files: write a submission.
+    explain : int or None
+        Plain text only: add each line's `explain` strongest terms.
+    file_column : bool
+        Plain text from several files: a first column names each line's file.
+    """
+    kaggle: bool
+    explain: int | None = None
+    file_column: bool = False
+
+    def header(self, labels):
+        """The CSV header of this job's output, as bytes."""
+        if self.kaggle:
+            columns = SUBMISSION_HEADER
+        else:
+            columns = [*(["file"] if self.file_column else []), "line", "prediction", "confidence", *labels,
+                       *(["explanation"] if self.explain else [])]
+        return csv_bytes([columns])
+
+
+@dataclass(frozen=True)
+class Block:
+    """Whole lines of one input file: its name as errors give it, the first line's number in that file, the
+    lines' bytes (decompressed), the block's place in the run (from 0) and how many bytes of the file it
+    took on disk (for progress)."""
+    path: str
+    first_line: int
+    data: bytes
+    number: int
+    disk_bytes: int
+
+
+# --- Inputs ---------------------------------------------------------------------------------------
+
+def open_input(path):
+    """Open a file for reading bytes; return (raw file, stream), the stream gunzipping a gzip file."""
+    raw = open(path, "rb")
+    compressed = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    return raw, (gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw)
+
+
+def is_kaggle_test(path):
+    """True when the file starts with Kaggle's test.tsv header; `DataError` for a Kaggle-like header with
+    other columns (e.g. train.tsv), which would otherwise be scored as text."""
+    raw, stream = open_input(path)
+    with raw, stream:
+        first = read_gzip(path, stream.readline)
+    fields = decode(first, path, 1).rstrip("\r\n").split("\t")
+    if fields[:3] != util.TEST_COLUMNS:
+        return False
+    if len(fields) != 3:
+        raise util.DataError(f"{path}: line 1: the header has {len(fields)} columns ({', '.join(fields)}); "
+                             f"a Kaggle test file has 3 ({', '.join(util.TEST_COLUMNS)}). Score the phrases as "
+                             "plain text instead: `tail -n +2 FILE | cut -f3 > phrases.txt`.")
+    return True
+
+
+def read_blocks(paths, *, kaggle, block_size=BLOCK_SIZE):
+    """Yield `Block`s of about `block_size` bytes of whole lines, file after file (a Kaggle header skipped)."""
+    number = 0
+    for path in paths:
+        raw, stream = open_input(path)
+        with raw, stream:
+            line = 1
+            position = 0
+            if kaggle:
+                line += read_gzip(path, stream.readline).count(b"\n")
+            while data := read_gzip(path, stream.read, block_size):
+                if not data.endswith(b"\n"):
+                    data += read_gzip(path, stream.readline)
+                yield Block(str(path), line, data, number, raw.tell() - position)
+                number += 1
+                line += data.count(b"\n")
+                position = raw.tell()
+
+
+def read_gzip(path, read, *args):
+    """`read(*args)`, with a broken gzip stream turned into a `DataError` naming the file."""
+    try:
+        return read(*args)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise util.DataError(f"{path}: not a readable gzip file ({exc or 'it ends too soon'}).") from None
+
+
+def decode(data, path, first_line):
+    """The bytes as text; `DataError` naming the line that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + data.count(b"\n", 0, exc.start)
+        raise util.DataError(f"{path}: line {line}: not UTF-8 text.") from None
+
+
+# --- One block ------------------------------------------------------------------------------------
+
+def parse_block(job, block):
+    """The block's (keys, texts): PhraseIds of a Kaggle file, line numbers of plain text (blank lines skipped).
+
+    Raises `DataError` naming the file and line of a row that is not what the file claims to be.
+    """
+    lines = decode(block.data, block.path, block.first_line).split("\n")
+    if lines[-1] == "":  # the newline ending the block's last line
+        lines.pop()
+    keys, texts = [], []
+    for number, line in enumerate(lines, start=block.first_line):
+        line = line.rstrip("\r")
+        if job.kaggle:
+            if not line:
+                continue
+            phrase_id, _, phrase = kaggle_fields(line, block.path, number)
+            keys.append(phrase_id)
+            texts.append(phrase)
+        elif line.strip():
+            keys.append(number)
+            texts.append(line)
+    return keys, texts
+
+
+def kaggle_fields(line, path, number):
+    """The three fields of a Kaggle test row; `DataError` naming the line when it has other fields."""
+    fields = line.split("\t")
+    if len(fields) != 3:
+        raise util.DataError(f"{path}: line {number}: {len(fields)} tab-separated fields; a Kaggle test row has "
+                             f"3 ({', '.join(util.TEST_COLUMNS)}). Fix or remove the line.")
+    if not (fields[0].isascii() and fields[0].isdigit()):
+        raise util.DataError(f"{path}: line {number}: PhraseId {fields[0]!r} is not a whole number. "
+                             "Fix or remove the line.")
+    return fields
+
+
+def score_block(scorer, job, block):
+    """Score one block; return (row count, the rows as CSV bytes).
+
+    `scorer` is a loaded `model.SentimentModel`. The probabilities come from its vectorised path, whose
+    rows do not depend on the other texts in the call, so the bytes do not depend on where blocks end.
+    """
+    keys, texts = parse_block(job, block)
+    if not texts:
+        return 0, b""
+    if job.kaggle:
+        return len(keys), csv_bytes(zip(keys, scorer.predict_proba_sklearn(texts).argmax(axis=1).tolist()))
+    prefix = [block.path] if job.file_column else []
+    if job.explain:
+        answers = scorer.predict(texts, explain=True)
+        return len(keys), csv_bytes(
+            [*prefix, key, answer["prediction"], answer["confidence"], *answer["probabilities"].values(),
+             strongest_terms(answer["explanation"], job.explain)] for key, answer in zip(keys, answers))
+    return len(keys), text_rows(prefix, keys, scorer.labels, scorer.predict_proba_sklearn(texts))
+
+
+# repr(k / 1000) for k in 0..1000: the text of every probability rounded to 3 decimals, as the API rounds.
+THOUSANDTHS = np.array([repr(k / 1000) for k in range(1001)], dtype=object)
+
+
+def text_rows(prefix, keys, labels, probabilities):
+    """CSV bytes of plain-text rows, the same as writing each `SentimentModel.answer` with `csv`, made with
+    array operations: [*prefix, line, prediction, confidence, *probabilities], rounded to 3 decimals."""
+    lead = csv_bytes([prefix]).decode()[:-1] + "," if prefix else ""  # the file name (quoted if need be)
+    names = np.array([csv_bytes([[label]]).decode()[:-1] for label in labels], dtype=object)
+    rounded = thousandths(probabilities)
+    columns = [map(str, keys), names[probabilities.argmax(axis=1)], THOUSANDTHS[rounded.max(axis=1)],
+               *THOUSANDTHS[rounded].T]
+    return "".join([f"{lead}{','.join(row)}\n" for row in zip(*columns)]).encode("utf-8")
+
+
+def thousandths(values):
+    """`round(value, 3) * 1000` of each value in [0, 1], as integers; exactly Python's rounding, which
+    `np.rint(values * 1000)` misses only within float error of a half, where Python decides."""
+    scaled = values * 1000
+    rounded = np.rint(scaled).astype(np.int64)
+    near_half = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+    for index in zip(*np.nonzero(near_half)):
+        rounded[index] = round(round(float(values[index]), 3) * 1000)
+    return rounded
+
+
+def strongest_terms(explanation, k):
+    """The first `k` terms of a model's explanation as `term:contribution;...`, contributions to 3 decimals.
+
+    The model's terms are words of two or more word characters (or n-grams of them), so neither
+    separator can occur inside one.
+    """
+    # + 0.0 turns a -0.0 left by rounding a tiny negative into 0.0, so no term reads "-0.000".
+    return ";".join(f"{term['term']}:{round(term['contribution'], 3) + 0.0:.3f}"
+                    for term in explanation["terms"][:k])
+
+
+def csv_bytes(rows):
+    """Rows as CSV (`\\n` line ends), encoded as UTF-8."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def run_local(scorer, job, blocks, deliver):
+    """The local engine: score each block in this process and hand it to `deliver(block, rows, data)`."""
+    for block in blocks:
+        deliver(block, *score_block(scorer, job, block))
+
+
+# --- Outputs --------------------------------------------------------------------------------------
+
+class FileOutput:
+    """One CSV file written as the rows come, whole or not at all (renamed into place at the end), or
+    standard output for "-". Use as a context manager; an error inside it leaves no file behind."""
+
+    def __init__(self, path, header):
+        self.path, self.header = path, header
+
+    def __enter__(self):
+        if self.path == "-":
+            sys.stdout.flush()
+            self.handle, self.writer = sys.stdout.buffer, None
+        else:
+            self.writer = util.atomic_writer(self.path)
+            self.handle = self.writer.__enter__()
+        self.handle.write(self.header)
+        return self
+
+    def write(self, block, data):
+        """Append a block's rows."""
+        self.handle.write(data)
+
+    def __exit__(self, *exc_info):
+        if self.writer is None:
+            self.handle.flush()
+            return False
+        return self.writer.__exit__(*exc_info)
+
+
+class FolderOutput:
+    """A folder of CSV files, one per block (`part-00000.csv`, ..., each with the header), and an empty
+    `_SUCCESS` once all are written. It is filled under a temporary name beside it and renamed at the end,
+    so it appears whole or not at all; it must not exist yet (or be empty)."""
+
+    def __init__(self, path, header):
+        self.path, self.header = Path(path), header
+        if self.path.exists() and not (self.path.is_dir() and not any(self.path.iterdir())):
+            raise util.DataError(f"{self.path}: already exists; remove it or choose another --output-dir.")
+
+    def __enter__(self):
+        self.staging = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
+        return self
+
+    def write(self, block, data):
+        """Write a block's rows as its own part file."""
+        with open(self.staging / f"part-{block.number:05d}.csv", "wb") as part:
+            part.write(self.header + data)
+            os.fsync(part.fileno())
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            return False
+        try:
+            (self.staging / SUCCESS_FILE).touch()
+            os.chmod(self.staging, 0o777 & ~util.UMASK)
+            if self.path.is_dir():  # empty, checked at the start
+                self.path.rmdir()
+            os.rename(self.staging, self.path)
+        except BaseException:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise
+        return False
