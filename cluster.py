@@ -15,7 +15,7 @@ import logging
 import os
 import uuid
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 from distributed.scheduler import KilledWorker
@@ -66,11 +66,12 @@ def run_dask(files, origin, job, blocks, deliver, *, scheduler=None, workers=Non
     """
     with connect(scheduler, workers, quiet) as client:
         plugin = ModelPlugin(files, origin)
-        client.register_plugin(plugin, name=plugin.name)  # raises the first worker's refusal
         try:
+            client.register_plugin(plugin, name=plugin.name)  # raises the first worker's refusal
             score_in_order(client, plugin.name, job, blocks, deliver)
-        finally:
-            client.unregister_worker_plugin(plugin.name)
+        finally:  # a shared cluster keeps no copy of the model once the run is over, whatever its end
+            with suppress(ValueError, OSError):
+                client.unregister_worker_plugin(plugin.name)
 
 
 def score_in_order(client, plugin_name, job, blocks, deliver):

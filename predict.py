@@ -141,6 +141,7 @@ def load_model(args, kaggle):
         scorer = model.SentimentModel.load(folder)
         labels, name, loaded = scorer.labels, scorer.name, scorer
     else:  # verified here, sent to the workers, and verified again by each
+        folder = artifacts.resolve_folder(folder)  # errors name the version, as on every other load path
         loaded = artifacts.read_for_transfer(folder)
         manifest = json.loads(loaded[artifacts.MANIFEST_FILE])
         labels, name = manifest["labels"], manifest["name"]

@@ -192,3 +192,52 @@ class Nginx:
         """Quit and wait."""
         self.process.terminate()
         self.process.wait(timeout=20)
+
+
+DASK = Path(sys.executable).with_name("dask")  # the CLI that distributed installs beside this Python
+
+
+class DaskCluster:
+    """A Dask cluster as docs/batch.md starts one: `dask scheduler` and `dask worker` processes on loopback.
+
+    The workers import this repository's modules (PYTHONPATH); `preload` is a module path each worker
+    imports at start, as `dask worker --preload` does.
+    """
+
+    def __init__(self, folder, *, workers=2, preload=None):
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.log = open(folder / "dask.log", "w+")
+        self.scheduler = subprocess.Popen(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
+            cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.workers = subprocess.Popen(
+            [DASK, "worker", self.address, "--nworkers", str(workers), "--nthreads", "1", "--host", "127.0.0.1",
+             "--no-dashboard", *(["--preload", str(preload)] if preload else [])],
+            cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.expected = workers
+
+    def client(self):
+        """A distributed.Client of this cluster, once all its workers have joined."""
+        from distributed import Client
+
+        client = Client(self.address, timeout="30s")
+        client.wait_for_workers(self.expected, timeout=60)
+        return client
+
+    def output(self):
+        """What the scheduler and workers have logged."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        """Stop the workers, then the scheduler."""
+        for process in (self.workers, self.scheduler):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

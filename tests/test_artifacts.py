@@ -224,7 +224,10 @@ def load_everywhere(models, tmp_path):
     messages = {}
     for path, load in {"SentimentModel.load": lambda: model.SentimentModel.load(models / "binary"),
                        "load_models": lambda: model.load_models(models),
-                       "create_app": lambda: create_app({"MODEL_DIR": str(models)})}.items():
+                       "create_app": lambda: create_app({"MODEL_DIR": str(models)}),
+                       "a Dask worker": lambda: model.SentimentModel.from_transferred(
+                           artifacts.read_for_transfer(models / "binary"),
+                           artifacts.resolve_folder(models / "binary"))}.items():
         with pytest.raises(model.ModelError) as caught:
             load()
         messages[path] = str(caught.value)
@@ -261,12 +264,25 @@ def test_a_hostile_pickle_with_matching_hashes_runs_no_code_on_any_load_path(mod
     built, marker = live_payloads
     folder = install(models, "binary", built[payload])
     messages = load_everywhere(models, tmp_path)
-    assert set(messages) == {"SentimentModel.load", "load_models", "create_app", "predict.py", "python app.py"}
+    assert set(messages) == {"SentimentModel.load", "load_models", "create_app", "a Dask worker", "predict.py",
+                             "python app.py"}
     for path, message in messages.items():
         assert str(folder / artifacts.CLASSIFIER_FILE) in message, path
         assert "refused: the pickle asks for" in message, f"{path}: {message}"
     time.sleep(0.1)  # a spawned `touch` would have had its time
     assert not marker.exists(), "a load path ran the payload"
+
+
+def test_bytes_sent_to_a_worker_are_checked_against_their_manifest_again_before_unpickling(models, tmp_path):
+    files = artifacts.read_for_transfer(models / "binary")
+    assert set(files) == {artifacts.MANIFEST_FILE, *artifacts.REQUIRED_FILES}
+    assert model.SentimentModel.from_transferred(files, models / "binary").predict(["a superb film"])
+    marker = tmp_path / "unpickled"
+    altered = {**files, artifacts.CLASSIFIER_FILE: pickle.dumps(Marker(marker))}  # changed on the way
+    with pytest.raises(model.ModelError, match=r"SentimentClassifier\.pkl: sha256 does not match manifest\.json on "
+                                               r"arrival; the bytes were altered on the way"):
+        model.SentimentModel.from_transferred(altered, models / "binary")
+    assert not marker.exists()
 
 
 def test_the_refusal_names_the_global_the_pickle_asked_for(models, live_payloads):

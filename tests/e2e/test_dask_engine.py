@@ -1,0 +1,175 @@
+"""predict.py's Dask engine on real clusters: `dask scheduler` and two `dask worker` processes on loopback,
+and the local cluster `--workers 2` starts. The output is the local engine's, byte for byte, for both input
+kinds; a worker killed mid-run is replaced and its blocks scored again; bad lines and a model a worker
+refuses stop the run with the reason and leave no output.
+"""
+import gzip
+import os
+import random
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from support import FILLER, ROOT, WORDS, DaskCluster, free_port, wait_for
+
+
+def run(*args, timeout=600):
+    """Run predict.py as a user does; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "predict.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def reviews(path, count, *, seed=0, packed=False):
+    """Write `count` short reviews (a blank line now and then) to `path`; return it."""
+    rng = random.Random(seed)
+    vocabulary = [word for words in WORDS.values() for word in words] + FILLER + ["zzzqx"]
+    text = "\n".join("" if n % 13 == 0 else " ".join(rng.choices(vocabulary, k=rng.randint(1, 9)))
+                     for n in range(count)) + "\n"
+    path.write_bytes(gzip.compress(text.encode()) if packed else text.encode())
+    return path
+
+
+def kaggle_test(path, count, *, seed=0):
+    """Write a Kaggle-format test file of `count` phrases; return it."""
+    rng = random.Random(seed)
+    vocabulary = [word for words in WORDS.values() for word in words] + FILLER
+    rows = [f"{156060 + n}\t{8544 + n // 5}\t{' '.join(rng.choices(vocabulary, k=rng.randint(0, 7)))}"
+            for n in range(1, count + 1)]
+    path.write_text("\n".join(["PhraseId\tSentenceId\tPhrase", *rows]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A scheduler and two single-threaded workers, for the module."""
+    started = DaskCluster(tmp_path_factory.mktemp("dask"), workers=2)
+    with started.client():
+        pass
+    yield started
+    started.stop()
+
+
+def both_engines(tmp_path, inputs, model_dir, *args, dask=()):
+    """Score `inputs` with the local engine and the Dask engine (`dask` options); return both outputs' bytes."""
+    outputs = []
+    for name, engine in (("local.csv", []), ("dask.csv", ["--engine", "dask", *dask])):
+        done = run(*inputs, "-o", tmp_path / name, "--model-dir", model_dir, "--block-size", "2KiB", *args, *engine)
+        assert done.returncode == 0, done.stderr
+        outputs.append((tmp_path / name).read_bytes())
+    return outputs
+
+
+@pytest.mark.parametrize("kind", ["kaggle", "text", "several gzip texts", "explained"])
+def test_the_dask_engine_writes_the_local_engines_bytes(cluster, model_dir, tmp_path, kind):
+    if kind == "kaggle":
+        inputs, args = [kaggle_test(tmp_path / "test.tsv", 3000)], []
+    elif kind == "several gzip texts":
+        inputs = [reviews(tmp_path / f"part{n}.txt.gz", 1500, seed=n, packed=True) for n in range(3)]
+        args = ["--model", "binary"]
+    else:
+        inputs = [reviews(tmp_path / "reviews.txt", 3000)]
+        args = ["--explain", "3"] if kind == "explained" else []
+    local, dask = both_engines(tmp_path, inputs, model_dir, *args, dask=["--scheduler", cluster.address])
+    assert local == dask and local.count(b"\n") > 2000
+    assert model_plugins(cluster) == []  # the scheduler keeps no copy of the model after the run
+
+
+def model_plugins(cluster):
+    """The names of the model plugins a cluster's scheduler holds."""
+    with cluster.client() as client:
+        names = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.worker_plugins))
+    return [name for name in names if name.startswith("sentiment-model-")]
+
+
+def test_a_local_cluster_of_two_workers_writes_the_same_bytes_and_folders(model_dir, tmp_path):
+    text = reviews(tmp_path / "reviews.txt", 4000)
+    local, dask = both_engines(tmp_path, [text], model_dir, dask=["--workers", "2"])
+    assert local == dask
+    for engine in (["--engine", "local"], ["--engine", "dask", "--workers", "2"]):
+        done = run(text, "--output-dir", tmp_path / engine[1], "--model-dir", model_dir, "--block-size", "2KiB",
+                   *engine)
+        assert done.returncode == 0, done.stderr
+    parts = {engine: sorted(p.name for p in (tmp_path / engine).iterdir()) for engine in ("local", "dask")}
+    assert parts["local"] == parts["dask"] and "_SUCCESS" in parts["dask"] and len(parts["dask"]) > 20
+    assert all((tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()
+               for name in parts["local"])
+
+
+def test_the_real_kaggle_test_file_becomes_the_same_submission_on_both_engines(
+        cluster, kaggle_model_dir, kaggle_dir, tmp_path):
+    local, dask = both_engines(tmp_path, [kaggle_dir / "test.tsv.gz"], kaggle_model_dir,
+                               dask=["--scheduler", cluster.address])
+    assert local == dask and local.count(b"\n") == 66_293
+
+
+@pytest.mark.parametrize("kind", ["kaggle", "text"])
+def test_a_bad_line_stops_a_dask_run_naming_it_and_leaves_no_output(cluster, model_dir, tmp_path, kind):
+    if kind == "kaggle":
+        path = kaggle_test(tmp_path / "test.tsv", 3000)
+        lines = path.read_bytes().split(b"\n")
+        lines[2400] = b"PHRASE\t1\tnot an id"
+        problem = "PhraseId 'PHRASE' is not a whole number"
+    else:
+        path = reviews(tmp_path / "reviews.txt", 3000)
+        lines = path.read_bytes().split(b"\n")
+        lines[2400] = b"caf\xe9"
+        problem = "not UTF-8 text"
+    path.write_bytes(b"\n".join(lines))
+    for where in (["-o", tmp_path / "out.csv"], ["--output-dir", tmp_path / "out"]):
+        done = run(path, *where, "--model-dir", model_dir, "--block-size", "2KiB", "--engine", "dask",
+                   "--scheduler", cluster.address)
+        assert done.returncode == 2 and f"error: {path}: line 2401: {problem}" in done.stderr
+        assert sorted(tmp_path.iterdir()) == [path]
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_its_blocks_scored_again(cluster, model_dir, tmp_path):
+    text = reviews(tmp_path / "reviews.txt", 150_000)
+    expected = run(text, "-o", tmp_path / "local.csv", "--model-dir", model_dir, "--block-size", "16KiB")
+    assert expected.returncode == 0, expected.stderr
+    with cluster.client() as client:
+        before = set(client.scheduler_info()["workers"])
+        job = subprocess.Popen([sys.executable, "predict.py", str(text), "-o", str(tmp_path / "dask.csv"),
+                                "--model-dir", str(model_dir), "--block-size", "16KiB", "--engine", "dask",
+                                "--scheduler", cluster.address], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        busy = wait_for(lambda: [w for w, tasks in client.processing().items() if tasks], timeout=120)
+        assert busy, job.communicate()[1]
+        victim = busy[0]
+        os.kill(client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
+        assert job.poll() is None  # killed while the run was scoring
+        _, error = job.communicate(timeout=600)
+        assert job.returncode == 0, error
+        client.wait_for_workers(2, timeout=60)  # the nanny started a replacement
+        after = set(client.scheduler_info()["workers"])
+    assert victim not in after and len(after - before) == 1
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+def test_a_model_a_worker_refuses_stops_the_run_with_the_workers_reason(model_dir, tmp_path):
+    other_sklearn = tmp_path / "other_sklearn.py"  # a worker with another scikit-learn installed
+    other_sklearn.write_text("import sklearn\nsklearn.__version__ = '0.24.2'\n")
+    refusing = DaskCluster(tmp_path / "dask", workers=1, preload=other_sklearn)
+    try:
+        with refusing.client():
+            pass
+        text = reviews(tmp_path / "reviews.txt", 100)
+        done = run(text, "-o", tmp_path / "out.csv", "--model-dir", model_dir, "--engine", "dask",
+                   "--scheduler", refusing.address)
+        assert model_plugins(refusing) == []
+    finally:
+        refusing.stop()
+    assert done.returncode == 1
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert error.startswith("error: on worker tcp://127.0.0.1:")
+    assert "manifest.json: trained with scikit-learn" in error and "but 0.24.2 is installed" in error
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(model_dir, tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    done = run(reviews(tmp_path / "reviews.txt", 10), "-o", tmp_path / "out.csv", "--model-dir", model_dir,
+               "--engine", "dask", "--scheduler", address)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(f"error: cannot reach the Dask scheduler at {address}")
+    assert not (tmp_path / "out.csv").exists()
