@@ -5,7 +5,8 @@ the model's name, labels, hyper-parameters, training data, library versions, cre
 other file's sha256. `build_model.py` writes folders with `publish()` and `write_manifest()`;
 `model.py` reads them with `read_verified()`, which checks every hash and the scikit-learn version
 *before* unpickling anything: a pickle can run code, so only files that match their manifest are
-trusted.
+trusted. For a machine without the folder (a Dask worker), `read_for_transfer()` returns the verified
+bytes and `load_transferred()` checks them again where they arrive, then loads them the same way.
 
 On disk, `MODEL_DIR/<name>` is a symlink to `MODEL_DIR/.versions/<name>-<time>/`; publishing a new
 version switches the link in one `os.replace`, so readers see the old model or the whole new one.

@@ -30,6 +30,8 @@ import util
 # Bytes of input per block. A block is scored with one vectorised call, so it should hold thousands of
 # lines; it is also the unit a Dask worker receives and, with --output-dir, one file of output.
 BLOCK_SIZE = 4 << 20
+# No review is this long; a "line" that is must be another kind of file, and is refused before it fills memory.
+MAX_LINE = 16 << 20
 SUBMISSION_HEADER = ["PhraseId", "Sentiment"]
 SUCCESS_FILE = "_SUCCESS"
 
@@ -86,7 +88,7 @@ def is_kaggle_test(path):
     other columns (e.g. train.tsv), which would otherwise be scored as text."""
     raw, stream = open_input(path)
     with raw, stream:
-        first = read_gzip(path, stream.readline)
+        first = read_gzip(path, stream.readline, MAX_LINE)
     fields = decode(first, path, 1).rstrip("\r\n").split("\t")
     if fields[:3] != util.TEST_COLUMNS:
         return False
@@ -106,10 +108,15 @@ def read_blocks(paths, *, kaggle, block_size=BLOCK_SIZE):
             line = 1
             position = 0
             if kaggle:
-                line += read_gzip(path, stream.readline).count(b"\n")
+                line += read_gzip(path, stream.readline, MAX_LINE).count(b"\n")
             while data := read_gzip(path, stream.read, block_size):
                 if not data.endswith(b"\n"):
-                    data += read_gzip(path, stream.readline)
+                    rest = read_gzip(path, stream.readline, MAX_LINE)
+                    if len(rest) == MAX_LINE and not rest.endswith(b"\n"):
+                        long_line = line + data.count(b"\n")
+                        raise util.DataError(f"{path}: line {long_line}: longer than {MAX_LINE:,} bytes; "
+                                             "give a text file with one text per line.")
+                    data += rest
                 yield Block(str(path), line, data, number, raw.tell() - position)
                 number += 1
                 line += data.count(b"\n")

@@ -104,16 +104,19 @@ def deliver_first(pending, deliver):
 
 @contextmanager
 def connect(scheduler, workers, quiet):
-    """A client of the cluster at `scheduler`, or of a local cluster of `workers` processes started here."""
+    """A client of the cluster at `scheduler`, or of a local cluster of `workers` processes started here.
+
+    Results come straight from the workers (`direct_to_workers`) rather than through the scheduler."""
     if quiet:
         logging.getLogger("distributed").setLevel(logging.ERROR)
     if scheduler is None:
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR if quiet else logging.WARNING) as local, Client(local) as client:
+                          silence_logs=logging.ERROR if quiet else logging.WARNING) as local, \
+                Client(local, direct_to_workers=True) as client:
             yield client
         return
     try:
-        client = Client(scheduler, timeout="10s")
+        client = Client(scheduler, timeout="10s", direct_to_workers=True)
     except (OSError, TimeoutError) as exc:
         raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler} ({exc}). Start one with "
                               "`dask scheduler`, or leave out --scheduler to use a local cluster.") from None

@@ -1,8 +1,9 @@
-"""Score a file offline with a built model.
+"""Score files offline with a built model, in this process or on a Dask cluster.
 
     python predict.py test.tsv -o submission.csv             # Kaggle test.tsv (plain or .gz)
     python predict.py reviews.txt -o scores.csv --model binary
     python predict.py reviews.txt --explain 3                # and each line's three strongest terms
+    python predict.py 'corpus/*.txt.gz' --output-dir scores/ --engine dask --scheduler tcp://10.0.0.5:8786
 
 A Kaggle test file (header `PhraseId<TAB>SentenceId<TAB>Phrase`) becomes Kaggle's submission format,
 `PhraseId,Sentiment`, one row per phrase in the file's order (the order of sampleSubmission.csv).
@@ -12,6 +13,9 @@ a last column `explanation` holds the K terms that moved the answer most, strong
 `term:contribution;...`: each term's share of the log-odds of the prediction against the runner-up
 label (positive pushes toward the prediction). Explanations are only for plain text: Kaggle's
 submission format has no room for them, so `--explain` with a test.tsv is refused.
+
+This file is the command line; reading, scoring and writing blocks is `batch.py`, and the Dask engine
+is `cluster.py`. More in docs/batch.md.
 """
 import argparse
 import glob
@@ -193,6 +197,9 @@ def main(argv=None):
         return fail(exc, 2)
     except (model.ModelError, ConnectionError) as exc:
         return fail(exc, 1)
+    except BrokenPipeError:  # standard output's reader has gone (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as exc:
         return fail(f"{exc.filename}: {exc.strerror}." if exc.filename else exc, 1)
     except KeyboardInterrupt:

@@ -97,6 +97,13 @@ def test_a_broken_gzip_file_is_a_data_error_naming_it(tmp_path, damage):
         list(batch.read_blocks([path], kaggle=False, block_size=1024))
 
 
+def test_a_line_too_long_to_be_a_review_is_refused_before_it_fills_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(batch, "MAX_LINE", 4096)
+    path = write(tmp_path / "in.txt", "a short line\n" * 500 + "x" * 10_000 + "\nshort again\n")
+    with pytest.raises(util.DataError, match=f"^{path}: line 501: longer than 4,096 bytes; give a text file"):
+        list(batch.read_blocks([path], kaggle=False, block_size=1024))
+
+
 @given(st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=50))
 def test_thousandths_round_exactly_as_python_rounds(values):
     values = np.array(values)

@@ -127,3 +127,23 @@ def test_proxy_benchmark_compares_direct_and_nginx_and_nginx_is_not_stalled_by_s
     assert abs(ratio - proxied[0] / direct[0]) <= 0.01, output  # one round: the same figure, up to rounding
     median_ms, timeouts, sent = figure(r"^\s+4 nginx\s+([\d.]+)\s+(\d+) of (\d+)$", output)
     assert timeouts == 0 and sent == 10 and median_ms < 1000, output
+
+
+def test_batch_benchmark_prints_phrases_per_second_that_follow_from_its_wall_times():
+    output = run_smoke("bench_batch.py")
+    assert "outputs: the same bytes from every engine" in output
+    rows = re.findall(rf"^\s*({NUMBER})\s+(local|dask, 1 worker|dask, 2 workers)\s+({NUMBER})\s+({NUMBER})\s+"
+                      rf"({NUMBER})x\s+(\d+)$", output, re.M)
+    assert len(rows) == 6, output  # two sizes, three engines
+    speeds = {}
+    for lines, engine, wall, speed, ratio, peak in rows:
+        lines, wall, speed = number(lines), number(wall), number(speed)
+        speeds[lines, engine] = speed
+        # The tiny corpus has no blank line, so every line is a phrase: phrases/s = lines / wall, and the
+        # wall time shown is rounded to 0.01 s.
+        assert abs(speed - lines / wall) <= lines / wall * (0.005 / wall) + 0.5, (lines, engine, wall, speed)
+        assert close(number(ratio), speed / speeds[lines, "local"], decimals_printed=2,
+                     slack=number(ratio) * (0.5 / speed + 0.5 / speeds[lines, "local"]))
+        assert int(peak) > 0
+    startup = figure(rf"local ({NUMBER}) s, dask, 1 worker ({NUMBER}) s, dask, 2 workers ({NUMBER}) s", output)
+    assert all(seconds > 0 for seconds in startup)
