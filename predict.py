@@ -182,6 +182,8 @@ def score(args, paths, kaggle):
 
             cluster.run_dask(loaded, folder, job, blocks, deliver, scheduler=args.scheduler,
                              workers=args.workers or cluster.default_workers(), quiet=args.quiet)
+        if kaggle and rows == 0:  # inside the `with`: an empty submission is not written
+            raise util.DataError(f"{', '.join(map(str, paths))}: a header but no rows; nothing to submit.")
     return rows, name
 
 
@@ -195,11 +197,11 @@ def main(argv=None):
         rows, name = score(args, paths, kaggle)
     except util.DataError as exc:
         return fail(exc, 2)
-    except (model.ModelError, ConnectionError) as exc:
-        return fail(exc, 1)
     except BrokenPipeError:  # standard output's reader has gone (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except (model.ModelError, ConnectionError) as exc:
+        return fail(exc, 1)
     except OSError as exc:
         return fail(f"{exc.filename}: {exc.strerror}." if exc.filename else exc, 1)
     except KeyboardInterrupt:

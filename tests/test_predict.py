@@ -263,6 +263,14 @@ def test_inputs_that_are_not_files_of_one_kind_are_refused(model_dir, tiny_data,
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_a_kaggle_test_file_with_no_rows_is_refused_and_writes_nothing(model_dir, tmp_path, capsys):
+    path = tmp_path / "test.tsv"
+    path.write_text("PhraseId\tSentenceId\tPhrase\n\n")
+    code, error = run_bad([path, "-o", tmp_path / "submission.csv", "--model-dir", model_dir], capsys)
+    assert code == 2 and error == f"error: {path}: a header but no rows; nothing to submit."
+    assert sorted(tmp_path.iterdir()) == [path]
+
+
 @pytest.mark.parametrize("output", ["file", "folder"])
 @pytest.mark.parametrize("kind", ["kaggle", "text"])
 def test_a_bad_line_deep_in_the_input_stops_the_run_naming_it_and_leaves_no_output(
