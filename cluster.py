@@ -126,7 +126,20 @@ def connect(scheduler, workers, quiet):
         except TimeoutError:
             raise ConnectionError(f"the Dask scheduler at {scheduler} has no workers after {WORKER_WAIT_SECONDS} s; "
                                   f"start some with `dask worker {scheduler}`.") from None
+        check_code(client, scheduler)
         yield client
+
+
+def check_code(client, scheduler):
+    """Stop before any work, saying what to do, when the scheduler or a worker cannot import this repository's
+    modules: both unpickle the tasks, which name its functions and classes."""
+    try:
+        client.run_on_scheduler(exec, "import batch, cluster")  # exec returns None: nothing to send back
+        client.run(exec, "import batch, cluster")
+    except ImportError as exc:
+        raise ConnectionError(f"the Dask cluster at {scheduler} cannot import this repository's code ({exc}); "
+                              "start `dask scheduler` and `dask worker` with the checkout, at the client's commit, "
+                              "on PYTHONPATH (docs/batch.md).") from None
 
 
 def default_workers():

@@ -200,19 +200,20 @@ DASK = Path(sys.executable).with_name("dask")  # the CLI that distributed instal
 class DaskCluster:
     """A Dask cluster as docs/batch.md starts one: `dask scheduler` and `dask worker` processes on loopback.
 
-    The workers import this repository's modules (PYTHONPATH); `preload` is a module path each worker
-    imports at start, as `dask worker --preload` does.
+    The scheduler and workers import this repository's modules (PYTHONPATH), unless `scheduler_code` is
+    false; `preload` is a module path each worker imports at start, as `dask worker --preload` does.
     """
 
-    def __init__(self, folder, *, workers=2, preload=None):
+    def __init__(self, folder, *, workers=2, preload=None, scheduler_code=True):
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         folder.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(ROOT)}
         self.log = open(folder / "dask.log", "w+")
         self.scheduler = subprocess.Popen(
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
-            cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=folder, env=env if scheduler_code else {k: v for k, v in env.items() if k != "PYTHONPATH"},
+            stdout=self.log, stderr=subprocess.STDOUT)
         self.workers = subprocess.Popen(
             [DASK, "worker", self.address, "--nworkers", str(workers), "--nthreads", "1", "--host", "127.0.0.1",
              "--no-dashboard", *(["--preload", str(preload)] if preload else [])],

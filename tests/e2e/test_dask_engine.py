@@ -166,6 +166,23 @@ def test_a_model_a_worker_refuses_stops_the_run_with_the_workers_reason(model_di
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_a_scheduler_without_this_code_is_a_clear_error_before_any_work(model_dir, tmp_path):
+    bare = DaskCluster(tmp_path / "dask", workers=1, scheduler_code=False)
+    try:
+        with bare.client():
+            pass
+        done = run(reviews(tmp_path / "reviews.txt", 100), "-o", tmp_path / "out.csv", "--model-dir", model_dir,
+                   "--engine", "dask", "--scheduler", bare.address)
+    finally:
+        bare.stop()
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"error: the Dask cluster at {bare.address} cannot import this repository's code (No module named 'batch'); "
+        "start `dask scheduler` and `dask worker` with the checkout, at the client's commit, on PYTHONPATH "
+        "(docs/batch.md).")
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_an_unreachable_scheduler_is_a_clear_error(model_dir, tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     done = run(reviews(tmp_path / "reviews.txt", 10), "-o", tmp_path / "out.csv", "--model-dir", model_dir,
