@@ -6,6 +6,7 @@ refuses stop the run with the reason and leave no output.
 import gzip
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -144,6 +145,37 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_blocks_scored_again(cluster
         after = set(client.scheduler_info()["workers"])
     assert victim not in after and len(after - before) == 1
     assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+def test_a_block_that_kills_every_worker_it_meets_stops_the_run_naming_where_it_starts(model_dir, tmp_path):
+    crashing = tmp_path / "crash_on_marker.py"  # as the kernel's out-of-memory killer would end a worker
+    crashing.write_text(  # dask may run a preload twice in one process: wrap the original only
+        "import os\nimport batch\nscore_block = getattr(batch.score_block, 'original', batch.score_block)\n\n\n"
+        "def crash_on_marker(scorer, job, block):\n"
+        "    if b'KILL-THIS-WORKER' in block.data:\n"
+        "        os._exit(1)\n"
+        "    return score_block(scorer, job, block)\n\n\n"
+        "crash_on_marker.original = score_block\n"
+        "batch.score_block = crash_on_marker\n")
+    text = reviews(tmp_path / "reviews.txt", 3000)
+    lines = text.read_text().split("\n")
+    lines[1999] = "KILL-THIS-WORKER"
+    text.write_text("\n".join(lines))
+    crashy = DaskCluster(tmp_path / "dask", workers=2, preload=crashing)
+    try:
+        with crashy.client():
+            pass
+        done = run(text, "-o", tmp_path / "out.csv", "--model-dir", model_dir, "--block-size", "2KiB",
+                   "--engine", "dask", "--scheduler", crashy.address)
+    finally:
+        crashy.stop()
+    assert done.returncode == 2, done.stderr
+    error = done.stderr.splitlines()[-1]
+    first_line = int(re.fullmatch(rf"error: {re.escape(str(text))}: the Dask workers died each time they scored the "
+                                  r"block from line (\d+); see the workers' logs \(often memory: try --block-size\)\.",
+                                  error).group(1))
+    assert 1900 < first_line <= 2000  # the block holding line 2000 (blocks of 2 KiB hold about 90 lines)
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_a_model_a_worker_refuses_stops_the_run_with_the_workers_reason(model_dir, tmp_path):
