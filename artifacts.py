@@ -5,8 +5,9 @@ the model's name, labels, hyper-parameters, training data, library versions, cre
 other file's sha256. `build_model.py` writes folders with `publish()` and `write_manifest()`;
 `model.py` reads them with `read_verified()`, which checks every hash and the scikit-learn version
 *before* unpickling anything: a pickle can run code, so only files that match their manifest are
-trusted. For a machine without the folder (a Dask worker), `read_for_transfer()` returns the verified
-bytes and `load_transferred()` checks them again where they arrive, then loads them the same way.
+trusted. It is two steps: `read_files()` verifies the folder and returns the checked bytes, and
+`load_files()` checks them again and unpickles them; a Dask worker, which has no folder, runs the
+second step on the bytes the client sent.
 
 On disk, `MODEL_DIR/<name>` is a symlink to `MODEL_DIR/.versions/<name>-<time>/`; publishing a new
 version switches the link in one `os.replace`, so readers see the old model or the whole new one.
@@ -168,46 +169,45 @@ def read_verified(folder):
     the pickles are read with `RestrictedUnpickler`, and the objects are checked by `check_loaded`.
     """
     folder = resolve_folder(folder)  # one fixed version, even if a build swaps the link meanwhile
-    manifest = read_manifest(folder)
-    verify_artifacts(folder, manifest)
-    vectorizer = unpickle(folder / VECTORIZER_FILE, manifest["artifacts"][VECTORIZER_FILE])
-    check_loaded(folder / VECTORIZER_FILE, vectorizer, TfidfVectorizer)
-    classifier = unpickle(folder / CLASSIFIER_FILE, manifest["artifacts"][CLASSIFIER_FILE])
-    check_loaded(folder / CLASSIFIER_FILE, classifier, MultinomialNB)
-    return manifest, vectorizer, classifier, util.read_json(folder / METRICS_FILE)
+    return load_files(read_files(folder), folder)
 
 
-def read_for_transfer(folder):
-    """Verify a model folder as `read_verified` does and return what another machine needs to load it:
-    {file name: bytes} for `manifest.json` and `REQUIRED_FILES`, each the very bytes whose hash was checked."""
+def read_files(folder):
+    """Verify a model folder and return what loading it needs, here or on another machine: {file name: bytes}
+    for `manifest.json` and `REQUIRED_FILES`, each the very bytes whose hash was checked (so a file swapped
+    after `verify_artifacts` is never used)."""
     folder = resolve_folder(folder)
     files = {MANIFEST_FILE: read_manifest_bytes(folder)}
     manifest = parse_manifest(files[MANIFEST_FILE], folder / MANIFEST_FILE)
     verify_artifacts(folder, manifest)
-    for name in REQUIRED_FILES:
-        files[name] = (folder / name).read_bytes()
-        if hashlib.sha256(files[name]).hexdigest() != manifest["artifacts"][name]:
-            raise ModelError(f"{folder / name}: changed while the model was loading; refusing to load it. Try again.")
+    files.update({name: (folder / name).read_bytes() for name in REQUIRED_FILES})
+    check_hashes(files, manifest, folder, "changed while the model was loading; refusing to load it. Try again.")
     return files
 
 
-def load_transferred(files, origin):
-    """Load a model from `read_for_transfer`'s bytes, checking the manifest and every hash again first.
+def load_files(files, origin):
+    """Load a model from `read_files`' bytes, checking the manifest and every hash again first.
 
-    Returns (manifest, vectorizer, classifier, metrics), or raises `ModelError` naming `origin`, where
-    the bytes came from. Run where the model is used: its scikit-learn must be the one that built it.
+    Returns (manifest, vectorizer, classifier, metrics), or raises `ModelError` naming `origin`, the
+    folder the bytes came from. Run where the model is used (a Dask worker checks here what the client
+    sent): its scikit-learn must be the one that built it.
     """
     origin = Path(origin)
     manifest = parse_manifest(files[MANIFEST_FILE], origin / MANIFEST_FILE)
-    for name in REQUIRED_FILES:
-        if hashlib.sha256(files[name]).hexdigest() != manifest["artifacts"][name]:
-            raise ModelError(f"{origin / name}: sha256 does not match manifest.json on arrival; "
-                             "the bytes were altered on the way. Refusing to load them.")
+    check_hashes(files, manifest, origin, "sha256 does not match manifest.json on arrival; the bytes were "
+                                          "altered on the way. Refusing to load them.")
     vectorizer = loads_restricted(files[VECTORIZER_FILE], origin / VECTORIZER_FILE)
     check_loaded(origin / VECTORIZER_FILE, vectorizer, TfidfVectorizer)
     classifier = loads_restricted(files[CLASSIFIER_FILE], origin / CLASSIFIER_FILE)
     check_loaded(origin / CLASSIFIER_FILE, classifier, MultinomialNB)
     return manifest, vectorizer, classifier, json.loads(files[METRICS_FILE])
+
+
+def check_hashes(files, manifest, folder, problem):
+    """`ModelError` naming the first of `REQUIRED_FILES` whose bytes do not match the manifest's sha256."""
+    for name in REQUIRED_FILES:
+        if hashlib.sha256(files[name]).hexdigest() != manifest["artifacts"][name]:
+            raise ModelError(f"{folder / name}: {problem}")
 
 
 def resolve_folder(folder):
@@ -299,15 +299,6 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 class ForbiddenGlobal(pickle.UnpicklingError):
     """A pickle asked for a global that no model file needs."""
-
-
-def unpickle(path, sha256):
-    """Unpickle, through `RestrictedUnpickler`, the very bytes whose sha256 is checked here (so a file
-    swapped after `verify_artifacts` is never read)."""
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise ModelError(f"{path}: changed while the model was loading; refusing to load it. Try again.")
-    return loads_restricted(data, path)
 
 
 def loads_restricted(data, path):

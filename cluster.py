@@ -44,7 +44,7 @@ class ModelPlugin(WorkerPlugin):
     def setup(self, worker):
         """Check and load the model on this worker; a refusal names the worker."""
         try:
-            self.model = SentimentModel.from_transferred(self.files, self.origin)
+            self.model = SentimentModel.from_files(self.files, self.origin)
         except ModelError as exc:
             self.error = f"on worker {worker.address}: {exc}"
             raise ModelError(self.error) from None
@@ -61,7 +61,7 @@ def score_on_worker(plugin_name, job, block):
 def run_dask(files, origin, job, blocks, deliver, *, scheduler=None, workers=None, quiet=False):
     """Score `blocks` on a Dask cluster and hand each to `deliver(block, rows, data)` in input order.
 
-    `files` are `artifacts.read_for_transfer(origin)`'s bytes. With `scheduler` (an address) the run uses
+    `files` are `artifacts.read_files(origin)`'s bytes. With `scheduler` (an address) the run uses
     that cluster; without, a local cluster of `workers` worker processes that lives as long as the run.
     """
     with connect(scheduler, workers, quiet) as client:

@@ -220,9 +220,9 @@ class SentimentModel:
         return cls.from_parts(*artifacts.read_verified(folder))
 
     @classmethod
-    def from_transferred(cls, files, origin):
-        """Load a model from `artifacts.read_for_transfer`'s bytes (sent from `origin`), checked again here."""
-        return cls.from_parts(*artifacts.load_transferred(files, origin))
+    def from_files(cls, files, origin):
+        """Load a model from `artifacts.read_files`'s bytes (sent from `origin`), checked again here."""
+        return cls.from_parts(*artifacts.load_files(files, origin))
 
     @classmethod
     def from_parts(cls, manifest, vectorizer, classifier, metrics):

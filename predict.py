@@ -139,14 +139,15 @@ def check_output(args):
 
 
 def load_model(args, kaggle):
-    """(labels, name, scorer or the verified bytes for workers); `ModelError` when the model is unusable."""
+    """(labels, name, the loaded model or, for the workers, its verified bytes, the model folder);
+    `ModelError` when the model is unusable."""
     folder = args.model_dir / ("fine-grained" if kaggle else args.model)
     if args.engine == "local":
         scorer = model.SentimentModel.load(folder)
         labels, name, loaded = scorer.labels, scorer.name, scorer
     else:  # verified here, sent to the workers, and verified again by each
         folder = artifacts.resolve_folder(folder)  # errors name the version, as on every other load path
-        loaded = artifacts.read_for_transfer(folder)
+        loaded = artifacts.read_files(folder)
         manifest = json.loads(loaded[artifacts.MANIFEST_FILE])
         labels, name = manifest["labels"], manifest["name"]
     if kaggle and labels != util.FINE_GRAINED_LABELS:

@@ -225,8 +225,8 @@ def load_everywhere(models, tmp_path):
     for path, load in {"SentimentModel.load": lambda: model.SentimentModel.load(models / "binary"),
                        "load_models": lambda: model.load_models(models),
                        "create_app": lambda: create_app({"MODEL_DIR": str(models)}),
-                       "a Dask worker": lambda: model.SentimentModel.from_transferred(
-                           artifacts.read_for_transfer(models / "binary"),
+                       "a Dask worker": lambda: model.SentimentModel.from_files(
+                           artifacts.read_files(models / "binary"),
                            artifacts.resolve_folder(models / "binary"))}.items():
         with pytest.raises(model.ModelError) as caught:
             load()
@@ -274,14 +274,14 @@ def test_a_hostile_pickle_with_matching_hashes_runs_no_code_on_any_load_path(mod
 
 
 def test_bytes_sent_to_a_worker_are_checked_against_their_manifest_again_before_unpickling(models, tmp_path):
-    files = artifacts.read_for_transfer(models / "binary")
+    files = artifacts.read_files(models / "binary")
     assert set(files) == {artifacts.MANIFEST_FILE, *artifacts.REQUIRED_FILES}
-    assert model.SentimentModel.from_transferred(files, models / "binary").predict(["a superb film"])
+    assert model.SentimentModel.from_files(files, models / "binary").predict(["a superb film"])
     marker = tmp_path / "unpickled"
     altered = {**files, artifacts.CLASSIFIER_FILE: pickle.dumps(Marker(marker))}  # changed on the way
     with pytest.raises(model.ModelError, match=r"SentimentClassifier\.pkl: sha256 does not match manifest\.json on "
                                                r"arrival; the bytes were altered on the way"):
-        model.SentimentModel.from_transferred(altered, models / "binary")
+        model.SentimentModel.from_files(altered, models / "binary")
     assert not marker.exists()
 
 
