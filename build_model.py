@@ -343,7 +343,7 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
         curves = [(f"before (T = 1), ECE {metrics['calibration']['ece_raw']:.3f}",
                    reliability_bins(data.y[test], model.softmax(jll))),
                   (f"after (T = {temperature:.2f}), ECE {metrics['calibration']['ece']:.3f}",
-                   reliability_bins(data.y[test], model.softmax(jll / temperature)))]
+                   reliability_bins(data.y[test], proba))]  # proba is softmax(jll / temperature)
         plots.reliability(curves, folder / "calibration.png")
         artifacts.write_manifest(folder, name=data.name, labels=data.labels,
                                  hyperparameters={**jsonable(params), "temperature": round(temperature, 6)},

@@ -77,12 +77,11 @@ def run_dask(files, origin, job, blocks, deliver, *, scheduler=None, workers=Non
 def score_in_order(client, plugin_name, job, blocks, deliver):
     """Submit blocks as tasks, a few per worker ahead, and deliver the results in submission order."""
     limit = IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
-    run = uuid.uuid4().hex
     pending = deque()
     try:
         for block in blocks:
             pending.append((block, client.submit(score_on_worker, plugin_name, job, block,
-                                                 key=f"score-{run}-{block.number}")))
+                                                 key=f"{plugin_name}-block-{block.number}")))
             while len(pending) >= limit:
                 deliver_first(pending, deliver)
         while pending:
