@@ -34,16 +34,17 @@ import model
 import util
 
 
-def positive_int(value):
-    """argparse type for --explain: an integer of at least 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number; give how many terms to show, "
-                                         "e.g. --explain 3") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{number} terms: give at least 1, e.g. --explain 3")
-    return number
+def positive_int(unit, asked, example):
+    """An argparse type: a whole number of at least 1 `unit`; its errors say what is `asked` and show `example`."""
+    def parse(value):
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number; give {asked}, e.g. {example}") from None
+        if number < 1:
+            raise argparse.ArgumentTypeError(f"{number} {unit}: give at least 1, e.g. {example}")
+        return number
+    return parse
 
 
 def block_size(value):
@@ -74,14 +75,15 @@ def parse_args(argv):
                         help="which model scores plain text (a Kaggle submission always uses fine-grained)")
     parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR") or config.DEFAULT_MODEL_DIR),
                         help="where the models are (default $MODEL_DIR or lib/models)")
-    parser.add_argument("--explain", type=positive_int, metavar="K",
+    parser.add_argument("--explain", type=positive_int("terms", "how many terms to show", "--explain 3"), metavar="K",
                         help="plain text only: add a column with each line's K strongest terms and their "
                              "contributions to the log-odds of the prediction")
     parser.add_argument("--engine", choices=["local", "dask"], default="local",
                         help="local: this process (default); dask: a Dask cluster")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="with --engine dask: the scheduler of a running cluster, e.g. tcp://10.0.0.5:8786")
-    parser.add_argument("--workers", type=positive_int, metavar="N",
+    parser.add_argument("--workers", metavar="N",
+                        type=positive_int("workers", "how many worker processes", "--workers 2"),
                         help="with --engine dask and no --scheduler: worker processes of the local cluster "
                              "(default: one per core)")
     parser.add_argument("--block-size", type=block_size, default=batch.BLOCK_SIZE, metavar="SIZE",
