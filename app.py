@@ -11,8 +11,9 @@ Endpoints (reference in the README and at /openapi.json):
 
 This module holds the factory, the resources, the token check and `error_response`, the one place
 statuses are decided. Beside it, one module per job: `config` (settings), `parsing` (the named errors
-and the request parsers), `operations` (per-request middleware, metrics, logs), `pages` (/docs and
-/demo), `openapi` (the contract), and `model` (no HTTP).
+and the request parsers), `operations` (the per-request middleware), `metrics` (Prometheus), `logs`
+(the access line and log formats), `lifecycle` (what runs once per process, under gunicorn and
+`python app.py`), `pages` (/docs and /demo), `openapi` (the contract), and `model` (no HTTP).
 """
 import argparse
 import gc
@@ -25,12 +26,15 @@ from flask import Flask, jsonify, request
 from flask_restful import Api, Resource
 from werkzeug.exceptions import HTTPException
 
+import lifecycle
+import logs
 import model
 import openapi
 import operations
 import pages
 import parsing
 from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, ConfigError, Settings
+from metrics import Metrics, use_values_in
 from parsing import HOW_TO_SEND, ModelNotBuilt, Unauthorized, read_body, text_from_get, texts_from_post
 
 log = logging.getLogger("sentiment")
@@ -161,7 +165,8 @@ def create_app(config=None, *, models=None):
     app = Flask(__name__, static_folder=None)  # no file serving: nothing on disk is reachable by URL
     app.config.update(vars(settings), ERROR_404_HELP=False)
     models = model.load_models(settings.MODEL_DIR) if models is None else models
-    metrics = operations.Metrics(multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR)
+    use_values_in(settings.PROMETHEUS_MULTIPROC_DIR)  # process-wide: this app's settings decide, not the shell
+    metrics = Metrics(multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR)
     metrics.describe_models(models)
 
     api = JsonApi(app, catch_all_404s=True)
@@ -177,6 +182,9 @@ def create_app(config=None, *, models=None):
                                                             {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}))
     pages.add_pages(app)
     app.register_error_handler(Exception, error_response)
+    # What needs a thread or a connection of its own in every process (lifecycle.Service): started after
+    # gunicorn forks a worker (or by `python app.py`), stopped when it exits. Add such parts here.
+    app.extensions[lifecycle.SERVICES] = []
 
     if settings.API_TOKEN is not None:
         @app.before_request
@@ -186,7 +194,7 @@ def create_app(config=None, *, models=None):
                 check_token(request.endpoint, request.headers.get("Authorization"), settings.API_TOKEN)
 
     app.wsgi_app = operations.Operations(
-        app.wsgi_app, metrics=metrics, access_log=operations.AccessLog(json_lines=settings.LOG_FORMAT == "json"),
+        app.wsgi_app, metrics=metrics, access_log=logs.AccessLog(json_lines=settings.LOG_FORMAT == "json"),
         cors_origins=settings.CORS_ORIGINS, trusted_proxies=settings.FORWARDED_ALLOW_IPS)
     return app
 
@@ -220,7 +228,7 @@ def build_in_master():
     `ConfigError` and leaves the app already built in place when the new models cannot be trusted.
     """
     settings = Settings.from_env()
-    operations.configure_logging(settings.LOG_FORMAT)
+    logs.configure_logging(settings.LOG_FORMAT)
     fresh = create_app(settings)
     globals()["app"] = fresh
     # Keep the loaded objects out of the garbage collector's sweeps, which would write to (and so copy
@@ -241,7 +249,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        operations.configure_logging(settings.LOG_FORMAT)
+        logs.configure_logging(settings.LOG_FORMAT)
         application = create_app(settings)
     except (model.ModelError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -249,7 +257,11 @@ def main(argv=None):
     # The app logs one line per request without the query string; Werkzeug's own line would add the
     # full URL, and with it the text being scored.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    application.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
+    lifecycle.start_services(application)  # one process, no fork: its services start here
+    try:
+        application.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
+    finally:
+        lifecycle.stop_services(application, lifecycle.STOP_TIMEOUT)
     return 0
 
 

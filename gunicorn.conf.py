@@ -8,18 +8,16 @@ import os
 import sys
 
 import app as service
-import operations
+import lifecycle
+import logs
 from artifacts import ModelError
 from config import ConfigError, Settings, positive_int
-
-# Metrics must add up over all workers: a shared folder, known before the app records anything.
-operations.prepare_metrics_dir()
 
 
 def refuse(message):
     """Stop before serving, with one line and exit status 1 (no traceback, no worker boot loop)."""
     print(f"error: {message}", file=sys.stderr, flush=True)
-    operations.remove_metrics_dir()  # on_exit does not run when the start is refused
+    lifecycle.master_exiting()  # on_exit does not run when the start is refused
     sys.exit(1)
 
 
@@ -63,15 +61,16 @@ accesslog = None
 # gunicorn's own messages (start-up, worker exits) on stderr, so the container runtime or systemd collects them.
 errorlog = "-"
 # With LOG_FORMAT=json gunicorn's lines are JSON too, so a log shipper can parse every line of the output.
-logger_class = operations.JsonServerLogger if settings.LOG_FORMAT == "json" else "gunicorn.glogging.Logger"
+logger_class = logs.JsonServerLogger if settings.LOG_FORMAT == "json" else "gunicorn.glogging.Logger"
 
 
 def on_starting(server):
     """Build the app (and load and verify the models) once in the master, so workers fork with it.
 
+    First the shared metrics folder (metrics must add up over all workers) and gunicorn's errors as JSON.
     Not gunicorn's preload_app: it loads before any hook runs, so a bad model would end in a traceback.
     """
-    operations.answer_gunicorn_errors_as_json()
+    lifecycle.master_starting()
     try:
         service.build_in_master()
     except (ModelError, ConfigError) as exc:
@@ -80,7 +79,7 @@ def on_starting(server):
 
 def when_ready(server):
     """Warn when gunicorn faces a network and nothing says a proxy is in front (docs/running.md)."""
-    if warning := operations.exposure_warning(server.cfg.bind, os.environ):
+    if warning := lifecycle.exposure_warning(server.cfg.bind, os.environ):
         server.log.warning(warning)
 
 
@@ -94,11 +93,21 @@ def on_reload(server):
     server.log.info("reload: models loaded again from %s", fresh.config["MODEL_DIR"])
 
 
+def post_fork(server, worker):
+    """In each new worker, before it answers: start the app's per-process services (threads, connections)."""
+    lifecycle.worker_started(service.app)
+
+
+def worker_exit(server, worker):
+    """In each worker as it ends (a stop, a reload): flush and stop its services, in bounded time."""
+    lifecycle.worker_exiting(service.app, worker.pid)
+
+
 def child_exit(server, worker):
-    """Drop a gone worker's live gauges; its counters stay in the totals."""
-    operations.forget_worker(worker.pid)
+    """In the master: drop a gone worker's live gauges; its counters stay in the totals."""
+    lifecycle.worker_gone(worker.pid)
 
 
 def on_exit(server):
     """Remove the metrics folder if it was made for this run."""
-    operations.remove_metrics_dir()
+    lifecycle.master_exiting()

@@ -1,6 +1,7 @@
 """What only a real server shows: raw bytes on the socket, body limits, URL normalisation, the debugger
 kept out, the token read from the environment, and metrics and access lines across two gunicorn workers.
-The app's own rules for the same requests are in test_app.py and test_operations.py (Flask's test client)."""
+The app's own rules for the same requests are in test_app.py, test_operations.py, test_metrics.py and
+test_logs.py (Flask's test client)."""
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ import sklearn
 
 from support import ROOT, Server, free_port
 from test_app import TOKEN, assert_json_error  # the same checks as through the test client
-from test_operations import samples, value
+from test_metrics import samples, value
 
 GOOD = "a brilliant superb film"
 MIB = 1 << 20

@@ -1,0 +1,105 @@
+"""Prometheus metrics: what the service counts (`Metrics`), and where prometheus-client keeps the values.
+
+`use_values_in` chooses where the values live, in memory or in files shared by gunicorn's workers;
+`app.create_app` calls it with the app's settings just before it builds the app's `Metrics`.
+"""
+import os
+from datetime import datetime
+
+import prometheus_client
+from prometheus_client import multiprocess, values
+
+KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+# Scoring takes well under a millisecond, so the buckets start far below prometheus-client's 5 ms.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def use_values_in(multiprocess_dir):
+    """Keep metric values in files in `multiprocess_dir` (gunicorn's workers), or in memory when it is None.
+
+    Process-wide, for every metric made afterwards, whichever app makes it: prometheus-client looks up
+    `values.ValueClass` whenever a metric or labelled series is made, and its file-backed values read
+    PROMETHEUS_MULTIPROC_DIR to know where to write. prometheus-client makes this choice from the
+    environment when it is imported; the app's settings make it here instead, so a developer's
+    PROMETHEUS_MULTIPROC_DIR cannot reach a test's app.
+    """
+    if multiprocess_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir  # where MultiProcessValue writes
+        values.ValueClass = values.MultiProcessValue()
+    else:
+        values.ValueClass = values.MutexValue
+
+
+class Metrics:
+    """The service's Prometheus metrics, in one registry per app or in files shared by gunicorn's workers.
+
+    Under gunicorn, the master's start (`lifecycle.master_starting`) sets PROMETHEUS_MULTIPROC_DIR to
+    a shared folder, which the settings read; `create_app` then calls `use_values_in` with it before
+    building this, so every worker writes its values to files there and `/metrics` sums them: the counts
+    are right whichever worker answers. Without it (`python app.py`, Flask's test client) each app
+    keeps its own in-memory registry. `multiprocess_dir` must be the folder given to `use_values_in`.
+    """
+
+    def __init__(self, *, multiprocess_dir=None):
+        self.multiprocess_dir = multiprocess_dir
+        # In multiprocess mode values live in files, so the metrics are registered nowhere.
+        self.registry = None if multiprocess_dir else prometheus_client.CollectorRegistry()
+        common = {"registry": self.registry, "namespace": "sentiment"}
+        self.requests = prometheus_client.Counter(
+            "http_requests", "HTTP requests answered, by endpoint, method and status.",
+            ["endpoint", "method", "status"], **common)
+        self.latency = prometheus_client.Histogram(
+            "http_request_duration_seconds", "Time from request to response inside the app, by endpoint.",
+            ["endpoint"], buckets=LATENCY_BUCKETS, **common)
+        self.predictions = prometheus_client.Counter(
+            "predictions", "Texts scored, by model and predicted label.", ["model", "label"], **common)
+        # Every live worker serves the same models, so their values agree: "livemax" shows one series
+        # per model, and drops a worker's series when it exits (e.g. replaced after a rebuild + HUP).
+        self.model_info = prometheus_client.Gauge(
+            "model_info", "A served model; the value is its creation time in Unix seconds.",
+            ["model", "created_at"], multiprocess_mode="livemax", **common)
+        # Labelled series, once looked up: labels() takes a lock, and this is done for every request.
+        self.series = {}  # (endpoint, method, status) -> its request counter and latency histogram
+        self.prediction_series = {}  # (model, label) -> its prediction counter
+
+    def describe_models(self, models):
+        """Set the model-info gauge for each served model."""
+        for name, served in models.items():
+            created = served.manifest["created_at"]
+            self.model_info.labels(name, created).set(unix_time(created))
+
+    def count_predictions(self, model_name, answers):
+        """Count scored texts by label: one increment per label, not per text."""
+        tally = {}
+        for answer in answers:
+            tally[answer["prediction"]] = tally.get(answer["prediction"], 0) + 1
+        for label, count in tally.items():
+            key = (model_name, label)
+            series = self.prediction_series.get(key)
+            if series is None:
+                series = self.prediction_series[key] = self.predictions.labels(model_name, label)
+            series.inc(count)
+
+    def observe(self, endpoint, method, status, seconds):
+        """Count one answered request and its latency."""
+        method = method if method in KNOWN_METHODS else "other"  # callers cannot mint new series
+        key = (endpoint, method, status)
+        series = self.series.get(key)
+        if series is None:  # first time: look the labelled series up once (labels() takes a lock)
+            series = self.series[key] = (self.requests.labels(endpoint, method, str(status)),
+                                         self.latency.labels(endpoint))
+        series[0].inc()
+        series[1].observe(seconds)
+
+    def exposition(self):
+        """The text `/metrics` answers: this app's registry, or the sum over every worker's files."""
+        registry = self.registry
+        if registry is None:
+            registry = prometheus_client.CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return prometheus_client.generate_latest(registry)
+
+
+def unix_time(iso_timestamp):
+    """Seconds since the epoch of an ISO 8601 timestamp such as a manifest's created_at."""
+    return datetime.fromisoformat(iso_timestamp).timestamp()
