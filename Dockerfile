@@ -20,6 +20,9 @@ RUN pip install -r requirements.txt
 COPY . .
 # Built as root, served as another user: the models are read-only to the server.
 RUN python build_model.py
+# The one folder the server writes: the prediction log's SQLite file (PREDICTION_LOG's default). Mount a
+# volume there to keep the log across containers, or set PREDICTION_LOG to a PostgreSQL URL.
+RUN mkdir -p state && chown 10001:10001 state
 
 # An unprivileged numeric user (no account needed), so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001

@@ -6,6 +6,7 @@
 Endpoints (reference in the README and at /openapi.json):
     GET  /?query=...              binary model      POST / {"queries": [...]}
     GET  /fine-grained?query=...  five-label model  POST /fine-grained {"queries": [...]}
+    POST /feedback {"id": "...", "label": "..."}   the true label of an earlier answer
     GET  /health, GET /models
     GET  /metrics (Prometheus), /docs (API docs for people), /demo (try it in a browser)
 
@@ -13,7 +14,8 @@ This module holds the factory, the resources, the token check and `error_respons
 statuses are decided. Beside it, one module per job: `config` (settings), `parsing` (the named errors
 and the request parsers), `operations` (the per-request middleware), `metrics` (Prometheus), `logs`
 (the access line and log formats), `lifecycle` (what runs once per process, under gunicorn and
-`python app.py`), `pages` (/docs and /demo), `openapi` (the contract), and `model` (no HTTP).
+`python app.py`), `recording` (answer ids, versions, feedback) over `prediction_log` (the database),
+`pages` (/docs and /demo), `openapi` (the contract), and `model` (no HTTP).
 """
 import argparse
 import gc
@@ -26,6 +28,7 @@ from flask import Flask, jsonify, request
 from flask_restful import Api, Resource
 from werkzeug.exceptions import HTTPException
 
+import ids
 import lifecycle
 import logs
 import model
@@ -33,9 +36,20 @@ import openapi
 import operations
 import pages
 import parsing
+import prediction_log
+import recording
 from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, ConfigError, Settings
 from metrics import Metrics, use_values_in
-from parsing import HOW_TO_SEND, ModelNotBuilt, Unauthorized, read_body, text_from_get, texts_from_post
+from operations import REQUEST_ID_KEY
+from parsing import (
+    HOW_TO_SEND,
+    ModelNotBuilt,
+    Unauthorized,
+    feedback_from_post,
+    read_body,
+    text_from_get,
+    texts_from_post,
+)
 
 log = logging.getLogger("sentiment")
 
@@ -87,8 +101,9 @@ class JsonApi(Api):
 class Sentiment(Resource):
     """Score text with one model: GET one text, POST a batch."""
 
-    def __init__(self, *, model_name, model, settings, metrics):
+    def __init__(self, *, model_name, model, settings, metrics, recorder):
         self.name, self.model, self.settings, self.metrics = model_name, model, settings, metrics
+        self.recorder = recorder
 
     def scoring_model(self):
         """The model, or a 404 that says how to build it."""
@@ -106,6 +121,7 @@ class Sentiment(Resource):
                                       body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH)
         answers = scorer.predict([text], explain=explain)
         self.metrics.count_predictions(self.name, answers)
+        self.recorder.stamp(self.name, answers, [text], request_id=request.environ.get(REQUEST_ID_KEY))
         return answers[0]
 
     def post(self):
@@ -115,18 +131,35 @@ class Sentiment(Resource):
                                          max_batch=self.settings.MAX_BATCH_SIZE)
         answers = scorer.predict(texts, explain=explain)
         self.metrics.count_predictions(self.name, answers)
+        self.recorder.stamp(self.name, answers, texts, request_id=request.environ.get(REQUEST_ID_KEY))
         return {"predictions": answers}
 
 
-class Models(Resource):
-    """What each served model is: labels, metrics, hyper-parameters, creation time, data hash."""
+class Feedback(Resource):
+    """The true labels of earlier answers, named by their ids: one, or a batch."""
 
-    def __init__(self, *, models):
-        self.models = models
+    def __init__(self, *, settings, recorder):
+        self.settings, self.recorder = settings, recorder
+
+    def post(self):
+        """Check every item, then record them all: 202, since they reach the database from a queue."""
+        items = feedback_from_post(body=read_body(request), max_batch=self.settings.MAX_BATCH_SIZE)
+        return {"accepted": self.recorder.feedback(items)}, 202
+
+
+class Models(Resource):
+    """What each served model is: version, labels, metrics, hyper-parameters, creation time, data hash, and
+    the feedback its answers received."""
+
+    def __init__(self, *, models, log):
+        self.models, self.log = models, log
 
     def get(self):
         """Every served model's description; no file-system paths."""
-        return {"models": [m.info() for m in self.models.values()]}
+        summary = self.log.feedback_summary()
+        return {"models": [{**m.info(), "feedback": None if summary is None else {
+            "count": 0, "accuracy": None, **summary.get(m.name, {}), "days": self.log.days}}
+            for m in self.models.values()]}
 
 
 class OpenApi(Resource):
@@ -168,14 +201,19 @@ def create_app(config=None, *, models=None):
     use_values_in(settings.PROMETHEUS_MULTIPROC_DIR)  # process-wide: this app's settings decide, not the shell
     metrics = Metrics(multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR)
     metrics.describe_models(models)
+    # The prediction log: checked (and its schema made) here, in the master; its writer runs in each worker.
+    log_ = prediction_log.configured_log(settings, on_drop=metrics.count_dropped)
+    recorder = recording.Recorder(signer=ids.Signer(log_.prepare()), log=log_, models=models, metrics=metrics)
 
     api = JsonApi(app, catch_all_404s=True)
     for name, route in MODEL_ROUTES.items():
         api.add_resource(Sentiment, route, endpoint=name,
                          resource_class_kwargs={"model_name": name, "model": models.get(name), "settings": settings,
-                                                "metrics": metrics})
+                                                "metrics": metrics, "recorder": recorder})
+    api.add_resource(Feedback, ROUTES["feedback"], endpoint="feedback",
+                     resource_class_kwargs={"settings": settings, "recorder": recorder})
     api.add_resource(Health, ROUTES["health"], endpoint="health", resource_class_kwargs={"models": models})
-    api.add_resource(Models, ROUTES["models"], endpoint="models", resource_class_kwargs={"models": models})
+    api.add_resource(Models, ROUTES["models"], endpoint="models", resource_class_kwargs={"models": models, "log": log_})
     api.add_resource(OpenApi, ROUTES["openapi"], endpoint="openapi",
                      resource_class_kwargs={"document": openapi.openapi_document(settings)})
     app.add_url_rule(ROUTES["metrics"], "metrics", lambda: (metrics.exposition(), 200,
@@ -184,7 +222,7 @@ def create_app(config=None, *, models=None):
     app.register_error_handler(Exception, error_response)
     # What needs a thread or a connection of its own in every process (lifecycle.Service): started after
     # gunicorn forks a worker (or by `python app.py`), stopped when it exits. Add such parts here.
-    app.extensions[lifecycle.SERVICES] = []
+    app.extensions[lifecycle.SERVICES] = [log_]
 
     if settings.API_TOKEN is not None:
         @app.before_request

@@ -149,6 +149,15 @@ def remove_old_versions(versions, name, keep):
             shutil.rmtree(path, ignore_errors=True)
 
 
+def model_version(manifest):
+    """The stable name of a published model version, as answers and `GET /models` show it: its creation
+    time and a tag of its files' hashes, e.g. `20261201T184854Z-1a2b3c4d`. Computed from the manifest
+    alone, so every server, replica and tool that reads the same folder names it the same way."""
+    created = datetime.fromisoformat(manifest["created_at"]).astimezone(UTC)
+    files = json.dumps(manifest["artifacts"], sort_keys=True).encode()
+    return f"{created:%Y%m%dT%H%M%SZ}-{hashlib.sha256(files).hexdigest()[:8]}"
+
+
 # --- Reading ------------------------------------------------------------------------------------
 
 def model_folders(model_dir):

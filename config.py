@@ -11,14 +11,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIR = HERE / "lib" / "models"
+# What the service writes as it runs (the prediction log's SQLite file): beside the code, ignored by git,
+# and apart from MODEL_DIR, which may be read-only.
+DEFAULT_STATE_DIR = HERE / "state"
+DEFAULT_PREDICTION_LOG = "sqlite:///" + str(DEFAULT_STATE_DIR / "predictions.sqlite3")
+PREDICTION_LOG_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
 
 # The scoring routes, by the model each serves (the model folder's name under MODEL_DIR).
 MODEL_ROUTES = {"binary": "/", "fine-grained": "/fine-grained"}
 # Every JSON and metrics route, by endpoint name; the pages' routes are in pages.PAGE_ROUTES.
-ROUTES = {**MODEL_ROUTES, "health": "/health", "models": "/models", "openapi": "/openapi.json", "metrics": "/metrics"}
+ROUTES = {**MODEL_ROUTES, "feedback": "/feedback", "health": "/health", "models": "/models",
+          "openapi": "/openapi.json", "metrics": "/metrics"}
 # Endpoints that need the token when API_TOKEN is set; /health, /openapi.json and the pages stay open
 # for probes and people.
-PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"models"}
+PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"feedback", "models"}
 LOG_FORMATS = ("text", "json")
 
 
@@ -36,6 +42,43 @@ def positive_int(name, raw, default):
         value = 0
     if value < 1 or isinstance(raw, bool) or (isinstance(raw, float) and raw != value):
         raise ConfigError(f"{name}={raw!r}: must be a whole number of at least 1 (default {default}).")
+    return value
+
+
+def flag(name, raw, default):
+    """A true/false setting: true, false, 1, 0, yes or no (or a bool)."""
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        return raw
+    value = FLAGS.get(str(raw).strip().lower())
+    if value is None:
+        raise ConfigError(f"{name}={raw!r}: must be true or false (default {str(default).lower()}).")
+    return value
+
+
+FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def share(name, raw, default):
+    """A number from 0 to 1 (a fraction of requests)."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if isinstance(raw, bool) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={raw!r}: must be a number from 0 to 1 (default {default}).")
+    return value
+
+
+def database_url(name, raw, default):
+    """The prediction log's database: a sqlite:/// or postgresql:// URL, or off."""
+    value = (raw or default).strip()
+    if value != "off" and not value.startswith(PREDICTION_LOG_SCHEMES):
+        raise ConfigError(f"{name}={value.split('@')[-1]!r}: must be sqlite:///PATH, postgresql://USER@HOST/DB "
+                          f"or off (default {default}).")
     return value
 
 
@@ -67,6 +110,12 @@ class Settings:
     # Proxies whose X-Forwarded-For the access line believes (`*`: any); gunicorn reads the same variable,
     # with the same default, for the headers it trusts.
     FORWARDED_ALLOW_IPS: tuple = ("127.0.0.1", "::1")
+    # Where each scored text is recorded (a database URL, or off), whether the texts themselves are kept,
+    # the share of answers recorded (by a hash of their id), and for how many days rows are kept.
+    PREDICTION_LOG: str | None = None  # None: DEFAULT_PREDICTION_LOG
+    PREDICTION_LOG_TEXTS: bool = False
+    PREDICTION_LOG_SAMPLE: float = 1.0
+    PREDICTION_LOG_DAYS: int = 30
     # Set by gunicorn's hooks (or the operator): metrics are then summed over every worker's files.
     PROMETHEUS_MULTIPROC_DIR: str | None = field(default=None)
 
@@ -80,8 +129,12 @@ class Settings:
             "FORWARDED_ALLOW_IPS": origins(self.FORWARDED_ALLOW_IPS),
             "API_TOKEN": self.API_TOKEN or None,
             "PROMETHEUS_MULTIPROC_DIR": self.PROMETHEUS_MULTIPROC_DIR or None,
+            # Read when the settings are made, not when the module is: tests point it at their own folder.
+            "PREDICTION_LOG": database_url("PREDICTION_LOG", self.PREDICTION_LOG, DEFAULT_PREDICTION_LOG),
+            "PREDICTION_LOG_TEXTS": flag("PREDICTION_LOG_TEXTS", self.PREDICTION_LOG_TEXTS, False),
+            "PREDICTION_LOG_SAMPLE": share("PREDICTION_LOG_SAMPLE", self.PREDICTION_LOG_SAMPLE, 1.0),
         }
-        for name in ("MAX_QUERY_LENGTH", "MAX_BATCH_SIZE", "MAX_CONTENT_LENGTH"):
+        for name in ("MAX_QUERY_LENGTH", "MAX_BATCH_SIZE", "MAX_CONTENT_LENGTH", "PREDICTION_LOG_DAYS"):
             checked[name] = positive_int(name, getattr(self, name), default[name].default)
         for name, value in checked.items():
             object.__setattr__(self, name, value)

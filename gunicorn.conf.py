@@ -93,14 +93,16 @@ def on_reload(server):
     server.log.info("reload: models loaded again from %s", fresh.config["MODEL_DIR"])
 
 
-def post_fork(server, worker):
-    """In each new worker, before it answers: start the app's per-process services (threads, connections)."""
-    lifecycle.worker_started(service.app)
+def post_worker_init(worker):
+    """In each new worker, once it has loaded its app and before it answers: start the app's per-process
+    services (threads, connections). The app the worker loaded, not the master's: for `app:app` they are
+    the same, and an app built in the worker (the benchmarks') starts its own."""
+    lifecycle.worker_started(worker.wsgi)
 
 
 def worker_exit(server, worker):
     """In each worker as it ends (a stop, a reload): flush and stop its services, in bounded time."""
-    lifecycle.worker_exiting(service.app, worker.pid)
+    lifecycle.worker_exiting(getattr(worker, "wsgi", None), worker.pid)
 
 
 def child_exit(server, worker):

@@ -2,7 +2,8 @@
 
     master_starting()         on_starting, in the master: the shared metrics folder, gunicorn's errors
                               as JSON; the master then builds the app (`app.build_in_master`) and forks
-    worker_started(app)       post_fork, in each new worker: start the app's per-process services
+    worker_started(app)       post_worker_init, in each new worker once its app is loaded: start the
+                              app's per-process services
     worker_exiting(app, pid)  worker_exit, in each worker that ends: flush and stop them, in bounded time
     worker_gone(pid)          child_exit, in the master: drop the gone worker's live gauges
     master_exiting()          on_exit: remove the metrics folder if it was made for this run
@@ -54,9 +55,14 @@ class Service(Protocol):
 
 # --- The app's per-process services --------------------------------------------------------------
 
+def services(app):
+    """The app's per-process services; none for a WSGI app that is not this service's (a benchmark's)."""
+    return getattr(app, "extensions", {}).get(SERVICES, [])
+
+
 def start_services(app):
     """Start the app's services in the order they were added, in this process."""
-    for service in app.extensions[SERVICES]:
+    for service in services(app):
         service.start()
 
 
@@ -67,7 +73,7 @@ def stop_services(app, timeout):
     and left behind, and the process can still exit.
     """
     deadline = time.monotonic() + timeout
-    for service in reversed(app.extensions[SERVICES]):
+    for service in reversed(services(app)):
         left = max(0.0, deadline - time.monotonic())
         stopping = threading.Thread(target=stop_one, args=(service, left), name=f"stop {service!r}", daemon=True)
         stopping.start()
@@ -93,7 +99,7 @@ def master_starting():
 
 
 def worker_started(app):
-    """post_fork, in a new worker: start the app's services there, before it answers any request."""
+    """post_worker_init, in a new worker (after the fork): start its app's services, before any request."""
     start_services(app)
 
 

@@ -56,8 +56,19 @@ class Metrics:
         # Every live worker serves the same models, so their values agree: "livemax" shows one series
         # per model, and drops a worker's series when it exits (e.g. replaced after a rebuild + HUP).
         self.model_info = prometheus_client.Gauge(
-            "model_info", "A served model; the value is its creation time in Unix seconds.",
-            ["model", "created_at"], multiprocess_mode="livemax", **common)
+            "model_info", "A served model and its version; the value is its creation time in Unix seconds.",
+            ["model", "version", "created_at"], multiprocess_mode="livemax", **common)
+        # The learning loop: labels sent back (accuracy and the confusion matrix are ratios of these), and
+        # prediction-log rows that were never written, by why.
+        self.feedback = prometheus_client.Counter(
+            "feedback", "Labels sent back to POST /feedback, by model, predicted and actual label.",
+            ["model", "predicted", "actual"], **common)
+        self.log_dropped = prometheus_client.Counter(
+            "prediction_log_dropped", "Prediction-log rows never written: queue_full (the queue was full), "
+            "database_error (the database refused or was unreachable), exit (still queued when the worker "
+            "stopped).", ["reason"], **common)
+        for reason in ("queue_full", "database_error", "exit"):  # zero from the start, so rate() sees the first
+            self.log_dropped.labels(reason)
         # Labelled series, once looked up: labels() takes a lock, and this is done for every request.
         self.series = {}  # (endpoint, method, status) -> its request counter and latency histogram
         self.prediction_series = {}  # (model, label) -> its prediction counter
@@ -66,7 +77,7 @@ class Metrics:
         """Set the model-info gauge for each served model."""
         for name, served in models.items():
             created = served.manifest["created_at"]
-            self.model_info.labels(name, created).set(unix_time(created))
+            self.model_info.labels(name, served.version, created).set(unix_time(created))
 
     def count_predictions(self, model_name, answers):
         """Count scored texts by label: one increment per label, not per text."""
@@ -79,6 +90,14 @@ class Metrics:
             if series is None:
                 series = self.prediction_series[key] = self.predictions.labels(model_name, label)
             series.inc(count)
+
+    def count_feedback(self, model_name, predicted, actual):
+        """Count one label sent back for an answer of `model_name`."""
+        self.feedback.labels(model_name, predicted, actual).inc()
+
+    def count_dropped(self, reason, count):
+        """Count prediction-log rows that will never be written (called from the writer thread too)."""
+        self.log_dropped.labels(reason).inc(count)
 
     def observe(self, endpoint, method, status, seconds):
         """Count one answered request and its latency."""

@@ -25,6 +25,9 @@ from artifacts import ModelError
 # scikit-learn ~0.8 ms per call plus ~8 us per text, so it wins from 150 texts in two runs (100:
 # 1.47 vs 1.57 ms; 150: 2.36 vs 1.99 ms). 100 is the largest size where the fast path won every run.
 FAST_PATH_MAX_BATCH = 100
+# An explanation names at most this many of a text's unknown terms (and counts them all): echoing every
+# one would make a batch of long texts answer several times its own size.
+MAX_UNKNOWN = 20
 
 
 class FastScorer:
@@ -110,7 +113,7 @@ class FastScorer:
         return probabilities, {
             "against_index": against, "log_odds": scores[best] - scores[against],
             "prior": float(self.class_log_prior_[best] - self.class_log_prior_[against]) / self.temperature_,
-            "terms": explained, "unknown": list(unknown)}
+            "terms": explained, "unknown": list(unknown)[:MAX_UNKNOWN], "unknown_count": len(unknown)}
 
     def row_weights(self, indices, counts):
         """The tf-idf weights of a text's terms in its normalised row: the same steps, in the same order, as
@@ -209,6 +212,7 @@ class SentimentModel:
         self.manifest = manifest
         self.metrics = metrics
         self.labels = list(manifest["labels"])
+        self.version = artifacts.model_version(manifest)
         # Fitted by build_model.py on out-of-fold scores; a model built before calibration serves T = 1.
         self.temperature = float(manifest["hyperparameters"].get("temperature", 1.0))
         self.scorer_ = FastScorer(vectorizer, classifier, temperature=self.temperature)
@@ -270,6 +274,7 @@ class SentimentModel:
         """What `/models` shows of this model: no file-system paths."""
         return {
             "name": self.name,
+            "version": self.version,
             "labels": self.labels,
             "created_at": self.manifest["created_at"],
             "hyperparameters": self.manifest["hyperparameters"],

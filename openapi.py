@@ -13,6 +13,7 @@ import re
 import pages
 import util
 from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES
+from model import MAX_UNKNOWN
 from parsing import TEXT_PATTERN
 
 
@@ -21,6 +22,7 @@ def openapi_document(settings):
     protected = settings.API_TOKEN is not None
     paths = {route: scoring_path(name, util.LABELS[name], settings) for name, route in MODEL_ROUTES.items()}
     paths.update({
+        ROUTES["feedback"]: feedback_path(settings),
         ROUTES["health"]: simple_get("Liveness and readiness", "200 once every model is loaded and verified.",
                                      ref("Health")),
         ROUTES["models"]: simple_get("Describe the served models",
@@ -129,6 +131,29 @@ def scoring_path(name, labels, settings):
     }
 
 
+def feedback_path(settings):
+    """POST /feedback: the true label of answers given before, one or a batch."""
+    return {"post": {
+        "operationId": "send_feedback",
+        "summary": "Send the true label of earlier answers",
+        "description": (
+            "Name an answer by its `id` and give the label it should have had, one of the labels of the model "
+            "that answered (400 lists them). An id this server never issued, or one older than its prediction "
+            f"log keeps rows, answers 404; so does every id when the server keeps no log. Up to "
+            f"{settings.MAX_BATCH_SIZE:,} items per batch. A second label for the same id replaces the first. "
+            "The labels are recorded in the prediction log and counted in `sentiment_feedback_total`."),
+        "requestBody": {"required": True, "content": json_content({"oneOf": [ref("Feedback"),
+                                                                             ref("FeedbackBatch")]})},
+        "responses": {
+            "202": {"description": "Accepted: queued for the prediction log, and counted.",
+                    "content": json_content(ref("FeedbackAccepted"))},
+            **error_refs(400, 413),
+            "404": {"description": "An id this server never issued or no longer keeps, or no prediction log here.",
+                    "content": json_content(ref("Error"))},
+        },
+    }}
+
+
 def simple_get(summary, description, schema):
     """A GET that answers JSON and takes no input."""
     return {"get": {"summary": summary, "responses": {
@@ -174,7 +199,7 @@ def components(settings):
                                            "description": "true adds `explanation` to every answer."}},
             },
             "Explanation": {
-                "type": "object", "required": ["against", "log_odds", "prior", "terms", "unknown"],
+                "type": "object", "required": ["against", "log_odds", "prior", "terms", "unknown", "unknown_count"],
                 "description": "Exact for TF-IDF + naive Bayes: `prior` plus every term's `contribution` equals "
                                "`log_odds`.",
                 "properties": {
@@ -192,19 +217,49 @@ def components(settings):
                                             "contribution": {"type": "number",
                                                              "description": "Its share of `log_odds`: above 0 "
                                                                             "toward the prediction."}}}},
-                    "unknown": {"type": "array", "items": {"type": "string"},
-                                "description": "The text's terms the model does not know, each once."},
+                    "unknown": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_UNKNOWN,
+                                "description": f"The text's terms the model does not know, each once, in the "
+                                               f"order they come; at most {MAX_UNKNOWN}."},
+                    "unknown_count": {"type": "integer", "minimum": 0,
+                                      "description": "How many different terms of the text the model does not "
+                                                     "know (all of them, not only those listed)."},
                 },
             },
             "Prediction": {
-                "type": "object", "required": ["prediction", "confidence", "probabilities"],
+                "type": "object", "required": ["prediction", "confidence", "probabilities", "id", "model_version"],
                 "properties": {
                     "prediction": {"type": "string", "description": "The most probable label."},
                     "confidence": {**probability, "description": "The probability of `prediction`."},
                     "probabilities": {"type": "object", "additionalProperties": probability,
                                       "description": "Every label's probability, in the model's label order."},
                     "explanation": {**ref("Explanation"), "description": "Only when `explain` is true."},
+                    "id": {**ref("AnswerId"), "description": "This answer's id: send it to POST /feedback with the "
+                                                            "true label. Unique and opaque."},
+                    "model_version": {"type": "string", "maxLength": 64,
+                                      "description": "The published version of the model that answered, as "
+                                                     "GET /models shows it."},
                 },
+            },
+            "AnswerId": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
+            "Feedback": {
+                "type": "object", "required": ["id", "label"],
+                "properties": {"id": {**ref("AnswerId"), "description": "The `id` of an answer."},
+                               "label": {"type": "string", "description": "The label the text should have had."}},
+            },
+            "FeedbackBatch": {
+                "type": "object", "required": ["feedback"],
+                "properties": {"feedback": {"type": "array", "items": ref("Feedback"), "minItems": 1,
+                                            "maxItems": max_batch,
+                                            "description": f"1 to {max_batch:,} items (more answers 413)."}},
+            },
+            "FeedbackAccepted": {
+                "type": "object", "required": ["accepted"],
+                "properties": {"accepted": {"type": "array", "items": {
+                    "type": "object", "required": ["id", "model", "predicted", "label"],
+                    "properties": {"id": ref("AnswerId"), "model": {"type": "string"},
+                                   "model_version": {"type": ["string", "null"]},
+                                   "predicted": {"type": "string", "description": "What the model answered."},
+                                   "label": {"type": "string", "description": "The label received."}}}}},
             },
             "Predictions": {"type": "object", "required": ["predictions"],
                             "properties": {"predictions": {"type": "array", "items": ref("Prediction")}}},
@@ -216,10 +271,19 @@ def components(settings):
                        "properties": {"models": {"type": "array", "items": ref("ModelInfo")}}},
             "ModelInfo": {
                 "type": "object",
-                "required": ["name", "labels", "created_at", "hyperparameters", "training_data", "metrics",
-                             "top_terms"],
+                "required": ["name", "version", "labels", "created_at", "hyperparameters", "training_data",
+                             "metrics", "top_terms", "feedback"],
                 "properties": {
                     "name": {"type": "string"},
+                    "version": {"type": "string", "description": "The `model_version` its answers carry."},
+                    "feedback": {
+                        "type": ["object", "null"], "required": ["count", "accuracy", "days"],
+                        "description": "Labels sent back for its answers within the prediction log's retention, "
+                                       "and its accuracy on them; null when this server keeps no log or cannot "
+                                       "read it now.",
+                        "properties": {"count": {"type": "integer", "minimum": 0},
+                                       "accuracy": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                                       "days": {"type": "integer", "minimum": 1}}},
                     "labels": {"type": "array", "items": {"type": "string"}},
                     "created_at": {"type": "string", "format": "date-time"},
                     "hyperparameters": {"type": "object"},

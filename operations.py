@@ -11,6 +11,7 @@ import time
 from config import MODEL_ROUTES
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_KEY = "sentiment.request_id"  # where the app finds the request's id in the WSGI environ
 # On every answer, the app's and gunicorn's own: a browser must not guess a type, nor a cache keep an answer.
 NO_SNIFF = ("X-Content-Type-Options", "nosniff")
 NO_STORE = ("Cache-Control", "no-store")
@@ -41,6 +42,7 @@ class Operations:
         started = time.perf_counter()
         given = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = given if GOOD_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+        environ[REQUEST_ID_KEY] = request_id  # for the prediction log's rows
 
         def start(status, headers, exc_info=None):
             headers.extend(self.extra_headers(environ, headers, request_id))

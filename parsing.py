@@ -33,6 +33,16 @@ class ModelNotBuilt(ApiError):
     code = 404
 
 
+class UnknownAnswer(ApiError):
+    """Feedback names an answer id this service never issued, or one past the prediction log's retention."""
+    code = 404
+
+
+class NoFeedback(ApiError):
+    """Feedback was sent to a server that keeps no prediction log (PREDICTION_LOG=off)."""
+    code = 404
+
+
 class Unauthorized(ApiError):
     """API_TOKEN is set and the request does not carry it as a bearer token."""
     code = 401
@@ -169,6 +179,47 @@ def texts_from_post(*, body, max_length, max_batch):
                        "Split the batch.")
     explain = flag_from_json(document["explain"]) if "explain" in document else False
     return [check_text(q, max_length=max_length, where=f"queries[{i}]") for i, q in enumerate(queries)], explain
+
+
+FEEDBACK_SHAPE = '{"id": "...", "label": "..."} or {"feedback": [{"id": "...", "label": "..."}, ...]}'
+
+
+def feedback_from_post(*, body, max_batch):
+    """The items of a POST /feedback, in order: [(where, id, label), ...], `where` naming each in messages.
+
+    The body is one item {"id": ..., "label": ...} or a batch {"feedback": [item, ...]}. Only the shape is
+    checked here; whether the id was issued and the label is the model's is the feedback resource's job.
+    """
+    if not body.strip():
+        raise BadQuery(f"POST /feedback takes a JSON body {FEEDBACK_SHAPE}; the body is empty.")
+    document = parse_json(body)
+    if not isinstance(document, dict):
+        raise BadQuery(f"The JSON body must be an object like {FEEDBACK_SHAPE}, not {json_type(document)}.")
+    if "feedback" in document:
+        items = document["feedback"]
+        if not isinstance(items, list):
+            raise BadQuery(f'feedback must be an array of {{"id": ..., "label": ...}} objects, not {json_type(items)}.')
+        if not items:
+            raise BadQuery('feedback is empty; send at least one {"id": ..., "label": ...}.')
+        if len(items) > max_batch:
+            raise TooLarge(f"feedback holds {len(items):,} items; the limit is {max_batch:,} per request. "
+                           "Split the batch.")
+        return [feedback_item(item, f"feedback[{i}]") for i, item in enumerate(items)]
+    return [feedback_item(document, "the body")]
+
+
+def feedback_item(item, where):
+    """(where, id, label) of one feedback object, or `BadQuery` saying what is missing or wrong."""
+    if not isinstance(item, dict):
+        raise BadQuery(f'{where} must be an object {{"id": "...", "label": "..."}}, not {json_type(item)}.')
+    missing = [name for name in ("id", "label") if name not in item]
+    if missing:
+        raise BadQuery(f"{where} has no {' and no '.join(missing)}: send the `id` of an answer and the true "
+                       f'`label`, e.g. {{"id": "...", "label": "Positive"}}.')
+    for name in ("id", "label"):
+        if not isinstance(item[name], str):
+            raise BadQuery(f"{where}.{name} must be a string, not {json_type(item[name])}.")
+    return where, item["id"], item["label"]
 
 
 def read_body(req):

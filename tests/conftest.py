@@ -28,6 +28,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.fixture(autouse=True)
+def own_prediction_log(tmp_path, monkeypatch):
+    """Apps built in a test record to a database of the test's own, never to the checkout's state folder."""
+    import config
+
+    url = f"sqlite:///{tmp_path}/state/predictions.sqlite3"
+    monkeypatch.setattr(config, "DEFAULT_PREDICTION_LOG", url)
+    return url
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """A folder with a tiny Kaggle-format train.tsv and test.tsv."""
@@ -73,3 +83,23 @@ def live_server(model_dir):
     server = Server(model_dir).wait_healthy()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster for the session (Debian's `postgresql`; .ci/run installs it)."""
+    from support import PostgresCluster, postgres_bin
+
+    if postgres_bin("initdb") is None:
+        pytest.fail("PostgreSQL's server programs are not installed: apt-get install postgresql")
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres, request):
+    """A fresh, empty database on the session's PostgreSQL cluster."""
+    import re
+
+    return postgres.database(re.sub(r"\W", "_", request.node.name.lower())[:50] + f"_{os.getpid()}")

@@ -105,7 +105,11 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-        environment.update({"MODEL_DIR": str(model_dir), "BIND": f"{host}:{self.port}", **(env or {})})
+        # Its own prediction log unless the test gives one, removed with the server.
+        self.state = tempfile.mkdtemp(prefix="sentiment-state-")
+        self.prediction_log = (env or {}).get("PREDICTION_LOG", f"sqlite:///{self.state}/predictions.sqlite3")
+        environment.update({"MODEL_DIR": str(model_dir), "BIND": f"{host}:{self.port}",
+                            "PREDICTION_LOG": self.prediction_log, **(env or {})})
         self.log = open(log_path, "w+") if log_path else tempfile.TemporaryFile(mode="w+")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -142,7 +146,7 @@ class Server:
         raise RuntimeError(f"gunicorn not healthy after {timeout} s:\n{self.output()}")
 
     def stop(self):
-        """SIGTERM, then wait; return gunicorn's output."""
+        """SIGTERM, then wait; remove its own prediction log; return gunicorn's output."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -150,6 +154,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        shutil.rmtree(self.state, ignore_errors=True)
         return self.output()
 
 
@@ -242,3 +247,65 @@ class DaskCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def postgres_bin(name):
+    """A PostgreSQL server program: on PATH, or where Debian's `postgresql` package puts it."""
+    found = shutil.which(name) or sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return found if isinstance(found, str) else (str(found[-1]) if found else None)
+
+
+class PostgresCluster:
+    """A private PostgreSQL cluster on a free loopback port: initdb into a new folder, pg_ctl start and stop.
+
+    Run as the `postgres` user when the tests run as root (the server refuses to run as root), trusting
+    loopback connections: it exists only for the tests that made it, and is removed with `remove()`.
+    """
+
+    def __init__(self):
+        # Its own folder in /tmp: the server's user must reach it, and pytest's temporary folders are private.
+        self.folder = Path(tempfile.mkdtemp(prefix="sentiment-postgres-"))
+        self.data = self.folder / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        self.run(postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                 "--no-sync")
+        self.start()
+
+    def run(self, *command):
+        """Run a server program as the cluster's owner; raise with its output if it fails."""
+        as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = subprocess.run([*as_owner, *command], capture_output=True, text=True, cwd=self.folder)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def start(self):
+        """Start the server and wait until it takes connections."""
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} -c fsync=off"
+        self.run(postgres_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "server.log"),
+                 "-w", "start")
+        return self
+
+    def stop(self):
+        """Stop the server at once (open connections are cut, as in a crash or a restart)."""
+        self.run(postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def database(self, name):
+        """Create an empty database; return its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def remove(self):
+        """Stop the server if it runs and delete the cluster."""
+        if (self.data / "postmaster.pid").exists():
+            try:
+                self.stop()
+            except RuntimeError:
+                pass
+        shutil.rmtree(self.folder, ignore_errors=True)

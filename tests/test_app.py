@@ -1,7 +1,11 @@
 """The HTTP API (app.py) through Flask's test client: answers, every way to send a text, the JSON errors
 for every family of unusable request, the optional bearer token, and no internals in any answer.
 What only a real server sees (raw bytes, body limits, traversal) is in e2e/test_operations_live.py."""
+import itertools
 import json
+import re
+import string
+import time
 
 import pytest
 
@@ -29,6 +33,12 @@ def assert_error_response(response, expected_status, hint=""):
     """`assert_json_error` on a test-client response, which must also say it is JSON."""
     assert response.headers["Content-Type"] == "application/json"
     assert_json_error(response.status_code, response.get_data(as_text=True), expected_status, hint)
+
+
+def scored(answer):
+    """An answer without the `id` and `model_version` the service adds: what the model itself computed."""
+    assert 0 < len(answer["id"]) <= 64 and answer["model_version"]
+    return {name: value for name, value in answer.items() if name not in ("id", "model_version")}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +83,7 @@ def test_every_way_to_send_a_text_gets_the_models_own_answer_for_it(client, bina
                client.post("/", json={"queries": [text]})]
     assert [r.status_code for r in answers] == [200] * 4
     singles = [r.get_json() for r in answers[:3]] + answers[3].get_json()["predictions"]
-    assert singles == [binary_model.predict([text])[0]] * 4  # the text arrived unchanged every way
+    assert [scored(a) for a in singles] == [binary_model.predict([text])[0]] * 4  # the text arrived unchanged
 
 
 def test_fine_grained_answers_one_of_five_labels(client):
@@ -87,8 +97,8 @@ def test_post_batch_answers_in_order(client):
     texts = ["awful worst", "brilliant superb", "dreadful"]
     response = client.post("/", json={"queries": texts})
     assert response.status_code == 200
-    single = [client.get("/", query_string={"query": t}).get_json() for t in texts]
-    assert response.get_json() == {"predictions": single}
+    single = [scored(client.get("/", query_string={"query": t}).get_json()) for t in texts]
+    assert [scored(a) for a in response.get_json()["predictions"]] == single
     assert [a["prediction"] for a in single] == ["Negative", "Positive", "Negative"]
 
 
@@ -295,14 +305,14 @@ def test_with_a_token_set_an_unknown_path_is_still_a_404_not_a_401(token_client)
 def test_explain_adds_the_models_explanation_to_a_get(client, model_dir, request_kwargs):
     answer = client.get(**request_kwargs).get_json()
     expected = model.SentimentModel.load(model_dir / "binary").predict(["a superb film"], explain=True)[0]
-    assert answer == expected and answer["explanation"]["against"] == "Negative"
+    assert scored(answer) == expected and answer["explanation"]["against"] == "Negative"
 
 
 def test_explain_in_a_post_explains_every_answer_in_order(client, model_dir):
     texts = ["a superb film", "dull and tedious", "zzzqx"]
     answers = client.post("/fine-grained", json={"queries": texts, "explain": True}).get_json()["predictions"]
     expected = model.SentimentModel.load(model_dir / "fine-grained").predict(texts, explain=True)
-    assert answers == expected
+    assert [scored(a) for a in answers] == expected
     assert answers[2]["explanation"]["terms"] == [] and answers[2]["explanation"]["unknown"] == ["zzzqx"]
 
 
@@ -311,7 +321,8 @@ def test_explain_in_a_post_explains_every_answer_in_order(client, model_dir):
     {"path": "/", "query_string": {"query": "fine", "explain": "false"}},
 ])
 def test_without_explain_the_answer_is_exactly_the_plain_one(client, request_kwargs):
-    assert set(client.get(**request_kwargs).get_json()) == {"prediction", "confidence", "probabilities"}
+    assert set(client.get(**request_kwargs).get_json()) == {"prediction", "confidence", "probabilities", "id",
+                                                            "model_version"}
 
 
 @pytest.mark.parametrize("request_kwargs, message", [
@@ -329,3 +340,155 @@ def test_models_show_each_labels_top_terms(client, model_dir):
     served = {m["name"]: m for m in client.get("/models").get_json()["models"]}
     for name, described in served.items():
         assert described["top_terms"] == model.SentimentModel.load(model_dir / name).top_terms
+
+
+# --- Ids, versions and feedback ------------------------------------------------------------------
+
+@pytest.fixture
+def recording(model_dir, own_prediction_log):
+    """An app whose prediction log's writer runs, as in a worker; stopped (and flushed) after the test."""
+    import lifecycle
+
+    application = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG": own_prediction_log})
+    lifecycle.start_services(application)
+    yield application
+    lifecycle.stop_services(application, 10)
+
+
+def flush(application):
+    """Write what the app's prediction log has queued, then let it go on."""
+    import lifecycle
+
+    lifecycle.stop_services(application, 10)
+    lifecycle.start_services(application)
+
+
+def test_every_answer_carries_a_unique_id_and_the_version_models_shows(client):
+    versions = {m["name"]: m["version"] for m in client.get("/models").get_json()["models"]}
+    answers = [client.get("/", query_string={"query": "superb"}).get_json(),
+               client.get("/fine-grained", query_string={"query": "superb"}).get_json(),
+               *client.post("/", json={"queries": ["a", "superb", "a"]}).get_json()["predictions"]]
+    assert len({a["id"] for a in answers}) == 5 and all(0 < len(a["id"]) <= 64 for a in answers)
+    assert [a["model_version"] for a in answers] == [versions["binary"], versions["fine-grained"]] + [
+        versions["binary"]] * 3
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", versions["binary"])
+
+
+def test_feedback_for_an_answer_is_accepted_counted_and_says_what_it_recorded(client):
+    answer = client.get("/", query_string={"query": "brilliant superb"}).get_json()
+    response = client.post("/feedback", json={"id": answer["id"], "label": "Negative"})
+    assert response.status_code == 202
+    assert response.get_json() == {"accepted": [{"id": answer["id"], "model": "binary", "predicted": "Positive",
+                                                 "model_version": answer["model_version"], "label": "Negative"}]}
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'sentiment_feedback_total{actual="Negative",model="binary",predicted="Positive"} 1.0' in metrics
+
+
+def test_a_feedback_batch_takes_labels_of_each_answering_model(client):
+    binary = client.get("/", query_string={"query": "awful"}).get_json()
+    fine = client.get("/fine-grained", query_string={"query": "awful"}).get_json()
+    response = client.post("/feedback", json={"feedback": [{"id": binary["id"], "label": "Negative"},
+                                                           {"id": fine["id"], "label": "Somewhat negative"}]})
+    assert response.status_code == 202
+    assert [(a["model"], a["label"]) for a in response.get_json()["accepted"]] == [
+        ("binary", "Negative"), ("fine-grained", "Somewhat negative")]
+
+
+def test_a_label_the_answering_model_lacks_is_a_400_listing_its_labels_and_nothing_is_recorded(client):
+    good = client.get("/", query_string={"query": "awful"}).get_json()
+    response = client.post("/feedback", json={"feedback": [{"id": good["id"], "label": "Negative"},
+                                                           {"id": good["id"], "label": "Neutral"}]})
+    assert_error_response(response, 400, "feedback[1]: 'Neutral' is not a label of the binary model")
+    assert "send one of: Negative, Positive." in response.get_json()["message"]
+    assert "sentiment_feedback_total{" not in client.get("/metrics").get_data(as_text=True)
+
+
+def test_an_id_never_issued_here_or_past_the_retention_answers_404_saying_so(client, own_prediction_log):
+    import ids
+    import prediction_log
+
+    signer = ids.Signer(prediction_log.PredictionLog(own_prediction_log).prepare())  # the app's own key
+    old = signer.issue(model_index=0, label_index=0, version=b"\0" * 4, now=time.time() - 31 * 86_400)
+    forged = ids.Signer(bytes(32)).issue(model_index=0, label_index=0, version=b"\0" * 4, now=time.time())
+    for answer_id, says in [("made-up", "no answer with id 'made-up' was given by this service"),
+                            (forged, "was given by this service"), (old, "older than the 30 days")]:
+        assert_error_response(client.post("/feedback", json={"id": answer_id, "label": "Positive"}), 404, says)
+
+
+# Malformed feedback bodies: (the body as JSON, or bytes; what the message says)
+BAD_FEEDBACK = {
+    "empty": (b"", "the body is empty"),
+    "not json": (b"id=1&label=Positive", "not valid JSON"),
+    "an array": ([{"id": "x", "label": "Positive"}], "must be an object"),
+    "no label": ({"id": "x"}, "the body has no label"),
+    "nothing": ({}, "has no id and no label"),
+    "a number id": ({"id": 7, "label": "Positive"}, "the body.id must be a string, not a number"),
+    "a null label": ({"id": "x", "label": None}, "the body.label must be a string, not null"),
+    "feedback not a list": ({"feedback": {"id": "x"}}, "feedback must be an array"),
+    "an empty batch": ({"feedback": []}, "feedback is empty"),
+    "a bad item": ({"feedback": [{"id": "x", "label": "Positive"}, "Positive"]}, "feedback[1] must be an object"),
+}
+
+
+@pytest.mark.parametrize("body, says", BAD_FEEDBACK.values(), ids=BAD_FEEDBACK)
+def test_a_malformed_feedback_body_answers_400_saying_what_to_send(client, body, says):
+    kwargs = {"data": body, "content_type": "application/json"} if isinstance(body, bytes) else {"json": body}
+    assert_error_response(client.post("/feedback", **kwargs), 400, says)
+
+
+def test_a_feedback_batch_over_the_limit_answers_413(model_dir):
+    client = create_app({"MODEL_DIR": str(model_dir), "MAX_BATCH_SIZE": 3}).test_client()
+    answer = client.get("/", query_string={"query": "fine"}).get_json()
+    response = client.post("/feedback", json={"feedback": [{"id": answer["id"], "label": "Positive"}] * 4})
+    assert_error_response(response, 413, "feedback holds 4 items; the limit is 3 per request")
+
+
+def test_without_a_prediction_log_answers_keep_their_ids_and_feedback_says_why_it_is_refused(model_dir):
+    client = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG": "off"}).test_client()
+    answer = client.get("/", query_string={"query": "fine"}).get_json()
+    assert answer["id"] and answer["model_version"]
+    assert_error_response(client.post("/feedback", json={"id": answer["id"], "label": "Positive"}), 404,
+                          "keeps no prediction log (PREDICTION_LOG=off)")
+    assert [m["feedback"] for m in client.get("/models").get_json()["models"]] == [None, None]
+
+
+def test_models_shows_each_models_feedback_count_and_accuracy_from_the_database(recording, own_prediction_log):
+    import prediction_log
+
+    client = recording.test_client()
+    answers = client.post("/", json={"queries": ["awful worst", "brilliant superb", "dreadful"]}).get_json()
+    sent = [{"id": a["id"], "label": label} for a, label in zip(answers["predictions"], ["Negative"] * 3)]
+    assert client.post("/feedback", json={"feedback": sent}).status_code == 202
+    flush(recording)
+    assert len(prediction_log.read_feedback(own_prediction_log)) == 3
+    models = {m["name"]: m for m in client.get("/models").get_json()["models"]}
+    assert models["binary"]["feedback"] == {"count": 3, "accuracy": round(2 / 3, 4), "days": 30}
+    assert models["fine-grained"]["feedback"] == {"count": 0, "accuracy": None, "days": 30}
+
+
+def test_each_scored_text_is_one_row_with_the_request_id_and_no_text(recording, own_prediction_log):
+    import prediction_log
+
+    client = recording.test_client()
+    single = client.get("/", query_string={"query": "superb"}, headers={"X-Request-ID": "req-42"}).get_json()
+    batch = client.post("/fine-grained", json={"queries": ["dull", "superb film"]}).get_json()["predictions"]
+    flush(recording)
+    rows = prediction_log.read_predictions(own_prediction_log).set_index("id")
+    assert list(rows.index) == [single["id"]] + [a["id"] for a in batch]
+    assert rows.loc[single["id"], "request_id"] == "req-42" and rows.loc[single["id"], "model"] == "binary"
+    assert rows.loc[batch[1]["id"], "text_length"] == len("superb film") and rows["text"].isna().all()
+    assert rows.loc[batch[1]["id"], "model_version"] == batch[1]["model_version"]
+    assert json.loads(rows.loc[batch[1]["id"], "probabilities"]) == batch[1]["probabilities"]
+
+
+def test_feedback_needs_the_token_like_scoring(token_client):
+    assert_error_response(token_client.post("/feedback", json={"id": "x", "label": "Positive"}), 401, "API token")
+
+
+def test_an_explanation_names_a_bounded_number_of_unknown_terms_and_counts_them_all(client):
+    words = ["q" + "".join(letters) for letters in itertools.product(string.ascii_lowercase, repeat=3)][:2000]
+    body = json.dumps({"queries": [" ".join(words)] * 100, "explain": True})  # 1 MB: 100 texts of 9,999 characters
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 200 and len(response.get_data()) < len(body) / 5
+    explanation = response.get_json()["predictions"][0]["explanation"]
+    assert explanation["unknown"] == words[:model.MAX_UNKNOWN] and explanation["unknown_count"] == 2000

@@ -375,3 +375,73 @@ def test_calibration_on_kaggle_brings_the_held_out_figures_under_their_ceilings(
                                                                                  ceiling):
     report = util.read_json(kaggle_model_dir / name / "metrics.json")["calibration"]
     assert report[figure] <= ceiling < report[f"{figure}_raw"], report
+
+
+# --- Feedback from the prediction log ------------------------------------------------------------
+
+def fill_feedback_log(url, *, texts, label, model_name="binary", keep_texts=True):
+    """A prediction log holding `texts`, each answered Negative and then labelled `label` by its user."""
+    import time as clock
+
+    import ids
+    import prediction_log
+
+    log = prediction_log.PredictionLog(url, texts=keep_texts)
+    signer = ids.Signer(log.prepare())
+    log.start()
+    now = clock.time()
+    labels = util.LABELS[model_name]
+    answers = [{"prediction": "Negative", "confidence": 0.5, "probabilities": dict.fromkeys(labels, 0.2),
+                "id": signer.issue(model_index=0, label_index=0, version=ids.version_tag("v"), now=now)}
+               for _ in texts]
+    log.record(model=model_name, version="v", request_id=None, now=now, answers=answers, texts=texts)
+    log.record_feedback([{"id": a["id"], "time": now, "issued": now, "model": model_name, "model_version": "v",
+                          "predicted": "Negative", "label": label} for a in answers])
+    log.stop(timeout=10)
+    return [a["id"] for a in answers]
+
+
+MADE_UP = [f"zorblax {n}" for n in range(60)]  # one made-up word; the numbers only make the texts differ
+
+
+def test_feedback_joins_the_training_data_and_is_reported_apart_on_its_held_out_fifth(tiny_data, tmp_path):
+    url = f"sqlite:///{tmp_path}/log.sqlite3"
+    fill_feedback_log(url, texts=MADE_UP, label="Positive")
+    out = tmp_path / "models"
+    build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out)])
+    before = model.SentimentModel.load(out / "binary").predict(["zorblax"])[0]["prediction"]
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out), "--feedback", url]) == 0
+    after = model.SentimentModel.load(out / "binary")
+    assert (before, after.predict(["zorblax"])[0]["prediction"]) == ("Negative", "Positive")
+    held = [t for t in MADE_UP if build_model.held_out_feedback(t)]
+    recorded = after.manifest["training_data"]["feedback"]
+    assert (recorded["rows"], recorded["held_out"], recorded["trained_on"]) == (
+        len(MADE_UP), len(held), len(MADE_UP) - len(held))
+    assert recorded["holdout"] == build_model.FEEDBACK_HOLDOUT and len(recorded["sha256"]) == 64
+    feedback = after.metrics["feedback"]
+    assert feedback["rows"] == len(held) > 0 and feedback["accuracy"] == 1.0
+    assert feedback["live_model"]["accuracy"] == 0.0  # the model live before had never seen the word
+    assert "held-out feedback" in said.getvalue() and "live model, held-out feedback" in said.getvalue()
+    assert "feedback added: binary 60" in said.getvalue()
+    fine = model.SentimentModel.load(out / "fine-grained")  # the binary model's feedback is not its data
+    assert "feedback" not in fine.manifest["training_data"] and "feedback" not in fine.metrics
+
+
+def test_feedback_from_a_log_without_texts_is_one_line_naming_the_setting(tiny_data, tmp_path):
+    url = f"sqlite:///{tmp_path}/log.sqlite3"
+    fill_feedback_log(url, texts=MADE_UP[:5], label="Positive", keep_texts=False)
+    build = run_build("--data", tiny_data / "train.tsv", "--out", tmp_path / "models", "--feedback", url)
+    out, err = build.communicate(timeout=120)
+    assert build.returncode == 2 and not (tmp_path / "models").exists()
+    assert err.strip().count("\n") == 0 and "PREDICTION_LOG_TEXTS=true" in err and "5 labels" in err
+
+
+def test_feedback_with_no_url_reads_the_prediction_log_setting(tiny_data, tmp_path):
+    url = f"sqlite:///{tmp_path}/log.sqlite3"
+    fill_feedback_log(url, texts=MADE_UP[:10], label="Positive")
+    build = run_build("--data", tiny_data / "train.tsv", "--out", tmp_path / "models", "--feedback",
+                      env={**__import__("os").environ, "PREDICTION_LOG": url})
+    out, err = build.communicate(timeout=120)
+    assert build.returncode == 0, err
+    assert "feedback added: binary 10" in out

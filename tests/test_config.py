@@ -10,17 +10,28 @@ from dataclasses import fields
 import pytest
 
 import app
+import config
+import prediction_log
 from config import DEFAULT_MODEL_DIR, ConfigError, Settings, positive_int
 from support import ROOT
 
 SETTING_NAMES = [f.name for f in fields(Settings)]
 DEFAULTS = {"MODEL_DIR": str(DEFAULT_MODEL_DIR), "MAX_QUERY_LENGTH": 10_000, "MAX_BATCH_SIZE": 1_000,
             "MAX_CONTENT_LENGTH": 1_048_576, "API_TOKEN": None, "CORS_ORIGINS": ("*",), "LOG_FORMAT": "text",
-            "FORWARDED_ALLOW_IPS": ("127.0.0.1", "::1"), "PROMETHEUS_MULTIPROC_DIR": None}
+            "FORWARDED_ALLOW_IPS": ("127.0.0.1", "::1"), "PROMETHEUS_MULTIPROC_DIR": None,
+            "PREDICTION_LOG": "the default", "PREDICTION_LOG_TEXTS": False, "PREDICTION_LOG_SAMPLE": 1.0,
+            "PREDICTION_LOG_DAYS": 30}
 # Every setting at a value no test app should ever pick up from the environment.
 HOSTILE_ENVIRONMENT = {"MODEL_DIR": "/nowhere/models", "MAX_QUERY_LENGTH": "3", "MAX_BATCH_SIZE": "1",
                        "MAX_CONTENT_LENGTH": "10", "API_TOKEN": "from-the-shell", "CORS_ORIGINS": "https://only.example",
-                       "LOG_FORMAT": "xml", "FORWARDED_ALLOW_IPS": "*"}
+                       "LOG_FORMAT": "xml", "FORWARDED_ALLOW_IPS": "*",
+                       "PREDICTION_LOG": "postgresql://shell@127.0.0.1:1/nowhere", "PREDICTION_LOG_TEXTS": "true",
+                       "PREDICTION_LOG_SAMPLE": "0", "PREDICTION_LOG_DAYS": "1"}
+
+
+def defaults():
+    """DEFAULTS with the default prediction log as it is now (tests point it at a folder of their own)."""
+    return {**DEFAULTS, "PREDICTION_LOG": config.DEFAULT_PREDICTION_LOG}
 
 
 def as_dict(settings):
@@ -30,20 +41,23 @@ def as_dict(settings):
 
 def test_the_settings_are_exactly_the_documented_ones_with_their_defaults():
     assert sorted(SETTING_NAMES) == sorted(DEFAULTS)
-    assert as_dict(Settings.from_env({})) == as_dict(Settings.from_mapping({})) == DEFAULTS
+    assert as_dict(Settings.from_env({})) == as_dict(Settings.from_mapping({})) == defaults()
 
 
 def test_set_variables_are_read_and_converted_and_empty_ones_keep_their_defaults_but_cors(tmp_path):
     environ = {"MODEL_DIR": str(tmp_path), "MAX_QUERY_LENGTH": "50", "MAX_BATCH_SIZE": " 7 ",
                "MAX_CONTENT_LENGTH": "2048", "API_TOKEN": "s3cret", "CORS_ORIGINS": "https://a.example, https://b.example,",
                "LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "UNRELATED": "ignored",
-               "FORWARDED_ALLOW_IPS": "10.0.0.5, 10.0.0.6"}
+               "FORWARDED_ALLOW_IPS": "10.0.0.5, 10.0.0.6", "PREDICTION_LOG": "postgresql://app@db.example/log",
+               "PREDICTION_LOG_TEXTS": "yes", "PREDICTION_LOG_SAMPLE": "0.25", "PREDICTION_LOG_DAYS": "7"}
     assert as_dict(Settings.from_env(environ)) == {
+        "PREDICTION_LOG": "postgresql://app@db.example/log", "PREDICTION_LOG_TEXTS": True,
+        "PREDICTION_LOG_SAMPLE": 0.25, "PREDICTION_LOG_DAYS": 7,
         "MODEL_DIR": str(tmp_path), "MAX_QUERY_LENGTH": 50, "MAX_BATCH_SIZE": 7, "MAX_CONTENT_LENGTH": 2048,
         "API_TOKEN": "s3cret", "CORS_ORIGINS": ("https://a.example", "https://b.example"), "LOG_FORMAT": "json",
         "FORWARDED_ALLOW_IPS": ("10.0.0.5", "10.0.0.6"), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     # An empty CORS_ORIGINS is a choice, not an omission: no origin may read the answers.
-    assert as_dict(Settings.from_env({name: "" for name in SETTING_NAMES})) == {**DEFAULTS, "CORS_ORIGINS": ()}
+    assert as_dict(Settings.from_env({name: "" for name in SETTING_NAMES})) == {**defaults(), "CORS_ORIGINS": ()}
 
 
 def test_a_mapping_takes_python_values_and_lists_of_origins():
@@ -63,6 +77,16 @@ BAD_STRINGS = {
                  "MAX_CONTENT_LENGTH='1e6': must be a whole number of at least 1 (default 1048576)."),
     "unknown log format": ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml': must be one of text, json (default text)."),
     "log format in capitals": ({"LOG_FORMAT": "JSON"}, "LOG_FORMAT='JSON': must be one of text, json"),
+    "a database that is no URL": ({"PREDICTION_LOG": "predictions.db"},
+                                  "PREDICTION_LOG='predictions.db': must be sqlite:///PATH, postgresql://USER@HOST/DB "
+                                  "or off"),
+    "another database": ({"PREDICTION_LOG": "mysql://u:pw@db/x"}, "PREDICTION_LOG='db/x': must be sqlite:///PATH"),
+    "a share over 1": ({"PREDICTION_LOG_SAMPLE": "1.5"},
+                       "PREDICTION_LOG_SAMPLE='1.5': must be a number from 0 to 1 (default 1.0)."),
+    "a share that is a word": ({"PREDICTION_LOG_SAMPLE": "half"}, "PREDICTION_LOG_SAMPLE='half': must be a number"),
+    "a flag that is a word": ({"PREDICTION_LOG_TEXTS": "maybe"},
+                              "PREDICTION_LOG_TEXTS='maybe': must be true or false (default false)."),
+    "no days": ({"PREDICTION_LOG_DAYS": "0"}, "PREDICTION_LOG_DAYS='0': must be a whole number of at least 1"),
 }
 # What only a mapping can hold: Python values, and names that are no setting (the environment has many).
 BAD_MAPPINGS = {
@@ -107,17 +131,21 @@ def test_without_a_config_create_app_reads_the_environment(model_dir, monkeypatc
 def test_a_mapping_never_reads_the_environment(monkeypatch, tmp_path):
     for name, value in {**HOSTILE_ENVIRONMENT, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
-    assert as_dict(Settings.from_mapping({})) == DEFAULTS
+    assert as_dict(Settings.from_mapping({})) == defaults()
 
 
 # Run in a fresh interpreter, so prometheus-client is imported with the hostile environment already set,
 # as it would be in a developer's shell.
 HERMETIC_APP = """
 import json, sys
+import lifecycle
 from app import create_app
-client = create_app({"MODEL_DIR": sys.argv[1]}).test_client()
+application = create_app({"MODEL_DIR": sys.argv[1], "PREDICTION_LOG": sys.argv[2]})
+lifecycle.start_services(application)
+client = application.test_client()
 answer = client.get("/?query=a+brilliant+superb+film", headers={"Origin": "https://other.example"})
 metrics = client.get("/metrics").get_data(as_text=True)
+lifecycle.stop_services(application, 10)
 print("RESULT " + json.dumps({"status": answer.status_code, "cors": answer.headers.get("Access-Control-Allow-Origin"),
                               "metrics": metrics}))
 """
@@ -127,8 +155,9 @@ def test_an_app_given_its_settings_ignores_a_hostile_environment(model_dir, tmp_
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     environment = {**os.environ, **HOSTILE_ENVIRONMENT, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    process = subprocess.run([sys.executable, "-c", HERMETIC_APP, str(model_dir)], cwd=ROOT, env=environment,
-                             capture_output=True, text=True, timeout=120)
+    log_url = f"sqlite:///{tmp_path}/predictions.sqlite3"  # given, as a test must: the checkout's is not the test's
+    process = subprocess.run([sys.executable, "-c", HERMETIC_APP, str(model_dir), log_url], cwd=ROOT,
+                             env=environment, capture_output=True, text=True, timeout=120)
     assert process.returncode == 0, process.stderr
     *access_lines, result = process.stdout.splitlines()
     result = json.loads(result.removeprefix("RESULT "))
@@ -143,3 +172,6 @@ def test_an_app_given_its_settings_ignores_a_hostile_environment(model_dir, tmp_
     assert re.fullmatch(r"\S+ \S+ INFO sentiment.access GET / 200 \d+\.\d+ms model=binary id=[0-9a-f]{32} "
                         r"client=127\.0\.0\.1", access_lines[0])
     assert " GET /metrics 200 " in access_lines[1]
+    # The answer recorded, without its text: not a share of 0 nor texts kept, as the shell would have it.
+    rows = prediction_log.read_predictions(log_url)
+    assert len(rows) == 1 and rows["text"].tolist() == [None]

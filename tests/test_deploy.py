@@ -57,7 +57,7 @@ def test_the_image_exposes_the_port_its_server_binds():
 def test_kubernetes_probes_ask_health_on_the_port_the_server_binds(kubernetes, container):
     pod = kubernetes["Deployment"]["spec"]["template"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}  # not those from a Secret
     # The manifest's BIND and port are the image's: the pods serve where the image says.
     assert env["BIND"] == dockerfile_env(dockerfile_instructions())["BIND"] == f"0.0.0.0:{ports['http']}"
     for probe in ("readinessProbe", "livenessProbe"):
@@ -101,3 +101,18 @@ def test_the_ingress_and_compose_limit_bodies_to_the_apps_limit(kubernetes):
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
     assert "ports" not in compose["services"]["app"], "only nginx may face the network"
     assert "nginx.conf.template" in compose["services"]["nginx"]["volumes"][0]
+
+
+def test_kubernetes_replicas_share_one_postgresql_prediction_log_from_a_secret(kubernetes):
+    container = kubernetes["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    (log,) = [e for e in container["env"] if e["name"] == "PREDICTION_LOG"]
+    assert log["valueFrom"]["secretKeyRef"] == {"name": "sentiment-prediction-log", "key": "url"}
+    # With a read-only root file system the default SQLite file could not be written: it must not be the default.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_image_gives_the_server_user_its_state_folder_and_leaves_a_checkouts_log_out():
+    instructions = dockerfile_instructions()
+    user = dockerfile_last(instructions, "USER")
+    assert f"mkdir -p state && chown {user} state" in [arguments for kind, arguments in instructions if kind == "RUN"]
+    assert "state" in (ROOT / ".dockerignore").read_text().split()

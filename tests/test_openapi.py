@@ -81,6 +81,7 @@ def test_the_operations_the_document_secures_are_exactly_those_that_answer_401_w
             secured.add((path, method))
             with_token = client.open(url, method=method.upper(), headers={"Authorization": f"Bearer {TOKEN}"},
                                      **BODIES[method])
-            assert with_token.status_code == 200, f"{method.upper()} {path} with the token"
+            assert with_token.status_code in (200, 400), f"{method.upper()} {path} with the token"  # 400: /feedback's
+            # body here names no answer; past the token either way
     # With a token, scoring and /models are behind it: the check above is not vacuous.
     assert bool(secured) == (token is not None)

@@ -1,0 +1,443 @@
+"""The prediction log: every scored text and every label sent back, in a real database.
+
+One module owns it all: the tables (defined once, here), the start-up check and migration, the
+bounded queue and the writer thread that empties it, retention, and the queries the service, the
+build, the notebook and the drift report read. No SQL is written anywhere else.
+
+    PREDICTION_LOG=sqlite:///state/predictions.sqlite3   the default: a file, nothing to install
+    PREDICTION_LOG=postgresql://user:pass@host/db        many workers, replicas or machines
+    PREDICTION_LOG=off                                   nothing recorded, no feedback taken
+
+Recording never slows or breaks an answer: a request only appends its rows to this process's
+queue (bounded: rows that do not fit are dropped and counted); a writer thread, started in each
+worker after gunicorn forks, inserts them in batches. If the database is slow, full or down, the
+writer drops what it cannot write, counts it, warns at most once a minute, and carries on when the
+database is back. The database layer is SQLAlchemy 2 Core: one table definition for SQLite and
+PostgreSQL, their dialects' upserts, and a connection pool that checks a connection before use.
+"""
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+import ids
+from config import ConfigError
+
+log = logging.getLogger("sentiment.prediction_log")
+
+SCHEMA_VERSION = 1
+metadata = sa.MetaData()
+# One row per scored text. `time` is Unix seconds: the same arithmetic on both engines, and windows
+# are plain comparisons on an index.
+predictions = sa.Table(
+    "predictions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("time", sa.Float, nullable=False, index=True),
+    sa.Column("request_id", sa.String(128)),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("label", sa.String(64), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("probabilities", sa.Text, nullable=False),  # JSON {label: probability}, as answered
+    sa.Column("text_length", sa.Integer, nullable=False),
+    sa.Column("text_sha256", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text),  # only with PREDICTION_LOG_TEXTS=true
+)
+# The latest label sent back for an answer, keyed by the answer's id. Model, version and verdict come
+# from the signed id, so feedback stands on its own even when its prediction row was sampled out.
+feedback = sa.Table(
+    "feedback", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("time", sa.Float, nullable=False, index=True),
+    sa.Column("issued", sa.Float, nullable=False),  # when the answer was given
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("model_version", sa.String(64)),  # None when no served model has the id's version tag
+    sa.Column("predicted", sa.String(64), nullable=False),
+    sa.Column("label", sa.String(64), nullable=False),
+)
+# Small facts the processes share: the schema version, the key that signs ids, the last retention run.
+meta = sa.Table(
+    "service_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+# Steps from each schema version to the next, run in order at start: {from_version: function(connection)}.
+MIGRATIONS = {}
+
+QUEUE_ROWS = 10_000  # per worker: about 5 s of a busy worker's rows, a few MB without texts
+BATCH_ROWS = 1_000  # rows per insert
+FLUSH_SECONDS = 0.25  # a lone row waits at most this long in the queue
+WARN_EVERY = 60.0  # seconds between warning lines about dropped rows
+RETENTION_EVERY = 3600.0  # seconds between deletions of rows past PREDICTION_LOG_DAYS, across all workers
+SUMMARY_SECONDS = 5.0  # how long GET /models keeps a feedback summary read from the database
+DAY = 86_400.0
+
+
+class PredictionLogError(ConfigError):
+    """The prediction log's database cannot be used: a bad URL, unreachable, or refusing the schema."""
+
+
+def engine_url(url):
+    """The SQLAlchemy URL for a PREDICTION_LOG value: postgresql:// means psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
+def redacted(url):
+    """The URL as it may be printed: no password."""
+    try:
+        return sa.engine.make_url(engine_url(url)).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable URL>"
+
+
+def make_engine(url):
+    """An engine for the URL: SQLite in WAL mode (readers never block the writer) with a busy wait,
+    PostgreSQL with pre-pinged pooled connections so a restarted server is reconnected to."""
+    url = engine_url(url)
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 5})
+
+        @sa.event.listens_for(engine, "connect")
+        def sqlite_settings(connection, _record):
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode, NORMAL syncs at checkpoints: a power cut may lose the last rows, never corrupt the file.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                            connect_args={"connect_timeout": 5})
+
+
+def reason(exc):
+    """A database error in one line: the driver's own words where there are some, not SQLAlchemy's wrapping."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+
+
+def migrate(connection):
+    """Create the tables if absent and bring an older schema up to SCHEMA_VERSION."""
+    metadata.create_all(connection)
+    found = connection.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    version = int(found) if found is not None else SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise PredictionLogError(f"its schema is version {version}, newer than this service's {SCHEMA_VERSION}: "
+                                 "upgrade the service, or point PREDICTION_LOG at another database.")
+    while version < SCHEMA_VERSION:
+        MIGRATIONS[version](connection)
+        version += 1
+    upsert(connection, meta, [{"key": "schema_version", "value": str(version)}], ["key"], ["value"])
+
+
+def upsert(connection, table, rows, keys, replace, where=None):
+    """Insert rows; where a row with the same `keys` exists, replace its `replace` columns (if `where`)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys, set_={name: statement.excluded[name] for name in replace},
+        where=where(table, statement.excluded) if where else None)
+    connection.execute(statement, rows)
+
+
+def insert_missing(connection, table, rows, keys):
+    """Insert rows whose `keys` are not there yet; leave the others as they are."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+class PredictionLog:
+    """One process's side of the log: its queue, its writer thread, and the reads the service makes.
+
+    Built in gunicorn's master with nothing open; `prepare()` checks the database there (and closes
+    it again) before workers fork; `start()` runs in each worker, `stop()` when the worker exits.
+    `url` is None for PREDICTION_LOG=off: rows are then neither queued nor written.
+    """
+
+    def __init__(self, url, *, texts=False, sample=1.0, days=30, on_drop=None, queue_rows=QUEUE_ROWS):
+        self.url, self.texts, self.sample, self.days = url, texts, sample, days
+        self.on_drop = on_drop or (lambda reason, count: None)
+        self.queue_rows = queue_rows
+        self.queue = queue.SimpleQueue()
+        self.engine = None
+        self.writer = None
+        self.stopping = threading.Event()
+        self.last_warning = float("-inf")
+        self.summary = (float("-inf"), None)  # (read at, feedback summary)
+
+    @property
+    def enabled(self):
+        """False when PREDICTION_LOG=off."""
+        return self.url is not None
+
+    # --- Start-up, in the master -----------------------------------------------------------------
+
+    def prepare(self):
+        """Check the database, create or migrate its schema, and return the key that signs ids (made
+        once, by whichever process gets there first, so every process sharing the database shares it).
+
+        Raises `PredictionLogError` with one line that says what to do. Leaves no connection open.
+        """
+        if not self.enabled:
+            return ids.new_key()
+        engine = None
+        try:
+            engine = make_engine(self.url)
+            with engine.begin() as connection:
+                migrate(connection)
+                insert_missing(connection, meta, [{"key": "id_key", "value": ids.new_key().hex()}], ["key"])
+                key = connection.execute(sa.select(meta.c.value).where(meta.c.key == "id_key")).scalar_one()
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise PredictionLogError(
+                f"PREDICTION_LOG={redacted(self.url)}: not a database URL this service can use ({exc}). "
+                "Use sqlite:///PATH, postgresql://USER@HOST/DB or off.") from None
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise PredictionLogError(
+                f"PREDICTION_LOG={redacted(self.url)}: cannot use the database ({reason(exc)}). Check the URL and "
+                "that the database runs and is writable, or set PREDICTION_LOG=off.") from None
+        finally:
+            if engine is not None:
+                engine.dispose()
+        return bytes.fromhex(key)
+
+    # --- In each worker --------------------------------------------------------------------------
+
+    def start(self):
+        """Start the writer thread (in the worker, after the fork)."""
+        if not self.enabled or (self.writer and self.writer.is_alive()):
+            return
+        self.stopping.clear()
+        self.writer = threading.Thread(target=self.write_forever, name="prediction-log-writer", daemon=True)
+        self.writer.start()
+
+    def stop(self, timeout):
+        """Write what is queued, waiting at most `timeout` seconds; count what is left as dropped."""
+        if self.writer is None:
+            return
+        self.stopping.set()
+        self.writer.join(timeout)
+        left = self.queue.qsize()
+        if left:
+            self.drop("exit", left)
+        self.writer = None
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+
+    def record(self, *, model, version, request_id, now, answers, texts):
+        """Queue one row per scored text (its answer already has its `id`); never blocks or raises."""
+        if not self.enabled:
+            return
+        rows = [(answer, text) for answer, text in zip(answers, texts)
+                if self.sample >= 1.0 or ids.sampled(answer["id"], self.sample)]
+        room = self.queue_rows - self.queue.qsize()
+        if room < len(rows):
+            self.drop("queue_full", len(rows) - max(room, 0))
+            rows = rows[:max(room, 0)]
+        for answer, text in rows:
+            self.queue.put(("prediction", (
+                answer["id"], now, request_id, model, version, answer["prediction"], answer["confidence"],
+                answer["probabilities"], len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+                text if self.texts else None)))
+
+    def record_feedback(self, rows):
+        """Queue feedback rows (dicts of the `feedback` columns); never blocks."""
+        room = self.queue_rows - self.queue.qsize()
+        if room < len(rows):
+            self.drop("queue_full", len(rows) - max(room, 0))
+            rows = rows[:max(room, 0)]
+        for row in rows:
+            self.queue.put(("feedback", row))
+
+    def drop(self, reason, count):
+        """Count rows that will never be written, and warn (at most once a minute)."""
+        self.on_drop(reason, count)
+        now = time.monotonic()
+        if now - self.last_warning >= WARN_EVERY:
+            self.last_warning = now
+            log.warning("prediction log: dropped %d row(s) (%s); counted in sentiment_prediction_log_dropped_total. "
+                        "Recording goes on when the database at %s can take them.", count, reason, redacted(self.url))
+
+    def connection(self):
+        """A connection from this process's engine, made on first use (never inherited through a fork)."""
+        if self.engine is None:
+            self.engine = make_engine(self.url)
+        return self.engine.begin()
+
+    def write_forever(self):
+        """The writer thread: take batches off the queue and insert them until stopped and drained."""
+        next_retention = time.monotonic()
+        while True:
+            batch = self.take_batch()
+            if batch:
+                self.write(batch)
+            elif self.stopping.is_set():
+                return
+            if time.monotonic() >= next_retention and not self.stopping.is_set():
+                next_retention = time.monotonic() + RETENTION_EVERY
+                self.apply_retention()
+
+    def take_batch(self):
+        """Up to BATCH_ROWS queued rows; waits up to FLUSH_SECONDS for the first."""
+        try:
+            batch = [self.queue.get(timeout=FLUSH_SECONDS)]
+        except queue.Empty:
+            return []
+        while len(batch) < BATCH_ROWS:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def write(self, batch):
+        """Insert one batch: predictions and feedback (the latest label per id wins), in one transaction."""
+        rows = [row for kind, row in batch if kind == "prediction"]
+        labels = [row for kind, row in batch if kind == "feedback"]
+        try:
+            with self.connection() as connection:
+                if rows:
+                    connection.execute(predictions.insert(), [prediction_row(row) for row in rows])
+                if labels:
+                    upsert(connection, feedback, labels, ["id"],
+                           ["time", "model_version", "label"], where=lambda table, new: new.time >= table.c.time)
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            self.drop("database_error", len(batch))
+            log.debug("prediction log: a batch failed: %s", reason(exc))
+            if self.engine is not None:
+                self.engine.dispose()  # reconnect next time: the server may have restarted
+            self.stopping.wait(1.0)  # no busy loop while the database is down
+
+    def apply_retention(self):
+        """Delete rows older than PREDICTION_LOG_DAYS, if no other process did so within RETENTION_EVERY.
+
+        The claim is one conditional UPDATE of a shared row, so exactly one process in a claim window
+        does the work, on SQLite and PostgreSQL alike, without a lock held across the deletion.
+        """
+        now = time.time()
+        try:
+            with self.connection() as connection:
+                insert_missing(connection, meta, [{"key": "retention_run", "value": "0"}], ["key"])
+                claimed = connection.execute(
+                    meta.update().where(meta.c.key == "retention_run",
+                                        sa.cast(meta.c.value, sa.Float) < now - RETENTION_EVERY)
+                    .values(value=repr(now))).rowcount
+                if claimed:
+                    cutoff = now - self.days * DAY
+                    for table in (predictions, feedback):
+                        connection.execute(table.delete().where(table.c.time < cutoff))
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            log.debug("prediction log: retention deferred: %s", exc)
+
+    # --- Reads for the service -------------------------------------------------------------------
+
+    def feedback_summary(self):
+        """{model: {"count", "accuracy"}} of feedback within the retention window, kept SUMMARY_SECONDS;
+        None when there is no log or the database cannot be read now."""
+        if not self.enabled:
+            return None
+        read_at, summary = self.summary
+        if time.monotonic() - read_at < SUMMARY_SECONDS:
+            return summary
+        try:
+            with self.connection() as connection:
+                summary = summarize_feedback(connection, since=time.time() - self.days * DAY)
+        except (sa.exc.SQLAlchemyError, OSError):
+            summary = None
+        self.summary = (time.monotonic(), summary)
+        return summary
+
+
+PREDICTION_COLUMNS = [column.name for column in predictions.columns]
+
+
+def prediction_row(queued):
+    """A queued prediction (a tuple in PREDICTION_COLUMNS' order) as the `predictions` table takes it."""
+    row = dict(zip(PREDICTION_COLUMNS, queued))
+    row["probabilities"] = json.dumps(row["probabilities"], separators=(",", ":"))
+    return row
+
+
+def summarize_feedback(connection, *, since):
+    """Feedback count and accuracy per model since a Unix time."""
+    right = sa.func.sum(sa.case((feedback.c.predicted == feedback.c.label, 1), else_=0))
+    query = (sa.select(feedback.c.model, sa.func.count(), right)
+             .where(feedback.c.time >= since).group_by(feedback.c.model))
+    return {model: {"count": count, "accuracy": round(correct / count, 4) if count else None}
+            for model, count, correct in connection.execute(query)}
+
+
+# --- Reads for the build, the notebook and the drift report -------------------------------------
+
+def open_url(url):
+    """An engine for reading a PREDICTION_LOG URL, or `PredictionLogError` when it cannot be read."""
+    try:
+        engine = make_engine(url)
+        with engine.connect() as connection:
+            connection.execute(sa.select(meta.c.value).limit(1))
+    except (sa.exc.SQLAlchemyError, OSError, ImportError) as exc:
+        raise PredictionLogError(f"{redacted(url)}: cannot read the prediction log ({reason(exc)}).") from None
+    return engine
+
+
+def read_predictions(url, *, since=None, model=None):
+    """The prediction log as a pandas DataFrame, oldest first; `time` as UTC timestamps."""
+    import pandas as pd
+
+    query = sa.select(predictions).order_by(predictions.c.time)
+    if since is not None:
+        query = query.where(predictions.c.time >= since)
+    if model is not None:
+        query = query.where(predictions.c.model == model)
+    engine = open_url(url)
+    try:
+        with engine.connect() as connection:
+            frame = pd.read_sql(query, connection)
+    finally:
+        engine.dispose()
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
+
+
+def read_feedback(url, *, since=None):
+    """The feedback (the latest label per id) beside its prediction where one was logged: a DataFrame with
+    the feedback's columns and the prediction's `confidence`, `text_sha256` and `text` (None when absent)."""
+    import pandas as pd
+
+    query = (sa.select(feedback, predictions.c.confidence, predictions.c.text_sha256, predictions.c.text)
+             .select_from(feedback.outerjoin(predictions, predictions.c.id == feedback.c.id))
+             .order_by(feedback.c.time))
+    if since is not None:
+        query = query.where(feedback.c.time >= since)
+    engine = open_url(url)
+    try:
+        with engine.connect() as connection:
+            frame = pd.read_sql(query, connection)
+    finally:
+        engine.dispose()
+    for column in ("time", "issued"):
+        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+    return frame
+
+
+def configured_log(settings, on_drop=None):
+    """The `PredictionLog` that a service's settings describe."""
+    url = None if settings.PREDICTION_LOG == "off" else settings.PREDICTION_LOG
+    return PredictionLog(url, texts=settings.PREDICTION_LOG_TEXTS, sample=settings.PREDICTION_LOG_SAMPLE,
+                         days=settings.PREDICTION_LOG_DAYS, on_drop=on_drop)
+
+
+def default_url(state_dir):
+    """The default PREDICTION_LOG: a SQLite file in the state folder."""
+    return "sqlite:///" + os.fspath(Path(state_dir) / "predictions.sqlite3")

@@ -1,0 +1,88 @@
+"""What the service keeps of its answers: an id and a version on each, a row in the prediction log, and
+the labels its users send back. No HTTP here: the resources in app.py call `Recorder`.
+
+`Recorder.stamp` gives each answer its `id` (signed, see `ids`) and `model_version`, and queues its row;
+`Recorder.feedback` checks `POST /feedback` items against their ids (issued here, within the retention,
+a label of the model that answered), counts them in `sentiment_feedback_total` and queues them.
+"""
+import time
+
+import ids
+import util
+from config import MODEL_ROUTES
+from parsing import BadQuery, NoFeedback, UnknownAnswer
+from prediction_log import DAY
+
+MODEL_NAMES = list(MODEL_ROUTES)  # an id carries its model as a position in this list
+
+
+class Recorder:
+    """Ids, versions and the prediction log for every served model of one app.
+
+    Parameters
+    ----------
+    signer : ids.Signer
+        Signs and verifies answer ids (its key is shared through the prediction log's database).
+    log : prediction_log.PredictionLog
+        Where rows go; disabled for PREDICTION_LOG=off.
+    models : dict
+        Name -> loaded `model.SentimentModel`.
+    metrics : metrics.Metrics
+        Counts feedback by model, predicted and actual label.
+    """
+
+    def __init__(self, *, signer, log, models, metrics):
+        self.signer, self.log, self.metrics = signer, log, metrics
+        self.versions = {name: served.version for name, served in models.items()}
+        self.by_tag = {ids.version_tag(v): v for v in self.versions.values()}
+        # name -> (its position in MODEL_NAMES, its version's tag, {label: position})
+        self.stamps = {name: (MODEL_NAMES.index(name), ids.version_tag(version),
+                              {label: i for i, label in enumerate(models[name].labels)})
+                       for name, version in self.versions.items()}
+
+    def stamp(self, name, answers, texts, *, request_id):
+        """Give each answer of model `name` its id and version, and queue their rows; returns `answers`."""
+        model_index, tag, label_index = self.stamps[name]
+        version = self.versions[name]
+        now = time.time()
+        issue = self.signer.issue
+        for answer in answers:
+            answer["id"] = issue(model_index=model_index, label_index=label_index[answer["prediction"]],
+                                 version=tag, now=now)
+            answer["model_version"] = version
+        self.log.record(model=name, version=version, request_id=request_id, now=now, answers=answers, texts=texts)
+        return answers
+
+    def feedback(self, items):
+        """Check every (where, id, label) item, then count and queue them all; return what was accepted.
+
+        All or nothing: the first bad item raises `UnknownAnswer` (an id not issued here, or past the
+        retention) or `BadQuery` (a label the answering model does not have), and nothing is recorded.
+        """
+        if not self.log.enabled:
+            raise NoFeedback("This server keeps no prediction log (PREDICTION_LOG=off), so it takes no feedback. "
+                             "Ask its operator to set PREDICTION_LOG.")
+        now = time.time()
+        oldest = now - self.log.days * DAY
+        rows = []
+        for where, answer_id, label in items:
+            issued = self.signer.verify(answer_id)
+            if (issued is None or issued.model_index >= len(MODEL_NAMES)
+                    or issued.label_index >= len(util.LABELS[MODEL_NAMES[issued.model_index]])):
+                raise UnknownAnswer(f"{where}: no answer with id {answer_id[:64]!r} was given by this service. "
+                                    "Send the `id` of an answer exactly as it came.")
+            if issued.time < oldest:
+                raise UnknownAnswer(f"{where}: the answer {answer_id!r} is older than the {self.log.days} days "
+                                    "this service keeps; feedback for it is no longer taken.")
+            model = MODEL_NAMES[issued.model_index]
+            labels = util.LABELS[model]
+            if label not in labels:
+                raise BadQuery(f"{where}: {label[:64]!r} is not a label of the {model} model, which gave this "
+                               f"answer; send one of: {', '.join(labels)}.")
+            rows.append({"id": answer_id, "time": now, "issued": issued.time, "model": model,
+                         "model_version": self.by_tag.get(issued.version_tag),
+                         "predicted": labels[issued.label_index], "label": label})
+        for row in rows:
+            self.metrics.count_feedback(row["model"], row["predicted"], row["label"])
+        self.log.record_feedback(rows)
+        return [{name: row[name] for name in ("id", "model", "model_version", "predicted", "label")} for row in rows]

@@ -1,0 +1,54 @@
+"""Answer ids: unique, opaque, at most 64 characters, and verifiable only under the key that signed them."""
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ids
+
+KEY = bytes(range(32))
+TAG = ids.version_tag("20261201T120000Z-0a1b2c3d")
+
+
+def issue(signer, **overrides):
+    """An id with plain defaults."""
+    fields = {"model_index": 1, "label_index": 3, "version": TAG, "now": 1_790_000_000.123, **overrides}
+    return signer.issue(**fields)
+
+
+def test_an_id_is_short_url_safe_and_unique():
+    signer = ids.Signer(KEY)
+    issued = {issue(signer) for _ in range(10_000)}
+    assert len(issued) == 10_000
+    alphabet = set(string.ascii_letters + string.digits + "-_")
+    assert all(len(i) == ids.ID_LENGTH <= 64 and set(i) <= alphabet for i in issued)
+
+
+def test_a_verified_id_says_when_which_model_version_and_verdict():
+    signer = ids.Signer(KEY)
+    found = signer.verify(issue(signer))
+    assert (found.time, found.model_index, found.label_index, found.version_tag) == (1_790_000_000.123, 1, 3, TAG)
+
+
+def test_another_key_or_any_changed_character_is_refused():
+    signer, other = ids.Signer(KEY), ids.Signer(bytes(32))
+    answer_id = issue(signer)
+    assert other.verify(answer_id) is None
+    for position in range(len(answer_id)):
+        changed = answer_id[:position] + ("A" if answer_id[position] != "A" else "B") + answer_id[position + 1:]
+        assert signer.verify(changed) is None, position
+
+
+@given(st.one_of(st.text(max_size=80), st.integers(), st.none(), st.lists(st.text())))
+def test_anything_else_is_refused_without_raising(value):
+    assert ids.Signer(KEY).verify(value) is None
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.5, 1.0])
+def test_sampling_by_the_id_keeps_about_the_share_asked_and_is_the_same_every_time(share):
+    signer = ids.Signer(KEY)
+    issued = [issue(signer) for _ in range(20_000)]
+    kept = [i for i in issued if ids.sampled(i, share)]
+    assert abs(len(kept) / len(issued) - share) < 0.015
+    assert kept == [i for i in issued if ids.sampled(i, share)]
