@@ -112,7 +112,11 @@ def scoring_path(name, labels, settings):
             }],
             "responses": {
                 "200": {"description": "The predicted label, its probability and every label's probability.",
-                        "content": json_content(ref("Prediction"))},
+                        "content": json_content(ref("Prediction")),
+                        "links": {"SendFeedback": {
+                            "operationId": "send_feedback",
+                            "description": "The answer's `id` names it in POST /feedback.",
+                            "requestBody": {"id": "$response.body#/id", "label": labels[0]}}}},
                 **error_refs(400, 404, 413, 414),
             },
         },
@@ -244,7 +248,11 @@ def components(settings):
             "Feedback": {
                 "type": "object", "required": ["id", "label"],
                 "properties": {"id": {**ref("AnswerId"), "description": "The `id` of an answer."},
-                               "label": {"type": "string", "description": "The label the text should have had."}},
+                               "label": {"enum": list(dict.fromkeys(label for labels in util.LABELS.values()
+                                                                    for label in labels)),
+                                         "description": "The label the text should have had: one of the labels "
+                                                        "of the model that answered (the binary model's two, or "
+                                                        "the fine-grained model's five)."}},
             },
             "FeedbackBatch": {
                 "type": "object", "required": ["feedback"],

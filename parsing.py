@@ -185,7 +185,8 @@ FEEDBACK_SHAPE = '{"id": "...", "label": "..."} or {"feedback": [{"id": "...", "
 
 
 def feedback_from_post(*, body, max_batch):
-    """The items of a POST /feedback, in order: [(where, id, label), ...], `where` naming each in messages.
+    """The items of a POST /feedback, in order: [(where, id, label), ...], `where` naming each in messages
+    (`feedback[3]`; None for a body of one item).
 
     The body is one item {"id": ..., "label": ...} or a batch {"feedback": [item, ...]}. Only the shape is
     checked here; whether the id was issued and the label is the model's is the feedback resource's job.
@@ -205,20 +206,22 @@ def feedback_from_post(*, body, max_batch):
             raise TooLarge(f"feedback holds {len(items):,} items; the limit is {max_batch:,} per request. "
                            "Split the batch.")
         return [feedback_item(item, f"feedback[{i}]") for i, item in enumerate(items)]
-    return [feedback_item(document, "the body")]
+    return [feedback_item(document, None)]
 
 
 def feedback_item(item, where):
     """(where, id, label) of one feedback object, or `BadQuery` saying what is missing or wrong."""
+    named = where or "the body"
     if not isinstance(item, dict):
         raise BadQuery(f'{where} must be an object {{"id": "...", "label": "..."}}, not {json_type(item)}.')
     missing = [name for name in ("id", "label") if name not in item]
     if missing:
-        raise BadQuery(f"{where} has no {' and no '.join(missing)}: send the `id` of an answer and the true "
+        raise BadQuery(f"{named} has no {' and no '.join(missing)}: send the `id` of an answer and the true "
                        f'`label`, e.g. {{"id": "...", "label": "Positive"}}.')
     for name in ("id", "label"):
         if not isinstance(item[name], str):
-            raise BadQuery(f"{where}.{name} must be a string, not {json_type(item[name])}.")
+            raise BadQuery(f"{name} must be a string, not {json_type(item[name])}." if where is None else
+                           f"{where}.{name} must be a string, not {json_type(item[name])}.")
     return where, item["id"], item["label"]
 
 

@@ -66,18 +66,19 @@ class Recorder:
         oldest = now - self.log.days * DAY
         rows = []
         for where, answer_id, label in items:
+            at = f"{where}: " if where else ""
             issued = self.signer.verify(answer_id)
             if (issued is None or issued.model_index >= len(MODEL_NAMES)
                     or issued.label_index >= len(util.LABELS[MODEL_NAMES[issued.model_index]])):
-                raise UnknownAnswer(f"{where}: no answer with id {answer_id[:64]!r} was given by this service. "
+                raise UnknownAnswer(f"{at}No answer with id {answer_id[:64]!r} was given by this service. "
                                     "Send the `id` of an answer exactly as it came.")
             if issued.time < oldest:
-                raise UnknownAnswer(f"{where}: the answer {answer_id!r} is older than the {self.log.days} days "
-                                    "this service keeps; feedback for it is no longer taken.")
+                raise UnknownAnswer(f"{at}The answer {answer_id!r} is older than the {self.log.days} days this "
+                                    "service keeps; feedback for it is no longer taken.")
             model = MODEL_NAMES[issued.model_index]
             labels = util.LABELS[model]
             if label not in labels:
-                raise BadQuery(f"{where}: {label[:64]!r} is not a label of the {model} model, which gave this "
+                raise BadQuery(f"{at}{label[:64]!r} is not a label of the {model} model, which gave this "
                                f"answer; send one of: {', '.join(labels)}.")
             rows.append({"id": answer_id, "time": now, "issued": issued.time, "model": model,
                          "model_version": self.by_tag.get(issued.version_tag),

@@ -399,6 +399,8 @@ def test_a_label_the_answering_model_lacks_is_a_400_listing_its_labels_and_nothi
     response = client.post("/feedback", json={"feedback": [{"id": good["id"], "label": "Negative"},
                                                            {"id": good["id"], "label": "Neutral"}]})
     assert_error_response(response, 400, "feedback[1]: 'Neutral' is not a label of the binary model")
+    single = client.post("/feedback", json={"id": good["id"], "label": "Neutral"})
+    assert_error_response(single, 400, "'Neutral' is not a label of the binary model, which gave this answer")
     assert "send one of: Negative, Positive." in response.get_json()["message"]
     assert "sentiment_feedback_total{" not in client.get("/metrics").get_data(as_text=True)
 
@@ -410,7 +412,7 @@ def test_an_id_never_issued_here_or_past_the_retention_answers_404_saying_so(cli
     signer = ids.Signer(prediction_log.PredictionLog(own_prediction_log).prepare())  # the app's own key
     old = signer.issue(model_index=0, label_index=0, version=b"\0" * 4, now=time.time() - 31 * 86_400)
     forged = ids.Signer(bytes(32)).issue(model_index=0, label_index=0, version=b"\0" * 4, now=time.time())
-    for answer_id, says in [("made-up", "no answer with id 'made-up' was given by this service"),
+    for answer_id, says in [("made-up", "No answer with id 'made-up' was given by this service"),
                             (forged, "was given by this service"), (old, "older than the 30 days")]:
         assert_error_response(client.post("/feedback", json={"id": answer_id, "label": "Positive"}), 404, says)
 
@@ -422,8 +424,9 @@ BAD_FEEDBACK = {
     "an array": ([{"id": "x", "label": "Positive"}], "must be an object"),
     "no label": ({"id": "x"}, "the body has no label"),
     "nothing": ({}, "has no id and no label"),
-    "a number id": ({"id": 7, "label": "Positive"}, "the body.id must be a string, not a number"),
-    "a null label": ({"id": "x", "label": None}, "the body.label must be a string, not null"),
+    "a number id": ({"id": 7, "label": "Positive"}, "id must be a string, not a number"),
+    "a null label": ({"id": "x", "label": None}, "label must be a string, not null"),
+    "a batch item's null id": ({"feedback": [{"id": None, "label": "x"}]}, "feedback[0].id must be a string"),
     "feedback not a list": ({"feedback": {"id": "x"}}, "feedback must be an array"),
     "an empty batch": ({"feedback": []}, "feedback is empty"),
     "a bad item": ({"feedback": [{"id": "x", "label": "Positive"}, "Positive"]}, "feedback[1] must be an object"),
