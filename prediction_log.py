@@ -74,6 +74,7 @@ MIGRATIONS = {}
 QUEUE_ROWS = 10_000  # per worker: about 5 s of a busy worker's rows, a few MB without texts
 BATCH_ROWS = 1_000  # rows per insert
 FLUSH_SECONDS = 0.25  # a lone row waits at most this long in the queue
+GATHER_POLL = 0.01  # while a batch gathers, how often the writer looks whether a whole one is there
 WARN_EVERY = 60.0  # seconds between warning lines about dropped rows
 RETENTION_EVERY = 3600.0  # seconds between deletions of rows past PREDICTION_LOG_DAYS, across all workers
 SUMMARY_SECONDS = 5.0  # how long GET /models keeps a feedback summary read from the database
@@ -96,7 +97,7 @@ def redacted(url):
     """The URL as it may be printed: no password."""
     try:
         return sa.engine.make_url(engine_url(url)).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable URL>"
 
 
@@ -106,8 +107,9 @@ def make_engine(url):
     url = engine_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if not path or path == ":memory:":  # each process, each thread even, would have a database of its own
+            raise sa.exc.ArgumentError("a SQLite URL must name a file")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 5})
 
         @sa.event.listens_for(engine, "connect")
@@ -171,6 +173,8 @@ class PredictionLog:
         self.queue_rows = queue_rows
         self.queue = queue.SimpleQueue()
         self.engine = None
+        # Made before a fork, used after: safe, since the master never holds it (it runs no writer).
+        self.engine_lock = threading.Lock()
         self.writer = None
         self.stopping = threading.Event()
         self.last_warning = float("-inf")
@@ -198,7 +202,7 @@ class PredictionLog:
                 migrate(connection)
                 insert_missing(connection, meta, [{"key": "id_key", "value": ids.new_key().hex()}], ["key"])
                 key = connection.execute(sa.select(meta.c.value).where(meta.c.key == "id_key")).scalar_one()
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
             raise PredictionLogError(
                 f"PREDICTION_LOG={redacted(self.url)}: not a database URL this service can use ({exc}). "
                 "Use sqlite:///PATH, postgresql://USER@HOST/DB or off.") from None
@@ -271,9 +275,10 @@ class PredictionLog:
 
     def connection(self):
         """A connection from this process's engine, made on first use (never inherited through a fork)."""
-        if self.engine is None:
-            self.engine = make_engine(self.url)
-        return self.engine.begin()
+        with self.engine_lock:  # the writer and a request reading /models may both be first
+            if self.engine is None:
+                self.engine = make_engine(self.url)
+            return self.engine.begin()
 
     def write_forever(self):
         """The writer thread: take batches off the queue and insert them until stopped and drained."""
@@ -289,11 +294,20 @@ class PredictionLog:
                 self.apply_retention()
 
     def take_batch(self):
-        """Up to BATCH_ROWS queued rows; waits up to FLUSH_SECONDS for the first."""
+        """Up to BATCH_ROWS queued rows: waits up to FLUSH_SECONDS for the first, then up to FLUSH_SECONDS
+        more for others to join it (less when a whole batch is there or the log stops).
+
+        Gathering is what makes the writer cheap: taken as they came, rows went one transaction per
+        request, and a busy worker spent about as long recording a GET as answering it.
+        """
         try:
             batch = [self.queue.get(timeout=FLUSH_SECONDS)]
         except queue.Empty:
             return []
+        deadline = time.monotonic() + FLUSH_SECONDS
+        while (self.queue.qsize() < BATCH_ROWS - 1 and time.monotonic() < deadline
+               and not self.stopping.wait(GATHER_POLL)):
+            pass
         while len(batch) < BATCH_ROWS:
             try:
                 batch.append(self.queue.get_nowait())
@@ -381,12 +395,19 @@ def summarize_feedback(connection, *, since):
 # --- Reads for the build, the notebook and the drift report -------------------------------------
 
 def open_url(url):
-    """An engine for reading a PREDICTION_LOG URL, or `PredictionLogError` when it cannot be read."""
+    """An engine for reading a PREDICTION_LOG URL, or `PredictionLogError` when it cannot be read. Reading
+    never creates: a SQLite file that is not there is an error, not a new empty log."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(engine_url(url)).database
+        if not path or not Path(path).is_file():
+            raise PredictionLogError(f"{redacted(url)}: no such file; a server with PREDICTION_LOG={url} makes it "
+                                     "at its first start. Check the path (sqlite:/// then a relative path; "
+                                     "sqlite://// then an absolute one).")
     try:
         engine = make_engine(url)
         with engine.connect() as connection:
             connection.execute(sa.select(meta.c.value).limit(1))
-    except (sa.exc.SQLAlchemyError, OSError, ImportError) as exc:
+    except (sa.exc.SQLAlchemyError, OSError, ImportError, ValueError) as exc:
         raise PredictionLogError(f"{redacted(url)}: cannot read the prediction log ({reason(exc)}).") from None
     return engine
 

@@ -232,3 +232,10 @@ def wait_until(predicate, timeout=10.0):
     while not (value := predicate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     return value
+
+
+def test_reading_a_sqlite_log_that_is_not_there_says_so_and_creates_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path}/typo/predictions.sqlite3"
+    with pytest.raises(PredictionLogError, match="no such file"):
+        prediction_log.read_predictions(url)
+    assert not (tmp_path / "typo").exists()
