@@ -88,9 +88,10 @@ def test_a_denied_origin_gets_no_cors_headers_so_the_browser_hides_the_answer(st
     assert not [name for name in response.headers.keys() if name.startswith("Access-Control-")]
 
 
+@pytest.mark.parametrize("path", ["/", "/feedback"])
 @pytest.mark.parametrize("origin, allowed", [("https://a.example", True), ("https://evil.example", False)])
-def test_a_preflight_for_a_json_post_is_answered_for_allowed_origins_only(strict_client, origin, allowed):
-    response = strict_client.options("/", headers={
+def test_a_preflight_for_a_json_post_is_answered_for_allowed_origins_only(strict_client, origin, allowed, path):
+    response = strict_client.options(path, headers={
         "Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Content-Type"})
     assert response.status_code == 200
     if allowed:
@@ -158,3 +159,10 @@ def test_the_access_line_names_the_client_a_trusted_proxy_saw(model_dir, capsys,
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     test_client.get("/health", headers=headers, environ_base={"REMOTE_ADDR": peer})
     assert capsys.readouterr().out.rstrip("\n").endswith(f" client={client}")
+
+
+def test_a_page_on_an_allowed_origin_can_send_feedback_and_read_the_answer(strict_client):
+    answer = strict_client.get("/?query=good", headers={"Origin": "https://a.example"}).get_json()
+    sent = strict_client.post("/feedback", json={"id": answer["id"], "label": "Positive"},
+                              headers={"Origin": "https://a.example"})
+    assert sent.status_code == 202 and sent.headers["Access-Control-Allow-Origin"] == "https://a.example"
