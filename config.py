@@ -77,9 +77,20 @@ def database_url(name, raw, default):
     """The prediction log's database: a sqlite:/// or postgresql:// URL, or off."""
     value = (raw or default).strip()
     if value != "off" and not value.startswith(PREDICTION_LOG_SCHEMES):
-        raise ConfigError(f"{name}={value.split('@')[-1]!r}: must be sqlite:///PATH, postgresql://USER@HOST/DB "
+        raise ConfigError(f"{name}={without_password(value)!r}: must be sqlite:///PATH, postgresql://USER@HOST/DB "
                           f"or off (default {default}).")
     return value
+
+
+def without_password(url):
+    """A URL as it may be printed: `scheme://user:***@host/...`, as the operator wrote it otherwise."""
+    scheme, separator, rest = url.partition("://")
+    location, slash, path = rest.partition("/")
+    if not separator or "@" not in location:
+        return url
+    userinfo, host = location.rsplit("@", 1)
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}{slash}{path}"
 
 
 def one_of(name, raw, choices):

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 import ids
-from config import ConfigError
+from config import ConfigError, without_password
 
 log = logging.getLogger("sentiment.prediction_log")
 
@@ -94,11 +94,8 @@ def engine_url(url):
 
 
 def redacted(url):
-    """The URL as it may be printed: no password."""
-    try:
-        return sa.engine.make_url(engine_url(url)).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
-        return "<unparseable URL>"
+    """The URL as it may be printed: the operator's own, without its password."""
+    return without_password(url)
 
 
 def make_engine(url):

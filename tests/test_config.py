@@ -80,7 +80,8 @@ BAD_STRINGS = {
     "a database that is no URL": ({"PREDICTION_LOG": "predictions.db"},
                                   "PREDICTION_LOG='predictions.db': must be sqlite:///PATH, postgresql://USER@HOST/DB "
                                   "or off"),
-    "another database": ({"PREDICTION_LOG": "mysql://u:pw@db/x"}, "PREDICTION_LOG='db/x': must be sqlite:///PATH"),
+    "another database": ({"PREDICTION_LOG": "mysql://u:pw@db/x"},
+                         "PREDICTION_LOG='mysql://u:***@db/x': must be sqlite:///PATH"),
     "a share over 1": ({"PREDICTION_LOG_SAMPLE": "1.5"},
                        "PREDICTION_LOG_SAMPLE='1.5': must be a number from 0 to 1 (default 1.0)."),
     "a share that is a word": ({"PREDICTION_LOG_SAMPLE": "half"}, "PREDICTION_LOG_SAMPLE='half': must be a number"),
@@ -175,3 +176,14 @@ def test_an_app_given_its_settings_ignores_a_hostile_environment(model_dir, tmp_
     # The answer recorded, without its text: not a share of 0 nor texts kept, as the shell would have it.
     rows = prediction_log.read_predictions(log_url)
     assert len(rows) == 1 and rows["text"].tolist() == [None]
+
+
+@pytest.mark.parametrize("url, printed", [
+    ("postgresql://app:s3cret@db.example:5432/log", "postgresql://app:***@db.example:5432/log"),
+    ("postgresql://app@db.example/log", "postgresql://app@db.example/log"),
+    ("postgresql://app:p@ss@db/log", "postgresql://app:***@db/log"),
+    ("sqlite:////srv/state/p.sqlite3", "sqlite:////srv/state/p.sqlite3"),
+    ("off", "off"),
+])
+def test_a_database_url_is_printed_as_written_but_for_its_password(url, printed):
+    assert config.without_password(url) == printed
