@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -19,50 +18,30 @@ import requests
 import artifacts
 import build_model
 import model
-from support import ROOT, SERVICE_VARIABLES, Server, free_port, wait_for
+from support import ROOT, SERVICE_VARIABLES, Clients, Server, free_port, wait_for
 from test_artifacts import Call, install
 
 PATHS = ["/?query=a+brilliant+superb+film", "/fine-grained?query=dull+tedious+plot"]
 
 
-class Load:
-    """Client threads sending requests in a loop until the block ends; every outcome is recorded."""
+class Load(Clients):
+    """Client threads alternating the scoring paths on kept-alive connections; outcomes are (ok, what happened)."""
 
     def __init__(self, url, *, threads=4):
-        self.url, self.outcomes, self.stopping = url, [], threading.Event()
-        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(threads)]
+        super().__init__(url, threads=threads)
+        self.sessions = [requests.Session() for _ in self.threads]
 
-    def run(self, offset):
-        """One client: alternate the scoring paths; record (ok, what happened)."""
-        session = requests.Session()
-        sent = offset
-        while not self.stopping.is_set():
-            try:
-                response = session.get(self.url + PATHS[sent % len(PATHS)], timeout=30)
-                self.outcomes.append((response.status_code == 200, response.status_code))
-            except requests.RequestException as exc:
-                self.outcomes.append((False, repr(exc)))
-            sent += 1
-
-    def wait_for(self, count, timeout=60):
-        """Block until `count` more requests have been answered."""
-        target = len(self.outcomes) + count
-        wait_for(lambda: len(self.outcomes) >= target, timeout=timeout)
+    def send(self, client, n):
+        """One GET on this client's connection."""
+        try:
+            response = self.sessions[client].get(self.url + PATHS[(client + n) % len(PATHS)], timeout=30)
+            return response.status_code == 200, response.status_code
+        except requests.RequestException as exc:
+            return False, repr(exc)
 
     def failures(self):
         """What went wrong, one entry per failed request."""
         return [what for ok, what in self.outcomes if not ok]
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        self.wait_for(20)
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
 
 
 def copy_models(model_dir, destination):

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ import pytest
 import requests
 
 import prediction_log
-from support import ROOT, Server, wait_for
+from support import ROOT, Clients, Server, wait_for
 from test_app import assert_json_error
 from test_metrics import samples, value
 
@@ -101,33 +100,27 @@ def writes_held(url):
         engine.dispose()
 
 
-class Traffic:
+class Traffic(Clients):
     """Client threads scoring distinct texts with GET /?query=... on new connections until the block ends.
 
     Each outcome is (received at, monotonic; the status, or the error; the answer's id, or None).
     """
 
     def __init__(self, server, *, threads=4):
-        self.url, self.outcomes, self.stopping = server.url, [], threading.Event()
-        self.threads = [threading.Thread(target=self.run, args=(n,), daemon=True) for n in range(threads)]
+        super().__init__(server.url, threads=threads)
 
-    def run(self, client):
-        """One client: a new text each time, so every answer is its own row."""
-        sent = 0
-        while not self.stopping.is_set():
-            try:
-                response = requests.get(self.url + "/", params={"query": f"a superb film, client {client} #{sent}"},
-                                        timeout=30)
-                answer_id = response.json()["id"] if response.status_code == 200 else None
-                self.outcomes.append((time.monotonic(), response.status_code, answer_id))
-            except requests.RequestException as exc:
-                self.outcomes.append((time.monotonic(), repr(exc), None))
-            sent += 1
+    def send(self, client, n):
+        """One GET of a new text, so every answer is its own row."""
+        try:
+            response = requests.get(self.url + "/", params={"query": f"a superb film, client {client} #{n}"},
+                                    timeout=30)
+            return time.monotonic(), response.status_code, response.json()["id"] if response.ok else None
+        except requests.RequestException as exc:
+            return time.monotonic(), repr(exc), None
 
     def wait_for(self, count, timeout=60):
         """Block until `count` more requests have been answered (or failed)."""
-        target = len(self.outcomes) + count
-        assert wait_for(lambda: len(self.outcomes) >= target, timeout=timeout), "the traffic stalled"
+        assert super().wait_for(count, timeout), "the traffic stalled"
 
     def ids(self, start=0):
         """The ids of the answers from outcome `start` on."""
@@ -136,17 +129,6 @@ class Traffic:
     def failures(self):
         """Every outcome that is not a 200: its status or error."""
         return [what for _, what, _ in self.outcomes if what != 200]
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        self.wait_for(20)
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
 
 
 # --- Every answer is a row -----------------------------------------------------------------------
