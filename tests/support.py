@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -82,6 +83,45 @@ def wait_for(predicate, timeout=30):
     return value
 
 
+class Clients:
+    """Client threads sending requests in a loop until the `with` block ends; every outcome is recorded.
+
+    A subclass says what one request is: `send(client, n)` sends client `client`'s `n`-th request and
+    returns the outcome to record (in `outcomes`, in the order they come).
+    """
+
+    def __init__(self, url, *, threads=4):
+        self.url, self.outcomes, self.stopping = url, [], threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(threads)]
+
+    def run(self, client):
+        """One client, until the block ends."""
+        sent = 0
+        while not self.stopping.is_set():
+            self.outcomes.append(self.send(client, sent))
+            sent += 1
+
+    def send(self, client, n):
+        """One request and its outcome."""
+        raise NotImplementedError
+
+    def wait_for(self, count, timeout=60):
+        """Block until `count` more requests have been answered (or have failed); True if they were."""
+        target = len(self.outcomes) + count
+        return wait_for(lambda: len(self.outcomes) >= target, timeout=timeout)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        self.wait_for(20)  # under way before the block starts
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
 def free_port():
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
@@ -97,11 +137,14 @@ SERVICE_VARIABLES = {f.name for f in fields(Settings)} | {"BIND", "WEB_CONCURREN
 class Server:
     """A real gunicorn on a free port of `host` (loopback) with the repo's gunicorn.conf.py, serving `target`.
 
+    `root` is the checkout it runs in (this one by default): its code and its gunicorn.conf.py.
+
     Its output goes to `log_path`, or to a temporary file: a pipe nobody reads would fill and block
     every worker's access-log line.
     """
 
-    def __init__(self, model_dir, *, env=None, args=(), target="app:app", log_path=None, host="127.0.0.1"):
+    def __init__(self, model_dir, *, env=None, args=(), target="app:app", log_path=None, host="127.0.0.1",
+                 root=ROOT):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
@@ -113,7 +156,7 @@ class Server:
         self.log = open(log_path, "w+") if log_path else tempfile.TemporaryFile(mode="w+")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *args, target], cwd=ROOT, env=environment,
+            [sys.executable, "-m", "gunicorn", *args, target], cwd=root, env=environment,
             stdout=self.log, stderr=subprocess.STDOUT, text=True)
 
     def output(self):
@@ -139,7 +182,7 @@ class Server:
             try:
                 if requests.get(self.url + path, timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy machine
                 pass
             time.sleep(0.005)
         self.stop()
