@@ -227,8 +227,9 @@ def add_feedback(datasets, url):
         raise util.DataError(f"--feedback: {exc}") from None
     with_text = frame[frame["text"].notna()]
     if len(frame) and with_text.empty:
-        raise util.DataError(f"--feedback: {prediction_log.redacted(url)} holds {len(frame):,} labels but no texts "
-                             "to learn from: the service keeps texts only with PREDICTION_LOG_TEXTS=true.")
+        labels = f"{len(frame):,} label{'s' * (len(frame) != 1)}"
+        raise util.DataError(f"--feedback: {prediction_log.redacted(url)} holds {labels} but no texts to learn "
+                             "from: the service keeps texts only with PREDICTION_LOG_TEXTS=true.")
     said = []
     for data in datasets:
         rows = with_text[with_text["model"] == data.name]
