@@ -434,40 +434,36 @@ def open_url(url):
 
 def read_predictions(url, *, since=None, model=None):
     """The prediction log as a pandas DataFrame, oldest first; `time` as UTC timestamps."""
-    import pandas as pd
-
     query = sa.select(predictions).order_by(predictions.c.time)
     if since is not None:
         query = query.where(predictions.c.time >= since)
     if model is not None:
         query = query.where(predictions.c.model == model)
-    engine = open_url(url)
-    try:
-        with engine.connect() as connection:
-            frame = pd.read_sql(query, connection)
-    finally:
-        engine.dispose()
-    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
-    return frame
+    return read_frame(url, query, times=["time"])
 
 
 def read_feedback(url, *, since=None):
     """The feedback (the latest label per id) beside its prediction where one was logged: a DataFrame with
     the feedback's columns and the prediction's `confidence`, `text_sha256` and `text` (None when absent)."""
-    import pandas as pd
-
     query = (sa.select(feedback, predictions.c.confidence, predictions.c.text_sha256, predictions.c.text)
              .select_from(feedback.outerjoin(predictions, predictions.c.id == feedback.c.id))
              .order_by(feedback.c.time))
     if since is not None:
         query = query.where(feedback.c.time >= since)
+    return read_frame(url, query, times=["time", "issued"])
+
+
+def read_frame(url, query, *, times):
+    """A query's rows as a pandas DataFrame, its `times` columns (Unix seconds) as UTC timestamps."""
+    import pandas as pd
+
     engine = open_url(url)
     try:
         with engine.connect() as connection:
             frame = pd.read_sql(query, connection)
     finally:
         engine.dispose()
-    for column in ("time", "issued"):
+    for column in times:
         frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
     return frame
 
