@@ -156,11 +156,14 @@ def passes_within_the_start_period(container):
 
 def test_the_recipes_server_passes_its_health_check_within_the_start_period(image, container):
     assert passes_within_the_start_period(container), container.output()
-    # It serves both models the RUN steps built from the data in lib/data, and writes nothing beside them.
+    # It serves both models the RUN steps built from the data in lib/data, and writes nothing but its
+    # prediction log, in the state folder the recipe gives it.
     assert requests.get(container.url + "/health", timeout=5).json()["models"] == sorted(MODEL_ROUTES)
     for route in MODEL_ROUTES.values():
         assert requests.get(container.url + route, params={"query": "a superb film"}, timeout=5).status_code == 200
-    assert files_under(image[0]) == container.files_before
+    written = files_under(image[0]) - container.files_before
+    assert {path.parts[0] for path in written} == {"state"}, written
+    assert Path("state/predictions.sqlite3") in written
 
 
 def test_the_health_check_fails_once_the_server_has_stopped(container):
