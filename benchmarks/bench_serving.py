@@ -1,28 +1,42 @@
 """Serving benchmark: the service against the tutorial's way and against Flask-RESTful's ceiling.
 
-    python benchmarks/bench_serving.py             # full run: models from $KAGGLE_DATA_DIR, ~3 minutes
-    python benchmarks/bench_serving.py --smoke     # a few seconds on tiny data (what CI runs)
+    python benchmarks/bench_serving.py                        # full run: models from $KAGGLE_DATA_DIR, ~8 minutes
+    python benchmarks/bench_serving.py --before /tmp/before   # and the code of another checkout beside it
+    python benchmarks/bench_serving.py --apps service,log-off,postgres --rounds 15 --seconds 3   # a few rows
+    python benchmarks/bench_serving.py --smoke                # a few seconds on tiny data (what CI runs)
 
 In one run on loopback it builds both models into a temp dir, then starts under gunicorn, each with
 the repo's real gunicorn.conf.py:
-  service   `app:app`, the real service (GET /?query=..., fast scorer);
+  service   `app:app`, the real service (GET /?query=..., fast scorer), recording every answer in its
+            prediction log on SQLite (the default);
+  log-off   the same with PREDICTION_LOG=off: nothing recorded;
+  postgres  the same recording on PostgreSQL (a private cluster on loopback that the run starts and
+            removes; --no-postgres leaves this row out);
+  before    with --before DIR, `app:app` of the checkout in DIR, run there with its own gunicorn.conf.py
+            (its in-process figure comes from that checkout's own `bench_serving.py --wsgi-us`);
   baseline  `benchmarks.tutorial_app:app`, scikit-learn transform + predict + predict_proba per request;
   constant  `benchmarks.constant_app:app`, a bare Flask-RESTful app answering a constant (the
             framework's ceiling);
   stack     `benchmarks.stack_constant_app:app`, this service's whole stack (parsing, request ids,
-            access log, metrics, CORS, headers) with scoring replaced by a constant (the service's
-            ceiling: the gap to it is what scoring costs);
-  no-ops    `benchmarks.no_ops_app:app`, the service parsing and scoring without its per-request
-            operations (request ids, headers, CORS, metrics, access log): the gap to the service is
-            what those cost.
-wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds, so machine noise hits all
-five alike; the table shows medians over rounds, the median of the per-round ratios, the CPU time
-the app's gunicorn workers spent per request (from /proc; wrk's own share left out), and the time
-the same GET takes through the app's WSGI callable in-process, without gunicorn. It also
-measures: median us per query on both scoring paths (in-process), phrases/s for a POST of 1,000
-phrases over HTTP, `predict.py` wall time over Kaggle's test.tsv, time from start to a 200 on
-/health, and the memory (RSS and PSS) of gunicorn's master and workers. The figures and what they
-show are in benchmarks/README.md.
+            access log, metrics, CORS, headers, recording on SQLite) with scoring replaced by a
+            constant (the service's ceiling: the gap to it is what scoring costs);
+  no-ops    `benchmarks.no_ops_app:app`, the service parsing, scoring and recording on SQLite without
+            its per-request operations (request ids, headers, CORS, metrics, access log): the gap to
+            the service is what those cost;
+  explain   the service asked to explain every answer (`&explain=true`).
+Every server records to a database of its own in the run's temp dir, never the checkout's state/.
+wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds (the apps in turn, forwards
+then backwards, so no app always runs after the same one), so machine noise hits all alike; the
+table shows medians over rounds, the median of the per-round ratios, the CPU time the app's gunicorn
+workers spent per request (from /proc; wrk's own share left out; the prediction log's writer thread
+included), and the time the same GET takes through the app's WSGI callable in-process, without
+gunicorn (the writer thread running beside it). It then measures POST / with 1,000 phrases
+(phrases/s) on service, log-off, postgres and before, in alternating bursts, and checks that every
+recording server wrote a row for each answer it gave and dropped none
+(sentiment_prediction_log_dropped_total in its /metrics); if one did not, it says so and exits 1.
+It also measures: median us per query on both scoring paths (in-process), `predict.py` wall time
+over Kaggle's test.tsv, time from start to a 200 on /health, and the memory (RSS and PSS) of
+gunicorn's master and workers. The figures and what they show are in benchmarks/README.md.
 """
 import argparse
 import importlib
@@ -42,15 +56,21 @@ import bench_scoring
 import requests
 from werkzeug.test import EnvironBuilder
 
+import lifecycle
 import model
-from tests.support import Server, build_models, write_tiny_kaggle
+import prediction_log
+from tests.support import PostgresCluster, Server, build_models, postgres_bin, write_tiny_kaggle
 
 ROOT = bench_scoring.ROOT
-APPS = {"service": "app:app", "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
+APPS = {"service": "app:app", "log-off": "app:app", "postgres": "app:app", "before": "app:app",
+        "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
         "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app", "explain": "app:app"}
-OTHERS = ("baseline", "constant", "stack")  # the table's ratio columns
+OTHERS = ("baseline", "constant", "stack", "log-off")  # the table's ratio columns
 # The service asked to explain every answer (the same app; the query adds explain=true).
 EXPLAINED = {"explain"}
+# The rows whose app keeps a prediction log of this checkout (checked at the end), and where it is kept.
+RECORDING = {"service": "SQLite", "postgres": "PostgreSQL", "stack": "SQLite", "no-ops": "SQLite", "explain": "SQLite"}
+POSTED = ("service", "log-off", "postgres", "before")  # the rows whose POST / is measured
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
 
 
@@ -85,7 +105,10 @@ def cpu_seconds(pid):
 def wrk(url, *, seconds, threads=2, connections=8):
     """Run wrk once; return requests/s, p50 and p99 latency (ms), the error count and the requests sent."""
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk exited {done.returncode} on {url}: {done.stdout.strip()} {done.stderr.strip()}")
+    output = done.stdout
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
@@ -100,6 +123,12 @@ def latency_ms(output, percentile):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def in_turn(servers, round_number):
+    """The servers in this round's order: forwards, then backwards, so no app always runs after the same one."""
+    order = list(servers.items())
+    return order if round_number % 2 == 0 else order[::-1]
+
+
 def load_rounds(servers, *, rounds, seconds):
     """Alternate wrk runs over the servers; return each server's list of per-round results.
 
@@ -108,10 +137,14 @@ def load_rounds(servers, *, rounds, seconds):
     """
     url_path = "/?query=" + requests.utils.quote(QUERY)
     results = {name: [] for name in servers}
-    for _ in range(rounds):
-        for name, server in servers.items():
+    for round_number in range(rounds):
+        for name, server in in_turn(servers, round_number):
             before = workers_cpu_s(server)
-            result = wrk(server.url + url_path + ("&explain=true" if name in EXPLAINED else ""), seconds=seconds)
+            try:
+                result = wrk(server.url + url_path + ("&explain=true" if name in EXPLAINED else ""), seconds=seconds)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}\n{name}'s gunicorn (exit status {server.process.poll()}) said:\n"
+                                   + server.output()[-3000:]) from None
             result["cpu_us"] = (workers_cpu_s(server) - before) / max(result["requests"], 1) * 1e6
             results[name].append(result)
     return results
@@ -119,16 +152,16 @@ def load_rounds(servers, *, rounds, seconds):
 
 def load_table(results, in_process):
     """One line per app (medians over rounds), the median per-round ratios, and the CPU costs."""
+    others = [other for other in OTHERS if other in results]
     lines = [f"{'app':<9} {'requests/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-             f"{'vs baseline':>11} {'vs constant':>11} {'vs stack':>11} {'worker CPU us/req':>17} "
-             f"{'in-process us/GET':>17}"]
+             + "".join(f"{'vs ' + other:>12} " for other in others)
+             + f"{'worker CPU us/req':>17} {'in-process us/GET':>17}"]
     for name, runs in results.items():
-        ratios = [ratio_text([r["rps"] / b["rps"] for r, b in zip(runs, results[other])])
-                  for other in OTHERS]
+        ratios = [ratio_text(round_ratios(results, name, other)) for other in others]
         lines.append(f"{name:<9} {median(runs, 'rps'):>10,.0f} {median(runs, 'p50'):>7.2f} "
                      f"{median(runs, 'p99'):>7.2f} {sum(r['errors'] for r in runs):>6} "
-                     f"{ratios[0]:>11} {ratios[1]:>11} {ratios[2]:>11} {median(runs, 'cpu_us'):>17.0f} "
-                     f"{in_process[name]:>17.1f}")
+                     + "".join(f"{ratio:>12} " for ratio in ratios)
+                     + f"{median(runs, 'cpu_us'):>17.0f} {in_process[name]:>17.1f}")
     return "\n".join(lines)
 
 
@@ -137,27 +170,44 @@ def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
+def round_ratios(results, name, other, key="rps"):
+    """`name`'s figure over `other`'s, round by round: each round's apps ran back to back, under the same noise."""
+    return [r[key] / o[key] for r, o in zip(results[name], results[other])]
+
+
 def ratio_text(ratios):
-    """The median of per-round ratios: each round's apps ran back to back, under the same noise."""
+    """The median of per-round ratios."""
     return f"{statistics.median(ratios):.2f}x"
 
 
-def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False):
+def ratio_line(label, ratios):
+    """A comparison as printed: the median of the per-round ratios, then each round's."""
+    return f"{label}: {ratio_text(ratios)} (rounds: {' '.join(f'{r:.2f}' for r in ratios)})"
+
+
+def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False, env=None, root=ROOT):
     """Median us per GET /?query=... through one app's WSGI callable, with no server and no network.
 
-    Each app is timed in a process of its own (this script with --wsgi-us), as the stack app patches
-    the model class. Set beside the workers' CPU per request, it shows what gunicorn adds.
+    Each app is timed in a process of its own (the --wsgi-us mode of `root`'s copy of this script), as
+    the stack app patches the model class. Set beside the workers' CPU per request, it shows what
+    gunicorn adds.
     """
     metrics_dir.mkdir()
-    environment = {**os.environ, "MODEL_DIR": str(model_dir), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    done = subprocess.run([sys.executable, __file__, "--wsgi-us", target, "--calls", str(calls),
-                           *(["--explain"] if explain else [])], cwd=ROOT,
-                          env=environment, capture_output=True, text=True, check=True)
+    environment = {**os.environ, "MODEL_DIR": str(model_dir), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                   **(env or {})}
+    done = subprocess.run([sys.executable, str(Path(root) / "benchmarks" / "bench_serving.py"), "--wsgi-us", target,
+                           "--calls", str(calls), *(["--explain"] if explain else [])], cwd=root,
+                          env=environment, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"timing {target} in-process in {root} failed:\n{done.stderr[-3000:]}")
     return float(done.stdout)
 
 
 def time_wsgi(target, calls, *, explain=False):
-    """Import `target` (module:name), call it `calls` times with the benchmark's GET, print the median us."""
+    """Import `target` (module:name), call it `calls` times with the benchmark's GET, print the median us.
+
+    The app's per-process services (the prediction log's writer) run meanwhile, as in a worker.
+    """
     sys.stdout = open(os.devnull, "w")  # the apps' access lines; the figure goes to the real stdout
     sys.path.insert(0, str(ROOT))
     module, name = target.split(":")
@@ -172,28 +222,87 @@ def time_wsgi(target, calls, *, explain=False):
         finally:
             getattr(body, "close", lambda: None)()
 
-    for _ in range(calls // 4):  # warm-up
-        get()
-    means = []
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(calls):
+    lifecycle.start_services(application)
+    try:
+        for _ in range(calls // 4):  # warm-up
             get()
-        means.append((time.perf_counter() - started) / calls * 1e6)
+        means = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(calls):
+                get()
+            means.append((time.perf_counter() - started) / calls * 1e6)
+    finally:
+        lifecycle.stop_services(application, lifecycle.STOP_TIMEOUT)
     print(statistics.median(means), file=sys.__stdout__)
 
 
-def post_batch_rate(url, phrases, *, repeats):
-    """Phrases per second for POST / with a batch of 1,000 phrases (median over `repeats`)."""
+def post_rounds(servers, phrases, *, rounds, posts):
+    """Alternate bursts of `posts` POSTs of 1,000 phrases over the servers; each one's phrases/s per round.
+
+    A burst's POSTs go back to back on one connection, so a recording server's writer thread inserts
+    one POST's rows while the next is scored; after each burst the run waits a second, so that
+    writer finishes before the next server's burst.
+    """
     batch = (phrases * (1000 // len(phrases) + 1))[:1000]
-    timings = []
-    with requests.Session() as session:
-        for _ in range(repeats + 1):
-            started = time.perf_counter()
-            response = session.post(url + "/", json={"queries": batch}, timeout=60)
-            timings.append(time.perf_counter() - started)
-            response.raise_for_status()
-    return 1000 / statistics.median(timings[1:])
+    sessions = {name: requests.Session() for name in servers}
+    results = {name: [] for name in servers}
+    try:
+        for name, server in servers.items():  # warm-up
+            sessions[name].post(server.url + "/", json={"queries": batch}, timeout=60).raise_for_status()
+        for round_number in range(rounds):
+            for name, server in in_turn(servers, round_number):
+                started = time.perf_counter()
+                for _ in range(posts):
+                    sessions[name].post(server.url + "/", json={"queries": batch}, timeout=60).raise_for_status()
+                results[name].append({"rate": posts * len(batch) / (time.perf_counter() - started)})
+                time.sleep(1.0)
+    finally:
+        for session in sessions.values():
+            session.close()
+    return results
+
+
+def post_table(results, *, rounds, posts):
+    """POST / phrases/s of each app (median over rounds) and its per-round ratios to the service with no log."""
+    lines = [f"POST / with 1,000 phrases over HTTP, {rounds} round(s) of {posts} POSTs back to back per app, "
+             "alternating; medians over rounds",
+             f"{'app':<9} {'phrases/s':>10} {'vs log-off':>11}  per round vs log-off"]
+    for name, runs in results.items():
+        ratios = round_ratios(results, name, "log-off", key="rate")
+        lines.append(f"{name:<9} {median(runs, 'rate'):>10,.0f} {ratio_text(ratios):>11}  "
+                     + " ".join(f"{r:.2f}" for r in ratios))
+    return "\n".join(lines)
+
+
+def dropped_rows(server):
+    """sentiment_prediction_log_dropped_total in the server's /metrics, summed over its reasons."""
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    return sum(float(n) for n in re.findall(r"^sentiment_prediction_log_dropped_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def rows_written(url):
+    """The rows in a prediction log's predictions table."""
+    return len(prediction_log.read_predictions(url))
+
+
+def recording_check(logs, answered, dropped):
+    """A line per recording server: rows written for the answers it gave, and rows dropped; and whether all is well.
+
+    Rows may exceed answers by the requests still in flight when a wrk run ended (answered, not counted).
+    """
+    lines = ["prediction log: rows written for the answers the clients counted, and "
+             "sentiment_prediction_log_dropped_total in /metrics"]
+    complete = True
+    for name, url in logs.items():
+        written = rows_written(url)
+        complete &= written >= answered[name] and dropped[name] == 0
+        lines.append(f"{name:<9} {RECORDING[name]:<10} {written:>10,} rows for {answered[name]:>10,} answers, "
+                     f"dropped {dropped[name]:,.0f}")
+    if not complete:
+        lines.append("ROWS DROPPED OR MISSING: a recording row above did not record every answer, "
+                     "so its figures are not those of full recording")
+    return "\n".join(lines), complete
 
 
 def predict_wall_s(test_file, model_dir, out, *, repeats):
@@ -210,9 +319,9 @@ def predict_wall_s(test_file, model_dir, out, *, repeats):
     return statistics.median(timings), statistics.median(cpu)
 
 
-def start_service(model_dir, tmp, *, extra_args, label):
+def start_service(model_dir, tmp, *, env, extra_args, label):
     """Launch the service alone; return it, the seconds to a 200 on /health, and its memory then."""
-    server = Server(model_dir, target=APPS["service"], log_path=tmp / f"{label}.log", args=extra_args)
+    server = Server(model_dir, target=APPS["service"], env=env, log_path=tmp / f"{label}.log", args=extra_args)
     seconds = ready_seconds(server, "/health")
     time.sleep(0.5)  # let every worker finish booting, so all of them are counted
     return server, seconds, memory(server)
@@ -230,12 +339,35 @@ def extra_startups(model_dir, tmp, *, repeats, extra_args):
     return timings
 
 
+def checkout(folder):
+    """The other checkout of --before, as a Path; exit if it holds no app.py and gunicorn.conf.py."""
+    folder = Path(folder).resolve()
+    if not (folder / "app.py").is_file() or not (folder / "gunicorn.conf.py").is_file():
+        sys.exit(f"error: --before {folder}: no app.py and gunicorn.conf.py there; give a checkout of this "
+                 "repository, e.g. `git worktree add /tmp/before COMMIT`.")
+    return folder
+
+
+def commit_of(folder):
+    """The short commit of a git checkout, or 'not a git checkout'."""
+    done = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "not a git checkout"
+
+
 def main(argv=None):
-    """Build models, start the five apps, measure, print the table and the other figures."""
+    """Build models, start the apps, measure, print the tables and the other figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny data, one 1-second round: a few seconds")
     parser.add_argument("--rounds", type=int, default=7, help="wrk rounds per app (default 7)")
     parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also serve app:app of the checkout in DIR (e.g. a git worktree of an older commit), "
+                             "the row `before`")
+    parser.add_argument("--apps", metavar="NAMES",
+                        help="only these rows, comma-separated, e.g. service,log-off,postgres,before: fewer apps "
+                             "for more rounds in the same time (service and log-off are always run)")
+    parser.add_argument("--no-postgres", action="store_true",
+                        help="leave out the row recording on PostgreSQL (needs Debian's postgresql otherwise)")
     parser.add_argument("--gunicorn-arg", action="append", default=[], metavar="ARG",
                         help="extra gunicorn argument for every app, e.g. --gunicorn-arg=--workers=3 "
                              "(to compare settings; the default is gunicorn.conf.py alone)")
@@ -250,56 +382,127 @@ def main(argv=None):
         return 0
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
+    before = checkout(args.before) if args.before else None
+    names = [name for name in APPS if not (name == "postgres" and args.no_postgres) and (name != "before" or before)]
+    if args.apps:
+        chosen = {"service", "log-off", *args.apps.split(",")}
+        if chosen - set(APPS):
+            sys.exit(f"error: --apps: no app {', '.join(sorted(chosen - set(APPS)))}; the apps are {', '.join(APPS)}")
+        if "before" in chosen and not before:
+            sys.exit("error: --apps before needs --before DIR, the checkout to run")
+        names = [name for name in names if name in chosen]
+    if "postgres" in names and postgres_bin("initdb") is None:
+        sys.exit("error: PostgreSQL's server programs are not installed (apt-get install -y postgresql); "
+                 "or leave out the PostgreSQL row with --no-postgres")
+    roots = {name: before if name == "before" else ROOT for name in names}
     rounds, seconds = (1, 1) if args.smoke else (args.rounds, args.seconds)
+    posts = 3 if args.smoke else 10
     extra = args.gunicorn_arg
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         tmp = Path(tmp)
-        data_dir = write_tiny_kaggle(tmp / "data") if args.smoke else bench_scoring.kaggle_data_dir()
-        model_dir = build_models(bench_scoring.train_file(data_dir), tmp / "models")
-        phrases = bench_scoring.test_phrases(data_dir)
-        test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
-
-        startups = extra_startups(model_dir, tmp, repeats=0 if args.smoke else 2, extra_args=extra)
-        servers = {}
+        cluster = PostgresCluster() if "postgres" in names else None
         try:
-            servers["service"], first_startup, memory = start_service(model_dir, tmp, extra_args=extra,
-                                                                      label="service")
-            startup = statistics.median([first_startup, *startups])
-            others = [name for name in APPS if name != "service"]
-            for name in others:
-                servers[name] = Server(model_dir, target=APPS[name], log_path=tmp / f"{name}.log", args=extra)
-            for name in others:
-                ready_seconds(servers[name], "/?query=ready")
-            results = load_rounds(servers, rounds=rounds, seconds=seconds)
-            batch_rate = post_batch_rate(servers["service"].url, phrases, repeats=3 if args.smoke else 10)
+            served = {name: log_url(name, "served", tmp, cluster) for name in names}
+            figures = measure(names, roots, served, tmp, smoke=args.smoke, rounds=rounds, seconds=seconds,
+                              posts=posts, extra=extra)
+            recorded, complete = recording_check({name: served[name] for name in names if name in RECORDING},
+                                                 figures["answered"], figures["dropped"])
+            in_process = {name: in_process_us(APPS[name], figures["model_dir"], tmp / f"metrics-{name}",
+                                              calls=200 if args.smoke else 2000, explain=name in EXPLAINED,
+                                              env={"PREDICTION_LOG": log_url(name, "in-process", tmp, cluster)},
+                                              root=roots[name])
+                          for name in names}
         finally:
-            for server in servers.values():
-                server.stop()
-        in_process = {name: in_process_us(target, model_dir, tmp / f"metrics-{name}", calls=200 if args.smoke else 2000,
-                                          explain=name in EXPLAINED) for name, target in APPS.items()}
-        fine = bench_scoring.short_phrases(phrases, count=200 if args.smoke else 3000)
-        scorer = model.SentimentModel.load(model_dir / "fine-grained")
-        fast_us = bench_scoring.median_us_per_query(scorer.scorer_.predict_proba, fine)
-        sklearn_us = bench_scoring.median_us_per_query(scorer.predict_proba_sklearn, fine)
-        predict_s, predict_cpu_s = predict_wall_s(test_file, model_dir, tmp / "submission.csv",
-                                                  repeats=1 if args.smoke else 3)
+            if cluster is not None:
+                cluster.remove()
+    print_figures(figures, in_process, recorded, before=before, rounds=rounds, seconds=seconds, posts=posts,
+                  extra=extra)
+    return 0 if complete else 1
 
+
+def log_url(name, kind, tmp, cluster):
+    """Where row `name` keeps its prediction log (`kind`: "served" or "in-process"): a database of its own."""
+    if name == "log-off":
+        return "off"
+    if name == "postgres":
+        return cluster.database(f"bench_{kind.replace('-', '_')}")
+    return f"sqlite:///{tmp}/{name}-{kind}.sqlite3"
+
+
+def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra):
+    """Build the models, start the apps, load them in turn, and take the other figures; return them all."""
+    data_dir = write_tiny_kaggle(tmp / "data") if smoke else bench_scoring.kaggle_data_dir()
+    model_dir = build_models(bench_scoring.train_file(data_dir), tmp / "models")
+    phrases = bench_scoring.test_phrases(data_dir)
+    test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
+
+    startups = extra_startups(model_dir, tmp, repeats=0 if smoke else 2, extra_args=extra)
+    servers = {}
+    try:
+        servers["service"], first_startup, memory_after = start_service(
+            model_dir, tmp, env={"PREDICTION_LOG": logs["service"]}, extra_args=extra, label="service")
+        others = [name for name in names if name != "service"]
+        for name in others:
+            servers[name] = Server(model_dir, target=APPS[name], env={"PREDICTION_LOG": logs[name]},
+                                   log_path=tmp / f"{name}.log", args=extra, root=roots[name])
+        for name in others:
+            ready_seconds(servers[name], "/?query=ready")
+        results = load_rounds(servers, rounds=rounds, seconds=seconds)
+        posted = post_rounds({name: servers[name] for name in POSTED if name in servers}, phrases,
+                             rounds=rounds, posts=posts)
+        # What the clients saw answered: the GET that said ready, wrk's GETs, the POSTs (and their warm-up).
+        answered = {name: (name != "service") + sum(r["requests"] for r in results[name])
+                    + (1000 * (1 + rounds * posts) if name in posted else 0) for name in names}
+        time.sleep(1.0)  # the writers' last batches
+        dropped = {name: dropped_rows(servers[name]) for name in names if name in RECORDING}
+    finally:
+        for server in servers.values():
+            server.stop()
+    fine = bench_scoring.short_phrases(phrases, count=200 if smoke else 3000)
+    scorer = model.SentimentModel.load(model_dir / "fine-grained")
+    predict_s, predict_cpu_s = predict_wall_s(test_file, model_dir, tmp / "submission.csv", repeats=1 if smoke else 3)
+    return {"model_dir": model_dir, "results": results, "posted": posted, "answered": answered, "dropped": dropped,
+            "fast_us": bench_scoring.median_us_per_query(scorer.scorer_.predict_proba, fine),
+            "sklearn_us": bench_scoring.median_us_per_query(scorer.predict_proba_sklearn, fine),
+            "predict_s": predict_s, "predict_cpu_s": predict_cpu_s, "test_file": test_file, "phrases": len(phrases),
+            "startup": statistics.median([first_startup, *startups]), "memory": memory_after}
+
+
+def print_figures(figures, in_process, recorded, *, before, rounds, seconds, posts, extra):
+    """Print the GET table and its comparisons, the POST table, the recording check and the other figures."""
+    results = figures["results"]
     print(f"GET /?query=<{len(QUERY.split())} words>, wrk -t2 -c8, {rounds} round(s) of {seconds} s per app, "
           f"alternating; medians over rounds; gunicorn.conf.py{' ' + ' '.join(extra) if extra else ''}")
+    print("service records to SQLite (the default), log-off has PREDICTION_LOG=off"
+          + (", postgres records to PostgreSQL" if "postgres" in results else "")
+          + (f", before is {before} (commit {commit_of(before)})" if before else ""))
     print(load_table(results, in_process))
-    explained = statistics.median(e["rps"] / p["rps"] for e, p in zip(results["explain"], results["service"]))
-    print(f"\nGET with explain=true against the same GET without: {explained:.2f}x requests/s "
-          "(median of per-round ratios)")
-    print(f"scoring in-process, fine-grained model, median per short query: fast {fast_us:.1f} us, "
-          f"scikit-learn {sklearn_us:.1f} us")
-    print(f"POST / with 1,000 phrases over HTTP: {batch_rate:,.0f} phrases/s")
-    print(f"predict.py over {test_file.name} ({len(phrases):,} phrases): {predict_s:.2f} s wall "
-          f"({predict_cpu_s:.2f} s CPU), start-up included")
-    print(f"start-up to a 200 on /health: {startup:.2f} s")
+    print()
+    print(ratio_line("GET, recording on SQLite against PREDICTION_LOG=off",
+                     round_ratios(results, "service", "log-off")))
+    if "postgres" in results:
+        print(ratio_line("GET, recording on PostgreSQL against PREDICTION_LOG=off",
+                         round_ratios(results, "postgres", "log-off")))
+    if before:
+        print(ratio_line("GET, PREDICTION_LOG=off against before", round_ratios(results, "log-off", "before")))
+        print(ratio_line("GET, recording on SQLite against before", round_ratios(results, "service", "before")))
+    if "explain" in results:
+        print(ratio_line("GET with explain=true against the same GET without",
+                         round_ratios(results, "explain", "service")))
+    print()
+    print(post_table(figures["posted"], rounds=rounds, posts=posts))
+    print()
+    print(recorded)
+    print()
+    print(f"scoring in-process, fine-grained model, median per short query: fast {figures['fast_us']:.1f} us, "
+          f"scikit-learn {figures['sklearn_us']:.1f} us")
+    print(f"predict.py over {figures['test_file'].name} ({figures['phrases']:,} phrases): {figures['predict_s']:.2f} s "
+          f"wall ({figures['predict_cpu_s']:.2f} s CPU), start-up included")
+    print(f"start-up to a 200 on /health: {figures['startup']:.2f} s")
     print("memory after start-up, MiB: " + "; ".join(
-        f"{'master' if i == 0 else f'worker {i}'} RSS {rss:.0f} PSS {pss:.0f}" for i, (rss, pss) in enumerate(memory))
-        + f"; total PSS {sum(pss for _, pss in memory):.0f}")
-    return 0
+        f"{'master' if i == 0 else f'worker {i}'} RSS {rss:.0f} PSS {pss:.0f}"
+        for i, (rss, pss) in enumerate(figures["memory"]))
+        + f"; total PSS {sum(pss for _, pss in figures['memory']):.0f}")
 
 
 if __name__ == "__main__":

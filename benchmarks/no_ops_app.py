@@ -4,8 +4,11 @@
 
 The same create_app() as the service, parsing and scoring every query, with the Operations
 middleware (request ids, security and CORS headers, request metrics, the access-log line) taken off
-again: the Flask app it wraps answers directly. Beside the constant app it shows what parsing and
-scoring alone cost; beside the service, what the operations cost.
+again: the Flask app it wraps answers directly. It records as the service does, with the default log
+(a row per answer in the SQLite prediction log that PREDICTION_LOG names, without a request id): the
+app is built in each worker, and gunicorn.conf.py's post_worker_init starts the writer of the app the
+worker loaded. Beside the constant app it shows what parsing, scoring and recording cost; beside the
+service, what the operations cost.
 """
 import operations
 from app import create_app

@@ -3,9 +3,11 @@
     gunicorn benchmarks.stack_constant_app:app
 
 The same create_app() as the service (request parsing, request ids, access log, metrics, CORS,
-security headers), given models whose `predict` returns a fixed answer. The gap between it and the
-service is what scoring costs; the gap between it and constant_app is what the service's own
-middleware costs.
+security headers), given models whose `predict` returns a fixed answer. It records as the service
+does, with the default log (a row per answer in the SQLite prediction log that PREDICTION_LOG names):
+the app is built in each worker, and gunicorn.conf.py's post_worker_init starts the writer of the app
+the worker loaded. The gap between it and the service is what scoring costs; the gap between it and
+constant_app is what the service's own middleware and recording cost.
 """
 import artifacts
 from app import create_app
@@ -19,8 +21,9 @@ class ConstantModel(SentimentModel):
     """A loaded model that answers every text with ANSWER."""
 
     def predict(self, texts, *, explain=False):
-        """The constant answer, once per text (never explained: the benchmark's GET does not ask)."""
-        return [ANSWER for _ in texts]
+        """The constant answer, a new dict per text as the real model gives (each gets its own id), never
+        explained: the benchmark's GET does not ask."""
+        return [dict(ANSWER) for _ in texts]
 
 
 settings = Settings.from_env()

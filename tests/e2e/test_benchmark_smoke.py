@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from support import NGINX_BINARY, ROOT
+from support import NGINX_BINARY, ROOT, postgres_bin
 
 NUMBER = r"[\d,]+(?:\.\d+)?"
 
@@ -23,9 +23,9 @@ def number(text):
     return float(text.replace(",", ""))
 
 
-def run_smoke(script):
-    """Run `benchmarks/<script> --smoke`; return its standard output."""
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke"], cwd=ROOT,
+def run_smoke(script, *args):
+    """Run `benchmarks/<script> --smoke [args]`; return its standard output."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -77,17 +77,20 @@ def test_scoring_benchmark_prints_per_text_costs_and_a_crossover_that_follow_fro
 @pytest.mark.skipif(shutil.which("wrk") is None,
                     reason="wrk is not installed (apt-get install -y wrk); CI installs it")
 def test_serving_benchmark_prints_a_table_whose_ratios_are_its_requests_per_second():
-    output = run_smoke("bench_serving.py")
+    # This checkout as the "before" one: the option runs, whatever the code it points at.
+    output = run_smoke("bench_serving.py", "--before", str(ROOT),
+                       *(["--no-postgres"] if postgres_bin("initdb") is None else []))
     header = re.search(r"^app\s+requests/s.*$", output, re.M)
     assert header, output
-    others = re.findall(r"vs (\w+)", header.group(0))
+    others = re.findall(r"vs ([\w-]+)", header.group(0))
     assert others, header.group(0)
     columns = ["rps", "p50", "p99", "errors", *others, "cpu_us", "in_process_us"]
     row_pattern = r"^([\w-]+)\s+" + r"\s+".join(
         rf"({NUMBER})x" if name in others else f"({NUMBER})" for name in columns) + r"$"
     table = {found.group(1): dict(zip(columns, map(number, found.groups()[1:]), strict=True))
              for found in re.finditer(row_pattern, output, re.M)}
-    assert {"service", *others} <= set(table), output
+    assert {"service", "before", *others} <= set(table), output
+    assert ("postgres" in table) == (postgres_bin("initdb") is not None), output
     for app, row in table.items():
         assert row["errors"] == 0, f"{app} had errors under load:\n{output}"
         assert row["rps"] > 0 and 0 < row["p50"] <= row["p99"], (app, row)
@@ -99,8 +102,30 @@ def test_serving_benchmark_prints_a_table_whose_ratios_are_its_requests_per_seco
             slack = exact * (0.5 / row["rps"] + 0.5 / table[other]["rps"])
             assert close(row[other], exact, decimals_printed=2, slack=slack), (app, other, row[other], exact)
 
+    # The comparisons spelt out are the table's column, with the one round's ratio beside it.
+    compared = {"service": "SQLite", "postgres": "PostgreSQL"}
+    for app in compared.keys() & table.keys():
+        label = f"recording on {compared[app]} against PREDICTION_LOG=off"
+        ratio, each = figure(rf"^GET, {label}: ({NUMBER})x \(rounds: ({NUMBER})\)$", output)
+        assert ratio == each == table[app]["log-off"], (label, ratio, each, table[app])
+
+    posts = {name: (number(rate), number(ratio)) for name, rate, ratio in re.findall(
+        rf"^(service|log-off|postgres|before)\s+({NUMBER})\s+({NUMBER})x\s+{NUMBER}$", output, re.M)}
+    assert {"service", "log-off", "before"} <= set(posts), output
+    off = posts["log-off"][0]
+    for app, (rate, ratio) in posts.items():
+        exact = rate / off
+        assert rate > 0 and close(ratio, exact, decimals_printed=2, slack=exact * (0.5 / rate + 0.5 / off)), app
+
+    # Every recording server wrote a row for each answer it gave, and dropped none.
+    recorded = re.findall(rf"^([\w-]+)\s+(SQLite|PostgreSQL)\s+({NUMBER}) rows for\s+({NUMBER}) answers, "
+                          rf"dropped ({NUMBER})$", output, re.M)
+    assert {name for name, *_ in recorded} >= {"service", "stack", "no-ops", "explain"}, output
+    for name, _, rows, answers, dropped in recorded:
+        assert number(rows) >= number(answers) > 0 and number(dropped) == 0, (name, rows, answers, dropped)
+    assert "ROWS DROPPED" not in output
+
     assert figure(rf"fast ({NUMBER}) us, scikit-learn ({NUMBER}) us", output)[0] > 0
-    assert figure(rf"^POST / with 1,000 phrases over HTTP: ({NUMBER}) phrases/s$", output)[0] > 0
     wall, cpu = figure(rf"^predict\.py over \S+ \(.*\): ({NUMBER}) s wall \(({NUMBER}) s CPU\)", output)
     assert wall > 0 and cpu > 0
     assert figure(rf"^start-up to a 200 on /health: ({NUMBER}) s$", output)[0] > 0
