@@ -240,26 +240,29 @@ class PredictionLog:
         """Queue one row per scored text (its answer already has its `id`); never blocks or raises."""
         if not self.enabled:
             return
-        rows = [(answer, text) for answer, text in zip(answers, texts)
+        kept = [(answer, text) for answer, text in zip(answers, texts)
                 if self.sample >= 1.0 or ids.sampled(answer["id"], self.sample)]
-        room = self.queue_rows - self.queue.qsize()
-        if room < len(rows):
-            self.drop("queue_full", len(rows) - max(room, 0))
-            rows = rows[:max(room, 0)]
-        for answer, text in rows:
-            self.queue.put(("prediction", (
-                answer["id"], now, request_id, model, version, answer["prediction"], answer["confidence"],
-                answer["probabilities"], len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-                text if self.texts else None)))
+        self.enqueue("prediction", [
+            (answer["id"], now, request_id, model, version, answer["prediction"], answer["confidence"],
+             answer["probabilities"], len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+             text if self.texts else None) for answer, text in self.fitting(kept)])
 
     def record_feedback(self, rows):
         """Queue feedback rows (dicts of the `feedback` columns); never blocks."""
-        room = self.queue_rows - self.queue.qsize()
+        self.enqueue("feedback", self.fitting(rows))
+
+    def fitting(self, rows):
+        """The rows the queue has room for; the others are dropped and counted as queue_full."""
+        room = max(self.queue_rows - self.queue.qsize(), 0)
         if room < len(rows):
-            self.drop("queue_full", len(rows) - max(room, 0))
-            rows = rows[:max(room, 0)]
+            self.drop("queue_full", len(rows) - room)
+            return rows[:room]
+        return rows
+
+    def enqueue(self, kind, rows):
+        """Put rows of one kind ("prediction" or "feedback") on the writer's queue."""
         for row in rows:
-            self.queue.put(("feedback", row))
+            self.queue.put((kind, row))
 
     def drop(self, reason, count):
         """Count rows that will never be written, and warn (at most once a minute)."""
