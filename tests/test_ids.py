@@ -40,6 +40,19 @@ def test_another_key_or_any_changed_character_is_refused():
         assert signer.verify(changed) is None, position
 
 
+def test_only_the_spelling_issued_is_accepted():
+    """The last character's 2 spare bits change no byte; a spelling with them set is still refused."""
+    signer = ids.Signer(KEY)
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    for _ in range(50):
+        answer_id = issue(signer)
+        value = alphabet.index(answer_id[-1])
+        assert value & 0b11 == 0
+        for spare in (1, 2, 3):
+            assert signer.verify(answer_id[:-1] + alphabet[value | spare]) is None
+        assert signer.verify(answer_id) is not None
+
+
 @given(st.one_of(st.text(max_size=80), st.integers(), st.none(), st.lists(st.text())))
 def test_anything_else_is_refused_without_raising(value):
     assert ids.Signer(KEY).verify(value) is None
