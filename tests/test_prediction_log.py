@@ -1,9 +1,13 @@
 """The prediction log on real databases: SQLite files and a private PostgreSQL cluster."""
 import hashlib
+import json
 import time
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ids
 import prediction_log
@@ -108,7 +112,7 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path):
     started = time.perf_counter()
     record(log, signer, ["text"] * 25)
     assert time.perf_counter() - started < 1.0
-    assert drops.counts == {"queue_full": 15} and log.queue.qsize() == 10
+    assert drops.counts == {"queue_full": 15} and log.queued == 10
 
 
 def test_the_latest_label_for_an_id_replaces_the_first(url):
@@ -239,3 +243,11 @@ def test_reading_a_sqlite_log_that_is_not_there_says_so_and_creates_nothing(tmp_
     with pytest.raises(PredictionLogError, match="no such file"):
         prediction_log.read_predictions(url)
     assert not (tmp_path / "typo").exists()
+
+
+@given(st.dictionaries(st.text(max_size=20), st.floats(min_value=0, max_value=1), max_size=6))
+def test_probabilities_are_logged_as_the_same_json_as_json_dumps(probabilities):
+    compact = json.dumps(probabilities, separators=(",", ":"))
+    assert prediction_log.probabilities_json(probabilities) == compact
+    floats64 = {label: np.float64(p) for label, p in probabilities.items()}  # the sklearn path's type
+    assert prediction_log.probabilities_json(floats64) == compact
