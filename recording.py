@@ -1,10 +1,12 @@
 """What the service keeps of its answers: an id and a version on each, a row in the prediction log, and
 the labels its users send back. No HTTP here: the resources in app.py call `Recorder`.
 
-`Recorder.stamp` gives each answer its `id` (signed, see `ids`) and `model_version`, and queues its row;
+`Recorder.stamp` gives each answer its `id` (signed, see `ids`) and `model_version`, and returns what
+queues their rows;
 `Recorder.feedback` checks `POST /feedback` items against their ids (issued here, within the retention,
 a label of the model that answered), counts them in `sentiment_feedback_total` and queues them.
 """
+import functools
 import time
 
 import ids
@@ -41,7 +43,8 @@ class Recorder:
                        for name, version in self.versions.items()}
 
     def stamp(self, name, answers, texts, *, request_id):
-        """Give each answer of model `name` its id and version, and queue their rows; returns `answers`."""
+        """Give each answer of model `name` its id and version; return what records them: a function of
+        no arguments that queues their rows (app.py runs it once the answer has been sent)."""
         model_index, tag, label_index = self.stamps[name]
         version = self.versions[name]
         now = time.time()
@@ -50,8 +53,8 @@ class Recorder:
             answer["id"] = issue(model_index=model_index, label_index=label_index[answer["prediction"]],
                                  version=tag, now=now)
             answer["model_version"] = version
-        self.log.record(model=name, version=version, request_id=request_id, now=now, answers=answers, texts=texts)
-        return answers
+        return functools.partial(self.log.record, model=name, version=version, request_id=request_id, now=now,
+                                 answers=answers, texts=texts)
 
     def feedback(self, items):
         """Check every (where, id, label) item, then count and queue them all; return what was accepted.
