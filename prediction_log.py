@@ -17,8 +17,8 @@ PostgreSQL, their dialects' upserts, and a connection pool that checks a connect
 """
 import contextlib
 import functools
-import itertools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -328,7 +328,10 @@ class PredictionLog:
             self.queued -= taken
         batch = {"prediction": [], "feedback": []}
         for kind, _, made_from in items:
-            batch[kind].extend(prediction_rows(*made_from, texts_kept=self.texts) if kind == "prediction" else made_from)
+            if kind == "prediction":
+                batch[kind].extend(prediction_rows(*made_from, texts_kept=self.texts))
+            else:
+                batch[kind].extend(made_from)
         return batch
 
     def write(self, batch):
@@ -416,10 +419,9 @@ def insert_predictions(connection, rows):
     """Insert queued predictions (tuples in PREDICTION_COLUMNS' order): PostgreSQL's COPY, or on SQLite
     INSERTs of SQLITE_ROWS rows each.
 
-    The writer's hot path, in the worker that also answers requests (and shares its GIL), so the drivers'
-    own bulk paths rather than SQLAlchemy's handling of a parameter dict per row. CPU per 1,000 rows on
-    this machine: SQLite 12 ms that way, 6 ms by executemany, 3.5 ms by multi-row INSERTs; PostgreSQL 21
-    ms that way, 4.5 ms by COPY (plus the server's own work).
+    The writer's hot path, in the worker that also answers requests (and shares its interpreter lock),
+    so the drivers' own bulk paths rather than SQLAlchemy's handling of a parameter dict per row: one
+    writer inserts 1.2x to 2.3x the rows per second (benchmarks/README.md, bench_prediction_log.py).
     """
     columns = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in PREDICTION_COLUMNS)
     errors = connection.dialect.loaded_dbapi.Error

@@ -470,11 +470,16 @@ def test_models_shows_each_models_feedback_count_and_accuracy_from_the_database(
 
 
 def test_each_scored_text_is_one_row_with_the_request_id_and_no_text(recording, own_prediction_log):
+    import lifecycle
     import prediction_log
 
     client = recording.test_client()
-    single = client.get("/", query_string={"query": "superb"}, headers={"X-Request-ID": "req-42"}).get_json()
-    batch = client.post("/fine-grained", json={"queries": ["dull", "superb film"]}).get_json()["predictions"]
+    log, = recording.extensions[lifecycle.SERVICES]
+    with client.get("/", query_string={"query": "superb"}, headers={"X-Request-ID": "req-42"}) as response:
+        single = response.get_json()
+        assert log.queued == 0  # queued only once the answer is sent: when the server closes it
+    with client.post("/fine-grained", json={"queries": ["dull", "superb film"]}) as response:
+        batch = response.get_json()["predictions"]
     flush(recording)
     rows = prediction_log.read_predictions(own_prediction_log).set_index("id")
     assert list(rows.index) == [single["id"]] + [a["id"] for a in batch]
