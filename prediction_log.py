@@ -417,7 +417,7 @@ def prediction_rows(model, version, request_id, now, answers, texts, *, texts_ke
 
 def insert_predictions(connection, rows):
     """Insert queued predictions (tuples in PREDICTION_COLUMNS' order): PostgreSQL's COPY, or on SQLite
-    INSERTs of SQLITE_ROWS rows each.
+    INSERTs of SQLITE_ROWS rows each (the last few rows by executemany).
 
     The writer's hot path, in the worker that also answers requests (and shares its interpreter lock),
     so the drivers' own bulk paths rather than SQLAlchemy's handling of a parameter dict per row: one
@@ -432,13 +432,18 @@ def insert_predictions(connection, rows):
             for row in rows:
                 copy.write_row(row)
         return
+    # Whole chunks by one statement, the rest row by row: two statements in all, so sqlite3's cache of
+    # prepared statements stays small (one per chunk size grew a worker's memory through a soak).
+    whole = len(rows) - len(rows) % SQLITE_ROWS
     cursor = connection.connection.driver_connection.cursor()
     try:
-        for start in range(0, len(rows), SQLITE_ROWS):
-            chunk = rows[start:start + SQLITE_ROWS]
-            statement = sqlite_insert(columns, len(chunk))
-            with raised_as_sqlalchemy(statement, errors):
-                cursor.execute(statement, tuple(itertools.chain.from_iterable(chunk)))
+        statement = sqlite_insert(columns, SQLITE_ROWS)
+        with raised_as_sqlalchemy(statement, errors):
+            for start in range(0, whole, SQLITE_ROWS):
+                cursor.execute(statement, tuple(itertools.chain.from_iterable(rows[start:start + SQLITE_ROWS])))
+        statement = sqlite_insert(columns, 1)
+        with raised_as_sqlalchemy(statement, errors):
+            cursor.executemany(statement, rows[whole:])
     finally:
         cursor.close()
 
