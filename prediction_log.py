@@ -8,12 +8,13 @@ build, the notebook and the drift report read. No SQL is written anywhere else.
     PREDICTION_LOG=postgresql://user:pass@host/db        many workers, replicas or machines
     PREDICTION_LOG=off                                   nothing recorded, no feedback taken
 
-Recording never slows or breaks an answer: a request only appends its rows to this process's
-queue (bounded: rows that do not fit are dropped and counted); a writer thread, started in each
-worker after gunicorn forks, inserts them in batches. If the database is slow, full or down, the
-writer drops what it cannot write, counts it, warns at most once a minute, and carries on when the
-database is back. The database layer is SQLAlchemy 2 Core: one table definition for SQLite and
-PostgreSQL, their dialects' upserts, and a connection pool that checks a connection before use.
+Recording never slows or breaks an answer: once its answer is sent, a request only appends its
+answers to this process's queue (bounded: rows that do not fit are dropped and counted); a writer
+thread, started in each worker after gunicorn forks, makes their rows and inserts them in batches.
+If the database is slow, full or down, the writer drops what it cannot write, counts it, warns at
+most once a minute, and carries on when the database is back. The database layer is SQLAlchemy 2
+Core: one table definition for SQLite and PostgreSQL, their dialects' upserts, and a connection pool
+that checks a connection before use.
 """
 import contextlib
 import functools
