@@ -403,8 +403,8 @@ def probabilities_format(labels):
 
 def probabilities_json(probabilities):
     """An answer's {label: probability} as compact JSON, the same text as `json.dumps` with
-    separators=(",", ":") in a third of its time: the floats are written as `json` writes them, and
-    only the labels are escaped, once per label set. A row's largest cost after the insert itself."""
+    separators=(",", ":") but without its per-call work: the floats are written as `json` writes them,
+    and the labels are escaped once per label set. A row's largest cost after the insert itself."""
     return probabilities_format(tuple(probabilities)) % tuple(probabilities.values())
 
 
