@@ -22,8 +22,14 @@ import hashlib
 import itertools
 import json
 import logging
+import multiprocessing.connection
 import os
+import pickle
 import queue
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -81,6 +87,7 @@ FLUSH_SECONDS = 0.25  # a lone row waits at most this long in the queue
 GATHER_POLL = 0.01  # while a batch gathers, how often the writer looks whether a whole one is there
 WARN_EVERY = 60.0  # seconds between warning lines about dropped rows
 RETENTION_EVERY = 3600.0  # seconds between deletions of rows past PREDICTION_LOG_DAYS, across all workers
+RETENTION_FIRST = 1.0  # seconds after a writer starts before it first tries (its first batch goes first)
 SUMMARY_SECONDS = 5.0  # how long GET /models keeps a feedback summary read from the database
 DAY = 86_400.0
 
@@ -178,8 +185,12 @@ class PredictionLog:
         self.engine = None
         # Made before a fork, used after: safe, since the master never holds it (it runs no writer).
         self.engine_lock = threading.Lock()
-        self.writer = None
+        self.process = None  # the writer process (in a worker)
+        self.channel = None  # the worker's end of the socket pair to it
+        self.feeder = None  # the thread that sends it batches and reads its reports
+        self.in_flight = 0  # rows sent to the writer, not yet reported written or dropped (the feeder's)
         self.stopping = threading.Event()
+        self.deadline = None  # when a stop must be over (monotonic)
         self.last_warning = float("-inf")
         self.summary = (float("-inf"), None)  # (read at, feedback summary)
 
@@ -221,32 +232,54 @@ class PredictionLog:
     # --- In each worker --------------------------------------------------------------------------
 
     def start(self):
-        """Start the writer thread (in the worker, after the fork)."""
-        if not self.enabled or (self.writer and self.writer.is_alive()):
+        """Start the writer process and the thread that feeds it (in the worker, after the fork)."""
+        if not self.enabled or (self.feeder and self.feeder.is_alive()):
             return
         self.stopping.clear()
-        self.writer = threading.Thread(target=self.write_forever, name="prediction-log-writer", daemon=True)
-        self.writer.start()
+        self.launch()
+        self.feeder = threading.Thread(target=self.feed_forever, name="prediction-log-feeder", daemon=True)
+        self.feeder.start()
+
+    def launch(self):
+        """Start a writer process, connected to this one by a socket pair, and give it its settings.
+
+        A new interpreter rather than a fork: it inherits no threads, locks, sockets or signal handlers
+        of the worker, and the settings (the URL may hold a password) go through the socket, not argv.
+        """
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", WRITER_START, str(Path(__file__).resolve().parent), str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        self.channel = multiprocessing.connection.Connection(ours.detach())
+        self.channel.send({"url": self.url, "texts": self.texts, "days": self.days})
+        self.in_flight = 0
 
     def stop(self, timeout):
         """Write what is queued, waiting at most `timeout` seconds; count what is left as dropped."""
-        if self.writer is None:
+        if self.feeder is None:
             return
+        self.deadline = time.monotonic() + timeout
         self.stopping.set()
-        self.writer.join(timeout)
-        left = self.queued
+        self.feeder.join(timeout)
+        try:
+            self.process.wait(max(self.deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # its rows are counted below; a feeder blocked on a full socket is released
+            self.process.wait()
+        self.feeder.join(1.0)
+        self.channel.close()
+        left = self.in_flight + self.take_all()
         if left:
             self.drop("exit", left)
-        self.writer = None
-        if self.engine is not None:
-            self.engine.dispose()
-            self.engine = None
+        self.feeder = self.process = self.channel = None
+        self.in_flight = 0
 
     def record(self, *, model, version, request_id, now, answers, texts):
         """Queue one row per scored text (its answer already has its `id`); never blocks or raises.
 
-        The request only queues the answers it already has, in one item; the writer makes the rows
-        (`prediction_rows`), so a client waiting for a large POST does not wait for them too.
+        The request only queues the answers it already has, in one item; the writer process makes the
+        rows (`prediction_rows`), so neither the client nor the worker waits for them.
         """
         if not self.enabled:
             return
@@ -289,31 +322,35 @@ class PredictionLog:
                 self.engine = make_engine(self.url)
             return self.engine.begin()
 
-    def write_forever(self):
-        """The writer thread: take batches off the queue and insert them until stopped and drained."""
-        next_retention = time.monotonic()
+    def feed_forever(self):
+        """The feeder thread: send queued batches to the writer process and read its reports, until
+        stopped and drained; then tell the writer so and wait (until the deadline) for its last reports."""
         while True:
-            batch = self.take_batch()
-            if batch:
-                self.write(batch)
-            elif self.stopping.is_set():
-                return
-            if time.monotonic() >= next_retention and not self.stopping.is_set():
-                next_retention = time.monotonic() + RETENTION_EVERY
-                self.apply_retention()
+            items = self.take_batch()
+            if items:
+                self.send(items)
+            self.read_reports(0.0)
+            if not items and self.stopping.is_set():
+                break
+        try:
+            self.channel.send_bytes(END)
+        except OSError:
+            return
+        while self.in_flight and (left := self.deadline - time.monotonic()) > 0 and self.read_reports(left):
+            pass
 
     def take_batch(self):
-        """Queued rows, at least BATCH_ROWS if there are so many, as {"prediction": [...], "feedback": [...]}:
-        waits up to FLUSH_SECONDS for the first request's rows, then up to FLUSH_SECONDS more for others to
-        join them (less when a whole batch is there or the log stops).
+        """Queued items of about BATCH_ROWS rows in all (fewer if there are not so many): waits up to
+        FLUSH_SECONDS for the first request's rows, then up to FLUSH_SECONDS more for others to join them
+        (less when a whole batch is there or the log stops).
 
-        Gathering is what makes the writer cheap: taken as they came, rows went one transaction per
+        Gathering is what makes recording cheap: taken as they came, rows went one transaction per
         request, and a busy worker spent about as long recording a GET as answering it.
         """
         try:
             items = [self.queue.get(timeout=FLUSH_SECONDS)]
         except queue.Empty:
-            return {}
+            return []
         deadline = time.monotonic() + FLUSH_SECONDS
         while (self.queued < BATCH_ROWS and time.monotonic() < deadline
                and not self.stopping.wait(GATHER_POLL)):
@@ -327,16 +364,66 @@ class PredictionLog:
             taken += items[-1][1]
         with self.queued_lock:
             self.queued -= taken
-        batch = {"prediction": [], "feedback": []}
-        for kind, _, made_from in items:
-            if kind == "prediction":
-                batch[kind].extend(prediction_rows(*made_from, texts_kept=self.texts))
-            else:
-                batch[kind].extend(made_from)
-        return batch
+        return items
+
+    def take_all(self):
+        """Empty the queue; return how many rows it held."""
+        taken = 0
+        while True:
+            try:
+                taken += self.queue.get_nowait()[1]
+            except queue.Empty:
+                break
+        with self.queued_lock:
+            self.queued -= taken
+        return taken
+
+    def send(self, items):
+        """Send a batch to the writer process: of each answer only what its row is made from."""
+        rows = sum(count for _, count, _ in items)
+        message = pickle.dumps([(kind, count, made_from if kind == "feedback" else scored(*made_from))
+                                for kind, count, made_from in items], protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.channel.send_bytes(message)
+        except OSError:  # the writer is gone (killed at stop, or it died): its rows are lost
+            self.lost(rows)
+            return
+        self.in_flight += rows
+
+    def read_reports(self, timeout):
+        """Take the writer's reports (rows handled, and the error that dropped them, if one did), waiting
+        at most `timeout` seconds for the first; False once the writer is gone."""
+        try:
+            while self.channel.poll(timeout):
+                handled, error = self.channel.recv()
+                self.in_flight -= handled
+                if error is not None:
+                    self.drop("database_error", handled)
+                    log.debug("prediction log: a batch failed: %s", error)
+                timeout = 0.0
+        except (EOFError, OSError):
+            if not self.stopping.is_set():
+                self.lost(0)
+            return False
+        return True
+
+    def lost(self, rows):
+        """The writer process is gone: count what it had not written, and start another unless stopping."""
+        if self.stopping.is_set():
+            self.in_flight += rows  # stop() counts them as dropped at exit
+            return
+        self.drop("writer_lost", self.in_flight + rows)
+        log.warning("prediction log: the writer process ended (status %s); starting another", self.process.poll())
+        self.process.kill()
+        self.process.wait()
+        self.channel.close()
+        self.launch()
+
+    # --- In the writer process -------------------------------------------------------------------
 
     def write(self, batch):
-        """Insert one batch: predictions and feedback (the latest label per id wins), in one transaction."""
+        """Insert one batch: predictions and feedback (the latest label per id wins), in one transaction.
+        Returns None, or the database's reason for refusing it (its rows are then dropped)."""
         rows, labels = batch["prediction"], batch["feedback"]
         try:
             with self.connection() as connection:
@@ -346,11 +433,11 @@ class PredictionLog:
                     upsert(connection, feedback, labels, ["id"],
                            ["time", "model_version", "label"], where=lambda table, new: new.time >= table.c.time)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
-            self.drop("database_error", len(rows) + len(labels))
-            log.debug("prediction log: a batch failed: %s", reason(exc))
             if self.engine is not None:
                 self.engine.dispose()  # reconnect next time: the server may have restarted
-            self.stopping.wait(1.0)  # no busy loop while the database is down
+            time.sleep(1.0)  # no busy loop while the database is down
+            return reason(exc)
+        return None
 
     def apply_retention(self):
         """Delete rows older than PREDICTION_LOG_DAYS, if no other process did so within RETENTION_EVERY.
@@ -392,6 +479,57 @@ class PredictionLog:
         return summary
 
 
+# The writer process: a new interpreter that imports this module from its folder and runs writer_process.
+WRITER_START = ("import sys; sys.path.insert(0, sys.argv[1]); import prediction_log; "
+                "prediction_log.writer_process(int(sys.argv[2]))")
+END = pickle.dumps(None)  # the worker's last message: nothing more will come
+
+
+def writer_process(fd):
+    """The writer process: insert the batches the worker sends over the socket `fd`, report each
+    (rows handled, error or None), delete old rows every RETENTION_EVERY seconds, and end when the
+    worker says so or is gone (everything received is written first)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the worker says when to end
+    channel = multiprocessing.connection.Connection(fd)
+    settings = channel.recv()
+    writer = PredictionLog(settings["url"], texts=settings["texts"], days=settings["days"])
+    next_retention = time.monotonic() + RETENTION_FIRST
+    while True:
+        if time.monotonic() >= next_retention:
+            next_retention = time.monotonic() + RETENTION_EVERY
+            writer.apply_retention()
+        try:
+            if not channel.poll(max(next_retention - time.monotonic(), 0.0)):
+                continue
+            items = pickle.loads(channel.recv_bytes())
+        except (EOFError, OSError):  # the worker is gone without a word (killed)
+            return
+        if items is None:
+            return
+        error = writer.write(batch_from(items, texts_kept=writer.texts))
+        try:
+            channel.send((sum(count for _, count, _ in items), error))
+        except OSError:
+            return
+
+
+def scored(model, version, request_id, now, answers, texts):
+    """What a request's prediction rows are made from, without the rest of its answers (explanations)."""
+    return (model, version, request_id, now,
+            [(a["id"], a["prediction"], a["confidence"], a["probabilities"]) for a in answers], texts)
+
+
+def batch_from(items, *, texts_kept):
+    """The rows of the items a worker sent, as {"prediction": [tuples], "feedback": [dicts]}."""
+    batch = {"prediction": [], "feedback": []}
+    for kind, _, made_from in items:
+        if kind == "prediction":
+            batch[kind].extend(prediction_rows(*made_from, texts_kept=texts_kept))
+        else:
+            batch[kind].extend(made_from)
+    return batch
+
+
 PREDICTION_COLUMNS = [column.name for column in predictions.columns]
 
 
@@ -408,12 +546,13 @@ def probabilities_json(probabilities):
     return probabilities_format(tuple(probabilities)) % tuple(probabilities.values())
 
 
-def prediction_rows(model, version, request_id, now, answers, texts, *, texts_kept):
-    """The `predictions` rows (tuples in PREDICTION_COLUMNS' order) of one request's answers."""
-    return [(answer["id"], now, request_id, model, version, answer["prediction"], answer["confidence"],
-             probabilities_json(answer["probabilities"]), len(text),
-             hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), text if texts_kept else None)
-            for answer, text in zip(answers, texts)]
+def prediction_rows(model, version, request_id, now, scored, texts, *, texts_kept):
+    """The `predictions` rows (tuples in PREDICTION_COLUMNS' order) of one request's scored texts, each
+    (id, label, confidence, probabilities) as `scored` gives them."""
+    return [(answer_id, now, request_id, model, version, label, confidence, probabilities_json(probabilities),
+             len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+             text if texts_kept else None)
+            for (answer_id, label, confidence, probabilities), text in zip(scored, texts)]
 
 
 def insert_predictions(connection, rows):

@@ -28,15 +28,15 @@ Every server records to a database of its own in the run's temp dir, never the c
 wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds (the apps in turn, forwards
 then backwards, so no app always runs after the same one), so machine noise hits all alike; the
 table shows medians over rounds, the median of the per-round ratios, the CPU time the app's gunicorn
-workers spent per request (from /proc; wrk's own share left out; the prediction log's writer thread
+workers spent per request (from /proc; wrk's own share left out; the prediction log's writer processes
 included), and the time the same GET takes through the app's WSGI callable in-process, without
-gunicorn (the writer thread running beside it). It then measures POST / with 1,000 phrases
+gunicorn (the prediction log's writer running beside it). It then measures POST / with 1,000 phrases
 (phrases/s) on service, log-off, postgres and before, in alternating bursts, and checks that every
 recording server wrote a row for each answer it gave and dropped none
 (sentiment_prediction_log_dropped_total in its /metrics); if one did not, it says so and exits 1.
 It also measures: median us per query on both scoring paths (in-process), `predict.py` wall time
 over Kaggle's test.tsv, time from start to a 200 on /health, and the memory (RSS and PSS) of
-gunicorn's master and workers. The figures and what they show are in benchmarks/README.md.
+gunicorn's master, workers and writers. The figures and what they show are in benchmarks/README.md.
 """
 import argparse
 import importlib
@@ -81,13 +81,15 @@ def ready_seconds(server, path):
 
 
 def memory(server):
-    """(RSS MiB, PSS MiB) of the master and of each worker."""
-    return [memory_mib(server.process.pid)] + [memory_mib(pid) for pid in sorted(server.workers())]
+    """(name, RSS MiB, PSS MiB) of the master, of each worker and of each prediction-log writer process."""
+    return ([("master", *memory_mib(server.process.pid))]
+            + [(f"worker {i}", *memory_mib(pid)) for i, pid in enumerate(sorted(server.workers()), 1)]
+            + [(f"writer {i}", *memory_mib(pid)) for i, pid in enumerate(sorted(server.writers()), 1)])
 
 
 def workers_cpu_s(server):
-    """CPU seconds (user + system) the live workers have used so far."""
-    return sum(cpu_seconds(pid) for pid in server.workers())
+    """CPU seconds (user + system) the live workers and their prediction-log writers have used so far."""
+    return sum(cpu_seconds(pid) for pid in server.workers() | server.writers())
 
 
 def memory_mib(pid):
@@ -240,7 +242,7 @@ def time_wsgi(target, calls, *, explain=False):
 def post_rounds(servers, phrases, *, rounds, posts):
     """Alternate bursts of `posts` POSTs of 1,000 phrases over the servers; each one's phrases/s per round.
 
-    A burst's POSTs go back to back on one connection, so a recording server's writer thread inserts
+    A burst's POSTs go back to back on one connection, so a recording server's writer process inserts
     one POST's rows while the next is scored; after each burst the run waits a second, so that
     writer finishes before the next server's burst.
     """
@@ -500,9 +502,8 @@ def print_figures(figures, in_process, recorded, *, before, rounds, seconds, pos
           f"wall ({figures['predict_cpu_s']:.2f} s CPU), start-up included")
     print(f"start-up to a 200 on /health: {figures['startup']:.2f} s")
     print("memory after start-up, MiB: " + "; ".join(
-        f"{'master' if i == 0 else f'worker {i}'} RSS {rss:.0f} PSS {pss:.0f}"
-        for i, (rss, pss) in enumerate(figures["memory"]))
-        + f"; total PSS {sum(pss for _, pss in figures['memory']):.0f}")
+        f"{name} RSS {rss:.0f} PSS {pss:.0f}" for name, rss, pss in figures["memory"])
+        + f"; total PSS {sum(pss for _, _, pss in figures['memory']):.0f}")
 
 
 if __name__ == "__main__":

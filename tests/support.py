@@ -169,6 +169,14 @@ class Server:
         pid = self.process.pid
         return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
 
+    def writers(self):
+        """The pids of the workers' prediction-log writer processes: the workers' children."""
+        pids = set()
+        for worker in self.workers():
+            with contextlib.suppress(FileNotFoundError):  # a worker that has just ended
+                pids |= {int(p) for p in Path(f"/proc/{worker}/task/{worker}/children").read_text().split()}
+        return pids
+
     def models_created_at(self):
         """Each served model's created_at, by name, as /models shows it."""
         return {m["name"]: m["created_at"] for m in requests.get(self.url + "/models", timeout=10).json()["models"]}

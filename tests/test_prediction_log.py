@@ -1,7 +1,10 @@
 """The prediction log on real databases: SQLite files and a private PostgreSQL cluster."""
 import hashlib
 import json
+import os
+import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,14 +223,16 @@ def test_stop_waits_a_bounded_time_and_counts_what_it_could_not_write(tmp_path):
         blocker.exec_driver_sql("BEGIN IMMEDIATE")
         log.start()
         record(log, signer, ["x"] * 5)
-        time.sleep(0.5)  # the writer has taken the batch and waits on the lock
+        time.sleep(1.0)  # the writer process has the batch and waits on the lock
         record(log, signer, ["y"] * 3)
         started = time.perf_counter()
         log.stop(timeout=0.5)
         assert time.perf_counter() - started < 2.0
-        assert drops.counts.get("exit") == 3
+        # The writer is stopped with its batch: the 5 rows it held and the 3 still queued are counted.
+        assert drops.counts == {"exit": 8}
         blocker.exec_driver_sql("ROLLBACK")
     engine.dispose()
+    assert prediction_log.read_predictions(log.url).empty  # none of them written after all
 
 
 def wait_until(predicate, timeout=10.0):
@@ -251,3 +256,38 @@ def test_probabilities_are_logged_as_the_same_json_as_json_dumps(probabilities):
     assert prediction_log.probabilities_json(probabilities) == compact
     floats64 = {label: np.float64(p) for label, p in probabilities.items()}  # the sklearn path's type
     assert prediction_log.probabilities_json(floats64) == compact
+
+
+def test_rows_are_written_by_a_writer_process_whose_command_line_holds_no_url(tmp_path):
+    url = f"sqlite:///{tmp_path}/secret-name/p.sqlite3"
+    log = PredictionLog(url)
+    signer = ids.Signer(log.prepare())
+    log.start()
+    try:
+        command_line = Path(f"/proc/{log.process.pid}/cmdline").read_bytes()
+        assert log.process.pid != os.getpid() and b"secret-name" not in command_line
+        given = record(log, signer, ["one"])
+        assert wait_until(lambda: given[0]["id"] in set(prediction_log.read_predictions(url)["id"]))
+    finally:
+        log.stop(timeout=10)
+    assert log.process is None
+
+
+def test_a_writer_process_that_dies_is_replaced_and_its_rows_counted(tmp_path):
+    url = f"sqlite:///{tmp_path}/p.sqlite3"
+    drops = Drops()
+    log = PredictionLog(url, on_drop=drops)
+    signer = ids.Signer(log.prepare())
+    log.start()
+    try:
+        first = log.process
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        record(log, signer, ["sent as the writer died"])  # to the dead one (lost, counted), or to its successor
+        assert wait_until(lambda: log.process is not first and log.process.poll() is None)
+        after = record(log, signer, ["after"])
+        assert wait_until(lambda: after[0]["id"] in set(prediction_log.read_predictions(url)["id"]))
+    finally:
+        log.stop(timeout=10)
+    assert len(prediction_log.read_predictions(url)) + drops.counts.get("writer_lost", 0) == 2
+    assert set(drops.counts) <= {"writer_lost"}
