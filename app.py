@@ -137,9 +137,8 @@ class Sentiment(Resource):
 
 def when_sent(work):
     """Run `work` (a function of no arguments) once this request's answer has gone out: when the server
-    closes the response, after writing its body. The prediction log's rows are queued so, and its writer
-    thread makes and inserts them while the client reads its answer rather than while the client waits
-    for it (the writer shares the worker's interpreter lock)."""
+    closes the response, after writing its body. The prediction log's rows are queued so: a client
+    waiting for a large answer does not wait for its rows to be queued too."""
     @after_this_request
     def on_close(response):
         response.call_on_close(work)

@@ -65,9 +65,9 @@ class Metrics:
             ["model", "predicted", "actual"], **common)
         self.log_dropped = prometheus_client.Counter(
             "prediction_log_dropped", "Prediction-log rows never written: queue_full (the queue was full), "
-            "database_error (the database refused or was unreachable), exit (still queued when the worker "
-            "stopped).", ["reason"], **common)
-        for reason in ("queue_full", "database_error", "exit"):  # zero from the start, so rate() sees the first
+            "database_error (the database refused or was unreachable), writer_lost (the writer process ended "
+            "before writing them), exit (not written when the worker stopped).", ["reason"], **common)
+        for reason in ("queue_full", "database_error", "writer_lost", "exit"):  # zero from the start, so rate() sees the first
             self.log_dropped.labels(reason)
         # Labelled series, once looked up: labels() takes a lock, and this is done for every request.
         self.series = {}  # (endpoint, method, status) -> its request counter and latency histogram
@@ -96,7 +96,7 @@ class Metrics:
         self.feedback.labels(model_name, predicted, actual).inc()
 
     def count_dropped(self, reason, count):
-        """Count prediction-log rows that will never be written (called from the writer thread too)."""
+        """Count prediction-log rows that will never be written (called from the prediction log's feeder thread too)."""
         self.log_dropped.labels(reason).inc(count)
 
     def observe(self, endpoint, method, status, seconds):

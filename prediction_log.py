@@ -1,7 +1,7 @@
 """The prediction log: every scored text and every label sent back, in a real database.
 
 One module owns it all: the tables (defined once, here), the start-up check and migration, the
-bounded queue and the writer thread that empties it, retention, and the queries the service, the
+bounded queue and the writer process that empties it, retention, and the queries the service, the
 build, the notebook and the drift report read. No SQL is written anywhere else.
 
     PREDICTION_LOG=sqlite:///state/predictions.sqlite3   the default: a file, nothing to install
@@ -9,10 +9,12 @@ build, the notebook and the drift report read. No SQL is written anywhere else.
     PREDICTION_LOG=off                                   nothing recorded, no feedback taken
 
 Recording never slows or breaks an answer: once its answer is sent, a request only appends its
-answers to this process's queue (bounded: rows that do not fit are dropped and counted); a writer
-thread, started in each worker after gunicorn forks, makes their rows and inserts them in batches.
-If the database is slow, full or down, the writer drops what it cannot write, counts it, warns at
-most once a minute, and carries on when the database is back. The database layer is SQLAlchemy 2
+answers to this process's queue (bounded: rows that do not fit are dropped and counted). A feeder
+thread, started in each worker after gunicorn forks, sends them in batches over a socket pair to the
+worker's writer process (`writer_process`), which makes their rows and inserts them: on another core
+and under an interpreter lock of its own, so the worker's requests never wait for it. If the
+database is slow, full or down, the writer drops what it cannot write and reports it; the worker
+counts it, warns at most once a minute, and the writer carries on when the database is back. The database layer is SQLAlchemy 2
 Core: one table definition for SQLite and PostgreSQL, their dialects' upserts, and a connection pool
 that checks a connection before use.
 """
@@ -168,7 +170,8 @@ def insert_missing(connection, table, rows, keys):
 
 
 class PredictionLog:
-    """One process's side of the log: its queue, its writer thread, and the reads the service makes.
+    """One process's side of the log: its queue, its feeder thread and writer process, and the reads the
+    service makes (in the writer process, the same class writes the batches and deletes old rows).
 
     Built in gunicorn's master with nothing open; `prepare()` checks the database there (and closes
     it again) before workers fork; `start()` runs in each worker, `stop()` when the worker exits.
@@ -317,7 +320,7 @@ class PredictionLog:
 
     def connection(self):
         """A connection from this process's engine, made on first use (never inherited through a fork)."""
-        with self.engine_lock:  # the writer and a request reading /models may both be first
+        with self.engine_lock:  # two requests reading /models may both be first
             if self.engine is None:
                 self.engine = make_engine(self.url)
             return self.engine.begin()
@@ -559,13 +562,16 @@ def insert_predictions(connection, rows):
     """Insert queued predictions (tuples in PREDICTION_COLUMNS' order): PostgreSQL's COPY, or on SQLite
     INSERTs of SQLITE_ROWS rows each (the last few rows by executemany).
 
-    The writer's hot path, in the worker that also answers requests (and shares its interpreter lock),
-    so the drivers' own bulk paths rather than SQLAlchemy's handling of a parameter dict per row: one
-    writer inserts 1.2x to 2.3x the rows per second (benchmarks/README.md, bench_prediction_log.py).
+    The writer's hot path, so the drivers' own bulk paths rather than SQLAlchemy's handling of a
+    parameter dict per row: one writer inserts 1.2x to 2.3x the rows per second (benchmarks/README.md,
+    bench_prediction_log.py).
     """
     columns = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in PREDICTION_COLUMNS)
     errors = connection.dialect.loaded_dbapi.Error
     if connection.dialect.name == "postgresql":
+        # As SQLite's synchronous=NORMAL: the commit does not wait for its WAL to reach the disk. A crash
+        # of the server may lose the last fraction of a second of rows, never corrupt the table.
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
         statement = f"COPY {predictions.name} ({columns}) FROM STDIN"
         with raised_as_sqlalchemy(statement, errors), connection.connection.driver_connection.cursor() as cursor, \
                 cursor.copy(statement) as copy:

@@ -1,4 +1,4 @@
-"""Prediction-log benchmark: what a row costs on disk, and how fast one writer thread inserts them.
+"""Prediction-log benchmark: what a row costs on disk, and how fast one writer process inserts them.
 
     python benchmarks/bench_prediction_log.py              # 100,000 rows into SQLite and PostgreSQL
     python benchmarks/bench_prediction_log.py --rows 1000 --no-postgres
@@ -29,17 +29,25 @@ VERSION = "20261201T120000Z-0a1b2c3d"
 
 
 def fill(url, rows, *, texts):
-    """Queue `rows` answers and let the writer insert them all; return the rows per second it wrote."""
+    """Queue `rows` answers, in requests of 1,000, to a started writer and let it insert them all; return the
+    rows per second from the first request queued to the last row written (the writer's start-up, and the
+    first row, which shows it is up, left out)."""
     log = prediction_log.PredictionLog(url, texts=texts, queue_rows=rows + 1)
     signer = ids.Signer(log.prepare())
     now = time.time()
     answers = [{"prediction": "Positive", "confidence": 0.873, "probabilities": {"Negative": 0.127, "Positive": 0.873},
                 "id": signer.issue(model_index=0, label_index=1, version=ids.version_tag(VERSION), now=now)}
                for _ in range(rows)]
-    log.record(model="binary", version=VERSION, request_id=os.urandom(16).hex(), now=now, answers=answers,
-               texts=[TEXT] * rows)
-    started = time.perf_counter()
     log.start()
+    *answers, first = answers  # the writer is up once this one's row is written
+    log.record(model="binary", version=VERSION, request_id=None, now=now, answers=[first], texts=[TEXT])
+    while first["id"] not in set(prediction_log.read_predictions(url)["id"]):
+        time.sleep(0.05)
+    rows -= 1
+    started = time.perf_counter()
+    for start in range(0, rows, 1000):
+        log.record(model="binary", version=VERSION, request_id=os.urandom(16).hex(), now=now,
+                   answers=answers[start:start + 1000], texts=[TEXT] * len(answers[start:start + 1000]))
     log.stop(timeout=3600)
     return rows / (time.perf_counter() - started)
 

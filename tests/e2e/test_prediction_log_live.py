@@ -321,7 +321,7 @@ def test_a_worker_killed_with_sigkill_loses_at_most_the_rows_it_had_queued(model
           f"{len(traffic.failures())} requests failed in flight")
     assert set(recorded.values()) == {1}
     assert len(missing) < prediction_log.QUEUE_ROWS
-    # Only rows queued a moment before the kill are lost: the writer empties its queue every quarter second.
+    # Only rows queued a moment before the kill are lost: its queue is sent to its writer every quarter second.
     assert all(killed_at - 2.0 <= at <= killed_at + 0.5 for at, _ in missing), \
         [round(killed_at - at, 3) for at, _ in missing]
     assert len(traffic.failures()) <= len(traffic.threads), traffic.failures()  # at most those in flight
