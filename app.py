@@ -119,20 +119,20 @@ class Sentiment(Resource):
         scorer = self.scoring_model()
         text, explain = text_from_get(query_string=request.query_string, mimetype=request.mimetype,
                                       body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH)
-        answers = scorer.predict([text], explain=explain)
-        self.metrics.count_predictions(self.name, answers)
-        when_sent(self.recorder.stamp(self.name, answers, [text], request_id=request.environ.get(REQUEST_ID_KEY)))
-        return answers[0]
+        scored = scorer.score([text], explain=explain)
+        self.metrics.count_scored(self.name, scored, [text])
+        when_sent(self.recorder.stamp(self.name, scored, [text], request_id=request.environ.get(REQUEST_ID_KEY)))
+        return scored.answers[0]
 
     def post(self):
         """Many texts in, answers out in the same order."""
         scorer = self.scoring_model()
         texts, explain = texts_from_post(body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH,
                                          max_batch=self.settings.MAX_BATCH_SIZE)
-        answers = scorer.predict(texts, explain=explain)
-        self.metrics.count_predictions(self.name, answers)
-        when_sent(self.recorder.stamp(self.name, answers, texts, request_id=request.environ.get(REQUEST_ID_KEY)))
-        return {"predictions": answers}
+        scored = scorer.score(texts, explain=explain)
+        self.metrics.count_scored(self.name, scored, texts)
+        when_sent(self.recorder.stamp(self.name, scored, texts, request_id=request.environ.get(REQUEST_ID_KEY)))
+        return {"predictions": scored.answers}
 
 
 def when_sent(work):

@@ -37,6 +37,7 @@ from sklearn.pipeline import Pipeline
 
 import artifacts
 import config
+import drift
 import model
 import plots
 import prediction_log
@@ -404,6 +405,11 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
     log(f"[{data.name}] evaluating on the held-out side (T = {temperature:.3f}) ...")
     metrics, proba, jll, fitted = evaluate(data, params, train, test, temperature=temperature)
     metrics["calibration"] = calibration_report(data.y[test], jll, temperature, data.labels)
+    vectorizer = fitted.named_steps["tfidf"]
+    analyze = vectorizer.build_analyzer()
+    metrics["reference"] = drift.reference(labels=data.labels, proba=proba, texts=data.texts[test],
+                                           analyzed=[analyze(text) for text in data.texts[test]],
+                                           vocabulary=vectorizer.vocabulary_, accuracy=metrics["accuracy"])
     if data.held.any():  # the traffic the model really meets, apart from Kaggle's sentences
         held = np.flatnonzero(data.held)
         metrics["feedback"] = {

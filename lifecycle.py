@@ -44,7 +44,8 @@ STOP_TIMEOUT = 5.0
 
 
 class Service(Protocol):
-    """A per-process part of the app (the prediction log's writer, a connection): what `app.extensions[SERVICES]` holds."""
+    """A per-process part of the app (the prediction log's writer, a connection): what
+    `app.extensions[SERVICES]` holds."""
 
     def start(self):
         """Start threads and open connections, in the process that will use them (after gunicorn's fork)."""

@@ -6,8 +6,11 @@
 import os
 from datetime import datetime
 
+import numpy as np
 import prometheus_client
 from prometheus_client import multiprocess, values
+
+import drift
 
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Scoring takes well under a millisecond, so the buckets start far below prometheus-client's 5 ms.
@@ -53,6 +56,47 @@ class Metrics:
             ["endpoint"], buckets=LATENCY_BUCKETS, **common)
         self.predictions = prometheus_client.Counter(
             "predictions", "Texts scored, by model and predicted label.", ["model", "label"], **common)
+        # Drift signals (see drift.py): what every scored text brings, summed over workers.
+        self.texts_scored = prometheus_client.Counter(
+            "texts_scored", "Texts scored, by model.", ["model"], **common)
+        self.tokens = prometheus_client.Counter(
+            "tokens", "Tokens of the texts scored, as the model's analyzer splits them, by model.", ["model"], **common)
+        self.known_tokens = prometheus_client.Counter(
+            "known_tokens", "Tokens of the texts scored that the model's vocabulary knows, by model.", ["model"],
+            **common)
+        self.texts_without_known_terms = prometheus_client.Counter(
+            "texts_without_known_terms", "Texts scored with no term the model knows (only its priors spoke), "
+            "by model.", ["model"], **common)
+        self.confidence = prometheus_client.Histogram(
+            "confidence", "Confidence of each answer (the top probability), by model.", ["model"],
+            buckets=drift.CONFIDENCE_BUCKETS, **common)
+        self.text_length = prometheus_client.Histogram(
+            "text_length_chars", "Length of each text scored, in characters, by model.", ["model"],
+            buckets=drift.LENGTH_BUCKETS, **common)
+        # The same signals on the build's held-out side (metrics.json's reference), for rules to compare with.
+        reference = {"registry": self.registry, "namespace": "sentiment", "subsystem": "reference",
+                     "multiprocess_mode": "livemax"}
+        self.reference = {
+            "known_token_share": prometheus_client.Gauge(
+                "known_token_share", "Share of the held-out texts' tokens the model knows, at build time.",
+                ["model"], **reference),
+            "no_known_term_share": prometheus_client.Gauge(
+                "no_known_term_share", "Share of held-out texts with no known term, at build time.",
+                ["model"], **reference),
+            "confidence_mean": prometheus_client.Gauge(
+                "confidence_mean", "Mean confidence on the held-out texts, at build time.", ["model"], **reference),
+            "accuracy": prometheus_client.Gauge(
+                "accuracy", "Accuracy on the held-out texts, at build time.", ["model"], **reference),
+            "label_shares": prometheus_client.Gauge(
+                "label_share", "Share of held-out texts given each label, at build time.", ["model", "label"],
+                **reference),
+            "confidence_buckets": prometheus_client.Gauge(
+                "confidence_share", "Share of held-out texts with confidence at most `le`, at build time.",
+                ["model", "le"], **reference),
+            "text_length_quantiles": prometheus_client.Gauge(
+                "text_length_chars", "Quantiles of the held-out texts' length in characters, at build time.",
+                ["model", "quantile"], **reference),
+        }
         # Every live worker serves the same models, so their values agree: "livemax" shows one series
         # per model, and drops a worker's series when it exits (e.g. replaced after a rebuild + HUP).
         self.model_info = prometheus_client.Gauge(
@@ -67,17 +111,53 @@ class Metrics:
             "prediction_log_dropped", "Prediction-log rows never written: queue_full (the queue was full), "
             "database_error (the database refused or was unreachable), writer_lost (the writer process ended "
             "before writing them), exit (not written when the worker stopped).", ["reason"], **common)
-        for reason in ("queue_full", "database_error", "writer_lost", "exit"):  # zero from the start, so rate() sees the first
+        # Zero from the start, so rate() sees the first.
+        for reason in ("queue_full", "database_error", "writer_lost", "exit"):
             self.log_dropped.labels(reason)
         # Labelled series, once looked up: labels() takes a lock, and this is done for every request.
         self.series = {}  # (endpoint, method, status) -> its request counter and latency histogram
         self.prediction_series = {}  # (model, label) -> its prediction counter
+        self.scored_series = {}  # model -> its drift-signal series
 
     def describe_models(self, models):
-        """Set the model-info gauge for each served model."""
+        """Set the model-info gauge, and the reference gauges of its build, for each served model."""
         for name, served in models.items():
             created = served.manifest["created_at"]
             self.model_info.labels(name, served.version, created).set(unix_time(created))
+            self.describe_reference(name, served.metrics.get("reference") or {})
+
+    def describe_reference(self, name, reference):
+        """The reference gauges of one model (none for a model built before its build recorded one)."""
+        for key, gauge in self.reference.items():
+            value = reference.get(key)
+            if isinstance(value, dict):
+                for label, share in value.items():
+                    gauge.labels(name, label).set(share)
+            elif value is not None:
+                gauge.labels(name).set(value)
+
+    def count_scored(self, model_name, scored, texts):
+        """Count one request's scored texts (a `model.Scored`): labels and the drift signals."""
+        self.count_predictions(model_name, scored.answers)
+        series = self.scored_series.get(model_name)
+        if series is None:
+            series = self.scored_series[model_name] = tuple(
+                metric.labels(model_name) for metric in (self.texts_scored, self.tokens, self.known_tokens,
+                                                         self.texts_without_known_terms, self.confidence,
+                                                         self.text_length))
+        texts_scored, tokens, known_tokens, without_known, confidence, length = series
+        texts_scored.inc(len(texts))
+        tokens.inc(sum(scored.tokens))
+        known_tokens.inc(sum(scored.known))
+        without = scored.known.count(0)
+        if without:
+            without_known.inc(without)
+        if len(texts) == 1:
+            confidence.observe(scored.answers[0]["confidence"])
+            length.observe(len(texts[0]))
+        else:
+            observe_many(confidence, [answer["confidence"] for answer in scored.answers])
+            observe_many(length, [len(text) for text in texts])
 
     def count_predictions(self, model_name, answers):
         """Count scored texts by label: one increment per label, not per text."""
@@ -117,6 +197,24 @@ class Metrics:
             registry = prometheus_client.CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
         return prometheus_client.generate_latest(registry)
+
+
+def observe_many(histogram, values):
+    """Observe many values in one labelled histogram: one increment per bucket, not per value.
+
+    prometheus-client observes one value at a time (a lock and a file write per bucket touched, in
+    multiprocess mode); a batch of 1,000 texts would pay that 2,000 times. This adds the same counts to
+    the same series through the histogram's own values (`_buckets`, `_sum`, `_upper_bounds`: stable
+    since prometheus-client 0.4); a test checks it against `observe`, value by value.
+    """
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for bucket, count in zip(histogram._buckets, counts.tolist()):
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(float(sum(values)))
 
 
 def unix_time(iso_timestamp):

@@ -13,8 +13,10 @@ by batch size.
 from math import exp, log, sqrt
 
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.naive_bayes import MultinomialNB
+from sklearn.preprocessing import normalize
 
 import artifacts
 from artifacts import ModelError
@@ -60,9 +62,15 @@ class FastScorer:
 
     def predict_proba_one(self, text):
         """Return the class probabilities of one text, a list of n_classes floats."""
+        return self.score_one(text)[0]
+
+    def score_one(self, text):
+        """One text's (probabilities, tokens, known tokens): the class probabilities as a list of floats,
+        and how many of its tokens there are and how many the vocabulary knows (the drift signals)."""
         counts = {}
         vocabulary = self.vocabulary_
-        for token in self.analyze_(text):
+        tokens = self.analyze_(text)
+        for token in tokens:
             index = vocabulary.get(token)
             if index is not None:
                 counts[index] = counts.get(index, 0) + 1
@@ -75,7 +83,49 @@ class FastScorer:
             jll = (np.dot(weights, self.feature_log_prob_t_[indices]) + self.class_log_prior_).tolist()
         if self.temperature_ != 1.0:  # calibrated: softmax(jll / T), the same predictions
             jll = [x / self.temperature_ for x in jll]
-        return softmax_one(jll)
+        return softmax_one(jll), len(tokens), sum(counts.values())
+
+    def token_counts(self, text):
+        """(tokens, known tokens) of one text."""
+        tokens = self.analyze_(text)
+        vocabulary = self.vocabulary_
+        return len(tokens), sum(1 for token in tokens if token in vocabulary)
+
+    def transform(self, texts):
+        """The texts' tf-idf matrix, as the vectorizer's `transform` makes it, with each text's tokens and
+        known tokens: (csr matrix, tokens array, known array). One pass of the analyzer gives all three.
+
+        The same steps as CountVectorizer's counting and TfidfTransformer.transform: counts per known
+        term, then binary / sublinear tf, idf, and the row norm.
+        """
+        vocabulary = self.vocabulary_
+        indices, values, indptr, tokens = [], [], [0], []
+        for text in texts:
+            analyzed = self.analyze_(text)
+            counts = {}
+            for token in analyzed:
+                index = vocabulary.get(token)
+                if index is not None:
+                    counts[index] = counts.get(index, 0) + 1
+            indices.extend(counts)
+            values.extend(counts.values())
+            indptr.append(len(indices))
+            tokens.append(len(analyzed))
+        matrix = sparse.csr_matrix((np.asarray(values, dtype=np.float64), np.asarray(indices, dtype=np.int64),
+                                    np.asarray(indptr, dtype=np.int64)),
+                                   shape=(len(texts), len(vocabulary)))
+        known = np.asarray(matrix.sum(axis=1)).ravel().astype(np.int64)
+        matrix.sort_indices()
+        if self.binary_:
+            matrix.data.fill(1.0)
+        if self.sublinear_tf_:
+            np.log(matrix.data, matrix.data)
+            matrix.data += 1.0
+        if self.idf_ is not None:
+            matrix.data *= self.idf_[matrix.indices]
+        if self.norm_ is not None:
+            matrix = normalize(matrix, norm=self.norm_, copy=False)
+        return matrix, np.asarray(tokens, dtype=np.int64), known
 
     def predict_proba(self, texts):
         """Return the class probabilities of each text, shape (n_texts, n_classes)."""
@@ -192,6 +242,16 @@ def fitted_problems(vectorizer, classifier):
     return problems
 
 
+class Scored:
+    """What scoring gave: `answers` (one dict per text), and each text's `tokens` and `known` tokens (lists
+    of ints: how many tokens the analyzer made, and how many of them the vocabulary knows)."""
+
+    __slots__ = ("answers", "tokens", "known")
+
+    def __init__(self, answers, tokens, known):
+        self.answers, self.tokens, self.known = answers, tokens, known
+
+
 class SentimentModel:
     """A verified, loaded model: labels, the fitted pickles, their manifest and metrics.
 
@@ -248,13 +308,22 @@ class SentimentModel:
     def predict(self, texts, *, explain=False):
         """Score texts; return one answer per text with prediction, confidence and probabilities, and with
         `explain`, each answer's `explanation` (see `FastScorer.explain_one`)."""
+        return self.score(texts, explain=explain).answers
+
+    def score(self, texts, *, explain=False):
+        """Score texts; return `Scored`: the answers (as `predict`) and each text's tokens and known tokens."""
+        scorer = self.scorer_
         if explain:  # one pass per text gives both; the probabilities are the fast scorer's
-            return [self.explained_answer(*self.scorer_.explain_one(text)) for text in texts]
+            answers = [self.explained_answer(*scorer.explain_one(text)) for text in texts]
+            tokens, known = zip(*map(scorer.token_counts, texts)) if texts else ((), ())
+            return Scored(answers, list(tokens), list(known))
         if uses_fast_path(texts):  # the fast scorer's plain floats, with no array in between
-            rows = [self.scorer_.predict_proba_one(text) for text in texts]
-        else:
-            rows = self.predict_proba_sklearn(texts).tolist()
-        return [self.answer(row) for row in rows]
+            scored = [scorer.score_one(text) for text in texts]
+            return Scored([self.answer(row) for row, _, _ in scored], [n for _, n, _ in scored],
+                          [k for _, _, k in scored])
+        matrix, tokens, known = scorer.transform(texts)
+        rows = softmax(self.classifier.predict_joint_log_proba(matrix) / self.temperature).tolist()
+        return Scored([self.answer(row) for row in rows], tokens.tolist(), known.tolist())
 
     def answer(self, probabilities):
         """Turn one text's probabilities (a list of Python floats, one per label) into the answer the API returns."""

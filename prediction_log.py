@@ -14,9 +14,10 @@ thread, started in each worker after gunicorn forks, sends them in batches over 
 worker's writer process (`writer_process`), which makes their rows and inserts them: on another core
 and under an interpreter lock of its own, so the worker's requests never wait for it. If the
 database is slow, full or down, the writer drops what it cannot write and reports it; the worker
-counts it, warns at most once a minute, and the writer carries on when the database is back. The database layer is SQLAlchemy 2
-Core: one table definition for SQLite and PostgreSQL, their dialects' upserts, and a connection pool
-that checks a connection before use.
+counts it, warns at most once a minute, and the writer carries on when the database is back.
+
+The database layer is SQLAlchemy 2 Core: one table definition for SQLite and PostgreSQL, their
+dialects' upserts, and a connection pool that checks a connection before use.
 """
 import contextlib
 import functools
@@ -44,7 +45,7 @@ from config import ConfigError, without_password
 
 log = logging.getLogger("sentiment.prediction_log")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tokens and known_tokens
 metadata = sa.MetaData()
 # One row per scored text. `time` is Unix seconds: the same arithmetic on both engines, and windows
 # are plain comparisons on an index.
@@ -61,6 +62,9 @@ predictions = sa.Table(
     sa.Column("text_length", sa.Integer, nullable=False),
     sa.Column("text_sha256", sa.String(64), nullable=False),
     sa.Column("text", sa.Text),  # only with PREDICTION_LOG_TEXTS=true
+    # The drift signals of the text: its tokens, and those the model knows (None in rows of schema 1).
+    sa.Column("tokens", sa.Integer),
+    sa.Column("known_tokens", sa.Integer),
 )
 # The latest label sent back for an answer, keyed by the answer's id. Model, version and verdict come
 # from the signed id, so feedback stands on its own even when its prediction row was sampled out.
@@ -80,8 +84,16 @@ meta = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+
+def add_token_counts(connection):
+    """Schema 1 to 2: the tokens and known_tokens columns (empty in the rows already there)."""
+    for name in ("tokens", "known_tokens"):
+        connection.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} INTEGER"))
+
+
 # Steps from each schema version to the next, run in order at start: {from_version: function(connection)}.
-MIGRATIONS = {}
+MIGRATIONS = {1: add_token_counts}
 
 QUEUE_ROWS = 10_000  # per worker: about 5 s of a busy worker's rows, a few MB without texts
 BATCH_ROWS = 1_000  # rows per insert
@@ -278,7 +290,7 @@ class PredictionLog:
         self.feeder = self.process = self.channel = None
         self.in_flight = 0
 
-    def record(self, *, model, version, request_id, now, answers, texts):
+    def record(self, *, model, version, request_id, now, answers, texts, tokens=None, known=None):
         """Queue one row per scored text (its answer already has its `id`); never blocks or raises.
 
         The request only queues the answers it already has, in one item; the writer process makes the
@@ -286,12 +298,16 @@ class PredictionLog:
         """
         if not self.enabled:
             return
+        if tokens is None:
+            tokens = known = [None] * len(answers)
         if self.sample < 1.0:
             kept = [i for i, answer in enumerate(answers) if ids.sampled(answer["id"], self.sample)]
             answers, texts = [answers[i] for i in kept], [texts[i] for i in kept]
+            tokens, known = [tokens[i] for i in kept], [known[i] for i in kept]
         room = self.reserve(len(answers))
         if room:
-            self.queue.put(("prediction", room, (model, version, request_id, now, answers[:room], texts[:room])))
+            self.queue.put(("prediction", room, (model, version, request_id, now, answers[:room], texts[:room],
+                                                 tokens[:room], known[:room])))
 
     def record_feedback(self, rows):
         """Queue feedback rows (dicts of the `feedback` columns); never blocks."""
@@ -516,10 +532,10 @@ def writer_process(fd):
             return
 
 
-def scored(model, version, request_id, now, answers, texts):
+def scored(model, version, request_id, now, answers, texts, tokens, known):
     """What a request's prediction rows are made from, without the rest of its answers (explanations)."""
     return (model, version, request_id, now,
-            [(a["id"], a["prediction"], a["confidence"], a["probabilities"]) for a in answers], texts)
+            [(a["id"], a["prediction"], a["confidence"], a["probabilities"]) for a in answers], texts, tokens, known)
 
 
 def batch_from(items, *, texts_kept):
@@ -549,13 +565,14 @@ def probabilities_json(probabilities):
     return probabilities_format(tuple(probabilities)) % tuple(probabilities.values())
 
 
-def prediction_rows(model, version, request_id, now, scored, texts, *, texts_kept):
+def prediction_rows(model, version, request_id, now, scored, texts, tokens, known, *, texts_kept):
     """The `predictions` rows (tuples in PREDICTION_COLUMNS' order) of one request's scored texts, each
-    (id, label, confidence, probabilities) as `scored` gives them."""
+    (id, label, confidence, probabilities) as `scored` gives them, with their tokens and known tokens."""
     return [(answer_id, now, request_id, model, version, label, confidence, probabilities_json(probabilities),
              len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-             text if texts_kept else None)
-            for (answer_id, label, confidence, probabilities), text in zip(scored, texts)]
+             text if texts_kept else None, token_count, known_count)
+            for (answer_id, label, confidence, probabilities), text, token_count, known_count
+            in zip(scored, texts, tokens, known)]
 
 
 def insert_predictions(connection, rows):

@@ -42,9 +42,10 @@ class Recorder:
                               {label: i for i, label in enumerate(models[name].labels)})
                        for name, version in self.versions.items()}
 
-    def stamp(self, name, answers, texts, *, request_id):
-        """Give each answer of model `name` its id and version; return what records them: a function of
-        no arguments that queues their rows (app.py runs it once the answer has been sent)."""
+    def stamp(self, name, scored, texts, *, request_id):
+        """Give each answer of model `name` (a `model.Scored`'s) its id and version; return what records
+        them: a function of no arguments that queues their rows (app.py runs it once the answer has been sent)."""
+        answers = scored.answers
         model_index, tag, label_index = self.stamps[name]
         version = self.versions[name]
         now = time.time()
@@ -54,7 +55,7 @@ class Recorder:
                                  version=tag, now=now)
             answer["model_version"] = version
         return functools.partial(self.log.record, model=name, version=version, request_id=request_id, now=now,
-                                 answers=answers, texts=texts)
+                                 answers=answers, texts=texts, tokens=scored.tokens, known=scored.known)
 
     def feedback(self, items):
         """Check every (where, id, label) item, then count and queue them all; return what was accepted.

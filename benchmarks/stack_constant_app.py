@@ -3,7 +3,7 @@
     gunicorn benchmarks.stack_constant_app:app
 
 The same create_app() as the service (request parsing, request ids, access log, metrics, CORS,
-security headers), given models whose `predict` returns a fixed answer. It records as the service
+security headers), given models whose `score` returns a fixed answer. It records as the service
 does, with the default log (a row per answer in the SQLite prediction log that PREDICTION_LOG names):
 the app is built in each worker, and gunicorn.conf.py's post_worker_init starts the writer of the app
 the worker loaded. The gap between it and the service is what scoring costs; the gap between it and
@@ -12,7 +12,7 @@ constant_app is what the service's own middleware and recording cost.
 import artifacts
 from app import create_app
 from config import Settings
-from model import SentimentModel
+from model import Scored, SentimentModel
 
 ANSWER = {"prediction": "Positive", "confidence": 0.5, "probabilities": {"Negative": 0.5, "Positive": 0.5}}
 
@@ -20,10 +20,10 @@ ANSWER = {"prediction": "Positive", "confidence": 0.5, "probabilities": {"Negati
 class ConstantModel(SentimentModel):
     """A loaded model that answers every text with ANSWER."""
 
-    def predict(self, texts, *, explain=False):
+    def score(self, texts, *, explain=False):
         """The constant answer, a new dict per text as the real model gives (each gets its own id), never
-        explained: the benchmark's GET does not ask."""
-        return [dict(ANSWER) for _ in texts]
+        explained (the benchmark's GET does not ask), with a constant count of tokens, all known."""
+        return Scored([dict(ANSWER) for _ in texts], [6] * len(texts), [6] * len(texts))
 
 
 settings = Settings.from_env()

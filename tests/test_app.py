@@ -243,7 +243,7 @@ def test_an_unexpected_error_answers_500_json_without_internals_and_is_logged(mo
     def broken(self, texts, **options):
         raise RuntimeError(f"secret detail in {model_dir}")
 
-    monkeypatch.setattr(model.SentimentModel, "predict", broken)
+    monkeypatch.setattr(model.SentimentModel, "score", broken)
     response = create_app({"MODEL_DIR": str(model_dir)}).test_client().get("/?query=good")
     assert_error_response(response, 500, "Internal error; it has been logged.")
     assert "secret" not in response.get_data(as_text=True)

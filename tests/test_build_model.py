@@ -123,6 +123,23 @@ def test_metrics_report_held_out_scores_baselines_and_how_the_split_was_made(mod
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_metrics_hold_the_drift_reference_of_the_held_out_side(model_dir, name):
+    metrics = util.read_json(model_dir / name / "metrics.json")
+    reference = metrics["reference"]
+    matrix = np.array(metrics["confusion_matrix"])
+    assert reference["texts"] == metrics["split"]["test_rows"]
+    assert reference["accuracy"] == metrics["accuracy"]
+    # The predicted labels' shares are the confusion matrix's columns (the same held-out predictions).
+    assert reference["label_shares"] == pytest.approx(dict(zip(LABELS[name], matrix.sum(axis=0) / matrix.sum())))
+    shares = list(reference["confidence_buckets"].values())
+    assert shares == sorted(shares) and shares[-1] == 1.0
+    assert 1 / len(LABELS[name]) <= reference["confidence_mean"] <= 1
+    assert 0 < reference["known_token_share"] <= 1 and 0 <= reference["no_known_term_share"] < 1
+    lengths = list(reference["text_length_quantiles"].values())
+    assert lengths == sorted(lengths) and lengths[0] > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_manifest_records_the_training_file_versions_and_every_artifacts_real_hash(model_dir, tiny_data, name):
     manifest = util.read_json(model_dir / name / "manifest.json")
     frame = util.read_kaggle_train(tiny_data / "train.tsv")

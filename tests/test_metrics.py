@@ -93,3 +93,65 @@ def test_values_kept_in_a_folder_are_written_there_and_summed_back_and_in_memory
     assert sorted(p.name.split("_")[0] for p in tmp_path.iterdir()) == written
     table = samples(own.exposition().decode())
     assert value(table, "sentiment_http_requests_total", endpoint="binary", method="GET", status="200") == 1
+
+
+def test_metrics_count_the_drift_signals_of_every_text(client, model_dir):
+    import model
+
+    binary = model.SentimentModel.load(model_dir / "binary")
+    analyze, vocabulary = binary.vectorizer.build_analyzer(), binary.vectorizer.vocabulary_
+    texts = ["a brilliant superb film", "zzqx blorft", *[f"good film number {i}" for i in range(150)]]
+    client.get("/", query_string={"query": texts[0]})
+    client.post("/", json={"queries": texts[1:2]})
+    client.post("/", json={"queries": texts[2:]})  # over the fast path's limit: the batch path counts too
+    table = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(table, "sentiment_texts_scored_total", model="binary") == len(texts)
+    assert value(table, "sentiment_tokens_total", model="binary") == sum(len(analyze(t)) for t in texts)
+    assert value(table, "sentiment_known_tokens_total", model="binary") == sum(
+        sum(token in vocabulary for token in analyze(t)) for t in texts)
+    assert value(table, "sentiment_texts_without_known_terms_total", model="binary") == 1
+    confidences = [a["confidence"] for a in binary.predict(texts)]
+    assert value(table, "sentiment_confidence_count", model="binary") == len(texts)
+    assert value(table, "sentiment_confidence_sum", model="binary") == pytest.approx(sum(confidences))
+    for bound in ("0.5", "0.75", "0.9", "1.0"):
+        assert value(table, "sentiment_confidence_bucket", model="binary", le=bound) == sum(
+            c <= float(bound) for c in confidences)
+    assert value(table, "sentiment_text_length_chars_bucket", model="binary", le="16.0") == sum(
+        len(t) <= 16 for t in texts)
+    assert value(table, "sentiment_text_length_chars_sum", model="binary") == sum(map(len, texts))
+    assert value(table, "sentiment_texts_scored_total", model="fine-grained") == 0
+
+
+def test_the_reference_of_each_models_build_is_exported_as_gauges(client, model_dir):
+    import util
+
+    table = samples(client.get("/metrics").get_data(as_text=True))
+    for name in ("binary", "fine-grained"):
+        reference = util.read_json(model_dir / name / "metrics.json")["reference"]
+        assert value(table, "sentiment_reference_known_token_share", model=name) == reference["known_token_share"]
+        assert value(table, "sentiment_reference_accuracy", model=name) == reference["accuracy"]
+        assert value(table, "sentiment_reference_confidence_mean", model=name) == reference["confidence_mean"]
+        assert value(table, "sentiment_reference_no_known_term_share", model=name) == reference["no_known_term_share"]
+        for label, share in reference["label_shares"].items():
+            assert value(table, "sentiment_reference_label_share", model=name, label=label) == share
+        assert value(table, "sentiment_reference_confidence_share", model=name, le="1.0") == 1.0
+        assert value(table, "sentiment_reference_text_length_chars", model=name, quantile="0.5") == \
+            reference["text_length_quantiles"]["0.5"]
+
+
+@pytest.mark.parametrize("observed", [[], [0.2], [0.5, 0.5, 0.55, 0.999, 1.0], [0.3, 0.31, 0.95, 0.7] * 50])
+def test_observing_many_values_at_once_is_observing_them_one_by_one(observed):
+    import prometheus_client
+
+    from metrics import observe_many
+
+    registry = prometheus_client.CollectorRegistry()
+    one_by_one, at_once = (prometheus_client.Histogram(name, "h", ["model"], buckets=(0.3, 0.5, 0.9, 1.0),
+                                                       registry=registry) for name in ("one", "many"))
+    for x in observed:
+        one_by_one.labels("m").observe(x)
+    observe_many(at_once.labels("m"), observed)
+    table = samples(prometheus_client.generate_latest(registry).decode())
+    for (name, labels), v in table.items():
+        if name.startswith("one_"):
+            assert table[(name.replace("one_", "many_", 1), labels)] == pytest.approx(v)

@@ -134,6 +134,13 @@ def test_fast_scorer_matches_scikit_learn_for_every_option_the_build_can_choose(
         scorer = model.FastScorer(vectorizer, classifier, temperature=temperature)
         assert_same_probabilities(scorer.predict_proba(texts),
                                   sklearn_probabilities(vectorizer, classifier, texts, temperature), texts)
+    # The batch path's own transform: scikit-learn's matrix, and each text's tokens and known tokens.
+    matrix, tokens, known = scorer.transform(texts)
+    expected = vectorizer.transform(texts)
+    assert matrix.shape == expected.shape and abs(matrix - expected).max() <= 1e-12
+    analyze = vectorizer.build_analyzer()
+    assert tokens.tolist() == [len(analyze(text)) for text in texts]
+    assert known.tolist() == [sum(t in vectorizer.vocabulary_ for t in analyze(text)) for text in texts]
 
 
 def count_calls(monkeypatch, owner, name):
@@ -162,11 +169,14 @@ def test_batches_up_to_the_limit_take_the_fast_scorer_and_larger_ones_scikit_lea
     reference = sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts, loaded.temperature)
     assert_same_probabilities(fast, reference, texts)
 
-    fast_calls = count_calls(monkeypatch, loaded.scorer_, "predict_proba_one")
-    sklearn_calls = count_calls(monkeypatch, loaded, "predict_proba_sklearn")
+    # predict (through score) takes the fast scorer or its batch transform, predict_proba the fast
+    # scorer or scikit-learn's own transform (what predict.py uses).
+    fast_calls = count_calls(monkeypatch, loaded.scorer_, "score_one")
+    sklearn_calls = count_calls(monkeypatch, *((loaded.scorer_, "transform") if method == "predict"
+                                               else (loaded, "predict_proba_sklearn")))
     result = getattr(loaded, method)(texts)
 
-    # Which path ran: one fast-scorer call per text, or one scikit-learn call for the whole batch.
+    # Which path ran: one fast-scorer call per text, or one batch call for the whole batch.
     assert (len(fast_calls), len(sklearn_calls)) == ((size, 0) if fast_path else (0, 1))
     if method == "predict_proba":
         assert_same_probabilities(result, reference, texts)
@@ -304,3 +314,17 @@ def test_top_terms_are_the_words_each_label_favours_most(model_dir):
     assert set(loaded.top_terms["Positive"][:3]) <= set(WORDS[4])
     assert set(loaded.top_terms["Negative"][:3]) <= set(WORDS[0])
     assert loaded.info()["top_terms"] == loaded.top_terms
+
+
+@pytest.mark.parametrize("size", [1, model.FAST_PATH_MAX_BATCH + 1], ids=["fast", "batch"])
+@pytest.mark.parametrize("explain", [False, True])
+def test_score_gives_the_answers_of_predict_and_each_texts_tokens_and_known_tokens(tiny_data, model_dir, size,
+                                                                                   explain):
+    loaded = model.SentimentModel.load(model_dir / "binary")
+    texts = [*tiny_texts(tiny_data), "zzqx unknownword", ""][-size:]
+    scored = loaded.score(texts, explain=explain)
+    assert scored.answers == loaded.predict(texts, explain=explain)
+    analyze = loaded.vectorizer.build_analyzer()
+    assert scored.tokens == [len(analyze(text)) for text in texts]
+    assert scored.known == [sum(t in loaded.vectorizer.vocabulary_ for t in analyze(text)) for text in texts]
+    assert scored.known[-1:] == [0]

@@ -291,3 +291,43 @@ def test_a_writer_process_that_dies_is_replaced_and_its_rows_counted(tmp_path):
         log.stop(timeout=10)
     assert len(prediction_log.read_predictions(url)) + drops.counts.get("writer_lost", 0) == 2
     assert set(drops.counts) <= {"writer_lost"}
+
+
+def test_a_schema_1_log_gains_the_token_columns_and_keeps_its_rows(url):
+    engine = prediction_log.make_engine(url)
+    with engine.begin() as connection:  # the tables as schema 1 made them
+        old = sa.MetaData()
+        for table, left_out in ((prediction_log.predictions, {"tokens", "known_tokens"}), (prediction_log.meta, set())):
+            sa.Table(table.name, old, *[sa.Column(c.name, c.type, primary_key=c.primary_key)
+                                        for c in table.columns if c.name not in left_out])
+        old.create_all(connection)
+        connection.execute(prediction_log.meta.insert().values(key="schema_version", value="1"))
+        connection.execute(sa.text("INSERT INTO predictions (id, time, model, model_version, label, confidence, "
+                                   "probabilities, text_length, text_sha256) VALUES ('old', 1.0, 'binary', 'v1', "
+                                   "'Positive', 0.9, '{}', 3, 'x')"))
+    engine.dispose()
+    log = PredictionLog(url)
+    signer = ids.Signer(log.prepare())
+    log.start()
+    given = record(log, signer, ["a new row"])
+    log.stop(timeout=10)
+    frame = prediction_log.read_predictions(url).set_index("id")
+    assert frame.loc["old", "label"] == "Positive" and frame["tokens"].isna()["old"]
+    assert frame.loc[given[0]["id"], "text_length"] == len("a new row")
+    engine = prediction_log.make_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(prediction_log.meta.c.value).where(
+            prediction_log.meta.c.key == "schema_version")).scalar() == str(prediction_log.SCHEMA_VERSION)
+    engine.dispose()
+
+
+def test_rows_carry_the_texts_tokens_and_known_tokens(url):
+    log = PredictionLog(url)
+    signer = ids.Signer(log.prepare())
+    log.start()
+    given = answers(signer, 2)
+    log.record(model="binary", version="v1", request_id=None, now=time.time(), answers=given,
+               texts=["good film", "zzz qqq"], tokens=[2, 2], known=[2, 0])
+    log.stop(timeout=10)
+    frame = prediction_log.read_predictions(url).set_index("id")
+    assert frame.loc[[a["id"] for a in given], ["tokens", "known_tokens"]].values.tolist() == [[2, 2], [2, 0]]

@@ -1,0 +1,66 @@
+"""Drift signals: what the service counts of every text it scores, and the same figures from the build.
+
+The service counts, per model, in Prometheus (`metrics.Metrics.count_scored`): texts scored, their
+tokens and the tokens the vectorizer knows, texts with no known term, a histogram of confidence and
+one of text length in characters, and the predicted labels. `build_model.py` computes the same
+signals on its held-out side (`reference`) and writes them to `metrics.json`; the service exports them
+as `sentiment_reference_*` gauges, so alert rules compare live values with the reference of the
+model that is serving, and `monitor.py` compares the prediction log with it.
+
+Why these: a text the model was not trained for shows first in its vocabulary (the known-token share
+falls) and then in its verdicts (the label mix moves); the probabilities are calibrated, so the mean
+confidence estimates the accuracy without labels; the feedback gives the accuracy itself.
+"""
+import numpy as np
+
+# Upper bounds of the confidence histogram. A confidence is at least 1 / n_labels (0.2 or 0.5).
+CONFIDENCE_BUCKETS = (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 1.0)
+# Upper bounds of the text-length histogram, in characters (a Kaggle phrase is 38 on average).
+LENGTH_BUCKETS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+LENGTH_QUANTILES = (0.5, 0.9, 0.99)
+
+
+def signals(*, labels, predicted, confidence, lengths, tokens, known):
+    """The drift signals of a set of scored texts, as a JSON-ready dict.
+
+    `predicted` holds label positions; `confidence`, `lengths`, `tokens` and `known` one number per text.
+    """
+    predicted, confidence = np.asarray(predicted), np.asarray(confidence, dtype=np.float64)
+    lengths, tokens, known = (np.asarray(a, dtype=np.float64) for a in (lengths, tokens, known))
+    count = len(confidence)
+    if count == 0:
+        return {"texts": 0}
+    return {
+        "texts": int(count),
+        "known_token_share": float(known.sum() / tokens.sum()) if tokens.sum() else 0.0,
+        "no_known_term_share": float((known == 0).mean()),
+        "label_shares": {label: float((predicted == i).mean()) for i, label in enumerate(labels)},
+        "confidence_mean": float(confidence.mean()),
+        # Cumulative, as Prometheus buckets are: the share of texts with confidence <= each bound.
+        "confidence_buckets": {repr(bound): float((confidence <= bound).mean()) for bound in CONFIDENCE_BUCKETS},
+        "text_length_quantiles": {repr(q): float(np.quantile(lengths, q)) for q in LENGTH_QUANTILES},
+    }
+
+
+def reference(*, labels, proba, texts, analyzed, vocabulary, accuracy):
+    """The signals of the build's held-out texts as the model fitted on the training side scores them,
+    with its held-out accuracy: what `metrics.json`'s `reference` holds."""
+    return {**signals(labels=labels, predicted=proba.argmax(axis=1), confidence=proba.max(axis=1),
+                      lengths=[len(text) for text in texts], tokens=[len(each) for each in analyzed],
+                      known=[sum(token in vocabulary for token in each) for each in analyzed]),
+            "accuracy": float(accuracy)}
+
+
+def label_share_difference(now, then):
+    """The largest difference, in absolute value, between two {label: share} mixes."""
+    return max(abs(now.get(label, 0.0) - share) for label, share in then.items())
+
+
+def psi(now, then, floor=1e-4):
+    """The population stability index of a label mix against a reference mix (shares floored at `floor`)."""
+    total = 0.0
+    for label, expected in then.items():
+        actual = max(now.get(label, 0.0), floor)
+        expected = max(expected, floor)
+        total += (actual - expected) * np.log(actual / expected)
+    return float(total)
