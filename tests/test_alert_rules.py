@@ -1,0 +1,64 @@
+"""The Prometheus rules in deploy/prometheus (alerts.yml): valid, unit-tested with promtool on synthetic
+series (alerts.test.yml), explained in docs/running.md, and naming only metrics the service exports.
+Against a real Prometheus scraping a live server: tests/e2e/test_prometheus_live.py."""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_metrics import samples
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "deploy" / "prometheus"
+
+
+def promtool():
+    """The path of promtool (Debian's `prometheus` package; .ci/run installs it)."""
+    found = shutil.which("promtool")
+    assert found, "promtool is missing: apt-get install prometheus"
+    return found
+
+
+def rules():
+    """Every rule of alerts.yml, as dicts."""
+    return [rule for group in yaml.safe_load((RULES / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
+
+
+def test_promtool_finds_the_rules_valid():
+    done = subprocess.run([promtool(), "check", "rules", "alerts.yml"], cwd=RULES, capture_output=True, text=True)
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_rules_unit_tests_pass():
+    done = subprocess.run([promtool(), "test", "rules", "alerts.test.yml"], cwd=RULES, capture_output=True, text=True)
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+
+
+def test_every_alert_has_a_summary_a_severity_a_unit_test_and_a_line_in_the_docs():
+    alerts = [rule for rule in rules() if "alert" in rule]
+    assert len(alerts) >= 6
+    docs = (ROOT / "docs" / "running.md").read_text()
+    tests = (RULES / "alerts.test.yml").read_text()
+    for rule in alerts:
+        name = rule["alert"]
+        assert rule["annotations"]["summary"] and rule["labels"]["severity"] in {"warning", "critical"}, name
+        assert re.search(rf"\| `{name}` \|", docs), f"{name} has no row in docs/running.md"
+        assert f"alertname: {name}\n" in tests, f"{name} has no unit test in alerts.test.yml"
+
+
+def test_the_rules_name_only_metrics_the_service_exports(client):
+    client.get("/?query=good")
+    client.post("/feedback", json={"id": client.get("/?query=good").get_json()["id"], "label": "Positive"})
+    exported = {name for name, _ in samples(client.get("/metrics").get_data(as_text=True))} | {"up"}
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
+    named = set()
+    for rule in rules():
+        named |= set(re.findall(r"\b(sentiment_[a-z_]+|up)\b", rule["expr"]))
+    assert named - exported == set(), f"the rules name metrics the service does not export: {named - exported}"
+    used = set()
+    for rule in rules():
+        used |= set(re.findall(r"\bsentiment:[a-z_0-9:]+", rule["expr"]))
+    assert used <= recorded
