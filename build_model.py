@@ -91,9 +91,13 @@ class Dataset:
         What the training file was: name, sha256, rows, and how groups were formed.
     """
 
-    def __init__(self, *, name, texts, y, groups, labels, source):
+    def __init__(self, *, name, texts, y, groups, labels, source, traffic=None):
         self.name, self.labels, self.source = name, labels, source
         self.texts, self.y, self.groups = np.asarray(texts, dtype=object), np.asarray(y), np.asarray(groups)
+        # (texts, groups) of every row of the file, labelled for this model or not: what the served model
+        # meets (the binary model is trained on Kaggle's two ends, and is sent every kind of phrase).
+        traffic = (texts, groups) if traffic is None else traffic
+        self.traffic = (np.asarray(traffic[0], dtype=object), np.asarray(traffic[1]))
         self.feedback = np.zeros(len(self.y), dtype=bool)  # rows that came from the prediction log's feedback
         self.held = np.zeros(len(self.y), dtype=bool)  # feedback rows held out of every fit
         self.feedback_source = None
@@ -131,7 +135,8 @@ def kaggle_datasets(path):
     ends = frame[frame["Sentiment"].isin([0, 4])]
     return [
         Dataset(name="binary", texts=ends["Phrase"], y=(ends["Sentiment"] == 4).astype(int),
-                groups=ends["SentenceId"], labels=util.BINARY_LABELS, source=source),
+                groups=ends["SentenceId"], labels=util.BINARY_LABELS, source=source,
+                traffic=(frame["Phrase"], frame["SentenceId"])),
         Dataset(name="fine-grained", texts=frame["Phrase"], y=frame["Sentiment"],
                 groups=frame["SentenceId"], labels=util.FINE_GRAINED_LABELS, source=source),
     ]
@@ -292,6 +297,18 @@ def evaluate(data, params, train, test, *, temperature=1.0):
     return scores(data.y[test], proba, data.labels), proba, jll, fitted
 
 
+def drift_reference(data, fitted, test, temperature, *, accuracy):
+    """The drift signals of the held-out side's traffic (every phrase of the held-out groups, labelled for
+    this model or not) as the training-side fit scores them, with the held-out accuracy (drift.py)."""
+    texts, groups = data.traffic
+    texts = texts[np.isin(groups, np.unique(data.groups[test]))]
+    proba = model.softmax(joint_log_likelihood(fitted, texts, len(data.labels)) / temperature)
+    vectorizer = fitted.named_steps["tfidf"]
+    analyze = vectorizer.build_analyzer()
+    return drift.reference(labels=data.labels, proba=proba, texts=texts, analyzed=[analyze(t) for t in texts],
+                           vocabulary=vectorizer.vocabulary_, accuracy=accuracy)
+
+
 def joint_log_likelihood(fitted, texts, n_labels):
     """MultinomialNB's joint log likelihood of each text, shape (n_texts, n_labels); a label the fit never
     saw (a small fold) gets -inf, so it gets probability 0."""
@@ -405,11 +422,7 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
     log(f"[{data.name}] evaluating on the held-out side (T = {temperature:.3f}) ...")
     metrics, proba, jll, fitted = evaluate(data, params, train, test, temperature=temperature)
     metrics["calibration"] = calibration_report(data.y[test], jll, temperature, data.labels)
-    vectorizer = fitted.named_steps["tfidf"]
-    analyze = vectorizer.build_analyzer()
-    metrics["reference"] = drift.reference(labels=data.labels, proba=proba, texts=data.texts[test],
-                                           analyzed=[analyze(text) for text in data.texts[test]],
-                                           vocabulary=vectorizer.vocabulary_, accuracy=metrics["accuracy"])
+    metrics["reference"] = drift_reference(data, fitted, test, temperature, accuracy=metrics["accuracy"])
     if data.held.any():  # the traffic the model really meets, apart from Kaggle's sentences
         held = np.flatnonzero(data.held)
         metrics["feedback"] = {
