@@ -297,11 +297,12 @@ def evaluate(data, params, train, test, *, temperature=1.0):
     return scores(data.y[test], proba, data.labels), proba, jll, fitted
 
 
-def drift_reference(data, fitted, test, temperature, *, accuracy):
-    """The drift signals of the held-out side's traffic (every phrase of the held-out groups, labelled for
-    this model or not) as the training-side fit scores them, with the held-out accuracy (drift.py)."""
+def drift_reference(data, fitted, train, temperature, *, accuracy):
+    """The drift signals of the traffic the training-side fit never saw (every phrase of every group with no
+    training row, labelled for this model or not: for the binary model, the neutral phrases and sentences
+    too) as that fit scores them, with the held-out accuracy (drift.py)."""
     texts, groups = data.traffic
-    texts = texts[np.isin(groups, np.unique(data.groups[test]))]
+    texts = texts[~np.isin(groups, np.unique(data.groups[train]))]
     proba = model.softmax(joint_log_likelihood(fitted, texts, len(data.labels)) / temperature)
     vectorizer = fitted.named_steps["tfidf"]
     analyze = vectorizer.build_analyzer()
@@ -422,7 +423,7 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
     log(f"[{data.name}] evaluating on the held-out side (T = {temperature:.3f}) ...")
     metrics, proba, jll, fitted = evaluate(data, params, train, test, temperature=temperature)
     metrics["calibration"] = calibration_report(data.y[test], jll, temperature, data.labels)
-    metrics["reference"] = drift_reference(data, fitted, test, temperature, accuracy=metrics["accuracy"])
+    metrics["reference"] = drift_reference(data, fitted, train, temperature, accuracy=metrics["accuracy"])
     if data.held.any():  # the traffic the model really meets, apart from Kaggle's sentences
         held = np.flatnonzero(data.held)
         metrics["feedback"] = {

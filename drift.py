@@ -64,3 +64,13 @@ def psi(now, then, floor=1e-4):
         expected = max(expected, floor)
         total += (actual - expected) * np.log(actual / expected)
     return float(total)
+
+
+# The margins of the alert rules (deploy/prometheus/alerts.yml; a test holds the two together), which the
+# drift report applies too: how far a signal may move from the reference before it counts as drift.
+KNOWN_SHARE_DROP = 0.10  # the known-token share, below the reference
+LABEL_SHARE_SHIFT = 0.15  # any label's share, either way
+CONFIDENCE_DROP = 0.05  # the mean confidence, below the reference
+ACCURACY_DROP = 0.10  # the accuracy of the labels sent back, below the held-out accuracy
+MIN_TEXTS = 200  # texts in the window before a share says anything
+MIN_FEEDBACK = 50  # labels sent back before their accuracy does

@@ -61,3 +61,21 @@ def test_the_rules_name_only_metrics_the_service_exports(client):
     for rule in rules():
         used |= set(re.findall(r"\bsentiment:[a-z_0-9:]+", rule["expr"]))
     assert used <= recorded
+
+
+def test_the_alerts_use_the_margins_and_counts_the_drift_report_applies():
+    import drift
+
+    expressions = {rule["alert"]: " ".join(rule["expr"].split()) for rule in rules() if "alert" in rule}
+    expected = {
+        "SentimentInputDrift": [f"sentiment_reference_known_token_share) - {drift.KNOWN_SHARE_DROP:.2f})",
+                                f">= {drift.MIN_TEXTS}"],
+        "SentimentLabelMixShift": [f"> {drift.LABEL_SHARE_SHIFT:.2f}", f">= {drift.MIN_TEXTS}"],
+        "SentimentExpectedAccuracyLow": [f"sentiment_reference_confidence_mean) - {drift.CONFIDENCE_DROP:.2f})",
+                                         f">= {drift.MIN_TEXTS}"],
+        "SentimentFeedbackAccuracyLow": [f"sentiment_reference_accuracy) - {drift.ACCURACY_DROP:.2f})",
+                                         f">= {drift.MIN_FEEDBACK}"],
+    }
+    for alert, parts in expected.items():
+        for part in parts:
+            assert part in expressions[alert], (alert, part, expressions[alert])
