@@ -79,3 +79,18 @@ def test_the_alerts_use_the_margins_and_counts_the_drift_report_applies():
     for alert, parts in expected.items():
         for part in parts:
             assert part in expressions[alert], (alert, part, expressions[alert])
+
+
+def test_the_dashboard_names_only_exported_metrics_and_recorded_rules(client):
+    import json
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "sentiment.json").read_text())
+    client.get("/?query=good")  # so that the request metrics have a series
+    exported = {name.removesuffix("_bucket") for name, _ in samples(client.get("/metrics").get_data(as_text=True))}
+    exported |= {name + "_bucket" for name in exported}
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
+    for panel in dashboard["panels"]:
+        assert panel["targets"] and panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        for target in panel["targets"]:
+            assert set(re.findall(r"\bsentiment_[a-z_]+\b", target["expr"])) <= exported, target["expr"]
+            assert set(re.findall(r"\bsentiment:[a-z_0-9:]+", target["expr"])) <= recorded, target["expr"]

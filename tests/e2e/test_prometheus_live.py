@@ -172,3 +172,15 @@ def test_feedback_that_disagrees_fires_the_accuracy_alert(watched, kaggle_dir):
     assert ("SentimentFeedbackAccuracyLow", "binary") in prometheus.alerts(), prometheus.alerts()
     ((_, accuracy),) = prometheus.query('sentiment:feedback_accuracy:ratio1d{model="binary"}')
     assert accuracy == 0.0
+
+
+def test_every_panel_of_the_grafana_dashboard_shows_data(watched, kaggle_dir):
+    server, prometheus = watched
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "sentiment.json").read_text())
+    targets = [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
+    assert len(dashboard["panels"]) >= 8
+    phrases = [p for p in util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"] if p.strip()]
+    with Sender(server.url, phrases):
+        time.sleep(35)  # a full short window of traffic on both models
+        empty = [(title, expr) for title, expr in targets if not prometheus.query(expr)]
+    assert empty == [], f"panels whose query returns nothing: {empty}"
