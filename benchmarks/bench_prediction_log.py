@@ -25,6 +25,7 @@ import prediction_log  # noqa: E402
 from tests.support import PostgresCluster, postgres_bin  # noqa: E402
 
 TEXT = "a charming and often affecting journey"  # 38 characters, about a Kaggle test phrase's mean
+TOKENS = 6  # its tokens, all known
 VERSION = "20261201T120000Z-0a1b2c3d"
 
 
@@ -46,8 +47,10 @@ def fill(url, rows, *, texts):
     rows -= 1
     started = time.perf_counter()
     for start in range(0, rows, 1000):
+        count = len(answers[start:start + 1000])
         log.record(model="binary", version=VERSION, request_id=os.urandom(16).hex(), now=now,
-                   answers=answers[start:start + 1000], texts=[TEXT] * len(answers[start:start + 1000]))
+                   answers=answers[start:start + 1000], texts=[TEXT] * count, tokens=[TOKENS] * count,
+                   known=[TOKENS] * count)
     log.stop(timeout=3600)
     return rows / (time.perf_counter() - started)
 
