@@ -230,9 +230,10 @@ def create_app(config=None, *, models=None):
                                                             {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}))
     pages.add_pages(app)
     app.register_error_handler(Exception, error_response)
-    # What needs a thread or a connection of its own in every process (lifecycle.Service): started after
-    # gunicorn forks a worker (or by `python app.py`), stopped when it exits. Add such parts here.
-    app.extensions[lifecycle.SERVICES] = [log_]
+    # What needs a thread or a connection of its own in every process, or a last write at exit
+    # (lifecycle.Service): started after gunicorn forks a worker (or by `python app.py`), stopped when it
+    # exits. Add such parts here.
+    app.extensions[lifecycle.SERVICES] = [log_, metrics]
 
     if settings.API_TOKEN is not None:
         @app.before_request

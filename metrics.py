@@ -3,10 +3,12 @@
 `use_values_in` chooses where the values live, in memory or in files shared by gunicorn's workers;
 `app.create_app` calls it with the app's settings just before it builds the app's `Metrics`.
 """
+import bisect
 import os
+import threading
+import time
 from datetime import datetime
 
-import numpy as np
 import prometheus_client
 from prometheus_client import multiprocess, values
 
@@ -118,6 +120,9 @@ class Metrics:
         self.series = {}  # (endpoint, method, status) -> its request counter and latency histogram
         self.prediction_series = {}  # (model, label) -> its prediction counter
         self.scored_series = {}  # model -> its drift-signal series
+        self.signals = {}  # model -> SignalSums not yet written, under signals_lock
+        self.signals_lock = threading.Lock()  # made before a fork, used after: never held in the master
+        self.signals_due = 0.0  # when the sums are next written (monotonic)
 
     def describe_models(self, models):
         """Set the model-info gauge, and the reference gauges of its build, for each served model."""
@@ -137,27 +142,43 @@ class Metrics:
                 gauge.labels(name).set(value)
 
     def count_scored(self, model_name, scored, texts):
-        """Count one request's scored texts (a `model.Scored`): labels and the drift signals."""
+        """Count one request's scored texts (a `model.Scored`): labels, and the drift signals.
+
+        The drift signals are summed in this process and written to the metrics at most every
+        SIGNALS_EVERY seconds (and before /metrics answers, and when the worker stops): in gunicorn's
+        shared files each write costs a lock and a file write, and a GET would make eight of them.
+        """
         self.count_predictions(model_name, scored.answers)
-        series = self.scored_series.get(model_name)
-        if series is None:
-            series = self.scored_series[model_name] = tuple(
-                metric.labels(model_name) for metric in (self.texts_scored, self.tokens, self.known_tokens,
-                                                         self.texts_without_known_terms, self.confidence,
-                                                         self.text_length))
-        texts_scored, tokens, known_tokens, without_known, confidence, length = series
-        texts_scored.inc(len(texts))
-        tokens.inc(sum(scored.tokens))
-        known_tokens.inc(sum(scored.known))
-        without = scored.known.count(0)
-        if without:
-            without_known.inc(without)
-        if len(texts) == 1:
-            confidence.observe(scored.answers[0]["confidence"])
-            length.observe(len(texts[0]))
-        else:
-            observe_many(confidence, [answer["confidence"] for answer in scored.answers])
-            observe_many(length, [len(text) for text in texts])
+        with self.signals_lock:
+            sums = self.signals.get(model_name)
+            if sums is None:
+                sums = self.signals[model_name] = SignalSums()
+            sums.add(scored, texts)
+            due = time.monotonic() >= self.signals_due
+        if due:
+            self.write_signals()
+
+    def write_signals(self):
+        """Write the drift signals summed since the last write into the metrics."""
+        with self.signals_lock:
+            taken, self.signals = self.signals, {}
+            self.signals_due = time.monotonic() + SIGNALS_EVERY
+        for model_name, sums in taken.items():
+            series = self.scored_series.get(model_name)
+            if series is None:
+                series = self.scored_series[model_name] = tuple(
+                    metric.labels(model_name) for metric in (self.texts_scored, self.tokens, self.known_tokens,
+                                                             self.texts_without_known_terms, self.confidence,
+                                                             self.text_length))
+            sums.write_to(*series)
+
+    # A per-process part of the app (lifecycle.Service): nothing to start; at exit, write what is summed.
+    def start(self):
+        """Nothing runs: the sums are written by the requests themselves."""
+
+    def stop(self, timeout):
+        """Write the drift signals summed since the last write."""
+        self.write_signals()
 
     def count_predictions(self, model_name, answers):
         """Count scored texts by label: one increment per label, not per text."""
@@ -192,6 +213,7 @@ class Metrics:
 
     def exposition(self):
         """The text `/metrics` answers: this app's registry, or the sum over every worker's files."""
+        self.write_signals()  # this process's own, at least, are up to date
         registry = self.registry
         if registry is None:
             registry = prometheus_client.CollectorRegistry()
@@ -199,22 +221,55 @@ class Metrics:
         return prometheus_client.generate_latest(registry)
 
 
-def observe_many(histogram, values):
-    """Observe many values in one labelled histogram: one increment per bucket, not per value.
+class SignalSums:
+    """One model's drift signals summed over requests: texts, tokens, known tokens, texts with no known
+    term, and the confidence and length histograms' bucket counts and sums."""
 
-    prometheus-client observes one value at a time (a lock and a file write per bucket touched, in
-    multiprocess mode); a batch of 1,000 texts would pay that 2,000 times. This adds the same counts to
-    the same series through the histogram's own values (`_buckets`, `_sum`, `_upper_bounds`: stable
-    since prometheus-client 0.4); a test checks it against `observe`, value by value.
-    """
-    if not values:
-        return
-    bounds = histogram._upper_bounds
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    for bucket, count in zip(histogram._buckets, counts.tolist()):
+    __slots__ = ("texts", "tokens", "known", "without", "confidence", "confidence_sum", "length", "length_sum")
+
+    def __init__(self):
+        self.texts = self.tokens = self.known = self.without = 0
+        self.confidence, self.length = [0] * (len(CONFIDENCE_BOUNDS) + 1), [0] * (len(LENGTH_BOUNDS) + 1)
+        self.confidence_sum = self.length_sum = 0.0
+
+    def add(self, scored, texts):
+        self.texts += len(texts)
+        self.tokens += sum(scored.tokens)
+        self.known += sum(scored.known)
+        self.without += scored.known.count(0)
+        for answer, text in zip(scored.answers, texts):
+            confidence, length = answer["confidence"], len(text)
+            self.confidence[bisect.bisect_left(CONFIDENCE_BOUNDS, confidence)] += 1
+            self.confidence_sum += confidence
+            self.length[bisect.bisect_left(LENGTH_BOUNDS, length)] += 1
+            self.length_sum += length
+
+    def write_to(self, texts, tokens, known, without, confidence, length):
+        """Add the sums to the labelled series of one model."""
+        for series, value in ((texts, self.texts), (tokens, self.tokens), (known, self.known),
+                              (without, self.without)):
+            if value:
+                series.inc(value)
+        add_to_histogram(confidence, self.confidence, self.confidence_sum)
+        add_to_histogram(length, self.length, self.length_sum)
+
+
+# Where a value falls: bisect_left over the upper bounds, as prometheus-client's `observe` (value <= bound).
+CONFIDENCE_BOUNDS, LENGTH_BOUNDS = drift.CONFIDENCE_BUCKETS, drift.LENGTH_BUCKETS
+
+
+def add_to_histogram(histogram, counts, total):
+    """Add per-bucket counts (the last is +Inf's) and their sum to a labelled histogram, as that many
+    `observe` calls would, through the histogram's own values (`_buckets`, `_sum`: stable since
+    prometheus-client 0.4; a test checks the result against `observe`, value by value)."""
+    for bucket, count in zip(histogram._buckets, counts):
         if count:
             bucket.inc(count)
-    histogram._sum.inc(float(sum(values)))
+    if total:
+        histogram._sum.inc(total)
+
+
+SIGNALS_EVERY = 0.5  # seconds between writes of a process's drift-signal sums
 
 
 def unix_time(iso_timestamp):

@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -64,6 +65,18 @@ def write_tiny_kaggle(folder, *, sentences=200, seed=0):
     (folder / "train.tsv").write_text("\n".join(train) + "\n")
     (folder / "test.tsv").write_text("\n".join(test) + "\n")
     return folder
+
+
+def non_review_text():
+    """Lines of this repository's docs and README, their markup taken out: English about software, not film
+    reviews (the drift tests' shifted traffic)."""
+    lines = []
+    for path in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
+        for line in path.read_text().splitlines():
+            line = " ".join(re.sub(r"[`*|#\[\]()_>]", " ", line).split())
+            if len(line.split()) >= 6:
+                lines.append(line)
+    return lines
 
 
 def build_models(train, out):

@@ -140,18 +140,58 @@ def test_the_reference_of_each_models_build_is_exported_as_gauges(client, model_
 
 
 @pytest.mark.parametrize("observed", [[], [0.2], [0.5, 0.5, 0.55, 0.999, 1.0], [0.3, 0.31, 0.95, 0.7] * 50])
-def test_observing_many_values_at_once_is_observing_them_one_by_one(observed):
+def test_summed_signals_write_what_observing_them_one_by_one_would(observed):
     import prometheus_client
 
-    from metrics import observe_many
+    import drift
+    from metrics import SignalSums
+    from model import Scored
 
     registry = prometheus_client.CollectorRegistry()
-    one_by_one, at_once = (prometheus_client.Histogram(name, "h", ["model"], buckets=(0.3, 0.5, 0.9, 1.0),
-                                                       registry=registry) for name in ("one", "many"))
-    for x in observed:
-        one_by_one.labels("m").observe(x)
-    observe_many(at_once.labels("m"), observed)
+    texts = ["x" * int(c * 100) for c in observed]  # lengths 0 to 100, across the length buckets
+
+    def series(prefix):
+        counters = [prometheus_client.Counter(f"{prefix}_{n}", "c", registry=registry) for n in range(4)]
+        return (*counters, prometheus_client.Histogram(f"{prefix}_confidence", "h", buckets=drift.CONFIDENCE_BUCKETS,
+                                                       registry=registry),
+                prometheus_client.Histogram(f"{prefix}_length", "h", buckets=drift.LENGTH_BUCKETS, registry=registry))
+
+    one_by_one, summed = series("one"), series("many")
+    for confidence, text in zip(observed, texts):
+        one_by_one[4].observe(confidence)
+        one_by_one[5].observe(len(text))
+    sums = SignalSums()
+    for start in range(0, len(observed), 7):  # several requests
+        part = observed[start:start + 7]
+        sums.add(Scored([{"confidence": c} for c in part], [3] * len(part), [2] * len(part)), texts[start:start + 7])
+    sums.write_to(*summed)
     table = samples(prometheus_client.generate_latest(registry).decode())
     for (name, labels), v in table.items():
-        if name.startswith("one_"):
-            assert table[(name.replace("one_", "many_", 1), labels)] == pytest.approx(v)
+        if name.startswith(("one_confidence", "one_length")):
+            assert table[(name.replace("one_", "many_", 1), labels)] == pytest.approx(v), name
+    assert value(table, "many_0_total") == len(observed) and value(table, "many_1_total") == 3 * len(observed)
+
+
+def test_drift_signals_are_written_at_most_every_half_second_and_at_stop(model_dir):
+    import prometheus_client
+
+    import metrics
+    import model
+
+    counted = Metrics()
+    binary = model.SentimentModel.load(model_dir / "binary")
+
+    def written():
+        return value(samples(prometheus_client.generate_latest(counted.registry).decode()),
+                     "sentiment_texts_scored_total", model="binary")
+
+    counted.count_scored("binary", binary.score(["good"]), ["good"])
+    assert written() == 1  # the first is written at once
+    counted.count_scored("binary", binary.score(["bad", "fine"]), ["bad", "fine"])
+    assert written() == 1  # summed, not yet written
+    counted.signals_due = 0.0  # as SIGNALS_EVERY seconds later
+    counted.count_scored("binary", binary.score(["ok"]), ["ok"])
+    assert written() == 4
+    counted.count_scored("binary", binary.score(["late"]), ["late"])
+    counted.stop(timeout=1)  # a worker's exit: what is summed is written
+    assert written() == 5 and metrics.SIGNALS_EVERY == 0.5

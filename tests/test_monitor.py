@@ -7,18 +7,7 @@ import pytest
 import lifecycle
 import monitor
 from app import create_app
-from tests.support import ROOT
-
-
-def non_review_text():
-    """Lines of this repository's docs: English about software, not film reviews."""
-    lines = []
-    for path in sorted((ROOT / "docs").glob("*.md")):
-        for line in path.read_text().splitlines():
-            line = " ".join(re.sub(r"[`*|#\[\]()_>]", " ", line).split())
-            if len(line.split()) >= 6:
-                lines.append(line)
-    return lines
+from tests.support import non_review_text
 
 
 def in_domain_text(tiny_data):

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 import util
-from support import ROOT, Server, free_port, wait_for
+from support import ROOT, Server, free_port, non_review_text, wait_for
 
 # The shipped windows, and the test's: long enough for several 1 s scrapes, short enough for a test.
 WINDOWS = {"[1h]": "[30s]", "[1d]": "[60s]", "[10m]": "[20s]"}
@@ -31,17 +31,6 @@ def short_rules(text):
     for shipped, short in WINDOWS.items():
         text = text.replace(shipped, short)
     return re.sub(r"(?m)^(\s+for:) \d+[smh]$", r"\1 0s", text)
-
-
-def non_review_text():
-    """Lines of this repository's docs and README, their markup taken out: English about software."""
-    lines = []
-    for path in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
-        for line in path.read_text().splitlines():
-            line = " ".join(re.sub(r"[`*|#\[\]()_>]", " ", line).split())
-            if len(line.split()) >= 6:
-                lines.append(line)
-    return lines
 
 
 class Prometheus:
