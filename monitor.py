@@ -180,10 +180,10 @@ def main(argv=None):
 
 
 def format_window(seconds):
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """A window as --since takes it: days from two days on, else hours, else minutes."""
+    if seconds % 86_400 == 0 and seconds >= 2 * 86_400:
+        return f"{seconds // 86_400}d"
+    return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds // 60}m"
 
 
 def write_report(path, sections, labels_sent, since):

@@ -660,12 +660,18 @@ def open_url(url):
 
 
 def read_predictions(url, *, since=None, model=None):
-    """The prediction log as a pandas DataFrame, oldest first; `time` as UTC timestamps."""
-    query = sa.select(predictions).order_by(predictions.c.time)
-    if since is not None:
-        query = query.where(predictions.c.time >= since)
-    if model is not None:
-        query = query.where(predictions.c.model == model)
+    """The prediction log as a pandas DataFrame, oldest first; `time` as UTC timestamps.
+
+    A log no server has migrated yet (an older schema) reads too: its missing columns come as None.
+    """
+    def query(present):
+        selected = sa.select(*[column if column.name in present else sa.null().label(column.name)
+                               for column in predictions.columns]).order_by(predictions.c.time)
+        if since is not None:
+            selected = selected.where(predictions.c.time >= since)
+        if model is not None:
+            selected = selected.where(predictions.c.model == model)
+        return selected
     return read_frame(url, query, times=["time"])
 
 
@@ -681,12 +687,15 @@ def read_feedback(url, *, since=None):
 
 
 def read_frame(url, query, *, times):
-    """A query's rows as a pandas DataFrame, its `times` columns (Unix seconds) as UTC timestamps."""
+    """A query's rows as a pandas DataFrame, its `times` columns (Unix seconds) as UTC timestamps; `query`
+    may be a function of the predictions table's column names that makes it."""
     import pandas as pd
 
     engine = open_url(url)
     try:
         with engine.connect() as connection:
+            if callable(query):  # a query made for the columns the predictions table has
+                query = query({column["name"] for column in sa.inspect(connection).get_columns(predictions.name)})
             frame = pd.read_sql(query, connection)
     finally:
         engine.dispose()

@@ -306,6 +306,8 @@ def test_a_schema_1_log_gains_the_token_columns_and_keeps_its_rows(url):
                                    "probabilities, text_length, text_sha256) VALUES ('old', 1.0, 'binary', 'v1', "
                                    "'Positive', 0.9, '{}', 3, 'x')"))
     engine.dispose()
+    unmigrated = prediction_log.read_predictions(url)  # read before any server migrated it
+    assert unmigrated["id"].tolist() == ["old"] and unmigrated["tokens"].isna().all()
     log = PredictionLog(url)
     signer = ids.Signer(log.prepare())
     log.start()
