@@ -8,7 +8,10 @@ Scoring has two paths that compute the same probabilities (tests prove it to 1e-
 `FastScorer` does the arithmetic of TF-IDF + MultinomialNB directly for one text, without
 scikit-learn's per-call validation and sparse-matrix set-up; the scikit-learn path
 (`transform` + `predict_proba`) is faster for large batches. `SentimentModel.predict_proba` picks
-by batch size.
+by batch size. `SentimentModel.score`, what the service calls, also counts each text's tokens and
+known tokens (the drift signals): one text at a time through `FastScorer.score_one`, or a large
+batch through `FastScorer.transform` (the vectorizer's matrix, made in the same pass) and the
+classifier's own joint log likelihood.
 """
 from math import exp, log, sqrt
 

@@ -131,8 +131,11 @@ def test_serving_benchmark_prints_a_table_whose_ratios_are_its_requests_per_seco
     assert figure(rf"^start-up to a 200 on /health: ({NUMBER}) s$", output)[0] > 0
     memory = re.search(r"^memory after start-up, MiB: (.*); total PSS (\d+)$", output, re.M)
     assert memory, output
-    processes = re.findall(r"(master|worker \d+) RSS (\d+) PSS (\d+)", memory.group(1))
+    processes = re.findall(r"(master|worker \d+|writer \d+) RSS (\d+) PSS (\d+)", memory.group(1))
     assert processes[0][0] == "master" and len(processes) >= 2, memory.group(0)
+    # The service records on SQLite: each worker has its prediction-log writer process.
+    names = [name.split()[0] for name, _, _ in processes]
+    assert names.count("writer") == names.count("worker") >= 1, memory.group(0)
     pss = [int(p) for _, _, p in processes]
     assert all(int(rss) >= int(p) > 0 for _, rss, p in processes), memory.group(0)
     # The total is summed before rounding; each part shown is rounded.
