@@ -70,13 +70,7 @@ class FastScorer:
     def score_one(self, text):
         """One text's (probabilities, tokens, known tokens): the class probabilities as a list of floats,
         and how many of its tokens there are and how many the vocabulary knows (the drift signals)."""
-        counts = {}
-        vocabulary = self.vocabulary_
-        tokens = self.analyze_(text)
-        for token in tokens:
-            index = vocabulary.get(token)
-            if index is not None:
-                counts[index] = counts.get(index, 0) + 1
+        counts, tokens = self.term_counts(text)
         if not counts:  # no known term: an all-zero row, so only the priors speak
             jll = self.class_log_prior_.tolist()
         else:
@@ -86,7 +80,18 @@ class FastScorer:
             jll = (np.dot(weights, self.feature_log_prob_t_[indices]) + self.class_log_prior_).tolist()
         if self.temperature_ != 1.0:  # calibrated: softmax(jll / T), the same predictions
             jll = [x / self.temperature_ for x in jll]
-        return softmax_one(jll), len(tokens), sum(counts.values())
+        return softmax_one(jll), tokens, sum(counts.values())
+
+    def term_counts(self, text):
+        """One text's ({feature index: count} of its known terms, its number of tokens)."""
+        counts = {}
+        vocabulary = self.vocabulary_
+        analyzed = self.analyze_(text)
+        for token in analyzed:
+            index = vocabulary.get(token)
+            if index is not None:
+                counts[index] = counts.get(index, 0) + 1
+        return counts, len(analyzed)
 
     def token_counts(self, text):
         """(tokens, known tokens) of one text."""
@@ -101,22 +106,16 @@ class FastScorer:
         The same steps as CountVectorizer's counting and TfidfTransformer.transform: counts per known
         term, then binary / sublinear tf, idf, and the row norm.
         """
-        vocabulary = self.vocabulary_
         indices, values, indptr, tokens = [], [], [0], []
         for text in texts:
-            analyzed = self.analyze_(text)
-            counts = {}
-            for token in analyzed:
-                index = vocabulary.get(token)
-                if index is not None:
-                    counts[index] = counts.get(index, 0) + 1
+            counts, count = self.term_counts(text)
             indices.extend(counts)
             values.extend(counts.values())
             indptr.append(len(indices))
-            tokens.append(len(analyzed))
+            tokens.append(count)
         matrix = sparse.csr_matrix((np.asarray(values, dtype=np.float64), np.asarray(indices, dtype=np.int64),
                                     np.asarray(indptr, dtype=np.int64)),
-                                   shape=(len(texts), len(vocabulary)))
+                                   shape=(len(texts), len(self.vocabulary_)))
         known = np.asarray(matrix.sum(axis=1)).ravel().astype(np.int64)
         matrix.sort_indices()
         if self.binary_:
