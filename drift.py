@@ -56,16 +56,6 @@ def label_share_difference(now, then):
     return max(abs(now.get(label, 0.0) - share) for label, share in then.items())
 
 
-def psi(now, then, floor=1e-4):
-    """The population stability index of a label mix against a reference mix (shares floored at `floor`)."""
-    total = 0.0
-    for label, expected in then.items():
-        actual = max(now.get(label, 0.0), floor)
-        expected = max(expected, floor)
-        total += (actual - expected) * np.log(actual / expected)
-    return float(total)
-
-
 # The margins of the alert rules (deploy/prometheus/alerts.yml; a test holds the two together), which the
 # drift report applies too: how far a signal may move from the reference before it counts as drift.
 KNOWN_SHARE_DROP = 0.10  # the known-token share, below the reference

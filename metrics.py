@@ -229,7 +229,9 @@ class SignalSums:
 
     def __init__(self):
         self.texts = self.tokens = self.known = self.without = 0
-        self.confidence, self.length = [0] * (len(CONFIDENCE_BOUNDS) + 1), [0] * (len(LENGTH_BOUNDS) + 1)
+        # One count per bucket, the last for +Inf.
+        self.confidence = [0] * (len(drift.CONFIDENCE_BUCKETS) + 1)
+        self.length = [0] * (len(drift.LENGTH_BUCKETS) + 1)
         self.confidence_sum = self.length_sum = 0.0
 
     def add(self, scored, texts):
@@ -237,11 +239,12 @@ class SignalSums:
         self.tokens += sum(scored.tokens)
         self.known += sum(scored.known)
         self.without += scored.known.count(0)
+        # Where a value falls: bisect_left over the upper bounds, as `observe` (value <= bound).
         for answer, text in zip(scored.answers, texts):
             confidence, length = answer["confidence"], len(text)
-            self.confidence[bisect.bisect_left(CONFIDENCE_BOUNDS, confidence)] += 1
+            self.confidence[bisect.bisect_left(drift.CONFIDENCE_BUCKETS, confidence)] += 1
             self.confidence_sum += confidence
-            self.length[bisect.bisect_left(LENGTH_BOUNDS, length)] += 1
+            self.length[bisect.bisect_left(drift.LENGTH_BUCKETS, length)] += 1
             self.length_sum += length
 
     def write_to(self, texts, tokens, known, without, confidence, length):
@@ -252,10 +255,6 @@ class SignalSums:
                 series.inc(value)
         add_to_histogram(confidence, self.confidence, self.confidence_sum)
         add_to_histogram(length, self.length, self.length_sum)
-
-
-# Where a value falls: bisect_left over the upper bounds, as prometheus-client's `observe` (value <= bound).
-CONFIDENCE_BOUNDS, LENGTH_BOUNDS = drift.CONFIDENCE_BUCKETS, drift.LENGTH_BUCKETS
 
 
 def add_to_histogram(histogram, counts, total):
