@@ -289,6 +289,9 @@ class PredictionLog:
             self.drop("exit", left)
         self.feeder = self.process = self.channel = None
         self.in_flight = 0
+        if self.engine is not None:  # the worker's own, for the reads /models makes
+            self.engine.dispose()
+            self.engine = None
 
     def record(self, *, model, version, request_id, now, answers, texts, tokens=None, known=None):
         """Queue one row per scored text (its answer already has its `id`); never blocks or raises.
