@@ -8,6 +8,7 @@ Endpoints (reference in the README and at /openapi.json):
     GET  /fine-grained?query=...  five-label model  POST /fine-grained {"queries": [...]}
     POST /feedback {"id": "...", "label": "..."}   the true label of an earlier answer
     GET  /health, GET /models
+    /v2/...                       the Open Inference Protocol (KServe, MLServer, Triton clients)
     GET  /metrics (Prometheus), /docs (API docs for people), /demo (try it in a browser)
 
 This module holds the factory, the resources, the token check and `error_response`, the one place
@@ -15,7 +16,8 @@ statuses are decided. Beside it, one module per job: `config` (settings), `parsi
 and the request parsers), `operations` (the per-request middleware), `metrics` (Prometheus), `logs`
 (the access line and log formats), `lifecycle` (what runs once per process, under gunicorn and
 `python app.py`), `recording` (answer ids, versions, feedback) over `prediction_log` (the database),
-`pages` (/docs and /demo), `openapi` (the contract), and `model` (no HTTP).
+`open_inference` (the Open Inference Protocol's documents and requests), `pages` (/docs and /demo),
+`openapi` (the contract), and `model` (no HTTP).
 """
 import argparse
 import gc
@@ -24,7 +26,7 @@ import logging
 import sys
 
 import prometheus_client
-from flask import Flask, after_this_request, jsonify, request
+from flask import Flask, after_this_request, current_app, jsonify, request
 from flask_restful import Api, Resource
 from werkzeug.exceptions import HTTPException
 
@@ -32,18 +34,20 @@ import ids
 import lifecycle
 import logs
 import model
+import open_inference
 import openapi
 import operations
 import pages
 import parsing
 import prediction_log
 import recording
-from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, ConfigError, Settings
+from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, V2_ROUTES, ConfigError, Settings
 from metrics import Metrics, use_values_in
 from operations import REQUEST_ID_KEY
 from parsing import (
     HOW_TO_SEND,
     ModelNotBuilt,
+    NotServed,
     Unauthorized,
     feedback_from_post,
     read_body,
@@ -79,13 +83,17 @@ def error_response(error):
     else:
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
         status, message = 500, "Internal error; it has been logged. Try again, and report it if it persists."
-    response = jsonify(message=message)
+    # The Open Inference Protocol's clients read an error's message from "error".
+    response = jsonify({"error" if request.path.startswith(V2_PREFIX) else "message": message})
     response.status_code = status
     if isinstance(error, HTTPException) and status != 500:
         for name, value in error.get_headers():
             if name.lower() not in ("content-type", "content-length"):
                 response.headers[name] = value
     return response
+
+
+V2_PREFIX = "/v2"
 
 
 class JsonApi(Api):
@@ -107,12 +115,7 @@ class Sentiment(Resource):
 
     def scoring_model(self):
         """The model, or a 404 that says how to build it."""
-        if self.model is None:
-            raise ModelNotBuilt(
-                f"The {self.name} model is not built on this server. It needs Kaggle's train.tsv "
-                "(five labels): run `python build_model.py --data PATH/train.tsv`, then restart the server "
-                "or send it SIGHUP.")
-        return self.model
+        return built(self.name, self.model)
 
     def get(self):
         """One text in, one answer out."""
@@ -133,6 +136,16 @@ class Sentiment(Resource):
         self.metrics.count_scored(self.name, scored, texts)
         when_sent(self.recorder.stamp(self.name, scored, texts, request_id=request.environ.get(REQUEST_ID_KEY)))
         return {"predictions": scored.answers}
+
+
+def built(name, served):
+    """`served`, the loaded model `name`, or a 404 that says how to build it."""
+    if served is None:
+        raise ModelNotBuilt(
+            f"The {name} model is not built on this server. It needs Kaggle's train.tsv "
+            "(five labels): run `python build_model.py --data PATH/train.tsv`, then restart the server "
+            "or send it SIGHUP.")
+    return served
 
 
 def when_sent(work):
@@ -194,6 +207,61 @@ class Health(Resource):
         return {"status": "ok", "models": sorted(self.models)}
 
 
+class ProtocolMetadata(Resource):
+    """The Open Inference Protocol's GET endpoints (see `open_inference`): server and model metadata,
+    liveness and readiness; `endpoint` says which this one is."""
+
+    def __init__(self, *, endpoint, models):
+        self.endpoint, self.models = endpoint, models
+
+    def get(self, model_name=None, model_version=None):
+        """The endpoint's document."""
+        if self.endpoint == "v2_server":
+            return open_inference.server_metadata()
+        if self.endpoint == "v2_live":
+            return {"live": True}
+        if self.endpoint == "v2_ready":  # the app exists only once every model is loaded and verified
+            return {"ready": True}
+        served = protocol_model(self.models, model_name, model_version)
+        if self.endpoint == "v2_model_ready":
+            return {"name": served.name, "ready": True}
+        return open_inference.model_metadata(served.name, served.version, served.labels)
+
+
+class ProtocolInference(Resource):
+    """The Open Inference Protocol's inference: POST .../infer."""
+
+    def __init__(self, *, models, settings, metrics, recorder):
+        self.models, self.settings, self.metrics, self.recorder = models, settings, metrics, recorder
+
+    def post(self, model_name, model_version=None):
+        """The texts of the `text` input scored, answered as the outputs asked for."""
+        served = protocol_model(self.models, model_name, model_version)
+        infer = open_inference.parse_infer(read_body(request), request.headers.get(open_inference.HEADER_LENGTH),
+                                           max_length=self.settings.MAX_QUERY_LENGTH,
+                                           max_batch=self.settings.MAX_BATCH_SIZE)
+        scored = served.score(infer.texts)
+        self.metrics.count_scored(served.name, scored, infer.texts)
+        when_sent(self.recorder.stamp(served.name, scored, infer.texts,
+                                      request_id=request.environ.get(REQUEST_ID_KEY)))
+        body, headers = open_inference.infer_response(infer, model_name=served.name, model_version=served.version,
+                                                      labels=served.labels, scored=scored)
+        return current_app.response_class(body, 200, headers)
+
+
+def protocol_model(models, name, version):
+    """The loaded model a protocol path names (and its version, if it names one), or a 404 saying what
+    is served."""
+    if name not in MODEL_ROUTES:
+        raise NotServed(f"No model is named {name[:64]!r}; this server has {', '.join(MODEL_ROUTES)} "
+                        f"({V2_PREFIX}/models/NAME describes each).")
+    served = built(name, models.get(name))
+    if version is not None and version != served.version:
+        raise NotServed(f"Version {version[:64]!r} of the {name} model is not served; it serves {served.version}. "
+                        "Leave the version out of the path for the one served.")
+    return served
+
+
 # --- The application factory ---------------------------------------------------------------------
 
 def create_app(config=None, *, models=None):
@@ -220,6 +288,13 @@ def create_app(config=None, *, models=None):
         api.add_resource(Sentiment, route, endpoint=name,
                          resource_class_kwargs={"model_name": name, "model": models.get(name), "settings": settings,
                                                 "metrics": metrics, "recorder": recorder})
+    for endpoint, routes in V2_ROUTES.items():
+        if endpoint == "v2_infer":
+            api.add_resource(ProtocolInference, *routes, endpoint=endpoint, resource_class_kwargs={
+                "models": models, "settings": settings, "metrics": metrics, "recorder": recorder})
+        else:
+            api.add_resource(ProtocolMetadata, *routes, endpoint=endpoint,
+                             resource_class_kwargs={"endpoint": endpoint, "models": models})
     api.add_resource(Feedback, ROUTES["feedback"], endpoint="feedback",
                      resource_class_kwargs={"settings": settings, "recorder": recorder})
     api.add_resource(Health, ROUTES["health"], endpoint="health", resource_class_kwargs={"models": models})

@@ -22,9 +22,19 @@ MODEL_ROUTES = {"binary": "/", "fine-grained": "/fine-grained"}
 # Every JSON and metrics route, by endpoint name; the pages' routes are in pages.PAGE_ROUTES.
 ROUTES = {**MODEL_ROUTES, "feedback": "/feedback", "health": "/health", "models": "/models",
           "openapi": "/openapi.json", "metrics": "/metrics"}
-# Endpoints that need the token when API_TOKEN is set; /health, /openapi.json and the pages stay open
-# for probes and people.
-PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"feedback", "models"}
+# The Open Inference Protocol's routes (open_inference.py), by endpoint; each model route comes with and
+# without /versions/<model_version>.
+V2_MODEL = "/v2/models/<model_name>"
+V2_ROUTES = {
+    "v2_server": ["/v2"],
+    "v2_live": ["/v2/health/live"],
+    "v2_ready": ["/v2/health/ready"],
+    **{endpoint: [V2_MODEL + tail, V2_MODEL + "/versions/<model_version>" + tail]
+       for endpoint, tail in (("v2_model", ""), ("v2_model_ready", "/ready"), ("v2_infer", "/infer"))},
+}
+# Endpoints that need the token when API_TOKEN is set; /health, /openapi.json, the pages, and the
+# protocol's health and metadata stay open for probes and people.
+PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"feedback", "models", "v2_infer"}
 LOG_FORMATS = ("text", "json")
 
 

@@ -245,13 +245,14 @@ def fitted_problems(vectorizer, classifier):
 
 
 class Scored:
-    """What scoring gave: `answers` (one dict per text), and each text's `tokens` and `known` tokens (lists
-    of ints: how many tokens the analyzer made, and how many of them the vocabulary knows)."""
+    """What scoring gave: `answers` (one dict per text), each text's `tokens` and `known` tokens (lists
+    of ints: how many tokens the analyzer made, and how many of them the vocabulary knows), and the
+    `probabilities` the answers round (a list per text, in the labels' order)."""
 
-    __slots__ = ("answers", "tokens", "known")
+    __slots__ = ("answers", "tokens", "known", "probabilities")
 
-    def __init__(self, answers, tokens, known):
-        self.answers, self.tokens, self.known = answers, tokens, known
+    def __init__(self, answers, tokens, known, probabilities):
+        self.answers, self.tokens, self.known, self.probabilities = answers, tokens, known, probabilities
 
 
 class SentimentModel:
@@ -316,16 +317,17 @@ class SentimentModel:
         """Score texts; return `Scored`: the answers (as `predict`) and each text's tokens and known tokens."""
         scorer = self.scorer_
         if explain:  # one pass per text gives both; the probabilities are the fast scorer's
-            answers = [self.explained_answer(*scorer.explain_one(text)) for text in texts]
+            explained = [scorer.explain_one(text) for text in texts]
             tokens, known = zip(*map(scorer.token_counts, texts)) if texts else ((), ())
-            return Scored(answers, list(tokens), list(known))
+            return Scored([self.explained_answer(*one) for one in explained], list(tokens), list(known),
+                          [probabilities for probabilities, _ in explained])
         if uses_fast_path(texts):  # the fast scorer's plain floats, with no array in between
             scored = [scorer.score_one(text) for text in texts]
             return Scored([self.answer(row) for row, _, _ in scored], [n for _, n, _ in scored],
-                          [k for _, _, k in scored])
+                          [k for _, _, k in scored], [row for row, _, _ in scored])
         matrix, tokens, known = scorer.transform(texts)
         rows = softmax(self.classifier.predict_joint_log_proba(matrix) / self.temperature).tolist()
-        return Scored([self.answer(row) for row in rows], tokens.tolist(), known.tolist())
+        return Scored([self.answer(row) for row in rows], tokens.tolist(), known.tolist(), rows)
 
     def answer(self, probabilities):
         """Turn one text's probabilities (a list of Python floats, one per label) into the answer the API returns."""

@@ -12,7 +12,8 @@ import re
 
 import pages
 import util
-from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES
+import open_inference
+from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, V2_ROUTES
 from model import MAX_UNKNOWN
 from parsing import TEXT_PATTERN
 
@@ -40,11 +41,14 @@ def openapi_document(settings):
         openapi_path(pages.PAGE_ROUTES["demo"]): other_get(
             "Demo page", "A page to type a review and see every model's answer.", "text/html"),
     })
+    paths.update(protocol_paths(settings))
     if protected:
         for endpoint in PROTECTED_ENDPOINTS:
-            for operation in paths[ROUTES[endpoint]].values():
-                operation["security"] = [{"bearerToken": []}]
-                operation["responses"]["401"] = {"$ref": "#/components/responses/Unauthorized"}
+            unauthorized = "ProtocolUnauthorized" if endpoint in V2_ROUTES else "Unauthorized"
+            for route in V2_ROUTES.get(endpoint, [ROUTES.get(endpoint)]):
+                for operation in paths[openapi_path(route)].values():
+                    operation["security"] = [{"bearerToken": []}]
+                    operation["responses"]["401"] = {"$ref": f"#/components/responses/{unauthorized}"}
     document = {
         "openapi": "3.1.0",
         "info": {
@@ -158,6 +162,126 @@ def feedback_path(settings):
     }}
 
 
+def protocol_paths(settings):
+    """The Open Inference Protocol's paths (see `open_inference`): errors answer {"error": "..."}."""
+    name = {"name": "model_name", "in": "path", "required": True, "schema": {"enum": list(MODEL_ROUTES)},
+            "description": "The model's name."}
+    version = {"name": "model_version", "in": "path", "required": True,
+               "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9._-]+$",
+                          "examples": ["20261201T184854Z-1a2b3c4d"]},
+               "description": "A `model_version` as answers carry it; a version not served answers 404."}
+    not_served = {"404": {"$ref": "#/components/responses/ProtocolNotServed"}}
+    paths = {
+        "/v2": simple_get("Open Inference Protocol: server metadata", "The server's name, protocol version and "
+                          "extensions.", ref("ServerMetadata")),
+        "/v2/health/live": simple_get("Open Inference Protocol: liveness", "The server is up.",
+                                      flag_object("live")),
+        "/v2/health/ready": simple_get("Open Inference Protocol: readiness", "Every model is loaded and verified.",
+                                       flag_object("ready")),
+    }
+    for endpoint, summary, answer in (
+            ("v2_model", "Open Inference Protocol: model metadata", ref("ModelMetadata")),
+            ("v2_model_ready", "Open Inference Protocol: model readiness",
+             {**flag_object("ready"), "required": ["name", "ready"],
+              "properties": {"name": {"type": "string"}, "ready": {"const": True}}})):
+        for route, parameters in zip(V2_ROUTES[endpoint], ([name], [name, version])):
+            paths[openapi_path(route)] = {"get": {
+                "operationId": endpoint + ("_version" if len(parameters) == 2 else ""), "summary": summary,
+                "parameters": parameters, "responses": {"200": {"description": "The model is served.",
+                                                                "content": json_content(answer)}, **not_served}}}
+    for route, parameters in zip(V2_ROUTES["v2_infer"], ([name], [name, version])):
+        paths[openapi_path(route)] = {"post": {
+            "operationId": "v2_infer" + ("_version" if len(parameters) == 2 else ""),
+            "summary": "Open Inference Protocol: score texts",
+            "description": (
+                f"The input `text` (BYTES, shape [n] or [n, 1], 1 to {settings.MAX_BATCH_SIZE:,} texts) scored; "
+                "the outputs `label`, `confidence`, `probabilities` (the model metadata's label order) and `id` "
+                "(each answer's id, for POST /feedback), or those named in `outputs`. Triton's binary tensor "
+                f"data extension is spoken too: with an `{open_inference.HEADER_LENGTH}` header, inputs whose "
+                "`parameters.binary_data_size` is set follow the JSON part, and outputs asked for with "
+                "`parameters.binary_data` (or the request's `parameters.binary_data_output`) come back as "
+                f"binary data after the answer's JSON, the answer's own `{open_inference.HEADER_LENGTH}` saying "
+                "where that ends."),
+            "parameters": parameters,
+            "requestBody": {"required": True, "content": json_content(ref("InferRequest"))},
+            "responses": {
+                "200": {"description": "The outputs, in the order asked for.",
+                        "content": {**json_content(ref("InferResponse")),
+                                    open_inference.BINARY_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+                "400": {"$ref": "#/components/responses/ProtocolBadRequest"},
+                **not_served,
+                "413": {"$ref": "#/components/responses/ProtocolTooLarge"},
+            },
+        }}
+    return paths
+
+
+def flag_object(name):
+    """A JSON object {name: true}."""
+    return {"type": "object", "required": [name], "properties": {name: {"const": True}}}
+
+
+def protocol_schemas(settings):
+    """The Open Inference Protocol's schemas."""
+    tensor = {"type": "object", "required": ["name", "datatype", "shape"],
+              "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
+                             "shape": {"type": "array", "items": {"type": "integer"}}}}
+    flat = {"type": "array", "items": ref("Text"), "minItems": 1, "maxItems": settings.MAX_BATCH_SIZE}
+    return {
+        "ServerMetadata": {"type": "object", "required": ["name", "version", "extensions"],
+                           "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                          "extensions": {"type": "array", "items": {"type": "string"}}}},
+        "ModelMetadata": {"type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"],
+                          "properties": {"name": {"type": "string"},
+                                         "versions": {"type": "array", "items": {"type": "string"}},
+                                         "platform": {"type": "string"},
+                                         "inputs": {"type": "array", "items": tensor},
+                                         "outputs": {"type": "array", "items": tensor},
+                                         "parameters": {"type": "object", "properties": {"labels": {
+                                             "type": "array", "items": {"type": "string"},
+                                             "description": "The labels, in the order of `probabilities`."}}}}},
+        "InferRequest": {
+            "type": "object", "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string", "description": "Echoed in the answer."},
+                "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}},
+                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                    "type": "object", "required": ["name", "datatype", "shape", "data"],
+                    "properties": {
+                        "name": {"const": open_inference.INPUT},
+                        "datatype": {"const": "BYTES"},
+                        "shape": {"type": "array", "minItems": 1, "maxItems": 2,
+                                  "prefixItems": [{"type": "integer", "minimum": 1,
+                                                   "maximum": settings.MAX_BATCH_SIZE}, {"const": 1}],
+                                  "description": "[n] or [n, 1]: n, the number of texts in `data`."},
+                        "data": {"oneOf": [flat, {"type": "array", "minItems": 1, "items": flat}],
+                                 "description": "The texts, flat or nested as the shape is."},
+                        "parameters": {"type": "object"}}}},
+                "outputs": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["name"],
+                    "properties": {"name": {"enum": list(open_inference.OUTPUTS)},
+                                   "parameters": {"type": "object",
+                                                  "properties": {"binary_data": {"type": "boolean"}}}}}},
+            },
+        },
+        "InferResponse": {
+            "type": "object", "required": ["model_name", "model_version", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"}, "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {"type": "array", "items": {**tensor, "properties": {
+                    **tensor["properties"], "data": {"type": "array"},
+                    "parameters": {"type": "object",
+                                   "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}}}}},
+            },
+        },
+        "ProtocolError": {
+            "type": "object", "required": ["error"], "additionalProperties": False,
+            "properties": {"error": {"type": "string", "description": "What went wrong and what to do."}},
+        },
+    }
+
+
 def simple_get(summary, description, schema):
     """A GET that answers JSON and takes no input."""
     return {"get": {"summary": summary, "responses": {
@@ -187,6 +311,7 @@ def components(settings):
     max_length, max_batch = settings.MAX_QUERY_LENGTH, settings.MAX_BATCH_SIZE
     probability = {"type": "number", "minimum": 0, "maximum": 1}
     error = {"description": "", "content": json_content(ref("Error"))}
+    protocol_error = {"description": "", "content": json_content(ref("ProtocolError"))}
     return {
         "schemas": {
             "Text": {
@@ -302,6 +427,7 @@ def components(settings):
                                   "description": "For each label, the terms it favours most over the others."},
                 },
             },
+            **protocol_schemas(settings),
             "Error": {
                 "type": "object", "required": ["message"], "additionalProperties": False,
                 "properties": {"message": {"type": "string", "description": "What went wrong and what to do."}},
@@ -319,6 +445,17 @@ def components(settings):
                                                   "in the body."},
             "Unauthorized": {
                 **error, "description": "No `Authorization: Bearer <token>` header, or the wrong token.",
+                "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+            },
+            "ProtocolBadRequest": {**protocol_error, "description": "Not an inference request these models take: "
+                                                                   "the message says what to change."},
+            "ProtocolNotServed": {**protocol_error, "description": "No such model, or not this version, or "
+                                                                  "not built on this server."},
+            "ProtocolTooLarge": {**protocol_error, "description": f"A text over {max_length:,} characters, over "
+                                                                 f"{max_batch:,} texts, or a body over "
+                                                                 f"{settings.MAX_CONTENT_LENGTH:,} bytes."},
+            "ProtocolUnauthorized": {
+                **protocol_error, "description": "No `Authorization: Bearer <token>` header, or the wrong token.",
                 "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
             },
         },

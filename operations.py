@@ -75,13 +75,17 @@ class Operations:
         method = environ["REQUEST_METHOD"]
         # Flask's request object knows the endpoint that answered (none for 404s and 405s); Werkzeug
         # puts it in the environ, and Flask clears it only after the response has started.
-        rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+        flask_request = environ.get("werkzeug.request")
+        rule = getattr(flask_request, "url_rule", None)
         endpoint = rule.endpoint if rule else "none"
+        # The model a request scored: its route's, or the one an Open Inference Protocol path names.
+        model_name = endpoint if endpoint in MODEL_ROUTES else (getattr(flask_request, "view_args", None) or {}).get(
+            "model_name")
         self.metrics.observe(endpoint, method, status, seconds)
         # The path without its query string: the texts people score may be private, and long.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         self.access_log.write(request_id=request_id, method=method, path=path, status=status, seconds=seconds,
-                              model_name=endpoint if endpoint in MODEL_ROUTES else None,
+                              model_name=model_name if model_name in MODEL_ROUTES else None,
                               remote_addr=self.client_address(environ))
 
     def client_address(self, environ):

@@ -33,6 +33,11 @@ class ModelNotBuilt(ApiError):
     code = 404
 
 
+class NotServed(ApiError):
+    """No served model has the name, or the version, that the request names."""
+    code = 404
+
+
 class UnknownAnswer(ApiError):
     """Feedback names an answer id this service never issued, or one past the prediction log's retention."""
     code = 404

@@ -163,7 +163,8 @@ def test_summed_signals_write_what_observing_them_one_by_one_would(observed):
     sums = SignalSums()
     for start in range(0, len(observed), 7):  # several requests
         part = observed[start:start + 7]
-        sums.add(Scored([{"confidence": c} for c in part], [3] * len(part), [2] * len(part)), texts[start:start + 7])
+        sums.add(Scored([{"confidence": c} for c in part], [3] * len(part), [2] * len(part), [[c] for c in part]),
+                 texts[start:start + 7])
     sums.write_to(*summed)
     table = samples(prometheus_client.generate_latest(registry).decode())
     for (name, labels), v in table.items():

@@ -1,0 +1,256 @@
+"""The Open Inference Protocol ("V2"), the REST protocol KServe, Seldon MLServer and NVIDIA Triton share:
+the documents its endpoints answer, and the parsing of its inference requests. No Flask here: the
+resources in app.py call these functions, and `app.error_response` answers errors on its paths as
+`{"error": "..."}`, as the protocol says.
+
+    GET  /v2                                        server metadata
+    GET  /v2/health/live, /v2/health/ready          200 {"live": true} / {"ready": true}
+    GET  /v2/models/{model_name}[/versions/{v}]     model metadata: its tensors and labels
+    GET  /v2/models/{model_name}[/versions/{v}]/ready
+    POST /v2/models/{model_name}[/versions/{v}]/infer
+
+A model's version is the `model_version` every answer carries. One input, `text` (BYTES, shape [n],
+or [n, 1] as MLServer's codecs write it);
+four outputs: `label` (BYTES, [n]), `confidence` (FP64, [n]), `probabilities` (FP64, [n, k], the
+labels in the metadata's order) and `id` (BYTES, [n]: each answer's id, which POST /feedback takes).
+
+Triton's binary tensor data extension, which `tritonclient` uses by default, is spoken both ways: a
+request whose `Inference-Header-Content-Length` header says how long its JSON part is carries the
+inputs whose `parameters.binary_data_size` is set after that part (BYTES as 4-byte little-endian
+lengths, each followed by its bytes); outputs asked for with `parameters.binary_data: true` (or all of
+them, with the request's `parameters.binary_data_output: true`) come back so, the answer's own
+`Inference-Header-Content-Length` saying where its JSON ends.
+"""
+import json
+import struct
+
+from parsing import BadQuery, TooLarge, check_text, json_type
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+BINARY_TYPE = "application/octet-stream"
+SERVER_NAME = "sentiment"
+PROTOCOL_VERSION = "2"
+EXTENSIONS = ["binary_tensor_data"]
+INPUT = "text"
+OUTPUTS = ("label", "confidence", "probabilities", "id")
+LENGTH = struct.Struct("<I")
+
+
+def server_metadata():
+    """GET /v2."""
+    return {"name": SERVER_NAME, "version": PROTOCOL_VERSION, "extensions": EXTENSIONS}
+
+
+def model_metadata(name, version, labels):
+    """GET /v2/models/{name}: the model's one version, its tensors, and its labels in the order of the
+    `probabilities` columns."""
+    return {
+        "name": name,
+        "versions": [version],
+        "platform": "sklearn",
+        "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [{"name": "label", "datatype": "BYTES", "shape": [-1]},
+                    {"name": "confidence", "datatype": "FP64", "shape": [-1]},
+                    {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(labels)]},
+                    {"name": "id", "datatype": "BYTES", "shape": [-1]}],
+        "parameters": {"labels": list(labels)},
+    }
+
+
+class InferRequest:
+    """A parsed inference request: its `texts`, its `id` (None if it had none), and `outputs`: the names
+    of the outputs to answer, in order, each with True when it is to be answered as binary data."""
+
+    __slots__ = ("texts", "id", "outputs")
+
+    def __init__(self, texts, request_id, outputs):
+        self.texts, self.id, self.outputs = texts, request_id, outputs
+
+
+def parse_infer(body, header_length, *, max_length, max_batch):
+    """The `InferRequest` of a POST .../infer body, with `header_length` the value of its
+    Inference-Header-Content-Length header (None without one); `BadQuery` or `TooLarge` otherwise."""
+    json_part, binary = split_body(body, header_length)
+    if not json_part.strip():
+        raise BadQuery('The inference request is empty; send {"inputs": [{"name": "text", "datatype": "BYTES", '
+                       '"shape": [1], "data": ["..."]}]}.')
+    document = parse_json_part(json_part)
+    if not isinstance(document, dict):
+        raise BadQuery(f"The inference request must be a JSON object, not {json_type(document)}.")
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadQuery(f"id must be a string, not {json_type(request_id)}.")
+    parameters = object_at(document, "parameters")
+    binary_default = flag_at(parameters, "binary_data_output", "parameters.binary_data_output")
+    texts = input_texts(document, binary, max_length=max_length, max_batch=max_batch)
+    return InferRequest(texts, request_id, requested_outputs(document, binary_default))
+
+
+def split_body(body, header_length):
+    """(JSON part, binary part) of a body, split where Inference-Header-Content-Length says."""
+    if header_length is None:
+        return body, b""
+    try:
+        size = int(header_length)
+    except ValueError:
+        size = -1
+    if not 0 <= size <= len(body):
+        raise BadQuery(f"{HEADER_LENGTH}: {header_length[:32]!r} is not the length of the request's JSON part: "
+                       f"send a whole number from 0 to the body's {len(body):,} bytes.")
+    return body[:size], body[size:]
+
+
+def parse_json_part(raw):
+    """The JSON part of an inference request."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadQuery("The inference request's JSON is not valid UTF-8.") from None
+    except RecursionError:
+        raise BadQuery("The inference request's JSON is nested too deeply.") from None
+    except json.JSONDecodeError as exc:
+        raise BadQuery(f"The inference request is not valid JSON ({exc}). If it carries binary tensor data, "
+                       f"say where its JSON ends with the {HEADER_LENGTH} header.") from None
+    except ValueError:
+        raise BadQuery("The inference request holds a number too long to read.") from None
+
+
+def object_at(document, name, where=None):
+    """`document[name]`, an object ({} when absent)."""
+    value = document.get(name, {})
+    if not isinstance(value, dict):
+        raise BadQuery(f"{where or name} must be an object, not {json_type(value)}.")
+    return value
+
+
+def flag_at(parameters, name, where):
+    """A boolean parameter (False when absent)."""
+    value = parameters.get(name, False)
+    if not isinstance(value, bool):
+        raise BadQuery(f"{where} must be true or false, not {json_type(value)}.")
+    return value
+
+
+def input_texts(document, binary, *, max_length, max_batch):
+    """The texts of the request's one input, `text`, from its JSON data or the binary part."""
+    inputs = document.get("inputs")
+    shape_hint = f'"inputs": [{{"name": "{INPUT}", "datatype": "BYTES", "shape": [n], "data": ["...", ...]}}]'
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise BadQuery(f"The request must have one input, {INPUT!r}: send {shape_hint}.")
+    tensor = inputs[0]
+    if tensor.get("name") != INPUT:
+        raise BadQuery(f"inputs[0].name must be {INPUT!r}, the models' one input; send {shape_hint}.")
+    if tensor.get("datatype") != "BYTES":
+        raise BadQuery(f"inputs[0].datatype must be \"BYTES\" (texts), not {json.dumps(tensor.get('datatype'))[:32]}.")
+    shape = tensor.get("shape")
+    # [n], or [n, 1]: a column of n texts, as MLServer's StringCodec writes it.
+    if (not isinstance(shape, list) or len(shape) not in (1, 2) or shape[1:] not in ([], [1])
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape)):
+        raise BadQuery(f"inputs[0].shape must be [n] (or [n, 1]), n the number of texts, e.g. [1] for one text; "
+                       f"not {json.dumps(shape)[:64]}.")
+    count = shape[0]
+    if count < 1:
+        raise BadQuery(f"inputs[0].shape is [{count}]; send at least one text.")
+    if count > max_batch:
+        raise TooLarge(f"inputs[0] holds {count:,} texts; the limit is {max_batch:,} per request. Split the batch.")
+    size = object_at(tensor, "parameters", "inputs[0].parameters").get("binary_data_size")
+    if size is not None:
+        if "data" in tensor:
+            raise BadQuery("inputs[0] has both data and parameters.binary_data_size; send the texts one way.")
+        values = binary_texts(binary, size, count)
+    else:
+        if binary:
+            raise BadQuery(f"The request has {len(binary):,} bytes after its JSON part, but no input says "
+                           "parameters.binary_data_size.")
+        values = tensor.get("data")
+        if isinstance(values, list) and values and all(isinstance(v, list) for v in values):
+            values = [v for row in values for v in row]  # the protocol allows data nested as its shape is
+        if not isinstance(values, list):
+            raise BadQuery(f"inputs[0].data must be an array of strings, not {json_type(values)}.")
+        if len(values) != count:
+            raise BadQuery(f"inputs[0].shape says {count:,} text(s) but data holds {len(values):,}; "
+                           "make them agree.")
+    return [check_text(value, max_length=max_length, where=f"inputs[0].data[{i}]") for i, value in enumerate(values)]
+
+
+def binary_texts(binary, size, count):
+    """`count` texts from the binary part: each a 4-byte little-endian length and that many UTF-8 bytes."""
+    if not isinstance(size, int) or isinstance(size, bool) or size != len(binary):
+        raise BadQuery(f"inputs[0].parameters.binary_data_size says {str(size)[:32]} bytes, but "
+                       f"{len(binary):,} follow the JSON part; send the size of the input's binary data.")
+    texts, offset = [], 0
+    while offset < size:
+        if offset + LENGTH.size > size:
+            raise BadQuery(f"inputs[0]'s binary data ends inside the length of text {len(texts)}.")
+        (length,) = LENGTH.unpack_from(binary, offset)
+        offset += LENGTH.size
+        if offset + length > size:
+            raise BadQuery(f"inputs[0]'s binary data ends inside text {len(texts)}, which says it is {length:,} bytes.")
+        try:
+            texts.append(binary[offset:offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadQuery(f"inputs[0].data[{len(texts)}] is not valid UTF-8.") from None
+        offset += length
+    if len(texts) != count:
+        raise BadQuery(f"inputs[0].shape says {count:,} text(s) but its binary data holds {len(texts):,}; "
+                       "make them agree.")
+    return texts
+
+
+def requested_outputs(document, binary_default):
+    """[(output name, as binary)] of the request's `outputs`, or all of them when it names none."""
+    if "outputs" not in document:
+        return [(name, binary_default) for name in OUTPUTS]
+    asked = document["outputs"]
+    if not isinstance(asked, list) or not asked:
+        raise BadQuery(f"outputs must be an array of {{\"name\": ...}} objects, e.g. [{{\"name\": \"label\"}}]; "
+                       f"leave it out for all of {', '.join(OUTPUTS)}.")
+    outputs = []
+    for i, output in enumerate(asked):
+        if not isinstance(output, dict) or output.get("name") not in OUTPUTS:
+            named = json.dumps(output.get("name"))[:64] if isinstance(output, dict) else json_type(output)
+            raise BadQuery(f"outputs[{i}] names {named}, not an output of these models; ask for any of "
+                           f"{', '.join(OUTPUTS)}.")
+        binary = object_at(output, "parameters", f"outputs[{i}].parameters").get("binary_data", binary_default)
+        if not isinstance(binary, bool):
+            raise BadQuery(f"outputs[{i}].parameters.binary_data must be true or false, not {json_type(binary)}.")
+        outputs.append((output["name"], binary))
+    return outputs
+
+
+def infer_response(request, *, model_name, model_version, labels, scored):
+    """The body and headers of the answer to `request`, scored as `scored` (a `model.Scored` whose
+    answers have their ids): JSON, or JSON and binary data when an output is asked for as binary."""
+    probabilities = scored.probabilities
+    answers = scored.answers
+    columns = {
+        "label": ("BYTES", [len(answers)], lambda: [a["prediction"] for a in answers]),
+        "confidence": ("FP64", [len(answers)], lambda: [max(row) for row in probabilities]),
+        "probabilities": ("FP64", [len(answers), len(labels)], lambda: [p for row in probabilities for p in row]),
+        "id": ("BYTES", [len(answers)], lambda: [a["id"] for a in answers]),
+    }
+    outputs, chunks = [], []
+    for name, binary in request.outputs:
+        datatype, shape, make = columns[name]
+        values = make()
+        output = {"name": name, "datatype": datatype, "shape": shape}
+        if binary:
+            data = bytes_tensor(values) if datatype == "BYTES" else struct.pack(f"<{len(values)}d", *values)
+            output["parameters"] = {"binary_data_size": len(data)}
+            chunks.append(data)
+        else:
+            output["data"] = values
+        outputs.append(output)
+    document = {"model_name": model_name, "model_version": model_version, "outputs": outputs}
+    if request.id is not None:
+        document["id"] = request.id
+    header = json.dumps(document, separators=(",", ":")).encode()
+    if not chunks:
+        return header, {"Content-Type": "application/json"}
+    return b"".join([header, *chunks]), {"Content-Type": BINARY_TYPE, HEADER_LENGTH: str(len(header))}
+
+
+def bytes_tensor(texts):
+    """A BYTES tensor as binary data: each element's 4-byte little-endian length, then its UTF-8 bytes."""
+    encoded = [text.encode("utf-8") for text in texts]
+    return b"".join(LENGTH.pack(len(e)) + e for e in encoded)
