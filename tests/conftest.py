@@ -62,6 +62,17 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def recording(model_dir, own_prediction_log):
+    """An app whose prediction log's writer runs, as in a worker; stopped (and flushed) after the test."""
+    import lifecycle
+
+    application = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG": own_prediction_log})
+    lifecycle.start_services(application)
+    yield application
+    lifecycle.stop_services(application, 10)
+
+
 @pytest.fixture(scope="session")
 def kaggle_dir():
     """The real Kaggle files, or skip: set KAGGLE_DATA_DIR to the folder holding train.tsv.gz."""

@@ -88,6 +88,14 @@ def build_models(train, out):
     return Path(out)
 
 
+def flush(application):
+    """Write what an app's prediction log has queued (its services stopped and started again)."""
+    import lifecycle
+
+    lifecycle.stop_services(application, 10)
+    lifecycle.start_services(application)
+
+
 def wait_for(predicate, timeout=30):
     """Poll until `predicate()` is true; return its last value."""
     deadline = time.monotonic() + timeout

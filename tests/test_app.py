@@ -12,7 +12,7 @@ import pytest
 import model
 from app import create_app
 from config import MODEL_ROUTES
-from support import ROOT
+from support import ROOT, flush
 
 # What a stack trace or an internal message would show: none of it may reach a caller.
 LEAKS = ("Traceback", 'File "', '.py", line', str(ROOT), "site-packages", "werkzeug", "Werkzeug")
@@ -343,25 +343,6 @@ def test_models_show_each_labels_top_terms(client, model_dir):
 
 
 # --- Ids, versions and feedback ------------------------------------------------------------------
-
-@pytest.fixture
-def recording(model_dir, own_prediction_log):
-    """An app whose prediction log's writer runs, as in a worker; stopped (and flushed) after the test."""
-    import lifecycle
-
-    application = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG": own_prediction_log})
-    lifecycle.start_services(application)
-    yield application
-    lifecycle.stop_services(application, 10)
-
-
-def flush(application):
-    """Write what the app's prediction log has queued, then let it go on."""
-    import lifecycle
-
-    lifecycle.stop_services(application, 10)
-    lifecycle.start_services(application)
-
 
 def test_every_answer_carries_a_unique_id_and_the_version_models_shows(client):
     versions = {m["name"]: m["version"] for m in client.get("/models").get_json()["models"]}
