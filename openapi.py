@@ -10,9 +10,9 @@ with schemathesis.
 """
 import re
 
+import open_inference
 import pages
 import util
-import open_inference
 from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, V2_ROUTES
 from model import MAX_UNKNOWN
 from parsing import TEXT_PATTERN
