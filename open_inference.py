@@ -78,7 +78,7 @@ def parse_infer(body, header_length, *, max_length, max_batch):
     if not isinstance(document, dict):
         raise BadQuery(f"The inference request must be a JSON object, not {json_type(document)}.")
     request_id = document.get("id")
-    if request_id is not None and not isinstance(request_id, str):
+    if "id" in document and not isinstance(request_id, str):
         raise BadQuery(f"id must be a string, not {json_type(request_id)}.")
     parameters = object_at(document, "parameters")
     binary_default = flag_at(parameters, "binary_data_output", "parameters.binary_data_output")

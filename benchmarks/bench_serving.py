@@ -23,7 +23,10 @@ the repo's real gunicorn.conf.py:
   no-ops    `benchmarks.no_ops_app:app`, the service parsing, scoring and recording on SQLite without
             its per-request operations (request ids, headers, CORS, metrics, access log): the gap to
             the service is what those cost;
-  explain   the service asked to explain every answer (`&explain=true`).
+  explain   the service asked to explain every answer (`&explain=true`);
+  v2        the service spoken to in the Open Inference Protocol: wrk POSTs one text to
+            /v2/models/binary/infer (JSON, every output), and the POST rounds send the same 1,000
+            phrases there as the others send to POST /.
 Every server records to a database of its own in the run's temp dir, never the checkout's state/.
 wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds (the apps in turn, forwards
 then backwards, so no app always runs after the same one), so machine noise hits all alike; the
@@ -41,6 +44,7 @@ gunicorn's master, workers and writers. The figures and what they show are in be
 import argparse
 import importlib
 import io
+import json
 import os
 import re
 import resource
@@ -64,14 +68,30 @@ from tests.support import PostgresCluster, Server, build_models, postgres_bin, w
 ROOT = bench_scoring.ROOT
 APPS = {"service": "app:app", "log-off": "app:app", "postgres": "app:app", "before": "app:app",
         "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
-        "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app", "explain": "app:app"}
+        "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app", "explain": "app:app",
+        "v2": "app:app"}
 OTHERS = ("baseline", "constant", "stack", "log-off")  # the table's ratio columns
 # The service asked to explain every answer (the same app; the query adds explain=true).
 EXPLAINED = {"explain"}
 # The rows whose app keeps a prediction log of this checkout (checked at the end), and where it is kept.
-RECORDING = {"service": "SQLite", "postgres": "PostgreSQL", "stack": "SQLite", "no-ops": "SQLite", "explain": "SQLite"}
-POSTED = ("service", "log-off", "postgres", "before")  # the rows whose POST / is measured
+RECORDING = {"service": "SQLite", "postgres": "PostgreSQL", "stack": "SQLite", "no-ops": "SQLite", "explain": "SQLite",
+            "v2": "SQLite"}
+POSTED = ("service", "log-off", "postgres", "before", "v2")  # the rows whose POST / (v2: its infer) is measured
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
+V2_INFER = "/v2/models/binary/infer"
+
+
+def v2_body(texts):
+    """An Open Inference Protocol request for `texts`, as JSON."""
+    return json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)], "data": texts}]})
+
+
+def wrk_script(folder):
+    """A wrk script that POSTs the v2 row's one-text inference request; its path."""
+    path = Path(folder) / "v2-infer.lua"
+    path.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                    f"wrk.body = {json.dumps(v2_body([QUERY]))}\n")
+    return path
 
 
 def ready_seconds(server, path):
@@ -104,9 +124,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url, *, seconds, threads=2, connections=8):
-    """Run wrk once; return requests/s, p50 and p99 latency (ms), the error count and the requests sent."""
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+def wrk(url, *, seconds, threads=2, connections=8, script=None):
+    """Run wrk once (with `script`, a Lua file, for other requests than GET); return requests/s, p50 and
+    p99 latency (ms), the error count and the requests sent."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+               *(["-s", str(script)] if script else []), url]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"wrk exited {done.returncode} on {url}: {done.stdout.strip()} {done.stderr.strip()}")
@@ -131,11 +153,12 @@ def in_turn(servers, round_number):
     return order if round_number % 2 == 0 else order[::-1]
 
 
-def load_rounds(servers, *, rounds, seconds):
+def load_rounds(servers, *, rounds, seconds, script=None):
     """Alternate wrk runs over the servers; return each server's list of per-round results.
 
     Each result also has `cpu_us`, the workers' CPU time per request: unlike requests/s it does not
-    count wrk's share of the two cores, so it shows what each app itself costs.
+    count wrk's share of the two cores, so it shows what each app itself costs. The v2 row POSTs with
+    `script` to its inference path.
     """
     url_path = "/?query=" + requests.utils.quote(QUERY)
     results = {name: [] for name in servers}
@@ -143,7 +166,11 @@ def load_rounds(servers, *, rounds, seconds):
         for name, server in in_turn(servers, round_number):
             before = workers_cpu_s(server)
             try:
-                result = wrk(server.url + url_path + ("&explain=true" if name in EXPLAINED else ""), seconds=seconds)
+                if name == "v2":
+                    result = wrk(server.url + V2_INFER, seconds=seconds, script=script)
+                else:
+                    result = wrk(server.url + url_path + ("&explain=true" if name in EXPLAINED else ""),
+                                 seconds=seconds)
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}\n{name}'s gunicorn (exit status {server.process.poll()}) said:\n"
                                    + server.output()[-3000:]) from None
@@ -187,7 +214,7 @@ def ratio_line(label, ratios):
     return f"{label}: {ratio_text(ratios)} (rounds: {' '.join(f'{r:.2f}' for r in ratios)})"
 
 
-def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False, env=None, root=ROOT):
+def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False, v2=False, env=None, root=ROOT):
     """Median us per GET /?query=... through one app's WSGI callable, with no server and no network.
 
     Each app is timed in a process of its own (the --wsgi-us mode of `root`'s copy of this script), as
@@ -198,15 +225,17 @@ def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False, env=N
     environment = {**os.environ, "MODEL_DIR": str(model_dir), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                    **(env or {})}
     done = subprocess.run([sys.executable, str(Path(root) / "benchmarks" / "bench_serving.py"), "--wsgi-us", target,
-                           "--calls", str(calls), *(["--explain"] if explain else [])], cwd=root,
+                           "--calls", str(calls), *(["--explain"] if explain else []), *(["--v2"] if v2 else [])],
+                          cwd=root,
                           env=environment, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"timing {target} in-process in {root} failed:\n{done.stderr[-3000:]}")
     return float(done.stdout)
 
 
-def time_wsgi(target, calls, *, explain=False):
-    """Import `target` (module:name), call it `calls` times with the benchmark's GET, print the median us.
+def time_wsgi(target, calls, *, explain=False, v2=False):
+    """Import `target` (module:name), call it `calls` times with the benchmark's GET (with `v2`, its
+    Open Inference Protocol request of the same text), print the median us.
 
     The app's per-process services (the prediction log's writer) run meanwhile, as in a worker.
     """
@@ -215,10 +244,13 @@ def time_wsgi(target, calls, *, explain=False):
     module, name = target.split(":")
     application = getattr(importlib.import_module(module), name)
     query = {"query": QUERY, **({"explain": "true"} if explain else {})}
-    base = EnvironBuilder(path="/", query_string=query).get_environ()
+    request_body = v2_body([QUERY]).encode() if v2 else b""
+    base = (EnvironBuilder(path=V2_INFER, method="POST", data=request_body, content_type="application/json")
+            if v2 else EnvironBuilder(path="/", query_string=query)).get_environ()
 
     def get():
-        body = application(dict(base, **{"wsgi.input": io.BytesIO(b"")}), lambda status, headers, exc_info=None: None)
+        body = application(dict(base, **{"wsgi.input": io.BytesIO(request_body)}),
+                           lambda status, headers, exc_info=None: None)
         try:
             b"".join(body)
         finally:
@@ -247,16 +279,25 @@ def post_rounds(servers, phrases, *, rounds, posts):
     writer finishes before the next server's burst.
     """
     batch = (phrases * (1000 // len(phrases) + 1))[:1000]
+    # The same phrases to every row: POST / {"queries": [...]}, and for v2 its inference request.
+    bodies = {name: (V2_INFER, v2_body(batch)) if name == "v2" else ("/", json.dumps({"queries": batch}))
+              for name in servers}
     sessions = {name: requests.Session() for name in servers}
     results = {name: [] for name in servers}
+
+    def post(name):
+        path, body = bodies[name]
+        sessions[name].post(servers[name].url + path, data=body, headers={"Content-Type": "application/json"},
+                            timeout=60).raise_for_status()
+
     try:
-        for name, server in servers.items():  # warm-up
-            sessions[name].post(server.url + "/", json={"queries": batch}, timeout=60).raise_for_status()
+        for name in servers:  # warm-up
+            post(name)
         for round_number in range(rounds):
-            for name, server in in_turn(servers, round_number):
+            for name, _ in in_turn(servers, round_number):
                 started = time.perf_counter()
                 for _ in range(posts):
-                    sessions[name].post(server.url + "/", json={"queries": batch}, timeout=60).raise_for_status()
+                    post(name)
                 results[name].append({"rate": posts * len(batch) / (time.perf_counter() - started)})
                 time.sleep(1.0)
     finally:
@@ -378,9 +419,10 @@ def main(argv=None):
                              "and print the median us: the table's in-process column")
     parser.add_argument("--calls", type=int, default=2000, help="GETs per timing with --wsgi-us (default 2000)")
     parser.add_argument("--explain", action="store_true", help="with --wsgi-us: GETs with explain=true")
+    parser.add_argument("--v2", action="store_true", help="with --wsgi-us: the Open Inference Protocol's POST")
     args = parser.parse_args(argv)
     if args.wsgi_us:
-        time_wsgi(args.wsgi_us, args.calls, explain=args.explain)
+        time_wsgi(args.wsgi_us, args.calls, explain=args.explain, v2=args.v2)
         return 0
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
@@ -411,6 +453,7 @@ def main(argv=None):
                                                  figures["answered"], figures["dropped"])
             in_process = {name: in_process_us(APPS[name], figures["model_dir"], tmp / f"metrics-{name}",
                                               calls=200 if args.smoke else 2000, explain=name in EXPLAINED,
+                                              v2=name == "v2",
                                               env={"PREDICTION_LOG": log_url(name, "in-process", tmp, cluster)},
                                               root=roots[name])
                           for name in names}
@@ -449,7 +492,7 @@ def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra):
                                    log_path=tmp / f"{name}.log", args=extra, root=roots[name])
         for name in others:
             ready_seconds(servers[name], "/?query=ready")
-        results = load_rounds(servers, rounds=rounds, seconds=seconds)
+        results = load_rounds(servers, rounds=rounds, seconds=seconds, script=wrk_script(tmp))
         posted = post_rounds({name: servers[name] for name in POSTED if name in servers}, phrases,
                              rounds=rounds, posts=posts)
         # What the clients saw answered: the GET that said ready, wrk's GETs, the POSTs (and their warm-up).
@@ -491,8 +534,13 @@ def print_figures(figures, in_process, recorded, *, before, rounds, seconds, pos
     if "explain" in results:
         print(ratio_line("GET with explain=true against the same GET without",
                          round_ratios(results, "explain", "service")))
+    if "v2" in results:
+        print(ratio_line("Open Inference Protocol, one text, against GET /", round_ratios(results, "v2", "service")))
     print()
     print(post_table(figures["posted"], rounds=rounds, posts=posts))
+    if "v2" in figures["posted"]:
+        print(ratio_line("Open Inference Protocol, 1,000 texts, against POST /",
+                         round_ratios(figures["posted"], "v2", "service", key="rate")))
     print()
     print(recorded)
     print()

@@ -116,3 +116,28 @@ def test_the_image_gives_the_server_user_its_state_folder_and_leaves_a_checkouts
     user = dockerfile_last(instructions, "USER")
     assert f"mkdir -p state && chown {user} state" in [arguments for kind, arguments in instructions if kind == "RUN"]
     assert "state" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_the_kserve_inference_service_runs_the_image_as_an_open_inference_protocol_predictor(kubernetes, app):
+    (service,) = yaml.safe_load_all((ROOT / "deploy" / "kserve.yaml").read_text())
+    assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    predictor = service["spec"]["predictor"]
+    (container,) = predictor["containers"]
+    # A custom predictor: KServe's own container name, and the protocol it reads from PROTOCOL.
+    assert container["name"] == "kserve-container"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PROTOCOL"] == "v2"
+    deployed = kubernetes["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == deployed["image"]
+    (port,) = container["ports"]
+    assert env["BIND"] == f"0.0.0.0:{port['containerPort']}" == dockerfile_env(dockerfile_instructions())["BIND"]
+    # The probes ask the protocol's own health endpoints, which the app serves, on the container's port.
+    rules = {r.rule for r in app.url_map.iter_rules()}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": port["containerPort"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": port["containerPort"]}
+    assert {"/v2/health/ready", "/v2/health/live"} <= rules
+    user, _, group = dockerfile_last(dockerfile_instructions(), "USER").partition(":")
+    assert (str(predictor["securityContext"]["runAsUser"]), str(predictor["securityContext"]["runAsGroup"])) == (
+        user, group)
+    assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+    assert "secretKeyRef" in next(e for e in container["env"] if e["name"] == "PREDICTION_LOG")["valueFrom"]

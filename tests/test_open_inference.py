@@ -77,6 +77,7 @@ def test_requested_outputs_are_answered_in_their_order_each_binary_or_not():
     (b"[1]", None, "JSON object"),
     (b'{"inputs": [', None, "not valid JSON"),
     (request_body(["x"])[:-1] + b', "id": 7}', None, "id must be a string"),
+    (request_body(["x"])[:-1] + b', "id": null}', None, "id must be a string"),
     (json.dumps({"inputs": []}).encode(), None, "one input"),
     (json.dumps({"inputs": [{"name": "words", "datatype": "BYTES", "shape": [1], "data": ["x"]}]}).encode(), None,
      "must be 'text'"),
