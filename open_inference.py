@@ -24,7 +24,7 @@ them, with the request's `parameters.binary_data_output: true`) come back so, th
 import json
 import struct
 
-from parsing import BadQuery, TooLarge, check_text, json_type
+from parsing import BadQuery, TooLarge, check_text, json_type, parse_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_TYPE = "application/octet-stream"
@@ -101,18 +101,12 @@ def split_body(body, header_length):
 
 
 def parse_json_part(raw):
-    """The JSON part of an inference request."""
+    """The JSON part of an inference request, parsed as every JSON body is (`parsing.parse_json`)."""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadQuery("The inference request's JSON is not valid UTF-8.") from None
-    except RecursionError:
-        raise BadQuery("The inference request's JSON is nested too deeply.") from None
-    except json.JSONDecodeError as exc:
-        raise BadQuery(f"The inference request is not valid JSON ({exc}). If it carries binary tensor data, "
-                       f"say where its JSON ends with the {HEADER_LENGTH} header.") from None
-    except ValueError:
-        raise BadQuery("The inference request holds a number too long to read.") from None
+        return parse_json(raw)
+    except BadQuery as exc:
+        raise BadQuery(f"{exc.description} If the request carries binary tensor data, say where its JSON "
+                       f"ends with the {HEADER_LENGTH} header.") from None
 
 
 def object_at(document, name, where=None):
