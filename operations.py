@@ -102,12 +102,14 @@ class Operations:
 
 # What a browser script on another origin may send and read. Preflights are answered for every path:
 # the app answers OPTIONS itself, and this adds the permission.
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID"
+# Inference-Header-Content-Length: the Open Inference Protocol's binary tensors, sent and read.
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID, Inference-Header-Content-Length"
+CORS_EXPOSE_HEADERS = f"{REQUEST_ID_HEADER}, Inference-Header-Content-Length"
 
 
 def cors_headers(environ, allowed_origin):
     """CORS headers letting `allowed_origin` read the answer (and, for a preflight, send its request)."""
-    headers = [("Access-Control-Allow-Origin", allowed_origin), ("Access-Control-Expose-Headers", REQUEST_ID_HEADER)]
+    headers = [("Access-Control-Allow-Origin", allowed_origin), ("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)]
     if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
         headers += [("Access-Control-Allow-Methods", "GET, POST"), ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
                     ("Access-Control-Max-Age", "600")]

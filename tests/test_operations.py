@@ -61,7 +61,7 @@ def test_pages_keep_their_own_cache_and_content_policy(client):
 def test_by_default_any_origin_may_read_answers_and_the_request_id(client):
     response = client.get("/?query=good", headers={"Origin": "https://anyone.example"})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
-    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-ID"
+    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-ID, Inference-Header-Content-Length"
     assert "Vary" not in response.headers  # the same answer for every origin: caches may share it
 
 
@@ -79,7 +79,7 @@ def test_an_allowed_origin_is_named_on_answers_and_errors_so_scripts_can_read_th
     response = strict_client.get(path, headers={"Origin": "https://b.example"})
     assert response.status_code == status
     assert response.headers["Access-Control-Allow-Origin"] == "https://b.example"
-    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-ID"
+    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-ID, Inference-Header-Content-Length"
 
 
 def test_a_denied_origin_gets_no_cors_headers_so_the_browser_hides_the_answer(strict_client):
@@ -125,7 +125,7 @@ def test_a_preflight_allows_exactly_the_headers_the_api_reads(strict_client):
         "Origin": "https://a.example", "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "authorization, x-request-id"})
     allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
-    assert allowed == {"authorization", "content-type", "x-request-id"}
+    assert allowed == {"authorization", "content-type", "x-request-id", "inference-header-content-length"}
     assert response.headers["Access-Control-Max-Age"] == "600"
 
 
