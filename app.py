@@ -70,6 +70,14 @@ MESSAGES = {
 }
 
 
+V2_PREFIX = "/v2"  # the Open Inference Protocol's paths, whose errors answer {"error": ...}
+
+
+def is_protocol_path(path):
+    """True for /v2 and the paths under it."""
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
 def error_response(error):
     """The JSON answer for any exception: a message, the right status, and no internals."""
     if isinstance(error, parsing.ApiError):
@@ -84,16 +92,13 @@ def error_response(error):
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
         status, message = 500, "Internal error; it has been logged. Try again, and report it if it persists."
     # The Open Inference Protocol's clients read an error's message from "error".
-    response = jsonify({"error" if request.path.startswith(V2_PREFIX) else "message": message})
+    response = jsonify({"error" if is_protocol_path(request.path) else "message": message})
     response.status_code = status
     if isinstance(error, HTTPException) and status != 500:
         for name, value in error.get_headers():
             if name.lower() not in ("content-type", "content-length"):
                 response.headers[name] = value
     return response
-
-
-V2_PREFIX = "/v2"
 
 
 class JsonApi(Api):

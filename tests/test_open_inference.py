@@ -234,6 +234,7 @@ def test_errors_answer_error_not_message_and_never_5xx(client):
     response = client.get("/v2/models/binary/infer")
     assert response.status_code == 405 and "POST" in response.get_json()["error"]
     assert list(client.get("/nothing").get_json()) == ["message"]  # the API's own paths keep theirs
+    assert list(client.get("/v2x").get_json()) == ["message"]
 
 
 def test_inference_is_behind_the_token_and_health_and_metadata_are_not(model_dir):
