@@ -110,16 +110,23 @@ LAUNCHERS = {
 }
 
 
+def start_refused(models, launcher="gunicorn app:app"):
+    """Start a server (by `LAUNCHERS[launcher]`) on `models`, which it is expected to refuse; return its
+    finished run and the port it was given."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    run = subprocess.run(LAUNCHERS[launcher](port), cwd=ROOT, env={**environment, "MODEL_DIR": str(models)},
+                         capture_output=True, text=True, timeout=60)
+    return run, port
+
+
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_a_damaged_artifact_stops_the_server_at_start_naming_the_file(model_dir, tmp_path, fault, launcher):
     models = copy_models(model_dir, tmp_path / "models")
     artifact = (models / "binary").resolve() / artifacts.VECTORIZER_FILE
     FAULTS[fault](artifact)
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    run = subprocess.run(LAUNCHERS[launcher](port), cwd=ROOT, env={**environment, "MODEL_DIR": str(models)},
-                         capture_output=True, text=True, timeout=60)
+    run, port = start_refused(models, launcher)
     output = run.stdout + run.stderr
     assert run.returncode != 0, output
     assert f"error: {artifact}:" in output
@@ -222,10 +229,7 @@ def hostile_folder(model_dir, tmp_path, marker):
 def test_gunicorn_refuses_a_hostile_pickle_at_start_with_one_line_and_runs_none_of_it(model_dir, tmp_path):
     marker = tmp_path / "marker"
     models = hostile_folder(model_dir, tmp_path, marker)
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    run = subprocess.run(LAUNCHERS["gunicorn app:app"](port), cwd=ROOT, env={**environment, "MODEL_DIR": str(models)},
-                         capture_output=True, text=True, timeout=60)
+    run, _ = start_refused(models)
     errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("error:")]
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert len(errors) == 1 and "SentimentClassifier.pkl: refused: the pickle asks for posix.system" in errors[0]
@@ -252,10 +256,7 @@ def test_a_copy_of_a_model_beside_it_stops_the_start_with_one_line_naming_both_f
     models = copy_models(model_dir, tmp_path / "models")
     # As people back a model up before a risky build: the live folder copied under another name.
     shutil.copytree((models / "binary").resolve(), models / "binary-backup")
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    run = subprocess.run(LAUNCHERS["gunicorn app:app"](port), cwd=ROOT, env={**environment, "MODEL_DIR": str(models)},
-                         capture_output=True, text=True, timeout=60)
+    run, _ = start_refused(models)
     errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("error:")]
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert len(errors) == 1 and "both hold the binary model" in errors[0]
