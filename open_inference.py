@@ -117,9 +117,9 @@ def object_at(document, name, where=None):
     return value
 
 
-def flag_at(parameters, name, where):
-    """A boolean parameter (False when absent)."""
-    value = parameters.get(name, False)
+def flag_at(parameters, name, where, default=False):
+    """A boolean parameter (`default` when absent)."""
+    value = parameters.get(name, default)
     if not isinstance(value, bool):
         raise BadQuery(f"{where} must be true or false, not {json_type(value)}.")
     return value
@@ -205,10 +205,9 @@ def requested_outputs(document, binary_default):
             named = json.dumps(output.get("name"))[:64] if isinstance(output, dict) else json_type(output)
             raise BadQuery(f"outputs[{i}] names {named}, not an output of these models; ask for any of "
                            f"{', '.join(OUTPUTS)}.")
-        binary = object_at(output, "parameters", f"outputs[{i}].parameters").get("binary_data", binary_default)
-        if not isinstance(binary, bool):
-            raise BadQuery(f"outputs[{i}].parameters.binary_data must be true or false, not {json_type(binary)}.")
-        outputs.append((output["name"], binary))
+        parameters = object_at(output, "parameters", f"outputs[{i}].parameters")
+        outputs.append((output["name"], flag_at(parameters, "binary_data", f"outputs[{i}].parameters.binary_data",
+                                                binary_default)))
     return outputs
 
 
