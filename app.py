@@ -127,20 +127,26 @@ class Sentiment(Resource):
         scorer = self.scoring_model()
         text, explain = text_from_get(query_string=request.query_string, mimetype=request.mimetype,
                                       body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH)
-        scored = scorer.score([text], explain=explain)
-        self.metrics.count_scored(self.name, scored, [text])
-        when_sent(self.recorder.stamp(self.name, scored, [text], request_id=request.environ.get(REQUEST_ID_KEY)))
-        return scored.answers[0]
+        return score_and_record(self.name, scorer, [text], explain=explain, metrics=self.metrics,
+                                recorder=self.recorder).answers[0]
 
     def post(self):
         """Many texts in, answers out in the same order."""
         scorer = self.scoring_model()
         texts, explain = texts_from_post(body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH,
                                          max_batch=self.settings.MAX_BATCH_SIZE)
-        scored = scorer.score(texts, explain=explain)
-        self.metrics.count_scored(self.name, scored, texts)
-        when_sent(self.recorder.stamp(self.name, scored, texts, request_id=request.environ.get(REQUEST_ID_KEY)))
+        scored = score_and_record(self.name, scorer, texts, explain=explain, metrics=self.metrics,
+                                  recorder=self.recorder)
         return {"predictions": scored.answers}
+
+
+def score_and_record(name, served, texts, *, explain, metrics, recorder):
+    """Score `texts` with model `name` (`served`), count them in the metrics, and give each answer its id and
+    version; their rows are queued for the prediction log once the answer is sent. Returns the `Scored`."""
+    scored = served.score(texts, explain=explain)
+    metrics.count_scored(name, scored, texts)
+    when_sent(recorder.stamp(name, scored, texts, request_id=request.environ.get(REQUEST_ID_KEY)))
+    return scored
 
 
 def built(name, served):
@@ -245,10 +251,8 @@ class ProtocolInference(Resource):
         infer = open_inference.parse_infer(read_body(request), request.headers.get(open_inference.HEADER_LENGTH),
                                            max_length=self.settings.MAX_QUERY_LENGTH,
                                            max_batch=self.settings.MAX_BATCH_SIZE)
-        scored = served.score(infer.texts)
-        self.metrics.count_scored(served.name, scored, infer.texts)
-        when_sent(self.recorder.stamp(served.name, scored, infer.texts,
-                                      request_id=request.environ.get(REQUEST_ID_KEY)))
+        scored = score_and_record(served.name, served, infer.texts, explain=False, metrics=self.metrics,
+                                  recorder=self.recorder)
         body, headers = open_inference.infer_response(infer, model_name=served.name, model_version=served.version,
                                                       labels=served.labels, scored=scored)
         return current_app.response_class(body, 200, headers)
