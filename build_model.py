@@ -1,13 +1,17 @@
 """Train, evaluate honestly and publish the sentiment models.
 
     python build_model.py [--data PATH] [--out DIR] [--tune] [--seed N] [--feedback [URL]]
+                          [--tolerance X] [--promote] [--keep N]
 
 For each model (`binary`: Kaggle labels 0 and 4; `fine-grained`: all five labels) this
 1. holds out 20% of the *sentences* (GroupShuffleSplit on SentenceId, so no sentence has phrases on
    both sides), fits TF-IDF + MultinomialNB on the rest and scores the held-out side;
 2. scores two baselines the same way: the tutorial's library defaults on the honest split, and the
    tutorial's own leaky recipe (vectorizer fitted on everything, random split of phrases);
-3. refits the shipped model on all rows and publishes `DIR/<name>/` atomically (`artifacts.publish`).
+3. gates it against the live model (`gate`): a build worse than the live one on rows neither was trained
+   on is published as a candidate that serves nothing, and the build exits 3 (`--promote` overrides);
+4. refits the shipped model on all rows and publishes it atomically (`artifacts.publish`), keeping the
+   newest `--keep` versions of each model for `release.py`.
 
 With `--feedback`, the labels the service's users sent back (`POST /feedback`, read from the prediction
 log) join the training data of the model that scored them. A fixed fifth of those texts (chosen by a
@@ -255,12 +259,23 @@ def add_feedback(datasets, url):
     return "feedback added: " + (", ".join(said) if said else "none (no labelled texts for these models)")
 
 
-def live_feedback_scores(data, out_dir):
+def live_model(out_dir, name):
+    """(the live model `name` in `out_dir`, or None; why there is none): the model a new build is gated
+    against. A live model this build cannot load (damaged, or built by another scikit-learn) is no
+    yardstick: the new build replaces it."""
+    link = Path(out_dir) / name
+    if not link.exists() and not link.is_symlink():
+        return None, "no live model: the first build of a model is live"
+    try:
+        return model.SentimentModel.load(link), None
+    except model.ModelError as exc:
+        return None, f"the live model cannot be loaded, so the new build replaces it ({exc})"
+
+
+def live_feedback_scores(data, live):
     """The live model's figures on the held-out feedback, or None when there is no live model to ask, or
     it was built with another hold-out rule (it may then have trained on these texts)."""
-    try:
-        live = model.SentimentModel.load(Path(out_dir) / data.name)
-    except model.ModelError:
+    if live is None:
         return None
     trained = live.manifest["training_data"].get("feedback")
     if trained and trained.get("holdout") != FEEDBACK_HOLDOUT:
@@ -268,6 +283,62 @@ def live_feedback_scores(data, out_dir):
     rows = np.flatnonzero(data.held)
     return {**scores(data.y[rows], live.predict_proba(list(data.texts[rows])), data.labels),
             "model_version": live.version}
+
+
+# The gate: what a new build must not be worse than the live model at, by more than the tolerance.
+GATE_METRICS = ("accuracy", "macro_f1")
+GATE_TOLERANCE = 0.01
+GATE_HELD_BACK = 3  # the exit status of a build published as a candidate
+
+
+def recipe(live):
+    """The live model's hyper-parameters as `make_pipeline` takes them (JSON lists back to tuples)."""
+    return {key: tuple(value) if isinstance(value, list) else value
+            for key, value in live.manifest["hyperparameters"].items() if key != "temperature"}
+
+
+def gate(data, params, train, test, metrics, live, why_none, *, tolerance):
+    """Compare a new build with the live model on rows neither was trained on; return the gate's record.
+
+    Three comparisons, each on `GATE_METRICS`, each failing when the new build is more than `tolerance`
+    below the live one:
+
+    - `same_rows`: the new build's held-out side, scored by the new fit and by the live model's recipe
+      fitted on the same training side: a worse recipe (tuning, settings) shows here;
+    - `feedback`: the held-out feedback (labels users sent, never trained on), scored by the new fit and
+      by the live model itself;
+    - `held_out`: the new build's held-out figures against the live build's own. Different rows, but the
+      only comparison that sees bad *data*: with scrambled labels, or far too few rows, both fits on the
+      same rows are equally bad, so the same-rows comparison passes them.
+    """
+    if live is None:
+        return {"live_model": None, "passed": True, "why": why_none, "tolerance": tolerance, "checks": {}}
+    live_params = recipe(live)
+    same = metrics if live_params == dict(params) else evaluate(data, live_params, train, test)[0]
+    checks = {"same_rows": (metrics, same), "held_out": (metrics, live.metrics)}
+    if metrics.get("feedback", {}).get("live_model"):
+        checks["feedback"] = (metrics["feedback"], metrics["feedback"]["live_model"])
+    record = {}
+    for check, (new, old) in checks.items():
+        figures = {key: {"new": new[key], "live": old[key], "passed": new[key] >= old[key] - tolerance}
+                   for key in GATE_METRICS if key in new and key in old}
+        record[check] = {**figures, "passed": all(f["passed"] for f in figures.values())}
+    passed = all(c["passed"] for c in record.values())
+    failed = [f"{check} {key} {c[key]['new']:.3f} < {c[key]['live']:.3f}" for check, c in record.items()
+              for key in GATE_METRICS if key in c and not c[key]["passed"]]
+    return {"live_model": live.version, "passed": passed, "tolerance": tolerance, "checks": record,
+            "why": "not worse than the live model" if passed else "worse than the live model: " + "; ".join(failed)}
+
+
+def gate_table(name, record):
+    """The gate's comparison as lines for the terminal."""
+    lines = [f"[{name}] gate against the live model {record['live_model']} (tolerance {record['tolerance']}):"]
+    labels = {"same_rows": "same held-out rows, live recipe refit", "feedback": "held-out feedback",
+              "held_out": "held-out figures, each build's own"}
+    for check, c in record["checks"].items():
+        figures = "  ".join(f"{key} {c[key]['new']:.3f} vs {c[key]['live']:.3f}" for key in GATE_METRICS if key in c)
+        lines.append(f"[{name}]   {labels[check]:<40} {figures}  {'ok' if c['passed'] else 'WORSE'}")
+    return "\n".join(lines)
 
 
 def check_split(data, seed):
@@ -402,9 +473,12 @@ def jsonable(obj):
     return obj
 
 
-def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
-    """Evaluate, refit on all rows and publish one model; return its metrics."""
+def build_one(data, out_dir, *, do_tune, seed, calibrate=True, tolerance=GATE_TOLERANCE, promote=False,
+              keep=artifacts.KEEP_VERSIONS):
+    """Evaluate, gate against the live model, refit on all rows and publish one model; return its metrics
+    and whether it went live. A build the gate holds back is published as a candidate, unless `promote`."""
     started = time.perf_counter()
+    live, why_none = live_model(out_dir, data.name)
     log(f"\n[{data.name}] {len(data.texts):,} rows, labels {', '.join(data.labels)}")
     train, test = honest_split(data, seed)
     log(f"[{data.name}] held out {len(test):,} rows from {len(set(data.groups[test])):,} "
@@ -428,7 +502,7 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
         metrics["feedback"] = {
             **scores(data.y[held], model.softmax(joint_log_likelihood(fitted, data.texts[held], len(data.labels))
                                                  / temperature), data.labels),
-            "rows": int(len(held)), "holdout": FEEDBACK_HOLDOUT, "live_model": live_feedback_scores(data, out_dir)}
+            "rows": int(len(held)), "holdout": FEEDBACK_HOLDOUT, "live_model": live_feedback_scores(data, live)}
     tutorial, _, _, _ = evaluate(data, TUTORIAL, train, test)
     leaky = evaluate_leaky(data, seed)
     metrics.update({
@@ -440,6 +514,10 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
                          "the figures above are from the model fitted on the training side only",
         "baselines": {"tutorial_defaults": tutorial, "tutorial_leaky_random_split": leaky},
     })
+    checked = gate(data, params, train, test, metrics, live, why_none, tolerance=tolerance)
+    goes_live = checked["passed"] or promote
+    release = {"gate": checked, "live": goes_live, "promoted_over_gate": goes_live and not checked["passed"]}
+    log(gate_table(data.name, checked) if checked["live_model"] else f"[{data.name}] gate: {checked['why']}")
     log(f"[{data.name}] refitting on all {len(shipped_rows):,} rows ...")
     fitted = make_pipeline(params).fit(data.texts[shipped_rows], data.y[shipped_rows])
 
@@ -460,11 +538,21 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True):
         artifacts.write_manifest(folder, name=data.name, labels=data.labels,
                                  hyperparameters={**jsonable(params), "temperature": round(temperature, 6)},
                                  training_data={**data.source, "rows_used": int(len(shipped_rows)),
-                                                **({"feedback": data.feedback_source} if data.feedback_source else {})})
+                                                **({"feedback": data.feedback_source} if data.feedback_source else {})},
+                                 release=release)
 
-    link = artifacts.publish(out_dir, data.name, write)
-    log(f"[{data.name}] published {link} in {time.perf_counter() - started:.1f} s")
-    return metrics
+    why = "build: " + checked["why"] + ("; --promote overrode the gate" if release["promoted_over_gate"] else "")
+    folder = artifacts.publish(out_dir, data.name, write, live=goes_live, keep=keep, why=why)
+    version = artifacts.version_of_folder(folder)
+    if goes_live:
+        overrode = " (--promote overrode the gate)" if release["promoted_over_gate"] else ""
+        log(f"[{data.name}] published {version} live at {Path(out_dir) / data.name} "
+            f"in {time.perf_counter() - started:.1f} s{overrode}")
+    else:
+        log(f"[{data.name}] NOT LIVE: {checked['why']}. Published {version} as a candidate ({folder}); it serves "
+            f"nothing. Serve it anyway: python release.py promote {data.name} {version}, or try it in shadow: "
+            f"python release.py shadow {data.name} {version}")
+    return metrics, goes_live
 
 
 def summary_table(results):
@@ -512,7 +600,20 @@ def parse_args(argv=None):
     parser.add_argument("--feedback", nargs="?", const="", metavar="URL",
                         help="add the labels sent back to the service (its prediction log; default the "
                              "PREDICTION_LOG setting) to the training data")
-    return parser.parse_args(argv)
+    parser.add_argument("--tolerance", type=float, default=GATE_TOLERANCE,
+                        help="how far below the live model (accuracy, macro F1) a build may be and still go live "
+                             f"(default {GATE_TOLERANCE})")
+    parser.add_argument("--promote", action="store_true",
+                        help="make the build live even if the gate finds it worse (the manifest records it)")
+    parser.add_argument("--keep", type=int, default=artifacts.KEEP_VERSIONS,
+                        help=f"versions of each model to keep, besides the live, shadow and rollback ones "
+                             f"(default {artifacts.KEEP_VERSIONS})")
+    args = parser.parse_args(argv)
+    if args.keep < 1:
+        parser.error("--keep must be at least 1")
+    if not 0 <= args.tolerance < 1:
+        parser.error("--tolerance must be at least 0 and below 1 (a share of accuracy, e.g. 0.01)")
+    return args
 
 
 def main(argv=None):
@@ -528,14 +629,22 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        results = {d.name: build_one(d, args.out, do_tune=args.tune, seed=args.seed,
-                                     calibrate=not args.no_calibration) for d in datasets}
+        built = {d.name: build_one(d, args.out, do_tune=args.tune, seed=args.seed,
+                                   calibrate=not args.no_calibration, tolerance=args.tolerance,
+                                   promote=args.promote, keep=args.keep) for d in datasets}
     except OSError as exc:
         print(f"error: cannot write the models to {args.out}: {exc.strerror or exc}.", file=sys.stderr)
         return 1
+    results = {name: metrics for name, (metrics, _) in built.items()}
     log("\n" + summary_table(results))
     if "fine-grained" not in results:
         log("\nThe fine-grained model needs Kaggle's five labels: python build_model.py --data PATH/train.tsv")
+    held_back = [name for name, (_, live) in built.items() if not live]
+    if held_back:
+        print(f"error: the gate held back {', '.join(held_back)}: worse than the live model, published as a "
+              "candidate that serves nothing (see above). Fix the data, or serve it anyway with --promote or "
+              "`python release.py promote NAME VERSION`.", file=sys.stderr)
+        return GATE_HELD_BACK
     return 0
 
 
