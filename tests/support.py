@@ -96,6 +96,31 @@ def flush(application):
     lifecycle.start_services(application)
 
 
+def samples(metrics_text):
+    """{(sample name, frozenset of label items): value} of a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(metrics_text) for s in family.samples}
+
+
+def value(table, name, **labels):
+    """One sample's value of a `samples` table, 0 if absent."""
+    return table.get((name, frozenset(labels.items())), 0)
+
+
+def run_build(*args, **popen):
+    """Start `python build_model.py ARGS` in the repo, as a user would."""
+    return subprocess.Popen([sys.executable, "build_model.py", *map(str, args)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def run_predict(*args, timeout=600, **kwargs):
+    """Run `python predict.py ARGS` in the repo, as a user does; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "predict.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
 def wait_for(predicate, timeout=30):
     """Poll until `predicate()` is true; return its last value."""
     deadline = time.monotonic() + timeout
