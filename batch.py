@@ -15,6 +15,7 @@ Two kinds of input, told apart by their first line:
 import csv
 import gzip
 import io
+import json
 import os
 import shutil
 import sys
@@ -25,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+import artifacts
 import util
+from model import SentimentModel
 
 # Bytes of input per block. A block is scored with one vectorised call, so it should hold thousands of
 # lines; it is also the unit a Dask worker receives and, with --output-dir, one file of output.
@@ -73,6 +76,22 @@ class Block:
     disk_bytes: int
 
 
+class VerifiedModel:
+    """A model folder checked against its manifest, as the very bytes whose hashes were checked: what both
+    engines take. The local engine loads it here (`load`); the Dask engine sends `files` to its workers,
+    which check and load them there. `ModelError` when the folder is unusable."""
+
+    def __init__(self, folder):
+        self.folder = artifacts.resolve_folder(folder)  # errors name the version, as on every other load path
+        self.files = artifacts.read_files(self.folder)
+        manifest = json.loads(self.files[artifacts.MANIFEST_FILE])
+        self.labels, self.name = manifest["labels"], manifest["name"]
+
+    def load(self):
+        """The loaded `SentimentModel`, from the checked bytes (checked again, as a worker does)."""
+        return SentimentModel.from_files(self.files, self.folder)
+
+
 # --- Inputs ---------------------------------------------------------------------------------------
 
 def open_input(path):
@@ -109,18 +128,28 @@ def read_blocks(paths, *, kaggle, block_size=BLOCK_SIZE):
             position = 0
             if kaggle:
                 line += read_gzip(path, stream.readline, MAX_LINE).count(b"\n")
-            while data := read_gzip(path, stream.read, block_size):
-                if not data.endswith(b"\n"):
-                    rest = read_gzip(path, stream.readline, MAX_LINE)
-                    if len(rest) == MAX_LINE and not rest.endswith(b"\n"):
-                        long_line = line + data.count(b"\n")
-                        raise util.DataError(f"{path}: line {long_line}: longer than {MAX_LINE:,} bytes; "
-                                             "give a text file with one text per line.")
-                    data += rest
+            while data := read_whole_lines(path, stream, block_size, line):
                 yield Block(str(path), line, data, number, raw.tell() - position)
                 number += 1
                 line += data.count(b"\n")
                 position = raw.tell()
+
+
+def read_whole_lines(path, stream, size, first_line):
+    """The line-boundary rule: `size` bytes of `stream`, then the rest of the line they end in (b"" at its end).
+
+    Every reader of blocks cuts them here, so blocks end where they always end. `first_line` is the
+    number of the first line read, for the `DataError` a line longer than `MAX_LINE` raises.
+    """
+    data = read_gzip(path, stream.read, size)
+    if data and not data.endswith(b"\n"):
+        rest = read_gzip(path, stream.readline, MAX_LINE)
+        if len(rest) == MAX_LINE and not rest.endswith(b"\n"):
+            long_line = first_line + data.count(b"\n")
+            raise util.DataError(f"{path}: line {long_line}: longer than {MAX_LINE:,} bytes; "
+                                 "give a text file with one text per line.")
+        data += rest
+    return data
 
 
 def read_gzip(path, read, *args):
@@ -241,8 +270,10 @@ def csv_bytes(rows):
     return buffer.getvalue().encode("utf-8")
 
 
-def run_local(scorer, job, blocks, deliver):
-    """The local engine: score each block in this process and hand it to `deliver(block, rows, data)`."""
+def run_local(verified, job, blocks, deliver):
+    """The local engine: load the `VerifiedModel`, score each block in this process and hand it to
+    `deliver(block, rows, data)`."""
+    scorer = verified.load()
     for block in blocks:
         deliver(block, *score_block(scorer, job, block))
 

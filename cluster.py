@@ -58,14 +58,15 @@ def score_on_worker(plugin_name, job, block):
     return batch.score_block(plugin.model, job, block)
 
 
-def run_dask(files, origin, job, blocks, deliver, *, scheduler=None, workers=None, quiet=False):
+def run_dask(verified, job, blocks, deliver, *, scheduler=None, workers=None, quiet=False):
     """Score `blocks` on a Dask cluster and hand each to `deliver(block, rows, data)` in input order.
 
-    `files` are `artifacts.read_files(origin)`'s bytes. With `scheduler` (an address) the run uses
-    that cluster; without, a local cluster of `workers` worker processes that lives as long as the run.
+    `verified` is a `batch.VerifiedModel`; its checked bytes go to the workers. With `scheduler` (an
+    address) the run uses that cluster; without, a local cluster of `workers` worker processes that
+    lives as long as the run.
     """
     with connect(scheduler, workers, quiet) as client:
-        plugin = ModelPlugin(files, origin)
+        plugin = ModelPlugin(verified.files, verified.folder)
         try:
             client.register_plugin(plugin, name=plugin.name)  # raises the first worker's refusal
             score_in_order(client, plugin.name, job, blocks, deliver)

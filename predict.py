@@ -19,7 +19,6 @@ is `cluster.py`. More in docs/batch.md.
 """
 import argparse
 import glob
-import json
 import os
 import signal
 import sys
@@ -27,7 +26,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-import artifacts
 import batch
 import config
 import model
@@ -141,32 +139,23 @@ def check_output(args):
 
 
 def load_model(args, kaggle):
-    """(labels, name, the loaded model or, for the workers, its verified bytes, the model folder);
-    `ModelError` when the model is unusable."""
-    folder = args.model_dir / ("fine-grained" if kaggle else args.model)
-    if args.engine == "local":
-        scorer = model.SentimentModel.load(folder)
-        labels, name, loaded = scorer.labels, scorer.name, scorer
-    else:  # verified here, sent to the workers, and verified again by each
-        folder = artifacts.resolve_folder(folder)  # errors name the version, as on every other load path
-        loaded = artifacts.read_files(folder)
-        manifest = json.loads(loaded[artifacts.MANIFEST_FILE])
-        labels, name = manifest["labels"], manifest["name"]
-    if kaggle and labels != util.FINE_GRAINED_LABELS:
-        raise model.ModelError(f"{folder}: a Kaggle submission needs the fine-grained model (labels 0-4); "
+    """The `batch.VerifiedModel` that scores these inputs, whichever the engine; `ModelError` when it is unusable."""
+    verified = batch.VerifiedModel(args.model_dir / ("fine-grained" if kaggle else args.model))
+    if kaggle and verified.labels != util.FINE_GRAINED_LABELS:
+        raise model.ModelError(f"{verified.folder}: a Kaggle submission needs the fine-grained model (labels 0-4); "
                                "build it with `python build_model.py --data PATH/train.tsv`.")
-    return labels, name, loaded, folder
+    return verified
 
 
 def score(args, paths, kaggle):
     """Run the job; return (rows scored, model name)."""
-    labels, name, loaded, folder = load_model(args, kaggle)
+    verified = load_model(args, kaggle)
     job = batch.Job(kaggle=kaggle, explain=args.explain, file_column=len(paths) > 1 and not kaggle)
     blocks = batch.read_blocks(paths, kaggle=kaggle, block_size=args.block_size)
     if args.output_dir:
-        output = batch.FolderOutput(args.output_dir, job.header(labels))
+        output = batch.FolderOutput(args.output_dir, job.header(verified.labels))
     else:
-        output = batch.FileOutput(args.output, job.header(labels))
+        output = batch.FileOutput(args.output, job.header(verified.labels))
     rows = 0
     with output, tqdm(total=sum(path.stat().st_size for path in paths), unit="B", unit_scale=True,
                       unit_divisor=1024, desc="scoring", file=sys.stderr, dynamic_ncols=True,
@@ -179,15 +168,15 @@ def score(args, paths, kaggle):
             bar.set_postfix_str(f"{rows:,} {'phrases' if kaggle else 'lines'}", refresh=False)
 
         if args.engine == "local":
-            batch.run_local(loaded, job, blocks, deliver)
+            batch.run_local(verified, job, blocks, deliver)
         else:
             import cluster  # only here: distributed takes a moment to import
 
-            cluster.run_dask(loaded, folder, job, blocks, deliver, scheduler=args.scheduler,
+            cluster.run_dask(verified, job, blocks, deliver, scheduler=args.scheduler,
                              workers=args.workers or cluster.default_workers(), quiet=args.quiet)
         if kaggle and rows == 0:  # inside the `with`: an empty submission is not written
             raise util.DataError(f"{', '.join(map(str, paths))}: a header but no rows; nothing to submit.")
-    return rows, name
+    return rows, verified.name
 
 
 def main(argv=None):

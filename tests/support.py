@@ -96,6 +96,72 @@ def flush(application):
     lifecycle.start_services(application)
 
 
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def dockerfile_instructions(path=DOCKERFILE):
+    """[(INSTRUCTION, arguments)] of a Dockerfile in order, continuation lines joined, comments dropped."""
+    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
+    text = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    return [(kind.upper(), arguments.strip()) for kind, _, arguments in
+            (line.strip().partition(" ") for line in text.splitlines() if line.strip())]
+
+
+def dockerfile_env(instructions):
+    """The variables the ENV instructions set (KEY=VALUE form), later ones winning, as in Docker."""
+    return dict(pair.split("=", 1) for kind, arguments in instructions if kind == "ENV" for pair in arguments.split())
+
+
+def dockerfile_last(instructions, kind):
+    """The arguments of the last instruction of a kind: the one Docker applies."""
+    return [arguments for k, arguments in instructions if k == kind][-1]
+
+
+README = (ROOT / "README.md").read_text()
+README_URL = "http://127.0.0.1:5000"
+SECTION = README[README.index("## Calling the API"):README.index("\n## ", README.index("## Calling the API") + 1)]
+
+
+def console_examples():
+    """(command, expected output) for every `$ ` line of the section's console blocks."""
+    examples = []
+    for block in re.findall(r"```console\n(.*?)```", SECTION, flags=re.S):
+        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            command, _, output = chunk.partition("\n")
+            examples.append((command, output.strip()))
+    return examples
+
+
+def pycon_examples():
+    """The text of every pycon block of the section."""
+    return re.findall(r"```pycon\n(.*?)```", SECTION, flags=re.S)
+
+
+def samples(metrics_text):
+    """{(sample name, frozenset of label items): value} of a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(metrics_text) for s in family.samples}
+
+
+def value(table, name, **labels):
+    """One sample's value of a `samples` table, 0 if absent."""
+    return table.get((name, frozenset(labels.items())), 0)
+
+
+def run_build(*args, **popen):
+    """Start `python build_model.py ARGS` in the repo, as a user would."""
+    return subprocess.Popen([sys.executable, "build_model.py", *map(str, args)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def run_predict(*args, timeout=600, **kwargs):
+    """Run `python predict.py ARGS` in the repo, as a user does; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "predict.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
 def wait_for(predicate, timeout=30):
     """Poll until `predicate()` is true; return its last value."""
     deadline = time.monotonic() + timeout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.test_metrics import samples
+from support import samples
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus"

@@ -27,8 +27,7 @@ import build_model
 import model
 import util
 from app import create_app
-from support import ROOT, wait_for
-from test_build_model import run_build  # the build as a user starts it, shared with the CLI tests
+from support import ROOT, run_build, wait_for
 
 NAMES = ["binary", "fine-grained"]
 PICKLES = [artifacts.VECTORIZER_FILE, artifacts.CLASSIFIER_FILE]

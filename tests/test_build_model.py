@@ -5,8 +5,6 @@ import contextlib
 import gzip
 import io
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -20,17 +18,11 @@ import build_model
 import model
 import util
 from app import create_app
-from support import ROOT
+from support import ROOT, run_build
 
 NAMES = ["binary", "fine-grained"]
 LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}
 HEADER = b"PhraseId\tSentenceId\tPhrase\tSentiment\n"
-
-
-def run_build(*args, **popen):
-    """Start `python build_model.py ARGS` in the repo, as a user would."""
-    return subprocess.Popen([sys.executable, "build_model.py", *map(str, args)], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
 # --- Bad data files ------------------------------------------------------------------------------

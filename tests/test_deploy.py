@@ -3,35 +3,14 @@ on the port the Dockerfile's BIND serves, runs the image's non-root user, and pu
 public routes through its Ingress; the compose file publishes nginx alone.
 
 The Dockerfile itself is executed (its RUN commands, its CMD, its HEALTHCHECK) by
-e2e/test_container_recipe.py, which reads it with `dockerfile_instructions` below.
+e2e/test_container_recipe.py, which reads it with `support.dockerfile_instructions`, as this module does.
 """
-import re
 
 import pytest
 import yaml
 
 from config import ROUTES, Settings
-from support import ROOT
-
-DOCKERFILE = ROOT / "Dockerfile"
-
-
-def dockerfile_instructions(path=DOCKERFILE):
-    """[(INSTRUCTION, arguments)] of a Dockerfile in order, continuation lines joined, comments dropped."""
-    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
-    text = re.sub(r"\\\n\s*", " ", "\n".join(lines))
-    return [(kind.upper(), arguments.strip()) for kind, _, arguments in
-            (line.strip().partition(" ") for line in text.splitlines() if line.strip())]
-
-
-def dockerfile_env(instructions):
-    """The variables the ENV instructions set (KEY=VALUE form), later ones winning, as in Docker."""
-    return dict(pair.split("=", 1) for kind, arguments in instructions if kind == "ENV" for pair in arguments.split())
-
-
-def dockerfile_last(instructions, kind):
-    """The arguments of the last instruction of a kind: the one Docker applies."""
-    return [arguments for k, arguments in instructions if k == kind][-1]
+from support import ROOT, dockerfile_env, dockerfile_instructions, dockerfile_last
 
 
 @pytest.fixture(scope="module")

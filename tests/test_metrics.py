@@ -5,21 +5,10 @@ from datetime import datetime
 
 import pytest
 from prometheus_client import values
-from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from metrics import Metrics, use_values_in
-
-
-def samples(metrics_text):
-    """{(sample name, frozenset of label items): value} of a Prometheus text exposition."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(metrics_text) for s in family.samples}
-
-
-def value(table, name, **labels):
-    """One sample's value, 0 if absent."""
-    return table.get((name, frozenset(labels.items())), 0)
+from support import samples, value
 
 
 def test_metrics_count_requests_predictions_and_describe_the_models(client):

@@ -7,7 +7,7 @@ import pytest
 import lifecycle
 import monitor
 from app import create_app
-from tests.support import non_review_text
+from support import non_review_text
 
 
 def in_domain_text(tiny_data):

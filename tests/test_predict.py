@@ -1,5 +1,6 @@
 """predict.py: Kaggle submissions from test.tsv, per-line scores (and --explain) for plain text, clear errors;
-several inputs, bad lines, output folders, progress, flat memory. The Dask engine: tests/e2e/test_dask_engine.py."""
+several inputs, bad lines, output folders, progress, flat memory. The Dask engine: test_cluster.py and
+e2e/test_dask_engine.py."""
 import csv
 import fcntl
 import gzip
@@ -21,7 +22,7 @@ import batch
 import predict
 import util
 from model import FAST_PATH_MAX_BATCH, SentimentModel
-from support import FILLER, ROOT, WORDS, wait_for
+from support import FILLER, ROOT, WORDS, run_predict, wait_for
 
 
 def rows(text):
@@ -329,22 +330,16 @@ def test_options_that_do_not_fit_together_are_usage_errors(model_dir, tmp_path, 
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
-def run_cli(*args, **kwargs):
-    """Run predict.py as a user does; return the CompletedProcess."""
-    return subprocess.run([sys.executable, "predict.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, **kwargs)
-
-
 def test_progress_shows_on_request_and_quiet_prints_nothing_but_errors(model_dir, tmp_path):
     path = corpus(tmp_path, "reviews.txt", review_lines(3000))
     common = [path, "--model-dir", model_dir, "-o", tmp_path / "out.csv", "--block-size", "8KiB"]
-    plain, shown, quiet = run_cli(*common), run_cli(*common, "--progress"), run_cli(*common, "--quiet")
+    plain, shown, quiet = run_predict(*common), run_predict(*common, "--progress"), run_predict(*common, "--quiet")
     assert plain.returncode == shown.returncode == quiet.returncode == 0
     lines = f"{sum(map(bool, review_lines(3000))):,} lines"
     assert plain.stderr == f"scored {lines} with the fine-grained model -> {tmp_path / 'out.csv'}\n"
     assert "scoring: 100%" in shown.stderr and lines in shown.stderr and shown.stderr.endswith(plain.stderr)
     assert quiet.stderr == "" and quiet.stdout == ""
-    failed = run_cli(tmp_path / "nope.txt", "--quiet", "--model-dir", model_dir)
+    failed = run_predict(tmp_path / "nope.txt", "--quiet", "--model-dir", model_dir)
     assert failed.returncode == 2 and failed.stderr == f"error: {tmp_path / 'nope.txt'}: no such file.\n"
 
 

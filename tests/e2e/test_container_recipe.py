@@ -22,8 +22,15 @@ import pytest
 import requests
 
 from config import MODEL_ROUTES
-from support import ROOT, SERVICE_VARIABLES, free_port, write_tiny_kaggle
-from test_deploy import dockerfile_env, dockerfile_instructions, dockerfile_last
+from support import (
+    ROOT,
+    SERVICE_VARIABLES,
+    dockerfile_env,
+    dockerfile_instructions,
+    dockerfile_last,
+    free_port,
+    write_tiny_kaggle,
+)
 
 # What the test does with each: runs RUN, COPY, ENV, WORKDIR, CMD and HEALTHCHECK as described above;
 # FROM is this interpreter, USER and EXPOSE are checked against Kubernetes by test_deploy.py.

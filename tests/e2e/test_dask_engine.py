@@ -14,12 +14,7 @@ import sys
 import pytest
 
 from support import FILLER, ROOT, WORDS, DaskCluster, free_port, wait_for
-
-
-def run(*args, timeout=600):
-    """Run predict.py as a user does; return the CompletedProcess."""
-    return subprocess.run([sys.executable, "predict.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+from support import run_predict as run
 
 
 def reviews(path, count, *, seed=0, packed=False):

@@ -14,9 +14,8 @@ import pytest
 import requests
 import sklearn
 
-from support import ROOT, Server, free_port
+from support import ROOT, Server, free_port, samples, value
 from test_app import TOKEN, assert_json_error  # the same checks as through the test client
-from test_metrics import samples, value
 
 GOOD = "a brilliant superb film"
 MIB = 1 << 20

@@ -22,9 +22,8 @@ import pytest
 import requests
 
 import prediction_log
-from support import ROOT, Clients, Server, wait_for
+from support import ROOT, Clients, Server, samples, value, wait_for
 from test_app import assert_json_error
-from test_metrics import samples, value
 
 TWO_WORKERS = {"WEB_CONCURRENCY": "2"}
 DROP_WARNING = "prediction log: dropped"  # the start of the writer's warning line

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support import Server
-from test_readme import README_URL, console_examples, pycon_examples
+from support import README_URL, Server, console_examples, pycon_examples
 
 
 @pytest.fixture(scope="module")
