@@ -10,7 +10,8 @@ trusted. It is two steps: `read_files()` verifies the folder and returns the che
 second step on the bytes the client sent.
 
 On disk, `MODEL_DIR/<name>` is a symlink to `MODEL_DIR/.versions/<name>-<time>/`; publishing a new
-version switches the link in one `os.replace`, so readers see the old model or the whole new one.
+version switches the link in one `os.replace`, so readers see the old model or the whole new one. The
+versions kept, the release commands (`promote`, `rollback`) and their history are below ("Releases").
 """
 import contextlib
 import fcntl
@@ -44,8 +45,7 @@ TUNING_FILE = "tuning.json"
 # Files every model folder must have and its manifest must hash; plots and tuning.json are hashed too.
 REQUIRED_FILES = (VECTORIZER_FILE, CLASSIFIER_FILE, METRICS_FILE)
 VERSIONS_DIR = ".versions"
-KEEP_VERSIONS = 5  # versions of each model a publish keeps, besides the live, shadow and rollback ones
-SHADOW_DIR = "shadow"
+KEEP_VERSIONS = 5  # versions of each model a publish keeps, besides the live and rollback ones
 HISTORY_FILE = "releases.jsonl"
 LOCK_FILE = ".lock"
 
@@ -139,8 +139,7 @@ def replace_link(link, target):
 def remove_abandoned_staging(versions):
     """Delete staging folders and temporary links left by builds that were killed (their process is gone)."""
     leftovers = [(path, path.name.split("-")[1]) for path in versions.glob("staging-*")]
-    leftovers += [(path, path.name.split(".")[-2]) for folder in (versions.parent, versions / SHADOW_DIR)
-                  for path in folder.glob(".*.*.link")]
+    leftovers += [(path, path.name.split(".")[-2]) for path in versions.parent.glob(".*.*.link")]
     for path, pid in leftovers:
         if not pid.isdigit() or process_exists(int(pid)):
             continue
@@ -161,11 +160,10 @@ def process_exists(pid):
     return True
 
 
-# --- Releases: versions, live and shadow links, the history --------------------------------------
+# --- Releases: versions, the live links, the history ---------------------------------------------
 #
 # MODEL_DIR/<name>                     the live version (what servers answer with), a symlink
-# MODEL_DIR/.versions/<name>-<time>/   every version kept: live, shadow, earlier ones, candidates
-# MODEL_DIR/.versions/shadow/<name>    the shadow version, a symlink (scored beside the live one, unseen)
+# MODEL_DIR/.versions/<name>-<time>/   every version kept: live, earlier ones, candidates
 # MODEL_DIR/.versions/releases.jsonl   the release history, one JSON object per line
 # MODEL_DIR/.versions/.lock            taken by builds and release commands while they change any of these
 #
@@ -195,17 +193,6 @@ def live_folder(model_dir, name):
     return link.resolve() if link.is_symlink() else None
 
 
-def shadow_link(model_dir, name):
-    """Where the shadow link of model `name` lives."""
-    return Path(model_dir) / VERSIONS_DIR / SHADOW_DIR / name
-
-
-def shadow_folder(model_dir, name):
-    """The version folder in shadow for model `name`, or None."""
-    link = shadow_link(model_dir, name)
-    return link.resolve() if link.is_symlink() else None
-
-
 def version_folders(model_dir, name):
     """Every kept version folder of model `name`, oldest first."""
     versions = Path(model_dir) / VERSIONS_DIR
@@ -223,11 +210,11 @@ def created_time(folder):
 
 
 def prune(model_dir, name, *, keep=KEEP_VERSIONS, also=()):
-    """Delete the versions of `name` but the newest `keep`, the live and shadow ones, the one a rollback
+    """Delete the versions of `name` but the newest `keep`, the live one, the one a rollback
     goes to, and those in `also` (the version a publish just replaced: a server may still be loading it).
     Versions that a killed build renamed into place but never published go too, once older than `keep`."""
     folders = version_folders(model_dir, name)
-    protected = {live_folder(model_dir, name), shadow_folder(model_dir, name), *also}
+    protected = {live_folder(model_dir, name), *also}
     target = rollback_target(model_dir, name)
     if target is not None:
         protected.add(folder_of(model_dir, name, target, missing_ok=True))
@@ -305,8 +292,8 @@ def rollback_target(model_dir, name):
 
 
 def promote(model_dir, name, version, *, why="", action="promote"):
-    """Make `version` of model `name` live: verified first, then one link switch, recorded. A shadow
-    of the same version is switched off (it would only score itself). Returns (before, after) versions."""
+    """Make `version` of model `name` live: verified first, then one link switch, recorded. Returns the
+    (before, after) versions."""
     with release_lock(model_dir):
         folder = folder_of(model_dir, name, version)
         read_verified(folder)  # never make live what a server would refuse
@@ -315,9 +302,6 @@ def promote(model_dir, name, version, *, why="", action="promote"):
             raise ReleaseError(f"{name} {version_of_folder(folder)} is already live.")
         replace_link(Path(model_dir) / name, folder)
         record_release(model_dir, name, action, before, folder, why)
-        if shadow_folder(model_dir, name) == folder.resolve():
-            shadow_link(model_dir, name).unlink()
-            record_release(model_dir, name, "shadow-off", folder, None, f"{action}d to live")
         return version_of_folder(before) if before else None, version_of_folder(folder)
 
 

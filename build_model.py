@@ -550,8 +550,7 @@ def build_one(data, out_dir, *, do_tune, seed, calibrate=True, tolerance=GATE_TO
             f"in {time.perf_counter() - started:.1f} s{overrode}")
     else:
         log(f"[{data.name}] NOT LIVE: {checked['why']}. Published {version} as a candidate ({folder}); it serves "
-            f"nothing. Serve it anyway: python release.py promote {data.name} {version}, or try it in shadow: "
-            f"python release.py shadow {data.name} {version}")
+            f"nothing. Serve it anyway: python release.py promote {data.name} {version}")
     return metrics, goes_live
 
 
@@ -606,7 +605,7 @@ def parse_args(argv=None):
     parser.add_argument("--promote", action="store_true",
                         help="make the build live even if the gate finds it worse (the manifest records it)")
     parser.add_argument("--keep", type=int, default=artifacts.KEEP_VERSIONS,
-                        help=f"versions of each model to keep, besides the live, shadow and rollback ones "
+                        help=f"versions of each model to keep, besides the live and rollback ones "
                              f"(default {artifacts.KEEP_VERSIONS})")
     args = parser.parse_args(argv)
     if args.keep < 1:

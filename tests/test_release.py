@@ -17,7 +17,7 @@ import artifacts
 import build_model
 import model
 import release
-from support import ROOT, write_tiny_kaggle
+from support import ROOT
 
 
 @pytest.fixture
@@ -230,6 +230,5 @@ def test_release_reads_the_model_folder_from_config(monkeypatch, tmp_path):
 
 
 def test_a_candidate_never_counts_as_a_model_folder(models, tiny_data, tmp_path):
-    write_tiny_kaggle(tmp_path / "other", seed=3)
     build("--data", scrambled(tiny_data / "train.tsv", tmp_path / "broken.tsv"), "--out", models)
     assert sorted(p.name for p in artifacts.model_folders(models)) == ["binary", "fine-grained"]
