@@ -170,6 +170,7 @@ def process_exists(pid):
 # All of it under `.versions/`, which `model_folders` never reads, except the live links: a copy of a
 # folder cannot shadow a release.
 
+VERSION_FOLDER = re.compile(r"(.+)-(\d{8}T\d+Z|copied-\d+)")  # <name>-<UTC time>, or <name>-copied-<ns>
 
 
 class ReleaseError(Exception):
@@ -196,16 +197,27 @@ def live_folder(model_dir, name):
 def version_folders(model_dir, name):
     """Every kept version folder of model `name`, oldest first."""
     versions = Path(model_dir) / VERSIONS_DIR
-    pattern = re.compile(rf"{re.escape(name)}-(\d{{8}}T\d+Z|copied-\d+)")
-    found = [p for p in versions.iterdir() if p.is_dir() and pattern.fullmatch(p.name)] if versions.is_dir() else []
+    found = [p for p in versions.iterdir() if p.is_dir() and (m := VERSION_FOLDER.fullmatch(p.name))
+             and m.group(1) == name] if versions.is_dir() else []
     return sorted(found, key=created_time)
+
+
+def peek_manifest(folder):
+    """A version folder's manifest as JSON, unchecked, for naming and ordering versions; None if unreadable."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST_FILE).read_bytes())
+        manifest["created_at"], manifest["artifacts"]
+        return manifest
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def created_time(folder):
     """When a version was made: its manifest's `created_at`, or the folder's time if that cannot be read."""
+    manifest = peek_manifest(folder)
     try:
-        return datetime.fromisoformat(json.loads((folder / MANIFEST_FILE).read_bytes())["created_at"]).timestamp()
-    except (OSError, ValueError, KeyError, TypeError):
+        return datetime.fromisoformat(manifest["created_at"]).timestamp()
+    except (ValueError, TypeError):
         return folder.stat().st_mtime
 
 
@@ -226,9 +238,10 @@ def prune(model_dir, name, *, keep=KEEP_VERSIONS, also=()):
 
 def version_of_folder(folder):
     """The `model_version` of a version folder, read from its manifest; None if it cannot be read."""
+    manifest = peek_manifest(folder)
     try:
-        return model_version(json.loads((Path(folder) / MANIFEST_FILE).read_bytes()))
-    except (OSError, ValueError, KeyError, TypeError):
+        return model_version(manifest) if manifest else None
+    except (ValueError, TypeError):
         return None
 
 
@@ -277,7 +290,8 @@ def release_history(model_dir, name=None):
 def rollback_target(model_dir, name):
     """The `model_version` a rollback of `name` goes to: the one live before the live one became live
     (rollbacks undo, so two in a row go two steps back), or None when the history does not say."""
-    live = version_of_folder(live_folder(model_dir, name)) if live_folder(model_dir, name) else None
+    folder = live_folder(model_dir, name)
+    live = version_of_folder(folder) if folder else None
     lineage = []  # the versions made live in turn; a rollback steps back one
     for entry in release_history(model_dir, name):
         if entry["action"] in ("publish", "promote"):
@@ -324,7 +338,7 @@ def model_names(model_dir):
         if model_dir.is_dir() else set()
     versions = model_dir / VERSIONS_DIR
     names |= {m.group(1) for p in (versions.iterdir() if versions.is_dir() else ())
-              if (m := re.fullmatch(r"(.+)-(\d{8}T\d+Z|copied-\d+)", p.name))}
+              if (m := VERSION_FOLDER.fullmatch(p.name))}
     return sorted(names)
 
 
