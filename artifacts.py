@@ -195,11 +195,12 @@ def live_folder(model_dir, name):
 
 
 def version_folders(model_dir, name):
-    """Every kept version folder of model `name`, oldest first."""
+    """Every kept version folder of model `name`, oldest first. Copies of one version (same manifest) sort
+    by folder name, so the first published is the one `folder_of` finds, and a later copy can be pruned."""
     versions = Path(model_dir) / VERSIONS_DIR
     found = [p for p in versions.iterdir() if p.is_dir() and (m := VERSION_FOLDER.fullmatch(p.name))
              and m.group(1) == name] if versions.is_dir() else []
-    return sorted(found, key=created_time)
+    return sorted(found, key=lambda folder: (created_time(folder), folder.name))
 
 
 def peek_manifest(folder):
