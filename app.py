@@ -30,6 +30,7 @@ from flask import Flask, after_this_request, current_app, jsonify, request
 from flask_restful import Api, Resource
 from werkzeug.exceptions import HTTPException
 
+import follower
 import ids
 import lifecycle
 import logs
@@ -114,38 +115,40 @@ class JsonApi(Api):
 class Sentiment(Resource):
     """Score text with one model: GET one text, POST a batch."""
 
-    def __init__(self, *, model_name, model, settings, metrics, recorder):
-        self.name, self.model, self.settings, self.metrics = model_name, model, settings, metrics
-        self.recorder = recorder
-
-    def scoring_model(self):
-        """The model, or a 404 that says how to build it."""
-        return built(self.name, self.model)
+    def __init__(self, *, model_name, models, shadows, settings, metrics, recorder):
+        self.name, self.models, self.shadows, self.settings = model_name, models, shadows, settings
+        self.metrics, self.recorder = metrics, recorder
 
     def get(self):
         """One text in, one answer out."""
-        scorer = self.scoring_model()
+        served = built(self.name, self.models.get(self.name))  # looked up per request: releases switch it
         text, explain = text_from_get(query_string=request.query_string, mimetype=request.mimetype,
                                       body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH)
-        return score_and_record(self.name, scorer, [text], explain=explain, metrics=self.metrics,
-                                recorder=self.recorder).answers[0]
+        return score_and_record(served, [text], explain=explain, shadow=self.shadows.get(self.name),
+                                metrics=self.metrics, recorder=self.recorder).answers[0]
 
     def post(self):
         """Many texts in, answers out in the same order."""
-        scorer = self.scoring_model()
+        served = built(self.name, self.models.get(self.name))
         texts, explain = texts_from_post(body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH,
                                          max_batch=self.settings.MAX_BATCH_SIZE)
-        scored = score_and_record(self.name, scorer, texts, explain=explain, metrics=self.metrics,
-                                  recorder=self.recorder)
+        scored = score_and_record(served, texts, explain=explain, shadow=self.shadows.get(self.name),
+                                  metrics=self.metrics, recorder=self.recorder)
         return {"predictions": scored.answers}
 
 
-def score_and_record(name, served, texts, *, explain, metrics, recorder):
-    """Score `texts` with model `name` (`served`), count them in the metrics, and give each answer its id and
-    version; their rows are queued for the prediction log once the answer is sent. Returns the `Scored`."""
+def score_and_record(served, texts, *, explain, shadow, metrics, recorder):
+    """Score `texts` with the loaded model `served`, and with its `shadow` version too if it has one (the
+    answers do not change), count them in the metrics, and give each answer its id and version; their rows
+    are queued for the prediction log once the answer is sent. Returns the `Scored`."""
     scored = served.score(texts, explain=explain)
-    metrics.count_scored(name, scored, texts)
-    when_sent(recorder.stamp(name, scored, texts, request_id=request.environ.get(REQUEST_ID_KEY)))
+    metrics.count_scored(served.name, scored, texts)
+    shadowed = None
+    if shadow is not None:
+        shadowed = (shadow.version, shadow.labels_of(texts))
+        metrics.count_shadow(served.name, scored.answers, shadowed[1])
+    when_sent(recorder.stamp(served, scored, texts, request_id=request.environ.get(REQUEST_ID_KEY),
+                             shadow=shadowed))
     return scored
 
 
@@ -185,15 +188,16 @@ class Models(Resource):
     """What each served model is: version, labels, metrics, hyper-parameters, creation time, data hash, and
     the feedback its answers received."""
 
-    def __init__(self, *, models, log):
-        self.models, self.log = models, log
+    def __init__(self, *, models, shadows, log):
+        self.models, self.shadows, self.log = models, shadows, log
 
     def get(self):
         """Every served model's description; no file-system paths."""
         summary = self.log.feedback_summary()
-        return {"models": [{**m.info(), "feedback": None if summary is None else {
-            "count": 0, "accuracy": None, **summary.get(m.name, {}), "days": self.log.days}}
-            for m in self.models.values()]}
+        return {"models": [{**m.info(), "shadow_version": s.version if (s := self.shadows.get(m.name)) else None,
+                            "feedback": None if summary is None else {
+                                "count": 0, "accuracy": None, **summary.get(m.name, {}), "days": self.log.days}}
+                           for m in list(self.models.values())]}
 
 
 class OpenApi(Resource):
@@ -242,8 +246,9 @@ class ProtocolMetadata(Resource):
 class ProtocolInference(Resource):
     """The Open Inference Protocol's inference: POST .../infer."""
 
-    def __init__(self, *, models, settings, metrics, recorder):
-        self.models, self.settings, self.metrics, self.recorder = models, settings, metrics, recorder
+    def __init__(self, *, models, shadows, settings, metrics, recorder):
+        self.models, self.shadows, self.settings = models, shadows, settings
+        self.metrics, self.recorder = metrics, recorder
 
     def post(self, model_name, model_version=None):
         """The texts of the `text` input scored, answered as the outputs asked for."""
@@ -251,8 +256,8 @@ class ProtocolInference(Resource):
         infer = open_inference.parse_infer(read_body(request), request.headers.get(open_inference.HEADER_LENGTH),
                                            max_length=self.settings.MAX_QUERY_LENGTH,
                                            max_batch=self.settings.MAX_BATCH_SIZE)
-        scored = score_and_record(served.name, served, infer.texts, explain=False, metrics=self.metrics,
-                                  recorder=self.recorder)
+        scored = score_and_record(served, infer.texts, explain=False, shadow=self.shadows.get(served.name),
+                                  metrics=self.metrics, recorder=self.recorder)
         body, headers = open_inference.infer_response(infer, model_name=served.name, model_version=served.version,
                                                       labels=served.labels, scored=scored)
         return current_app.response_class(body, 200, headers)
@@ -284,7 +289,9 @@ def create_app(config=None, *, models=None):
         Settings.from_env() if config is None else Settings.from_mapping(config))
     app = Flask(__name__, static_folder=None)  # no file serving: nothing on disk is reachable by URL
     app.config.update(vars(settings), ERROR_404_HELP=False)
+    following = models is None  # models handed in are served as they are; those of MODEL_DIR follow its links
     models = model.load_models(settings.MODEL_DIR) if models is None else models
+    shadows = {}  # name -> the version scored in shadow beside the live one, filled by the follower
     use_values_in(settings.PROMETHEUS_MULTIPROC_DIR)  # process-wide: this app's settings decide, not the shell
     metrics = Metrics(multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR)
     metrics.describe_models(models)
@@ -292,22 +299,34 @@ def create_app(config=None, *, models=None):
     log_ = prediction_log.configured_log(settings, on_drop=metrics.count_dropped)
     recorder = recording.Recorder(signer=ids.Signer(log_.prepare()), log=log_, models=models, metrics=metrics)
 
+    def switched(role, name, old, new):
+        """After the follower switched a version in: the metrics and ids of a new live one."""
+        if role == "live":
+            recorder.learn(new)
+            metrics.describe_model(name, new, replaces=old)
+    releases = follower.Follower(model_dir=settings.MODEL_DIR, names=MODEL_ROUTES if following else (),
+                                 models=models, shadows=shadows, interval=settings.MODEL_POLL_SECONDS,
+                                 on_switch=switched, metrics=metrics)
+    releases.check()  # here, in the master: the shadows' arrays are shared by every worker, as the models'
+
     api = JsonApi(app, catch_all_404s=True)
     for name, route in MODEL_ROUTES.items():
         api.add_resource(Sentiment, route, endpoint=name,
-                         resource_class_kwargs={"model_name": name, "model": models.get(name), "settings": settings,
-                                                "metrics": metrics, "recorder": recorder})
+                         resource_class_kwargs={"model_name": name, "models": models, "shadows": shadows,
+                                                "settings": settings, "metrics": metrics, "recorder": recorder})
     for endpoint, routes in V2_ROUTES.items():
         if endpoint == "v2_infer":
             api.add_resource(ProtocolInference, *routes, endpoint=endpoint, resource_class_kwargs={
-                "models": models, "settings": settings, "metrics": metrics, "recorder": recorder})
+                "models": models, "shadows": shadows, "settings": settings, "metrics": metrics,
+                "recorder": recorder})
         else:
             api.add_resource(ProtocolMetadata, *routes, endpoint=endpoint,
                              resource_class_kwargs={"endpoint": endpoint, "models": models})
     api.add_resource(Feedback, ROUTES["feedback"], endpoint="feedback",
                      resource_class_kwargs={"settings": settings, "recorder": recorder})
     api.add_resource(Health, ROUTES["health"], endpoint="health", resource_class_kwargs={"models": models})
-    api.add_resource(Models, ROUTES["models"], endpoint="models", resource_class_kwargs={"models": models, "log": log_})
+    api.add_resource(Models, ROUTES["models"], endpoint="models",
+                     resource_class_kwargs={"models": models, "shadows": shadows, "log": log_})
     api.add_resource(OpenApi, ROUTES["openapi"], endpoint="openapi",
                      resource_class_kwargs={"document": openapi.openapi_document(settings)})
     app.add_url_rule(ROUTES["metrics"], "metrics", lambda: (metrics.exposition(), 200,
@@ -317,7 +336,7 @@ def create_app(config=None, *, models=None):
     # What needs a thread or a connection of its own in every process, or a last write at exit
     # (lifecycle.Service): started after gunicorn forks a worker (or by `python app.py`), stopped when it
     # exits. Add such parts here.
-    app.extensions[lifecycle.SERVICES] = [log_, metrics]
+    app.extensions[lifecycle.SERVICES] = [log_, metrics, releases]
 
     if settings.API_TOKEN is not None:
         @app.before_request

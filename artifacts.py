@@ -11,7 +11,8 @@ second step on the bytes the client sent.
 
 On disk, `MODEL_DIR/<name>` is a symlink to `MODEL_DIR/.versions/<name>-<time>/`; publishing a new
 version switches the link in one `os.replace`, so readers see the old model or the whole new one. The
-versions kept, the release commands (`promote`, `rollback`) and their history are below ("Releases").
+versions kept, the release commands (`promote`, `rollback`, `shadow`) and their history are below
+("Releases"); a running server follows the links by itself (`follower`).
 """
 import contextlib
 import fcntl
@@ -47,6 +48,7 @@ REQUIRED_FILES = (VECTORIZER_FILE, CLASSIFIER_FILE, METRICS_FILE)
 VERSIONS_DIR = ".versions"
 KEEP_VERSIONS = 5  # versions of each model a publish keeps, besides the live and rollback ones
 HISTORY_FILE = "releases.jsonl"
+SHADOW_DIR = "shadow"  # .versions/shadow/<name>: the link to the version scored in shadow, if any
 LOCK_FILE = ".lock"
 
 
@@ -164,11 +166,12 @@ def process_exists(pid):
 #
 # MODEL_DIR/<name>                     the live version (what servers answer with), a symlink
 # MODEL_DIR/.versions/<name>-<time>/   every version kept: live, earlier ones, candidates
+# MODEL_DIR/.versions/shadow/<name>    the version scored in shadow beside the live one, a symlink if any
 # MODEL_DIR/.versions/releases.jsonl   the release history, one JSON object per line
 # MODEL_DIR/.versions/.lock            taken by builds and release commands while they change any of these
 #
 # All of it under `.versions/`, which `model_folders` never reads, except the live links: a copy of a
-# folder cannot shadow a release.
+# folder cannot stand in for a release.
 
 VERSION_FOLDER = re.compile(r"(.+)-(\d{8}T\d+Z|copied-\d+)")  # <name>-<UTC time>, or <name>-copied-<ns>
 
@@ -191,6 +194,12 @@ def release_lock(model_dir):
 def live_folder(model_dir, name):
     """The version folder `MODEL_DIR/<name>` links to, or None (no link, or a folder copied in by hand)."""
     link = Path(model_dir) / name
+    return link.resolve() if link.is_symlink() else None
+
+
+def shadow_folder(model_dir, name):
+    """The version folder `name`'s shadow link points at, or None when it has no shadow."""
+    link = Path(model_dir) / VERSIONS_DIR / SHADOW_DIR / name
     return link.resolve() if link.is_symlink() else None
 
 
@@ -223,11 +232,11 @@ def created_time(folder):
 
 
 def prune(model_dir, name, *, keep=KEEP_VERSIONS, also=()):
-    """Delete the versions of `name` but the newest `keep`, the live one, the one a rollback
-    goes to, and those in `also` (the version a publish just replaced: a server may still be loading it).
+    """Delete the versions of `name` but the newest `keep`, the live one, the one in shadow, the one a
+    rollback goes to, and those in `also` (the version a publish just replaced: a server may still be loading it).
     Versions that a killed build renamed into place but never published go too, once older than `keep`."""
     folders = version_folders(model_dir, name)
-    protected = {live_folder(model_dir, name), *also}
+    protected = {live_folder(model_dir, name), shadow_folder(model_dir, name), *also}
     target = rollback_target(model_dir, name)
     if target is not None:
         protected.add(folder_of(model_dir, name, target, missing_ok=True))
@@ -307,8 +316,8 @@ def rollback_target(model_dir, name):
 
 
 def promote(model_dir, name, version, *, why="", action="promote"):
-    """Make `version` of model `name` live: verified first, then one link switch, recorded. Returns the
-    (before, after) versions."""
+    """Make `version` of model `name` live: verified first, then one link switch, recorded; a shadow of
+    the same version is turned off. Returns the (before, after) versions."""
     with release_lock(model_dir):
         folder = folder_of(model_dir, name, version)
         read_verified(folder)  # never make live what a server would refuse
@@ -317,6 +326,9 @@ def promote(model_dir, name, version, *, why="", action="promote"):
             raise ReleaseError(f"{name} {version_of_folder(folder)} is already live.")
         replace_link(Path(model_dir) / name, folder)
         record_release(model_dir, name, action, before, folder, why)
+        if shadow_folder(model_dir, name) == folder.resolve():  # the shadow made live: nothing left to compare
+            (Path(model_dir) / VERSIONS_DIR / SHADOW_DIR / name).unlink()
+            record_release(model_dir, name, "shadow-off", folder, None, f"{version_of_folder(folder)} made live")
         return version_of_folder(before) if before else None, version_of_folder(folder)
 
 
@@ -330,6 +342,29 @@ def rollback(model_dir, name, *, why=""):
         raise ReleaseError(f"{name} {target}, live before, is no longer kept; choose one from "
                            f"`python release.py list {name}` and promote it.")
     return promote(model_dir, name, target, why=why, action="rollback")
+
+
+def shadow(model_dir, name, version, *, why=""):
+    """Score `version` of model `name` in shadow beside the live one (verified first, one link switch,
+    recorded); `version` None turns the shadow off. Returns the (before, after) shadow versions."""
+    with release_lock(model_dir):
+        before = shadow_folder(model_dir, name)
+        link = Path(model_dir) / VERSIONS_DIR / SHADOW_DIR / name
+        if version is None:
+            if before is None:
+                raise ReleaseError(f"{name} has no shadow to turn off.")
+            link.unlink()
+            record_release(model_dir, name, "shadow-off", before, None, why)
+            return version_of_folder(before), None
+        folder = folder_of(model_dir, name, version)
+        read_verified(folder)  # never put in shadow what a server would refuse
+        if folder.resolve() == live_folder(model_dir, name):
+            raise ReleaseError(f"{name} {version_of_folder(folder)} is the live version; a shadow is another "
+                               "version scored beside it.")
+        link.parent.mkdir(exist_ok=True)
+        replace_link(link, folder)
+        record_release(model_dir, name, "shadow", before, folder, why)
+        return version_of_folder(before) if before else None, version_of_folder(folder)
 
 
 def model_names(model_dir):

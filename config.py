@@ -89,6 +89,20 @@ def share(name, raw, default):
     return value
 
 
+def seconds(name, raw, default):
+    """A time in seconds, 0 or more (0: never)."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if isinstance(raw, bool) or not 0.0 <= value < float("inf"):
+        raise ConfigError(f"{name}={raw!r}: must be a number of seconds, 0 or more (0 turns it off; default "
+                          f"{default}).")
+    return value
+
+
 def database_url(name, raw, default):
     """The prediction log's database: a sqlite:/// or postgresql:// URL, or off."""
     value = (raw or default).strip()
@@ -143,6 +157,9 @@ class Settings:
     PREDICTION_LOG_TEXTS: bool = False
     PREDICTION_LOG_SAMPLE: float = 1.0
     PREDICTION_LOG_DAYS: int = 30
+    # How often each worker looks whether a release moved MODEL_DIR's live or shadow links (0: never; SIGHUP
+    # still reloads). A look is a few stat calls; a switch loads the new version in the background.
+    MODEL_POLL_SECONDS: float = 2.0
     # Set by gunicorn's hooks (or the operator): metrics are then summed over every worker's files.
     PROMETHEUS_MULTIPROC_DIR: str | None = field(default=None)
 
@@ -160,6 +177,7 @@ class Settings:
             "PREDICTION_LOG": database_url("PREDICTION_LOG", self.PREDICTION_LOG, DEFAULT_PREDICTION_LOG),
             "PREDICTION_LOG_TEXTS": flag("PREDICTION_LOG_TEXTS", self.PREDICTION_LOG_TEXTS, False),
             "PREDICTION_LOG_SAMPLE": share("PREDICTION_LOG_SAMPLE", self.PREDICTION_LOG_SAMPLE, 1.0),
+            "MODEL_POLL_SECONDS": seconds("MODEL_POLL_SECONDS", self.MODEL_POLL_SECONDS, 2.0),
         }
         for name in ("MAX_QUERY_LENGTH", "MAX_BATCH_SIZE", "MAX_CONTENT_LENGTH", "PREDICTION_LOG_DAYS"):
             checked[name] = positive_int(name, getattr(self, name), default[name].default)

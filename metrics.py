@@ -104,6 +104,14 @@ class Metrics:
         self.model_info = prometheus_client.Gauge(
             "model_info", "A served model and its version; the value is its creation time in Unix seconds.",
             ["model", "version", "created_at"], multiprocess_mode="livemax", **common)
+        # Releases: versions a running server loaded as their links moved, and its shadow's agreement.
+        self.model_loads = prometheus_client.Counter(
+            "model_loads", "Versions loaded by a running server after a release moved a link, by model, role "
+            "(live or shadow) and outcome (loaded; refused: it failed verification and the old one kept serving).",
+            ["model", "role", "outcome"], **common)
+        self.shadow = prometheus_client.Counter(
+            "shadow", "Texts scored by the shadow version as well as the live one, by model and whether the "
+            "shadow's label agreed with the answer's (true or false).", ["model", "agree"], **common)
         # The learning loop: labels sent back (accuracy and the confusion matrix are ratios of these), and
         # prediction-log rows that were never written, by why.
         self.feedback = prometheus_client.Counter(
@@ -120,6 +128,7 @@ class Metrics:
         self.series = {}  # (endpoint, method, status) -> its request counter and latency histogram
         self.prediction_series = {}  # (model, label) -> its prediction counter
         self.scored_series = {}  # model -> its drift-signal series
+        self.shadow_series = {}  # model -> its (agree, disagree) counters
         self.signals = {}  # model -> SignalSums not yet written, under signals_lock
         self.signals_lock = threading.Lock()  # made before a fork, used after: never held in the master
         self.signals_due = 0.0  # when the sums are next written (monotonic)
@@ -127,9 +136,16 @@ class Metrics:
     def describe_models(self, models):
         """Set the model-info gauge, and the reference gauges of its build, for each served model."""
         for name, served in models.items():
-            created = served.manifest["created_at"]
-            self.model_info.labels(name, served.version, created).set(unix_time(created))
-            self.describe_reference(name, served.metrics.get("reference") or {})
+            self.describe_model(name, served)
+
+    def describe_model(self, name, served, *, replaces=None):
+        """Set the model-info and reference gauges of one served model; the version it `replaces`, if any,
+        reads 0 (under gunicorn a series cannot be removed: 0 once no worker serves that version)."""
+        if replaces is not None:
+            self.model_info.labels(name, replaces.version, replaces.manifest["created_at"]).set(0)
+        created = served.manifest["created_at"]
+        self.model_info.labels(name, served.version, created).set(unix_time(created))
+        self.describe_reference(name, served.metrics.get("reference") or {})
 
     def describe_reference(self, name, reference):
         """The reference gauges of one model (none for a model built before its build recorded one)."""
@@ -191,6 +207,22 @@ class Metrics:
             if series is None:
                 series = self.prediction_series[key] = self.predictions.labels(model_name, label)
             series.inc(count)
+
+    def count_shadow(self, model_name, answers, shadow_labels):
+        """Count the texts whose shadow label agreed with the answer's, and those whose did not."""
+        series = self.shadow_series.get(model_name)
+        if series is None:
+            series = self.shadow_series[model_name] = (self.shadow.labels(model_name, "true"),
+                                                       self.shadow.labels(model_name, "false"))
+        agree = sum(1 for answer, label in zip(answers, shadow_labels) if answer["prediction"] == label)
+        if agree:
+            series[0].inc(agree)
+        if agree < len(answers):
+            series[1].inc(len(answers) - agree)
+
+    def count_model_load(self, model_name, role, outcome):
+        """Count one version a running server loaded (or refused) after a release."""
+        self.model_loads.labels(model_name, role, outcome).inc()
 
     def count_feedback(self, model_name, predicted, actual):
         """Count one label sent back for an answer of `model_name`."""

@@ -405,10 +405,13 @@ def components(settings):
             "ModelInfo": {
                 "type": "object",
                 "required": ["name", "version", "labels", "created_at", "hyperparameters", "training_data",
-                             "metrics", "top_terms", "feedback"],
+                             "metrics", "top_terms", "shadow_version", "feedback"],
                 "properties": {
                     "name": {"type": "string"},
                     "version": {"type": "string", "description": "The `model_version` its answers carry."},
+                    "shadow_version": {"type": ["string", "null"],
+                                       "description": "The version scored in shadow beside it (its labels go "
+                                                      "to the prediction log, not to answers), or null."},
                     "feedback": {
                         "type": ["object", "null"], "required": ["count", "accuracy", "days"],
                         "description": "Labels sent back for its answers within the prediction log's retention, "

@@ -45,7 +45,7 @@ from config import ConfigError, without_password
 
 log = logging.getLogger("sentiment.prediction_log")
 
-SCHEMA_VERSION = 2  # 2: tokens and known_tokens
+SCHEMA_VERSION = 3  # 2: tokens and known_tokens; 3: shadow_version and shadow_label
 metadata = sa.MetaData()
 # One row per scored text. `time` is Unix seconds: the same arithmetic on both engines, and windows
 # are plain comparisons on an index.
@@ -65,6 +65,9 @@ predictions = sa.Table(
     # The drift signals of the text: its tokens, and those the model knows (None in rows of schema 1).
     sa.Column("tokens", sa.Integer),
     sa.Column("known_tokens", sa.Integer),
+    # The shadow version that scored the same text, and its label (None without a shadow, and before schema 3).
+    sa.Column("shadow_version", sa.String(64)),
+    sa.Column("shadow_label", sa.String(64)),
 )
 # The latest label sent back for an answer, keyed by the answer's id. Model, version and verdict come
 # from the signed id, so feedback stands on its own even when its prediction row was sampled out.
@@ -92,8 +95,14 @@ def add_token_counts(connection):
         connection.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} INTEGER"))
 
 
+def add_shadow_columns(connection):
+    """Schema 2 to 3: the shadow_version and shadow_label columns (empty in the rows already there)."""
+    for name in ("shadow_version", "shadow_label"):
+        connection.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} VARCHAR(64)"))
+
+
 # Steps from each schema version to the next, run in order at start: {from_version: function(connection)}.
-MIGRATIONS = {1: add_token_counts}
+MIGRATIONS = {1: add_token_counts, 2: add_shadow_columns}
 
 QUEUE_ROWS = 10_000  # per worker: about 5 s of a busy worker's rows, a few MB without texts
 BATCH_ROWS = 1_000  # rows per insert
@@ -293,7 +302,7 @@ class PredictionLog:
             self.engine.dispose()
             self.engine = None
 
-    def record(self, *, model, version, request_id, now, answers, texts, tokens=None, known=None):
+    def record(self, *, model, version, request_id, now, answers, texts, tokens=None, known=None, shadow=None):
         """Queue one row per scored text (its answer already has its `id`); never blocks or raises.
 
         The request queues what its rows are made from, pickled into one bytes object; the writer process
@@ -306,16 +315,19 @@ class PredictionLog:
             return
         if tokens is None:
             tokens = known = [None] * len(answers)
+        shadow_version, shadow_labels = shadow if shadow is not None else (None, [None] * len(answers))
         if self.sample < 1.0:
             kept = [i for i, answer in enumerate(answers) if ids.sampled(answer["id"], self.sample)]
             answers, texts = [answers[i] for i in kept], [texts[i] for i in kept]
             tokens, known = [tokens[i] for i in kept], [known[i] for i in kept]
+            shadow_labels = [shadow_labels[i] for i in kept]
         room = self.reserve(len(answers))
         if room:
             self.queue.put(("prediction", room, pickle.dumps(
                 (model, version, request_id, now,
                  [(a["id"], a["prediction"], a["confidence"], a["probabilities"]) for a in answers[:room]],
-                 texts[:room], tokens[:room], known[:room]), protocol=pickle.HIGHEST_PROTOCOL)))
+                 texts[:room], tokens[:room], known[:room], shadow_version, shadow_labels[:room]),
+                protocol=pickle.HIGHEST_PROTOCOL)))
 
     def record_feedback(self, rows):
         """Queue feedback rows (dicts of the `feedback` columns); never blocks."""
@@ -567,14 +579,17 @@ def probabilities_json(probabilities):
     return probabilities_format(tuple(probabilities)) % tuple(probabilities.values())
 
 
-def prediction_rows(model, version, request_id, now, scored, texts, tokens, known, *, texts_kept):
+def prediction_rows(model, version, request_id, now, scored, texts, tokens, known, shadow_version, shadow_labels,
+                    *, texts_kept):
     """The `predictions` rows (tuples in PREDICTION_COLUMNS' order) of one request's scored texts, each
-    (id, label, confidence, probabilities) as `scored` gives them, with their tokens and known tokens."""
+    (id, label, confidence, probabilities) as `scored` gives them, with their tokens and known tokens and the
+    shadow's label."""
     return [(answer_id, now, request_id, model, version, label, confidence, probabilities_json(probabilities),
              len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-             text if texts_kept else None, token_count, known_count)
-            for (answer_id, label, confidence, probabilities), text, token_count, known_count
-            in zip(scored, texts, tokens, known)]
+             text if texts_kept else None, token_count, known_count, shadow_version if shadow_label else None,
+             shadow_label)
+            for (answer_id, label, confidence, probabilities), text, token_count, known_count, shadow_label
+            in zip(scored, texts, tokens, known, shadow_labels)]
 
 
 def insert_predictions(connection, rows):
@@ -686,6 +701,32 @@ def read_feedback(url, *, since=None):
     if since is not None:
         query = query.where(feedback.c.time >= since)
     return read_frame(url, query, times=["time", "issued"])
+
+
+def compare_shadow(url, *, model, since=None):
+    """How a model's shadow versions did beside its live ones: one dict per (live version, shadow version)
+    pair, with the texts both scored, how many got the same label from both, and of those with feedback,
+    how many each version got right. Empty for a log older than schema 3 (it has no shadow labels)."""
+    p, f = predictions, feedback
+    right = [sa.func.sum(sa.case((f.c.label == label, 1), else_=0)) for label in (p.c.label, p.c.shadow_label)]
+    query = (sa.select(p.c.model_version, p.c.shadow_version, sa.func.count(),
+                       sa.func.sum(sa.case((p.c.label == p.c.shadow_label, 1), else_=0)), sa.func.count(f.c.id), *right)
+             .select_from(p.outerjoin(f, f.c.id == p.c.id))
+             .where(p.c.model == model, p.c.shadow_version.is_not(None))
+             .group_by(p.c.model_version, p.c.shadow_version).order_by(sa.func.min(p.c.time)))
+    if since is not None:
+        query = query.where(p.c.time >= since)
+    engine = open_url(url)
+    try:
+        with engine.connect() as connection:
+            if "shadow_version" not in {c["name"] for c in sa.inspect(connection).get_columns(p.name)}:
+                return []
+            rows = connection.execute(query).all()
+    finally:
+        engine.dispose()
+    return [{"live": live, "shadow": shadow, "texts": texts, "agreed": int(agreed), "feedback": labelled,
+             "live_right": int(live_right or 0), "shadow_right": int(shadow_right or 0)}
+            for live, shadow, texts, agreed, labelled, live_right, shadow_right in rows]
 
 
 def read_frame(url, query, *, times):

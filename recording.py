@@ -28,34 +28,41 @@ class Recorder:
     log : prediction_log.PredictionLog
         Where rows go; disabled for PREDICTION_LOG=off.
     models : dict
-        Name -> loaded `model.SentimentModel`.
+        Name -> loaded `model.SentimentModel`, the ones served at start; `learn` adds those switched in later.
     metrics : metrics.Metrics
         Counts feedback by model, predicted and actual label.
     """
 
     def __init__(self, *, signer, log, models, metrics):
         self.signer, self.log, self.metrics = signer, log, metrics
-        self.versions = {name: served.version for name, served in models.items()}
-        self.by_tag = {ids.version_tag(v): v for v in self.versions.values()}
-        # name -> (its position in MODEL_NAMES, its version's tag, {label: position})
-        self.stamps = {name: (MODEL_NAMES.index(name), ids.version_tag(version),
-                              {label: i for i, label in enumerate(models[name].labels)})
-                       for name, version in self.versions.items()}
+        self.by_tag = {}  # version tag -> model_version, of every version this process has served
+        self.stamps = {}  # model_version -> (its model's position in MODEL_NAMES, its tag, {label: position})
+        for served in models.values():
+            self.learn(served)
 
-    def stamp(self, name, scored, texts, *, request_id):
-        """Give each answer of model `name` (a `model.Scored`'s) its id and version; return what records
-        them: a function of no arguments that queues their rows (app.py runs it once the answer has been sent)."""
+    def learn(self, served):
+        """Get ready to stamp the answers of a loaded model (at start, and when a release switches one in)."""
+        tag = ids.version_tag(served.version)
+        self.by_tag[tag] = served.version
+        self.stamps[served.version] = (MODEL_NAMES.index(served.name), tag,
+                                       {label: i for i, label in enumerate(served.labels)})
+
+    def stamp(self, served, scored, texts, *, request_id, shadow=None):
+        """Give each answer of the loaded model `served` (a `model.Scored`'s) its id and version; return what
+        records them: a function of no arguments that queues their rows (app.py runs it once the answer has
+        been sent). `shadow` is the (version, labels) of the shadow that scored the same texts, if any."""
         answers = scored.answers
-        model_index, tag, label_index = self.stamps[name]
-        version = self.versions[name]
+        version = served.version
+        model_index, tag, label_index = self.stamps[version]
         now = time.time()
         issue = self.signer.issue
         for answer in answers:
             answer["id"] = issue(model_index=model_index, label_index=label_index[answer["prediction"]],
                                  version=tag, now=now)
             answer["model_version"] = version
-        return functools.partial(self.log.record, model=name, version=version, request_id=request_id, now=now,
-                                 answers=answers, texts=texts, tokens=scored.tokens, known=scored.known)
+        return functools.partial(self.log.record, model=served.name, version=version, request_id=request_id,
+                                 now=now, answers=answers, texts=texts, tokens=scored.tokens, known=scored.known,
+                                 shadow=shadow)
 
     def feedback(self, items):
         """Check every (where, id, label) item, then count and queue them all; return what was accepted.

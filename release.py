@@ -1,28 +1,38 @@
-"""Release the built models: list their versions, promote one, roll back.
+"""Release the built models: list their versions, promote one, roll back, score one in shadow.
 
-    python release.py list [NAME]              every kept version: live, candidate, figures, the gate's verdict
+    python release.py list [NAME]              every kept version: live, shadow, candidate, figures, the gate
     python release.py promote NAME VERSION     make VERSION (a `model_version`, as answers carry) live
     python release.py rollback NAME            make the version live before the live one live again
+    python release.py shadow NAME VERSION      score every text with VERSION too, beside the live one
+    python release.py shadow NAME --off        stop scoring in shadow
+    python release.py compare NAME             the shadow's agreement with the live answers, and both
+                                               versions' accuracy on the texts that got feedback
     python release.py history [NAME]           the release history: when, which model, from, to, why
 
 A thin command line over `artifacts`, which owns the versions, the links, the lock and the history: each
 command is one verified, atomic link switch taken in turn with builds, and written to the history.
-Servers answer with the live version after a reload (SIGHUP). The model folder is MODEL_DIR's, as the
-service's (`--model-dir` to choose another).
+Running servers follow the links by themselves within MODEL_POLL_SECONDS (and on SIGHUP). The model
+folder is MODEL_DIR's and the prediction log PREDICTION_LOG's, as the service's (`--model-dir` and
+`compare --log` to choose others).
 """
 import argparse
 import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
 import artifacts
 import config
+import prediction_log
+from monitor import window_seconds
+
+FOLLOW = "Running servers switch within MODEL_POLL_SECONDS (default 2 s), or at once on SIGHUP."
 
 
 def version_rows(model_dir, name):
     """One dict per kept version of `name`, oldest first: what `list` shows."""
-    live = artifacts.live_folder(model_dir, name)
+    live, shadow = artifacts.live_folder(model_dir, name), artifacts.shadow_folder(model_dir, name)
     rows = []
     for folder in artifacts.version_folders(model_dir, name):
         try:
@@ -32,7 +42,8 @@ def version_rows(model_dir, name):
             rows.append({"version": folder.name, "state": "unreadable", "note": str(exc)})
             continue
         release = manifest.get("release", {})
-        state = "live" if folder.resolve() == live else "candidate" if release.get("live") is False else ""
+        state = "live" if folder.resolve() == live else "shadow" if folder.resolve() == shadow else \
+            "candidate" if release.get("live") is False else ""
         data = manifest["training_data"]
         rows.append({
             "version": artifacts.model_version(manifest), "state": state,
@@ -66,6 +77,32 @@ def show_history(model_dir, name):
               f"{entry['to'] or '-':<26} {entry['by']}  {entry['why']}")
 
 
+def show_comparison(url, name, since):
+    """Print how each shadow version of `name` did beside the live one, from the prediction log."""
+    pairs = prediction_log.compare_shadow(url, model=name, since=since)
+    if not pairs:
+        print(f"{name}: the prediction log has no text scored in shadow"
+              + (" in this window" if since else "") + f"; start one with `python release.py shadow {name} VERSION`.")
+        return
+    print(f"{name}")
+    print(f"  {'live':<26} {'shadow':<26} {'texts':>8} {'agreed':>7} {'feedback':>8} {'live acc':>8} "
+          f"{'shadow acc':>10}")
+    for pair in pairs:
+        labelled = pair["feedback"]
+        live_acc, shadow_acc = (f"{pair[key] / labelled:.3f}" if labelled else "-"
+                                for key in ("live_right", "shadow_right"))
+        print(f"  {pair['live']:<26} {pair['shadow']:<26} {pair['texts']:>8} {pair['agreed'] / pair['texts']:>7.1%} "
+              f"{labelled:>8} {live_acc:>8} {shadow_acc:>10}")
+
+
+def log_url(given):
+    """The prediction log `compare` reads: the URL given, else the service's PREDICTION_LOG setting."""
+    url = given or config.Settings.from_env().PREDICTION_LOG
+    if url == "off":
+        raise artifacts.ReleaseError("PREDICTION_LOG=off: there is no log to compare in; pass --log URL.")
+    return url
+
+
 def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -81,6 +118,16 @@ def parse_args(argv=None):
     rollback = commands.add_parser("rollback", help="make the version live before the live one live again")
     rollback.add_argument("name")
     rollback.add_argument("--why", default="", help="recorded in the history")
+    shadow = commands.add_parser("shadow", help="score every text with a version too, beside the live one")
+    shadow.add_argument("name")
+    which = shadow.add_mutually_exclusive_group(required=True)
+    which.add_argument("version", nargs="?", help="its model_version, as `list` shows it")
+    which.add_argument("--off", action="store_true", help="stop scoring in shadow")
+    shadow.add_argument("--why", default="", help="recorded in the history")
+    compare = commands.add_parser("compare", help="the shadow's agreement and both versions' accuracy")
+    compare.add_argument("name")
+    compare.add_argument("--log", help="the prediction log's URL (default: the PREDICTION_LOG setting)")
+    compare.add_argument("--since", type=window_seconds, help="only texts of this window back from now: 90m, 24h, 7d")
     history = commands.add_parser("history", help="the release history")
     history.add_argument("name", nargs="?")
     return parser.parse_args(argv)
@@ -100,14 +147,20 @@ def main(argv=None):
             show_list(model_dir, [name] if name else names)
         elif args.command == "history":
             show_history(model_dir, name)
+        elif args.command == "compare":
+            show_comparison(log_url(args.log), name, time.time() - args.since if args.since else None)
+        elif args.command == "shadow":
+            before, after = artifacts.shadow(model_dir, name, None if args.off else args.version, why=args.why)
+            print(f"{name}: " + (f"{after} is in shadow (was {before or 'none'}). " if after else
+                                 f"no shadow any more (was {before}). ") + FOLLOW)
         else:
             if args.command == "promote":
                 before, after = artifacts.promote(model_dir, name, args.version, why=args.why)
             else:
                 before, after = artifacts.rollback(model_dir, name, why=args.why)
-            print(f"{name}: {after} is live (was {before or 'none'}). Servers answer with it after a reload: "
-                  "kill -HUP the gunicorn master.")
-    except (artifacts.ReleaseError, artifacts.ModelError) as exc:
+            print(f"{name}: {after} is live (was {before or 'none'}). {FOLLOW}")
+    except (artifacts.ReleaseError, artifacts.ModelError, config.ConfigError,
+            prediction_log.PredictionLogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

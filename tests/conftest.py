@@ -111,6 +111,10 @@ def postgres():
 @pytest.fixture
 def postgres_url(postgres, request):
     """A fresh, empty database on the session's PostgreSQL cluster."""
+    import hashlib
     import re
 
-    return postgres.database(re.sub(r"\W", "_", request.node.name.lower())[:50] + f"_{os.getpid()}")
+    # PostgreSQL names stop at 63 bytes: the test's name cut short, and a hash of it whole (its parameters).
+    name = request.node.name
+    return postgres.database(re.sub(r"\W", "_", name.lower())[:40] + f"_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+                             f"_{os.getpid()}")

@@ -455,7 +455,7 @@ def test_each_scored_text_is_one_row_with_the_request_id_and_no_text(recording, 
     import prediction_log
 
     client = recording.test_client()
-    log, _ = recording.extensions[lifecycle.SERVICES]
+    log = recording.extensions[lifecycle.SERVICES][0]
     with client.get("/", query_string={"query": "superb"}, headers={"X-Request-ID": "req-42"}) as response:
         single = response.get_json()
         assert log.queued == 0  # queued only once the answer is sent: when the server closes it

@@ -21,13 +21,13 @@ DEFAULTS = {"MODEL_DIR": str(DEFAULT_MODEL_DIR), "MAX_QUERY_LENGTH": 10_000, "MA
             "MAX_CONTENT_LENGTH": 1_048_576, "API_TOKEN": None, "CORS_ORIGINS": ("*",), "LOG_FORMAT": "text",
             "FORWARDED_ALLOW_IPS": ("127.0.0.1", "::1"), "PROMETHEUS_MULTIPROC_DIR": None,
             "PREDICTION_LOG": "the default", "PREDICTION_LOG_TEXTS": False, "PREDICTION_LOG_SAMPLE": 1.0,
-            "PREDICTION_LOG_DAYS": 30}
+            "PREDICTION_LOG_DAYS": 30, "MODEL_POLL_SECONDS": 2.0}
 # Every setting at a value no test app should ever pick up from the environment.
 HOSTILE_ENVIRONMENT = {"MODEL_DIR": "/nowhere/models", "MAX_QUERY_LENGTH": "3", "MAX_BATCH_SIZE": "1",
                        "MAX_CONTENT_LENGTH": "10", "API_TOKEN": "from-the-shell", "CORS_ORIGINS": "https://only.example",
                        "LOG_FORMAT": "xml", "FORWARDED_ALLOW_IPS": "*",
                        "PREDICTION_LOG": "postgresql://shell@127.0.0.1:1/nowhere", "PREDICTION_LOG_TEXTS": "true",
-                       "PREDICTION_LOG_SAMPLE": "0", "PREDICTION_LOG_DAYS": "1"}
+                       "PREDICTION_LOG_SAMPLE": "0", "PREDICTION_LOG_DAYS": "1", "MODEL_POLL_SECONDS": "0"}
 
 
 def defaults():
@@ -50,10 +50,11 @@ def test_set_variables_are_read_and_converted_and_empty_ones_keep_their_defaults
                "MAX_CONTENT_LENGTH": "2048", "API_TOKEN": "s3cret", "CORS_ORIGINS": "https://a.example, https://b.example,",
                "LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "UNRELATED": "ignored",
                "FORWARDED_ALLOW_IPS": "10.0.0.5, 10.0.0.6", "PREDICTION_LOG": "postgresql://app@db.example/log",
-               "PREDICTION_LOG_TEXTS": "yes", "PREDICTION_LOG_SAMPLE": "0.25", "PREDICTION_LOG_DAYS": "7"}
+               "PREDICTION_LOG_TEXTS": "yes", "PREDICTION_LOG_SAMPLE": "0.25", "PREDICTION_LOG_DAYS": "7",
+               "MODEL_POLL_SECONDS": "0.5"}
     assert as_dict(Settings.from_env(environ)) == {
         "PREDICTION_LOG": "postgresql://app@db.example/log", "PREDICTION_LOG_TEXTS": True,
-        "PREDICTION_LOG_SAMPLE": 0.25, "PREDICTION_LOG_DAYS": 7,
+        "PREDICTION_LOG_SAMPLE": 0.25, "PREDICTION_LOG_DAYS": 7, "MODEL_POLL_SECONDS": 0.5,
         "MODEL_DIR": str(tmp_path), "MAX_QUERY_LENGTH": 50, "MAX_BATCH_SIZE": 7, "MAX_CONTENT_LENGTH": 2048,
         "API_TOKEN": "s3cret", "CORS_ORIGINS": ("https://a.example", "https://b.example"), "LOG_FORMAT": "json",
         "FORWARDED_ALLOW_IPS": ("10.0.0.5", "10.0.0.6"), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
@@ -89,6 +90,11 @@ BAD_STRINGS = {
     "a flag that is a word": ({"PREDICTION_LOG_TEXTS": "maybe"},
                               "PREDICTION_LOG_TEXTS='maybe': must be true or false (default false)."),
     "no days": ({"PREDICTION_LOG_DAYS": "0"}, "PREDICTION_LOG_DAYS='0': must be a whole number of at least 1"),
+    "a negative poll": ({"MODEL_POLL_SECONDS": "-1"}, "MODEL_POLL_SECONDS='-1': must be a number of seconds, "
+                                                      "0 or more (0 turns it off; default 2.0)."),
+    "a poll that is a word": ({"MODEL_POLL_SECONDS": "often"},
+                              "MODEL_POLL_SECONDS='often': must be a number of seconds"),
+    "an endless poll": ({"MODEL_POLL_SECONDS": "inf"}, "MODEL_POLL_SECONDS='inf': must be a number of seconds"),
 }
 # What only a mapping can hold: Python values, and names that are no setting (the environment has many).
 BAD_MAPPINGS = {

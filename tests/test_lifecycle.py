@@ -67,9 +67,9 @@ def calls(journal):
 
 # --- The app's per-process services --------------------------------------------------------------
 
-def test_an_app_is_built_with_its_prediction_log_and_its_metrics_as_its_services(app):
-    assert [type(service).__name__ for service in app.extensions[lifecycle.SERVICES]] == ["PredictionLog",
-                                                                                          "Metrics"]
+def test_an_app_is_built_with_its_prediction_log_its_metrics_and_its_follower_as_its_services(app):
+    assert [type(service).__name__ for service in app.extensions[lifecycle.SERVICES]] == [
+        "PredictionLog", "Metrics", "Follower"]
 
 
 def test_services_start_in_order_and_stop_last_first_within_the_time_given(app):

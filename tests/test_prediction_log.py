@@ -293,28 +293,33 @@ def test_a_writer_process_that_dies_is_replaced_and_its_rows_counted(tmp_path):
     assert set(drops.counts) <= {"writer_lost"}
 
 
-def test_a_schema_1_log_gains_the_token_columns_and_keeps_its_rows(url):
+# The predictions table's columns each older schema lacked.
+LATER_COLUMNS = {1: {"tokens", "known_tokens", "shadow_version", "shadow_label"}, 2: {"shadow_version", "shadow_label"}}
+
+
+@pytest.mark.parametrize("schema", sorted(LATER_COLUMNS))
+def test_an_older_log_gains_the_later_columns_and_keeps_its_rows(url, schema):
     engine = prediction_log.make_engine(url)
-    with engine.begin() as connection:  # the tables as schema 1 made them
+    with engine.begin() as connection:  # the tables as that schema made them
         old = sa.MetaData()
-        for table, left_out in ((prediction_log.predictions, {"tokens", "known_tokens"}), (prediction_log.meta, set())):
+        for table, left_out in ((prediction_log.predictions, LATER_COLUMNS[schema]), (prediction_log.meta, set())):
             sa.Table(table.name, old, *[sa.Column(c.name, c.type, primary_key=c.primary_key)
                                         for c in table.columns if c.name not in left_out])
         old.create_all(connection)
-        connection.execute(prediction_log.meta.insert().values(key="schema_version", value="1"))
+        connection.execute(prediction_log.meta.insert().values(key="schema_version", value=str(schema)))
         connection.execute(sa.text("INSERT INTO predictions (id, time, model, model_version, label, confidence, "
                                    "probabilities, text_length, text_sha256) VALUES ('old', 1.0, 'binary', 'v1', "
                                    "'Positive', 0.9, '{}', 3, 'x')"))
     engine.dispose()
     unmigrated = prediction_log.read_predictions(url)  # read before any server migrated it
-    assert unmigrated["id"].tolist() == ["old"] and unmigrated["tokens"].isna().all()
+    assert unmigrated["id"].tolist() == ["old"] and unmigrated["shadow_label"].isna().all()
     log = PredictionLog(url)
     signer = ids.Signer(log.prepare())
     log.start()
     given = record(log, signer, ["a new row"])
     log.stop(timeout=10)
     frame = prediction_log.read_predictions(url).set_index("id")
-    assert frame.loc["old", "label"] == "Positive" and frame["tokens"].isna()["old"]
+    assert frame.loc["old", "label"] == "Positive" and frame[list(LATER_COLUMNS[schema])].loc["old"].isna().all()
     assert frame.loc[given[0]["id"], "text_length"] == len("a new row")
     engine = prediction_log.make_engine(url)
     with engine.connect() as connection:
