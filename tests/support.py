@@ -162,6 +162,18 @@ def run_predict(*args, timeout=600, **kwargs):
                           timeout=timeout, **kwargs)
 
 
+def wrk_figures(output):
+    """wrk's summary as a dict: requests, requests_per_s, socket_errors (all kinds), non_2xx, and the output."""
+    figures = {"output": output, "socket_errors": 0, "non_2xx": 0}
+    figures["requests"] = int(re.search(r"(\d+) requests in", output).group(1))
+    figures["requests_per_s"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    if errors := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+        figures["socket_errors"] = sum(int(n) for n in errors.groups())
+    if non_2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        figures["non_2xx"] = int(non_2xx.group(1))
+    return figures
+
+
 def wait_for(predicate, timeout=30):
     """Poll until `predicate()` is true; return its last value."""
     deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from support import Server
+from support import Server, wrk_figures
 
 SCRIPT = Path(__file__).resolve().parent / "soak.lua"
 SOAK_REQUESTS = int(os.environ.get("SOAK_REQUESTS", 100_000))
@@ -54,15 +54,7 @@ def run_wrk(url, total, work_dir):
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)  # wrk prints its summary when interrupted
-    output = process.communicate(timeout=30)[0]
-    figures = {"output": output, "socket_errors": 0, "non_2xx": 0}
-    figures["requests"] = int(re.search(r"(\d+) requests in", output).group(1))
-    figures["requests_per_s"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    if errors := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
-        figures["socket_errors"] = sum(int(n) for n in errors.groups())
-    if non_2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
-        figures["non_2xx"] = int(non_2xx.group(1))
-    return figures
+    return wrk_figures(process.communicate(timeout=30)[0])
 
 
 def test_a_soak_of_100_000_requests_fails_none_and_does_not_grow_memory(model_dir, tmp_path):
