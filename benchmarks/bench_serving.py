@@ -26,7 +26,10 @@ the repo's real gunicorn.conf.py:
   explain   the service asked to explain every answer (`&explain=true`);
   v2        the service spoken to in the Open Inference Protocol: wrk POSTs one text to
             /v2/models/binary/infer (JSON, every output), and the POST rounds send the same 1,000
-            phrases there as the others send to POST /.
+            phrases there as the others send to POST /;
+  shadow    the service with a version of each model in shadow (`release.py shadow`): every text is
+            scored by the shadow too, its label counted and recorded. The shadow is a copy of the live
+            version under another folder: the same size and cost as any other version of the recipe.
 Every server records to a database of its own in the run's temp dir, never the checkout's state/.
 wrk (Debian package `wrk`; -t2 -c8) drives each in alternating rounds (the apps in turn, forwards
 then backwards, so no app always runs after the same one), so machine noise hits all alike; the
@@ -60,6 +63,7 @@ import bench_scoring
 import requests
 from werkzeug.test import EnvironBuilder
 
+import artifacts
 import lifecycle
 import model
 import prediction_log
@@ -69,13 +73,13 @@ ROOT = bench_scoring.ROOT
 APPS = {"service": "app:app", "log-off": "app:app", "postgres": "app:app", "before": "app:app",
         "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
         "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app", "explain": "app:app",
-        "v2": "app:app"}
+        "v2": "app:app", "shadow": "app:app"}
 OTHERS = ("baseline", "constant", "stack", "log-off")  # the table's ratio columns
 # The service asked to explain every answer (the same app; the query adds explain=true).
 EXPLAINED = {"explain"}
 # The rows whose app keeps a prediction log of this checkout (checked at the end), and where it is kept.
 RECORDING = {"service": "SQLite", "postgres": "PostgreSQL", "stack": "SQLite", "no-ops": "SQLite", "explain": "SQLite",
-            "v2": "SQLite"}
+            "v2": "SQLite", "shadow": "SQLite"}
 POSTED = ("service", "log-off", "postgres", "before", "v2")  # the rows whose POST / (v2: its infer) is measured
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
 V2_INFER = "/v2/models/binary/infer"
@@ -451,7 +455,7 @@ def main(argv=None):
                               posts=posts, extra=extra)
             recorded, complete = recording_check({name: served[name] for name in names if name in RECORDING},
                                                  figures["answered"], figures["dropped"])
-            in_process = {name: in_process_us(APPS[name], figures["model_dir"], tmp / f"metrics-{name}",
+            in_process = {name: in_process_us(APPS[name], figures["model_dirs"][name], tmp / f"metrics-{name}",
                                               calls=200 if args.smoke else 2000, explain=name in EXPLAINED,
                                               v2=name == "v2",
                                               env={"PREDICTION_LOG": log_url(name, "in-process", tmp, cluster)},
@@ -463,6 +467,16 @@ def main(argv=None):
     print_figures(figures, in_process, recorded, before=before, rounds=rounds, seconds=seconds, posts=posts,
                   extra=extra)
     return 0 if complete else 1
+
+
+def shadowed_copy(model_dir, folder):
+    """A copy of `model_dir` in `folder` where each model has a copy of its live version in shadow."""
+    copy = shutil.copytree(model_dir, folder, symlinks=True)
+    for name in artifacts.model_names(copy):
+        twin = copy / artifacts.VERSIONS_DIR / f"{name}-copied-{time.time_ns()}"
+        shutil.copytree(artifacts.live_folder(copy, name), twin)
+        artifacts.shadow(copy, name, twin.name, why="the serving benchmark")
+    return copy
 
 
 def log_url(name, kind, tmp, cluster):
@@ -482,13 +496,16 @@ def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra):
     test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
 
     startups = extra_startups(model_dir, tmp, repeats=0 if smoke else 2, extra_args=extra)
+    model_dirs = {name: model_dir for name in names}
+    if "shadow" in names:
+        model_dirs["shadow"] = shadowed_copy(model_dir, tmp / "models-shadowed")
     servers = {}
     try:
         servers["service"], first_startup, memory_after = start_service(
             model_dir, tmp, env={"PREDICTION_LOG": logs["service"]}, extra_args=extra, label="service")
         others = [name for name in names if name != "service"]
         for name in others:
-            servers[name] = Server(model_dir, target=APPS[name], env={"PREDICTION_LOG": logs[name]},
+            servers[name] = Server(model_dirs[name], target=APPS[name], env={"PREDICTION_LOG": logs[name]},
                                    log_path=tmp / f"{name}.log", args=extra, root=roots[name])
         for name in others:
             ready_seconds(servers[name], "/?query=ready")
@@ -506,7 +523,7 @@ def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra):
     fine = bench_scoring.short_phrases(phrases, count=200 if smoke else 3000)
     scorer = model.SentimentModel.load(model_dir / "fine-grained")
     predict_s, predict_cpu_s = predict_wall_s(test_file, model_dir, tmp / "submission.csv", repeats=1 if smoke else 3)
-    return {"model_dir": model_dir, "results": results, "posted": posted, "answered": answered, "dropped": dropped,
+    return {"model_dirs": model_dirs, "results": results, "posted": posted, "answered": answered, "dropped": dropped,
             "fast_us": bench_scoring.median_us_per_query(scorer.scorer_.predict_proba, fine),
             "sklearn_us": bench_scoring.median_us_per_query(scorer.predict_proba_sklearn, fine),
             "predict_s": predict_s, "predict_cpu_s": predict_cpu_s, "test_file": test_file, "phrases": len(phrases),
@@ -536,6 +553,9 @@ def print_figures(figures, in_process, recorded, *, before, rounds, seconds, pos
                          round_ratios(results, "explain", "service")))
     if "v2" in results:
         print(ratio_line("Open Inference Protocol, one text, against GET /", round_ratios(results, "v2", "service")))
+    if "shadow" in results:
+        print(ratio_line("GET with a version in shadow against the same GET without",
+                         round_ratios(results, "shadow", "service")))
     print()
     print(post_table(figures["posted"], rounds=rounds, posts=posts))
     if "v2" in figures["posted"]:
