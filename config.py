@@ -76,31 +76,28 @@ def flag(name, raw, default):
 FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-def share(name, raw, default):
-    """A number from 0 to 1 (a fraction of requests)."""
+def number(name, raw, default, *, low, high, rule, hint=""):
+    """A number setting from `low` to `high` (a word or nan fails both bounds); `rule` says the range."""
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        value = -1.0
-    if isinstance(raw, bool) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name}={raw!r}: must be a number from 0 to 1 (default {default}).")
+        value = float("nan")
+    if isinstance(raw, bool) or not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r}: must be {rule} ({hint}default {default}).")
     return value
+
+
+def share(name, raw, default):
+    """A number from 0 to 1 (a fraction of requests)."""
+    return number(name, raw, default, low=0.0, high=1.0, rule="a number from 0 to 1")
 
 
 def seconds(name, raw, default):
     """A time in seconds, 0 or more (0: never)."""
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = -1.0
-    if isinstance(raw, bool) or not 0.0 <= value < float("inf"):
-        raise ConfigError(f"{name}={raw!r}: must be a number of seconds, 0 or more (0 turns it off; default "
-                          f"{default}).")
-    return value
+    return number(name, raw, default, low=0.0, high=float(1 << 31), rule="a number of seconds, 0 or more",
+                  hint="0 turns it off; ")
 
 
 def database_url(name, raw, default):

@@ -187,6 +187,7 @@ class Metrics:
                                                              self.texts_without_known_terms, self.confidence,
                                                              self.text_length))
             sums.write_to(*series)
+            self.write_shadow(model_name, sums)
 
     # A per-process part of the app (lifecycle.Service): nothing to start; at exit, write what is summed.
     def start(self):
@@ -209,16 +210,27 @@ class Metrics:
             series.inc(count)
 
     def count_shadow(self, model_name, answers, shadow_labels):
-        """Count the texts whose shadow label agreed with the answer's, and those whose did not."""
+        """Count the texts whose shadow label agreed with the answer's, and those whose did not: summed in
+        this process and written with the drift signals (`write_signals`), for the same reason."""
+        agree = sum(1 for answer, label in zip(answers, shadow_labels) if answer["prediction"] == label)
+        with self.signals_lock:
+            sums = self.signals.get(model_name)
+            if sums is None:
+                sums = self.signals[model_name] = SignalSums()
+            sums.shadow_agreed += agree
+            sums.shadow_disagreed += len(answers) - agree
+
+    def write_shadow(self, model_name, sums):
+        """Add one model's summed shadow counts to `sentiment_shadow_total`."""
+        if not (sums.shadow_agreed or sums.shadow_disagreed):
+            return
         series = self.shadow_series.get(model_name)
         if series is None:
             series = self.shadow_series[model_name] = (self.shadow.labels(model_name, "true"),
                                                        self.shadow.labels(model_name, "false"))
-        agree = sum(1 for answer, label in zip(answers, shadow_labels) if answer["prediction"] == label)
-        if agree:
-            series[0].inc(agree)
-        if agree < len(answers):
-            series[1].inc(len(answers) - agree)
+        for counter, count in zip(series, (sums.shadow_agreed, sums.shadow_disagreed)):
+            if count:
+                counter.inc(count)
 
     def count_model_load(self, model_name, role, outcome):
         """Count one version a running server loaded (or refused) after a release."""
@@ -255,12 +267,14 @@ class Metrics:
 
 class SignalSums:
     """One model's drift signals summed over requests: texts, tokens, known tokens, texts with no known
-    term, and the confidence and length histograms' bucket counts and sums."""
+    term, the confidence and length histograms' bucket counts and sums, and the shadow's agreement."""
 
-    __slots__ = ("texts", "tokens", "known", "without", "confidence", "confidence_sum", "length", "length_sum")
+    __slots__ = ("texts", "tokens", "known", "without", "confidence", "confidence_sum", "length", "length_sum",
+                 "shadow_agreed", "shadow_disagreed")
 
     def __init__(self):
         self.texts = self.tokens = self.known = self.without = 0
+        self.shadow_agreed = self.shadow_disagreed = 0  # texts whose shadow label was the answer's, and was not
         # One count per bucket, the last for +Inf.
         self.confidence = [0] * (len(drift.CONFIDENCE_BUCKETS) + 1)
         self.length = [0] * (len(drift.LENGTH_BUCKETS) + 1)
