@@ -60,7 +60,8 @@ def reload_and_wait(server):
 
 def test_a_model_rebuilt_under_load_is_served_after_sighup_with_no_failed_request(model_dir, tiny_data, tmp_path):
     models = copy_models(model_dir, tmp_path / "models")
-    server = Server(models).wait_healthy()
+    # Following off, so only the reload serves the build (tests/e2e/test_releases_live.py: following).
+    server = Server(models, env={"MODEL_POLL_SECONDS": "0"}).wait_healthy()
     try:
         old = server.models_created_at()
         with Load(server.url, threads=4) as load:
