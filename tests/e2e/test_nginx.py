@@ -126,8 +126,11 @@ def test_sighup_reloads_models_through_the_proxy(stack, models, tiny_data):
     before = created()
     build_models(tiny_data / "train.tsv", models)
     gunicorn.process.send_signal(signal.SIGHUP)
-    after = wait_for(lambda: (now := created()) != before and now, timeout=30)
-    assert after and all(after[name] > before[name] for name in before)
+    def all_newer():  # the workers' followers may switch the models one at a time before the reload does
+        now = created()
+        return all(now[name] > before[name] for name in before) and now
+
+    assert wait_for(all_newer, timeout=30)
     assert requests.get(proxy.url + "/", params={"query": "a superb film"}, timeout=5).status_code == 200
 
 
