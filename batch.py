@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,9 +95,19 @@ class VerifiedModel:
 
 # --- Inputs ---------------------------------------------------------------------------------------
 
+def is_url(name):
+    """True for an fsspec URL (`s3://bucket/key`, `https://host/file`), False for a path on this machine."""
+    return "://" in str(name)
+
+
 def open_input(path):
-    """Open a file for reading bytes; return (raw file, stream), the stream gunzipping a gzip file."""
-    raw = open(path, "rb")
+    """Open a file or fsspec URL for reading bytes; return (raw file, stream), the stream gunzipping a gzip file."""
+    if is_url(path):
+        import fsspec  # only for URLs: each kind needs its own package (docs/batch.md)
+
+        raw = fsspec.open(str(path), "rb").open()
+    else:
+        raw = open(path, "rb")
     compressed = raw.read(2) == b"\x1f\x8b"
     raw.seek(0)
     return raw, (gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw)
@@ -124,22 +135,146 @@ def read_blocks(paths, *, kaggle, block_size=BLOCK_SIZE):
     for path in paths:
         raw, stream = open_input(path)
         with raw, stream:
-            line = 1
-            position = 0
-            if kaggle:
-                line += read_gzip(path, stream.readline, MAX_LINE).count(b"\n")
-            while data := read_whole_lines(path, stream, block_size, line):
-                yield Block(str(path), line, data, number, raw.tell() - position)
+            for block in file_blocks(str(path), stream, kaggle=kaggle, block_size=block_size, number=number):
+                yield block
                 number += 1
-                line += data.count(b"\n")
-                position = raw.tell()
+
+
+def file_blocks(path, stream, *, kaggle, block_size, number=0):
+    """Yield the `Block`s of one open file from its start (its Kaggle header skipped), numbered from `number`."""
+    line = 1
+    if kaggle:
+        line += read_gzip(path, stream.readline, MAX_LINE).count(b"\n")
+    position = 0
+    while data := read_cell(path, stream, block_size, line):
+        disk = raw_position(stream)
+        yield Block(path, line, data, number, disk - position)
+        number += 1
+        line += data.count(b"\n")
+        position = disk
+
+
+def raw_position(stream):
+    """How far into the file on disk a stream has read (for a gzip stream, of the compressed bytes)."""
+    return stream.fileobj.tell() if isinstance(stream, gzip.GzipFile) else stream.tell()
+
+
+def read_cell(path, stream, block_size, first_line):
+    """The line-boundary rule, which every reader of blocks follows, so blocks end where they always end.
+
+    Block k of a file holds the lines that start in bytes [k * block_size, (k + 1) * block_size) (of the
+    decompressed bytes, for gzip). `stream` is at the start of a line: return that line and the next ones
+    that start in the same block (b"" at the end of the file). `first_line` is the number of the first
+    line read, for the `DataError` a line longer than `MAX_LINE` raises.
+    """
+    position = stream.tell()
+    return read_whole_lines(path, stream, (position // block_size + 1) * block_size - position, first_line)
+
+
+def seek_cell(path, stream, offset):
+    """Move a seekable `stream` to the first line that starts at or after byte `offset` (the start of the
+    block at `offset`, by `read_cell`'s rule): past the rest of a line that began before it."""
+    if offset == 0:
+        stream.seek(0)
+        return
+    stream.seek(offset - 1)
+    if stream.read(1) == b"\n":
+        return
+    while (rest := read_gzip(path, stream.readline, MAX_LINE)) and not rest.endswith(b"\n"):
+        pass  # a line longer than MAX_LINE: the block it starts in refuses it
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What a worker reads for itself (`read_cell_blocks`): the block at `offset` of one input, or the whole
+    of a gzip input, which cannot be read from the middle (`offset` None).
+
+    `name` is the input as errors give it, `location` what the worker opens (an absolute path or a URL),
+    `file` its place among the run's inputs, `size` its size in bytes when the run started.
+    """
+    name: str
+    location: str
+    file: int
+    offset: int | None
+    size: int
+    kaggle: bool
+
+
+def plan_cells(paths, *, kaggle, block_size):
+    """The `Cell`s that cover `paths`, in input order: one per `block_size` bytes of each plain file, one per
+    gzip file."""
+    cells = []
+    for file, path in enumerate(paths):
+        location = str(path) if is_url(path) else str(Path(path).resolve())
+        raw, stream = open_input(location)
+        with raw, stream:
+            size = file_size(location)
+            offsets = [None] if isinstance(stream, gzip.GzipFile) else range(0, max(size, 1), block_size)
+        cells += [Cell(str(path), location, file, offset, size, kaggle) for offset in offsets]
+    return cells
+
+
+def file_size(path):
+    """The size in bytes of a file or fsspec URL."""
+    if not is_url(path):
+        return os.path.getsize(path)
+    import fsspec
+
+    filesystem, inner = fsspec.core.url_to_fs(str(path))
+    return filesystem.size(inner)
+
+
+def open_size(raw):
+    """The size in bytes of an open input (a local file, or an fsspec file, which knows its size)."""
+    return raw.size if hasattr(raw, "size") else os.fstat(raw.fileno()).st_size
+
+
+@contextmanager
+def open_cell(cell):
+    """The cell's input, open on this worker and checked to be the file the run started with: `DataError` naming
+    it when it cannot be opened here, or has changed size."""
+    try:
+        raw, stream = open_input(cell.location)
+    except OSError as exc:
+        raise util.DataError(f"{cell.name}: cannot be read where the Dask worker runs ({exc.strerror or exc}); "
+                             "if only this machine can read it, use --read-on client.") from None
+    with raw, stream:
+        size = open_size(raw)
+        if size != cell.size:
+            raise util.DataError(f"{cell.name}: changed during the run ({cell.size:,} bytes when it started, "
+                                 f"{size:,} now); score it again once it is complete.")
+        yield stream
+
+
+def count_cell_lines(cell, block_size):
+    """How many lines start in the cell (its Kaggle header included): what puts a number on the next cell's
+    first line."""
+    with open_cell(cell) as stream:
+        seek_cell(cell.name, stream, cell.offset)
+        return read_cell(cell.name, stream, block_size, 1).count(b"\n") if stream.tell() < cell.offset + block_size \
+            else 0
+
+
+def read_cell_blocks(cell, block_size, first_line):
+    """The `Block`s of a cell (none, one, or every block of a gzip file) as the local engine's reader cuts them;
+    `first_line` is the number of the cell's first line. Blocks are numbered from 0 within the cell."""
+    with open_cell(cell) as stream:
+        if cell.offset is None:
+            return list(file_blocks(cell.name, stream, kaggle=cell.kaggle, block_size=block_size))
+        seek_cell(cell.name, stream, cell.offset)
+        if stream.tell() >= cell.offset + block_size:  # a line from an earlier block fills this one
+            return []
+        line = first_line
+        if cell.kaggle and cell.offset == 0:
+            line += read_gzip(cell.name, stream.readline, MAX_LINE).count(b"\n")
+        data = read_cell(cell.name, stream, block_size, line)
+        return [Block(cell.name, line, data, 0, len(data))] if data else []
 
 
 def read_whole_lines(path, stream, size, first_line):
-    """The line-boundary rule: `size` bytes of `stream`, then the rest of the line they end in (b"" at its end).
+    """`size` bytes of `stream`, then the rest of the line they end in (b"" at its end).
 
-    Every reader of blocks cuts them here, so blocks end where they always end. `first_line` is the
-    number of the first line read, for the `DataError` a line longer than `MAX_LINE` raises.
+    `first_line` is the number of the first line read, for the `DataError` a line longer than `MAX_LINE` raises.
     """
     data = read_gzip(path, stream.read, size)
     if data and not data.endswith(b"\n"):
@@ -320,19 +455,25 @@ class FolderOutput:
 
     def __enter__(self):
         self.staging = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
+        self.parts = 0
         return self
 
     def write(self, block, data):
-        """Write a block's rows as its own part file."""
-        with open(self.staging / f"part-{block.number:05d}.csv", "wb") as part:
-            part.write(self.header + data)
-            os.fsync(part.fileno())
+        """Write a block's rows as the next part file; `data` may be a `WrittenPart` already in the folder."""
+        part = self.staging / f"part-{self.parts:05d}.csv"
+        if isinstance(data, WrittenPart):
+            os.rename(self.staging / data.name, part)
+        else:
+            write_part(part, self.header + data)
+        self.parts += 1
 
     def __exit__(self, exc_type, *_):
         if exc_type is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             return False
         try:
+            for leftover in self.staging.glob(".*"):  # written by a worker that died before its task finished
+                leftover.unlink()
             (self.staging / SUCCESS_FILE).touch()
             os.chmod(self.staging, 0o777 & ~util.UMASK)
             if self.path.is_dir():  # empty, checked at the start
@@ -342,3 +483,19 @@ class FolderOutput:
             shutil.rmtree(self.staging, ignore_errors=True)
             raise
         return False
+
+
+@dataclass(frozen=True)
+class WrittenPart:
+    """A block's rows that a Dask worker wrote into the output folder itself, as the hidden file `name`."""
+    name: str
+
+
+def write_part(path, data):
+    """Write one part file whole, synced to disk, renamed into place (a retried task may write it again)."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as part:
+        part.write(data)
+        os.fsync(part.fileno())
+    os.replace(temporary, path)

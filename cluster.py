@@ -1,16 +1,24 @@
-"""The Dask engine: score a corpus's blocks on a Dask cluster, and write them here in input order.
+"""The Dask engine: score a corpus's blocks on a Dask cluster, and deliver them here in input order.
 
 This process (the client) verifies the model folder against its manifest and sends the verified
-bytes to every worker inside a worker plugin (`ModelPlugin`), so the workers need no shared file
-system: each checks the hashes and its scikit-learn version again, unpickles through the same
+bytes to every worker inside a worker plugin (`ModelPlugin`), so the workers need no copy of the
+models: each checks the hashes and its scikit-learn version again, unpickles through the same
 restricted unpickler as the service, and keeps the model for the whole run. The plugin is held by
 the scheduler, so a worker that joins later (a replacement for one that died) gets the model too.
 
-Each block is one task (`score_on_worker`), which calls `batch.score_block` exactly as the local engine
-does. A block's bytes travel inside its task, so when a worker dies the scheduler can run its tasks
-again elsewhere. The client keeps a few blocks in flight per worker and writes results in order as
-they arrive, so its memory stays flat too.
+Two ways to feed the workers, both calling `batch.score_block` exactly as the local engine does:
+- **Workers read** (`score_cells`): each task names a `batch.Cell`, a byte range of a file or URL every
+  worker can open; the worker reads it, cuts it with the local engine's rule, scores it and, with
+  `--output-dir`, writes its part into the output folder itself. The client only orders the results.
+  Plain text needs each block's first line number in its rows, so a small task per block counts its
+  lines first (submitted ahead, at a higher priority); a Kaggle file's rows carry PhraseIds, so its
+  blocks are counted only when one holds a bad line, to name that line.
+- **The client reads** (`score_blocks`): each block's bytes travel inside its task, for inputs only
+  this machine can read.
+Either way a task holds all it needs, so when a worker dies the scheduler runs its tasks again
+elsewhere. The client keeps a few tasks in flight per worker, so its memory stays flat.
 """
+import dataclasses
 import logging
 import os
 import uuid
@@ -50,56 +58,148 @@ class ModelPlugin(WorkerPlugin):
             raise ModelError(self.error) from None
 
 
-def score_on_worker(plugin_name, job, block):
-    """The Dask task for one block: `batch.score_block` with this worker's copy of the model."""
+def worker_model(plugin_name):
+    """This worker's copy of the run's model, or the `ModelError` it refused it with."""
     plugin = get_worker().plugins[plugin_name]
     if plugin.model is None:
         raise ModelError(plugin.error)
-    return batch.score_block(plugin.model, job, block)
+    return plugin.model
 
 
-def run_dask(verified, job, blocks, deliver, *, scheduler=None, workers=None, quiet=False):
-    """Score `blocks` on a Dask cluster and hand each to `deliver(block, rows, data)` in input order.
+def score_on_worker(plugin_name, job, block):
+    """The Dask task for one block read by the client: `batch.score_block` with this worker's model."""
+    return batch.score_block(worker_model(plugin_name), job, block)
 
-    `verified` is a `batch.VerifiedModel`; its checked bytes go to the workers. With `scheduler` (an
-    address) the run uses that cluster; without, a local cluster of `workers` worker processes that
-    lives as long as the run.
+
+def count_on_worker(cell, block_size):
+    """The Dask task that counts the lines of one cell, read on the worker."""
+    return batch.count_cell_lines(cell, block_size)
+
+
+def score_cell_on_worker(plugin_name, job, cell, block_size, first_line, staging):
+    """The Dask task for one cell read on the worker: a list of (block, rows, data) in order, the blocks
+    without their bytes. With `staging` (the output folder being filled) the worker writes each block's
+    part there itself, and data is its `batch.WrittenPart`; without, data is the rows' bytes."""
+    model = worker_model(plugin_name)
+    results = []
+    for number, block in enumerate(batch.read_cell_blocks(cell, block_size, first_line)):
+        rows, data = batch.score_block(model, job, block)
+        if staging is not None and rows:
+            data = write_on_worker(staging, f".cell-{cell.file:06d}-{cell.offset or 0:015d}-{number:05d}.csv",
+                                   job.header(model.labels) + data)
+        results.append((dataclasses.replace(block, data=b""), rows, data))
+    return results
+
+
+def write_on_worker(staging, name, data):
+    """Write a part into the output folder being filled; `DataError` when this worker cannot see it."""
+    try:
+        batch.write_part(os.path.join(staging, name), data)
+    except FileNotFoundError:
+        raise util.DataError(f"{os.path.dirname(staging)}: the folder of --output-dir is not there where the Dask "
+                             "worker runs; give an --output-dir on a file system every worker shares, or use -o FILE."
+                             ) from None
+    return batch.WrittenPart(name)
+
+
+@contextmanager
+def session(verified, *, scheduler=None, workers=None, quiet=False):
+    """A client of a Dask cluster whose workers hold the `batch.VerifiedModel`: yield (client, plugin name).
+
+    With `scheduler` (an address) the cluster running there; without, a local cluster of `workers`
+    worker processes that lives as long as the run.
     """
     with connect(scheduler, workers, quiet) as client:
         plugin = ModelPlugin(verified.files, verified.folder)
         try:
             client.register_plugin(plugin, name=plugin.name)  # raises the first worker's refusal
-            score_in_order(client, plugin.name, job, blocks, deliver)
+            yield client, plugin.name
         finally:  # a shared cluster keeps no copy of the model once the run is over, whatever its end
             with suppress(ValueError, OSError):
                 client.unregister_worker_plugin(plugin.name)
 
 
-def score_in_order(client, plugin_name, job, blocks, deliver):
-    """Submit blocks as tasks, a few per worker ahead, and deliver the results in submission order."""
-    limit = IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
-    pending = deque()
+def in_flight(client):
+    """How many tasks to keep submitted: enough that no worker waits while the client takes results."""
+    return IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+
+
+def score_blocks(client, plugin_name, job, blocks, deliver):
+    """Score blocks the client reads, as tasks holding their bytes; `deliver(block, rows, data)` in input order."""
+    limit, pending, run = in_flight(client), deque(), uuid.uuid4().hex
     try:
         for block in blocks:
             pending.append((block, client.submit(score_on_worker, plugin_name, job, block,
-                                                 key=f"{plugin_name}-block-{block.number}")))
+                                                 key=f"sentiment-block-{run}-{block.number}")))
             while len(pending) >= limit:
-                deliver_first(pending, deliver)
+                deliver_block(*pending.popleft(), deliver)
         while pending:
-            deliver_first(pending, deliver)
+            deliver_block(*pending.popleft(), deliver)
     finally:
         client.cancel([future for _, future in pending])
 
 
-def deliver_first(pending, deliver):
-    """Wait for the oldest block's result and deliver it; a block that kept killing workers is an error."""
-    block, future = pending.popleft()
+def deliver_block(block, future, deliver):
+    """Wait for a block's result and deliver it; a block that kept killing workers is an error."""
     try:
         rows, data = future.result()
     except KilledWorker:
-        raise util.DataError(f"{block.path}: the Dask workers died each time they scored the block from line "
-                             f"{block.first_line}; see the workers' logs (often memory: try --block-size).") from None
+        raise killed(block.path, f"the block from line {block.first_line}") from None
     deliver(block, rows, data)
+
+
+def killed(name, where):
+    """The error for a task that killed every worker it was given to."""
+    return util.DataError(f"{name}: the Dask workers died each time they scored {where}; see the "
+                          "workers' logs (often memory: try --block-size).")
+
+
+def score_cells(client, plugin_name, job, cells, deliver, *, block_size, staging=None):
+    """Score `batch.Cell`s the workers read themselves; `deliver(block, rows, data)` in input order.
+
+    With `staging`, the folder `batch.FolderOutput` is filling, the workers write the parts there and
+    data is a `batch.WrittenPart`.
+    """
+    run = uuid.uuid4().hex  # task keys of this run only, however many runs share the cluster
+    counts = [client.submit(count_on_worker, cell, block_size, priority=10, key=f"sentiment-count-{run}-{index}")
+              if not job.kaggle and cell.offset is not None else None for index, cell in enumerate(cells)]
+    limit, pending, next_line = in_flight(client), deque(), {}
+    try:
+        for index, (cell, count) in enumerate(zip(cells, counts)):
+            first_line = next_line.get(cell.file, 1)
+            pending.append((index, first_line, client.submit(
+                score_cell_on_worker, plugin_name, job, cell, block_size, first_line, staging,
+                key=f"sentiment-cell-{run}-{index}")))
+            if count is not None:
+                next_line[cell.file] = first_line + count.result()
+            while len(pending) >= limit:
+                deliver_cell(client, plugin_name, job, cells, *pending.popleft(), deliver, block_size=block_size)
+        while pending:
+            deliver_cell(client, plugin_name, job, cells, *pending.popleft(), deliver, block_size=block_size)
+    finally:
+        client.cancel([future for *_, future in pending] + [count for count in counts if count is not None])
+
+
+def deliver_cell(client, plugin_name, job, cells, index, first_line, future, deliver, *, block_size):
+    """Wait for a cell's result and deliver its blocks. A bad line in a Kaggle file, whose blocks were not
+    counted, is found again with its true line number, so that the error names it."""
+    cell = cells[index]
+    try:
+        results = future.result()
+    except KilledWorker:
+        where = ("the whole file (one task for a gzip file)" if cell.offset is None else
+                 f"the block at byte {cell.offset:,}" if job.kaggle else f"the block from line {first_line}")
+        raise killed(cell.name, where) from None
+    except util.DataError:
+        if not (job.kaggle and cell.offset):
+            raise
+        earlier = [other for other in cells[:index] if other.file == cell.file]
+        counted = client.gather(client.map(count_on_worker, earlier, block_size=block_size, pure=False))
+        client.submit(score_cell_on_worker, plugin_name, job, cell, block_size, 1 + sum(counted), None,
+                      pure=False).result()
+        raise  # the same cell counted from its true first line did not fail: the file changed
+    for block, rows, data in results:
+        deliver(block, rows, data)
 
 
 @contextmanager
@@ -110,7 +210,7 @@ def connect(scheduler, workers, quiet):
     if quiet:
         logging.getLogger("distributed").setLevel(logging.ERROR)
     if scheduler is None:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                           silence_logs=logging.ERROR if quiet else logging.WARNING) as local, \
                 Client(local, direct_to_workers=True) as client:
             yield client

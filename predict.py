@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
@@ -84,6 +85,11 @@ def parse_args(argv):
                         type=positive_int("workers", "how many worker processes", "--workers 2"),
                         help="with --engine dask and no --scheduler: worker processes of the local cluster "
                              "(default: one per core)")
+    parser.add_argument("--read-on", choices=["auto", "client", "workers"], default="auto",
+                        help="with --engine dask: who reads the inputs. workers: each reads its own byte ranges "
+                             "(the inputs must be URLs or paths every worker can open) and, with --output-dir, "
+                             "writes its own parts; client: this process reads and sends the blocks; auto "
+                             "(default): workers for URLs or a cluster on this machine, else client")
     parser.add_argument("--block-size", type=block_size, default=batch.BLOCK_SIZE, metavar="SIZE",
                         help="input bytes per block, the unit of work and of --output-dir files (default 4MiB)")
     shown = parser.add_mutually_exclusive_group()
@@ -91,8 +97,8 @@ def parse_args(argv):
                        help="show a progress bar on standard error even when it is not a terminal")
     shown.add_argument("--quiet", action="store_true", help="print nothing but errors")
     args = parser.parse_args(argv)
-    if args.engine == "local" and (args.scheduler or args.workers):
-        parser.error("--scheduler and --workers are for --engine dask")
+    if args.engine == "local" and (args.scheduler or args.workers or args.read_on != "auto"):
+        parser.error("--scheduler, --workers and --read-on are for --engine dask")
     if args.scheduler and args.workers:
         parser.error("--workers starts a local cluster; with --scheduler the cluster's own workers do the work")
     return args
@@ -102,7 +108,9 @@ def input_files(patterns):
     """The files the command line names, globs expanded in sorted order; `DataError` for a name that is none."""
     paths = []
     for pattern in patterns:
-        if Path(pattern).is_file():
+        if batch.is_url(pattern):
+            paths += remote_files(pattern)
+        elif Path(pattern).is_file():
             paths.append(Path(pattern))
         elif Path(pattern).is_dir():
             raise util.DataError(f"{pattern}: is a folder; give its files, e.g. '{Path(pattern) / '*.txt'}'.")
@@ -114,6 +122,42 @@ def input_files(patterns):
         else:
             raise util.DataError(f"{pattern}: no such file.")
     return paths
+
+
+def remote_files(pattern):
+    """The files an fsspec URL names (a glob expanded in sorted order); `DataError` for one that names none."""
+    import fsspec  # only for URLs: each kind needs its own package (docs/batch.md)
+
+    try:
+        filesystem, path = fsspec.core.url_to_fs(pattern)
+    except ImportError as exc:
+        raise util.DataError(f"{pattern}: reading this kind of URL needs a package that is not installed ({exc}); "
+                             "see docs/batch.md.") from None
+    if glob.has_magic(pattern):
+        matches = sorted(filesystem.unstrip_protocol(match) for match in filesystem.glob(path))
+        if not matches:
+            raise util.DataError(f"{pattern}: matches no file.")
+        return matches
+    if not filesystem.isfile(path):
+        raise util.DataError(f"{pattern}: no such file.")
+    return [pattern]
+
+
+def read_on_workers(args, paths):
+    """True when the Dask workers read the inputs themselves (--read-on, or what auto chooses, with a note
+    on standard error when it leaves the reading to the client)."""
+    if args.read_on != "auto":
+        return args.read_on == "workers"
+    if args.scheduler is None or all(batch.is_url(path) for path in paths):
+        return True  # a local cluster shares this machine's files; every worker can open a URL
+    host = urlsplit(args.scheduler if "://" in args.scheduler else f"tcp://{args.scheduler}").hostname
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return True
+    if not args.quiet:
+        print(f"note: the client reads the inputs and sends them to the cluster at {args.scheduler}, since they are "
+              "files on this machine; give --read-on workers if every worker sees them at the same paths "
+              "(a shared file system), or give URLs.", file=sys.stderr)
+    return False
 
 
 def input_kind(paths, explain):
@@ -151,13 +195,12 @@ def score(args, paths, kaggle):
     """Run the job; return (rows scored, model name)."""
     verified = load_model(args, kaggle)
     job = batch.Job(kaggle=kaggle, explain=args.explain, file_column=len(paths) > 1 and not kaggle)
-    blocks = batch.read_blocks(paths, kaggle=kaggle, block_size=args.block_size)
     if args.output_dir:
         output = batch.FolderOutput(args.output_dir, job.header(verified.labels))
     else:
         output = batch.FileOutput(args.output, job.header(verified.labels))
     rows = 0
-    with output, tqdm(total=sum(path.stat().st_size for path in paths), unit="B", unit_scale=True,
+    with output, tqdm(total=sum(map(batch.file_size, paths)), unit="B", unit_scale=True,
                       unit_divisor=1024, desc="scoring", file=sys.stderr, dynamic_ncols=True,
                       disable=args.quiet or not (args.progress or sys.stderr.isatty())) as bar:
         def deliver(block, count, data):
@@ -168,15 +211,30 @@ def score(args, paths, kaggle):
             bar.set_postfix_str(f"{rows:,} {'phrases' if kaggle else 'lines'}", refresh=False)
 
         if args.engine == "local":
-            batch.run_local(verified, job, blocks, deliver)
+            batch.run_local(verified, job, batch.read_blocks(paths, kaggle=kaggle, block_size=args.block_size),
+                            deliver)
         else:
-            import cluster  # only here: distributed takes a moment to import
-
-            cluster.run_dask(verified, job, blocks, deliver, scheduler=args.scheduler,
-                             workers=args.workers or cluster.default_workers(), quiet=args.quiet)
+            run_dask(args, paths, verified, job, deliver, staging=getattr(output, "staging", None))
         if kaggle and rows == 0:  # inside the `with`: an empty submission is not written
             raise util.DataError(f"{', '.join(map(str, paths))}: a header but no rows; nothing to submit.")
     return rows, verified.name
+
+
+def run_dask(args, paths, verified, job, deliver, *, staging):
+    """The Dask engine: the workers read the inputs (and write the parts into `staging`, the output folder
+    being filled, if any), or the client reads them and sends the blocks."""
+    import cluster  # only here: distributed takes a moment to import
+
+    on_workers = read_on_workers(args, paths)
+    with cluster.session(verified, scheduler=args.scheduler, workers=args.workers or cluster.default_workers(),
+                         quiet=args.quiet) as (client, plugin):
+        if on_workers:
+            cells = batch.plan_cells(paths, kaggle=job.kaggle, block_size=args.block_size)
+            cluster.score_cells(client, plugin, job, cells, deliver, block_size=args.block_size,
+                                staging=None if staging is None else str(staging.resolve()))
+        else:
+            cluster.score_blocks(client, plugin, job, batch.read_blocks(paths, kaggle=job.kaggle,
+                                                                         block_size=args.block_size), deliver)
 
 
 def main(argv=None):

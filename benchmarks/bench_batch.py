@@ -3,6 +3,8 @@
     python benchmarks/bench_batch.py                         # 1M and 5M lines, models built from $KAGGLE_DATA_DIR
     python benchmarks/bench_batch.py --model-dir lib/models --lines 1000000 --rounds 1
     python benchmarks/bench_batch.py --smoke                 # a minute, tiny data
+    python benchmarks/bench_batch.py --cluster               # a running cluster of 2 workers, 2M lines
+    python benchmarks/bench_batch.py --cluster --smoke
 
 Writes each corpus by repeating Kaggle's test phrases, one per line, to the size asked, then runs
 predict.py as a user does (a process of its own, `--model binary -o FILE`) with the local engine and
@@ -11,6 +13,13 @@ For each engine and size it prints the median wall time (start-up included), phr
 the median peak resident memory of predict.py's own process (for the Dask engine, the client's). It
 checks that every engine wrote the same bytes, and prints each engine's start-up cost: the
 wall time of the same command on 1,000 lines.
+
+With `--cluster` it starts a cluster as docs/batch.md does (`dask scheduler` and `dask worker --nworkers 2
+--nthreads 1` on loopback) and compares the local engine with `--scheduler` runs where the workers read
+(`-o FILE`, and `--output-dir`, where they write the parts too) and where the client reads. Besides wall
+time it measures CPU (user + system, from /proc) of predict.py, the scheduler and the workers, over each
+run and over a small run, whose difference is the marginal cost of the lines between them, model loading
+and start-up taken out. From those costs per block it prints what more workers would do on paper.
 """
 import argparse
 import hashlib
@@ -26,14 +35,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import util  # noqa: E402
-from tests.support import build_models, write_tiny_kaggle  # noqa: E402
+from batch import BLOCK_SIZE  # noqa: E402
+from tests.support import DaskCluster, build_models, write_tiny_kaggle  # noqa: E402
 
 ENGINES = {"local": [], "dask, 1 worker": ["--engine", "dask", "--workers", "1"],
            "dask, 2 workers": ["--engine", "dask", "--workers", "2"]}
+# With --cluster: predict.py's options for each row, the scheduler's address added.
+CLUSTER_ENGINES = {"local": [], "workers read, -o": ["--read-on", "workers"],
+                   "workers read+write": ["--read-on", "workers", "--output-dir"],
+                   "client reads, -o": ["--read-on", "client"]}
 # Runs predict.main in this process and prints its peak resident memory in KiB: VmHWM, which starts
-# afresh at exec (getrusage's ru_maxrss would carry over the benchmark's own peak from before the fork).
-MEASURED = ("import re, sys, predict; code = predict.main(sys.argv[1:]); "
-            "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)); sys.exit(code)")
+# afresh at exec (getrusage's ru_maxrss would carry over the benchmark's own peak from before the fork),
+# and its own CPU seconds (user + system).
+MEASURED = ("import os, re, sys, predict; code = predict.main(sys.argv[1:]); "
+            "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)); "
+            "print(sum(os.times()[:2])); sys.exit(code)")
 
 
 def write_corpus(phrases, lines, path):
@@ -47,22 +63,131 @@ def write_corpus(phrases, lines, path):
     return path
 
 
-def run(corpus, out, model_dir, engine):
-    """One predict.py run; return (wall seconds, phrases scored, its process's peak resident KiB)."""
+def run(corpus, out, model_dir, engine, options=None):
+    """One predict.py run; return (wall seconds, phrases scored, its process's peak resident KiB, its CPU s).
+
+    `options` are the engine's (default: `ENGINES[engine]`); one that ends in --output-dir takes `out`."""
+    options = ENGINES[engine] if options is None else options
+    where = [str(out)] if options[-1:] == ["--output-dir"] else ["-o", str(out)]
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, str(corpus), "-o", str(out), "--model", "binary",
-                           "--model-dir", str(model_dir), *ENGINES[engine]],
+    done = subprocess.run([sys.executable, "-c", MEASURED, str(corpus), "--model", "binary",
+                           "--model-dir", str(model_dir), *options, *where],
                           cwd=ROOT, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"error: predict.py failed with the {engine} engine:\n{done.stderr[-3000:]}")
     said = [line for line in done.stderr.splitlines() if line.startswith("scored ")][-1]
-    return wall, int(said.split()[1].replace(",", "")), int(done.stdout)
+    peak, cpu = done.stdout.split()
+    return wall, int(said.split()[1].replace(",", "")), int(peak), float(cpu)
 
 
 def digest(path):
-    """The sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The sha256 of an output file, or of an output folder's parts as one file (one header, rows in order)."""
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    parts = [part.read_bytes() for part in sorted(path.glob("part-*.csv"))]
+    header = parts[0][:parts[0].index(b"\n") + 1]
+    return hashlib.sha256(header + b"".join(part[len(header):] for part in parts)).hexdigest()
+
+
+def remove(path):
+    """Remove an output file or folder."""
+    if path.is_dir():
+        for part in path.iterdir():
+            part.unlink()
+        path.rmdir()
+    else:
+        path.unlink()
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process and of all its descendants alive now."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def cluster_main(args, phrases, model_dir, tmp):
+    """--cluster: the local engine and the Dask engine on a running cluster of 2 workers, with CPU by process."""
+    started = DaskCluster(tmp / "dask", workers=2)
+    try:
+        with started.client():
+            pass
+        engines = {name: [*(["--engine", "dask", "--scheduler", started.address] if options else []), *options]
+                   for name, options in CLUSTER_ENGINES.items()}
+        small_lines, lines = args.lines[0] // 20, args.lines[0]
+        corpora = {size: write_corpus(phrases, size, tmp / f"corpus-{size}.txt") for size in (small_lines, lines)}
+        results = {(engine, size): [] for engine in engines for size in corpora}
+        digests = {size: set() for size in corpora}
+        for _ in range(args.rounds):
+            for size, corpus in corpora.items():
+                for engine, options in engines.items():
+                    out = tmp / "out"
+                    before = cpu_seconds(started.scheduler.pid), cpu_seconds(started.workers.pid)
+                    wall, count, peak, client = run(corpus, out, model_dir, engine, options)
+                    after = cpu_seconds(started.scheduler.pid), cpu_seconds(started.workers.pid)
+                    results[engine, size].append((wall, count, client, after[0] - before[0], after[1] - before[1]))
+                    digests[size].add(digest(out))
+                    remove(out)
+        if any(len(found) != 1 for found in digests.values()):
+            sys.exit("error: the engines wrote different outputs")
+    finally:
+        started.stop()
+    report_cluster(results, lines, small_lines, args.block_size or BLOCK_SIZE,
+                   os.path.getsize(corpora[lines]), args.rounds)
+
+
+def report_cluster(results, lines, small_lines, block_size, corpus_bytes, rounds):
+    """Print the wall times, the CPU by process and the costs per block, and what they mean for more workers."""
+    def median(engine, size, field):
+        return statistics.median(run[field] for run in results[engine, size])
+
+    phrases = results["local", lines][0][1]
+    extra = phrases - results["local", small_lines][0][1]  # the marginal phrases between the two corpora
+    blocks = -(-corpus_bytes // block_size)
+    print(f"{lines:,} lines ({corpus_bytes / 2**20:.0f} MiB, {blocks} blocks of {block_size / 2**20:g} MiB); a running "
+          f"cluster of 2 single-threaded workers; {rounds} round(s), medians")
+    print(f"{'engine':<20} {'wall s':>7} {'phrases/s':>10} {'x local':>8}   {'CPU s: client':>13} {'scheduler':>9} "
+          f"{'workers':>8}   {'marginal µs/phrase: client':>26} {'workers':>8} {'x local':>8}")
+    local_speed = phrases / median("local", lines, 0)
+    local_marginal = (median("local", lines, 2) - median("local", small_lines, 2)) / extra * 1e6
+    costs = {}
+    for engine in CLUSTER_ENGINES:
+        wall = median(engine, lines, 0)
+        client, scheduler, workers = (median(engine, lines, field) for field in (2, 3, 4))
+        marginal = [(median(engine, lines, field) - median(engine, small_lines, field)) / extra * 1e6
+                    for field in (2, 3, 4)]
+        costs[engine] = marginal
+        work = marginal[0] if engine == "local" else marginal[2]
+        shown = "-" if engine == "local" else f"{marginal[2]:.3f}"
+        print(f"{engine:<20} {wall:>7.2f} {phrases / wall:>10,.0f} {phrases / wall / local_speed:>7.2f}x   "
+              f"{client:>13.2f} {scheduler:>9.2f} {workers:>8.2f}   {marginal[0]:>26.3f} "
+              f"{shown:>8} {work / local_marginal:>7.2f}x")
+    per_block = phrases / blocks
+    dask = {engine: cost for engine, cost in costs.items() if engine != "local"}
+    print(f"marginal CPU per block of {block_size / 2**20:g} MiB ({per_block:,.0f} phrases), ms: "
+          + "; ".join(f"{engine}: client {c * per_block / 1000:.2f}, scheduler {s * per_block / 1000:.2f}, "
+                      f"a worker {w * per_block / 1000:.1f}" for engine, (c, s, w) in dask.items()))
+    print("client CPU per million lines, marginal: "
+          + "; ".join(f"{engine} {c * lines / phrases:.2f} s" for engine, (c, _, _) in dask.items()))
+    client, scheduler, worker = costs["workers read+write"]
+    print("on paper, workers reading and writing, one core each, a scheduler on a core of its own "
+          "(each capped by its CPU per block; network and storage not counted):")
+    for count in (4, 16, 64):
+        caps = {"workers": count * 1e6 / worker, "scheduler": 1e6 / scheduler, "client": 1e6 / client}
+        bound = min(caps, key=caps.get)
+        needed = block_size * count * scheduler / worker  # the scheduler's cost is per block, not per byte
+        print(f"  {count:>2} workers: {caps[bound]:>12,.0f} phrases/s, bound by the {bound}; "
+              f"{count * 1e6 / worker / per_block:,.0f} blocks/s; blocks of {needed / 2**20:.2f} MiB or more keep "
+              f"the scheduler ({1e6 / scheduler / per_block:,.0f} blocks/s at most) below its cap")
 
 
 def main():
@@ -72,18 +197,26 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model-dir", type=Path, help="built models (default: built from $KAGGLE_DATA_DIR)")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 20,000 and 60,000 lines, one round")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a running cluster of 2 workers: workers reading, the client reading, CPU by process "
+                             "(default 2,000,000 lines)")
     args = parser.parse_args()
+    args.block_size = None
+    if args.cluster and args.lines == parser.get_default("lines"):
+        args.lines = [2_000_000]
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
         if args.smoke:
             data = write_tiny_kaggle(tmp / "data")
-            args.lines, args.rounds = [20_000, 60_000], 1
+            args.lines, args.rounds = ([60_000] if args.cluster else [20_000, 60_000]), 1
         else:
             data = Path(os.environ.get("KAGGLE_DATA_DIR", ROOT.parent / "shared" / "data" / "kaggle-movie-reviews"))
             if args.model_dir is None and not (data / "train.tsv.gz").is_file():
                 sys.exit(f"error: no Kaggle train.tsv.gz in {data}; set KAGGLE_DATA_DIR (or use --smoke).")
         model_dir = args.model_dir or build_models(next(data.glob("train.tsv*")), tmp / "models")
         phrases = list(util.read_kaggle_test(next(data.glob("test.tsv*")))["Phrase"])
+        if args.cluster:
+            return cluster_main(args, phrases, model_dir, tmp)
         print(f"corpora: Kaggle's {len(phrases):,} test phrases repeated; binary model; {os.cpu_count()} cores; "
               f"{args.rounds} round(s), medians")
         startup = {engine: run(write_corpus(phrases, 1000, tmp / "small.txt"), tmp / "small.csv", model_dir, engine)[0]

@@ -356,10 +356,13 @@ class DaskCluster:
     """A Dask cluster as docs/batch.md starts one: `dask scheduler` and `dask worker` processes on loopback.
 
     The scheduler and workers import this repository's modules (PYTHONPATH), unless `scheduler_code` is
-    false; `preload` is a module path each worker imports at start, as `dask worker --preload` does.
+    false; `preload` is a module path each worker imports at start, as `dask worker --preload` does; `worker_env`
+    is added to the workers' environment. With `hidden`, a folder, the workers run in a mount namespace of
+    their own with an empty file system over it: they cannot see its files, as workers on other machines
+    cannot see this one's (`unshare`, as root).
     """
 
-    def __init__(self, folder, *, workers=2, preload=None, scheduler_code=True):
+    def __init__(self, folder, *, workers=2, preload=None, scheduler_code=True, worker_env=None, hidden=None):
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -369,10 +372,13 @@ class DaskCluster:
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
             cwd=folder, env=env if scheduler_code else {k: v for k, v in env.items() if k != "PYTHONPATH"},
             stdout=self.log, stderr=subprocess.STDOUT)
-        self.workers = subprocess.Popen(
-            [DASK, "worker", self.address, "--nworkers", str(workers), "--nthreads", "1", "--host", "127.0.0.1",
-             "--no-dashboard", *(["--preload", str(preload)] if preload else [])],
-            cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        command = [DASK, "worker", self.address, "--nworkers", str(workers), "--nthreads", "1", "--host", "127.0.0.1",
+                   "--no-dashboard", *(["--preload", str(preload)] if preload else [])]
+        if hidden is not None:
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                       'mount -t tmpfs hidden "$0" && exec "$@"', str(hidden), *command]
+        self.workers = subprocess.Popen(command, cwd=folder, env={**env, **(worker_env or {})}, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
         self.expected = workers
 
     def client(self):

@@ -44,6 +44,65 @@ def test_blocks_hold_whole_lines_and_know_where_they_start(tmp_path, packed, siz
     assert sum(b.disk_bytes for b in blocks) == path.stat().st_size
 
 
+def cell_blocks(paths, *, kaggle, block_size):
+    """The blocks a Dask worker reads for itself: every cell of `plan_cells`, each cell's first line number
+    counted from the cells before it, as the client does."""
+    blocks, next_line = [], {}
+    for cell in batch.plan_cells(paths, kaggle=kaggle, block_size=block_size):
+        first_line = next_line.get(cell.file, 1)
+        blocks += batch.read_cell_blocks(cell, block_size, first_line)
+        if cell.offset is not None:
+            next_line[cell.file] = first_line + batch.count_cell_lines(cell, block_size)
+    return blocks
+
+
+def where(blocks):
+    """What a reader's blocks hold, apart from numbering and progress: (file, first line, bytes)."""
+    return [(b.path, b.first_line, b.data) for b in blocks]
+
+
+@given(lengths=st.lists(st.integers(0, 300), min_size=0, max_size=120), size=st.integers(16, 400),
+       ending=st.sampled_from(["", "\n"]))
+def test_a_worker_reading_its_own_byte_ranges_gets_the_local_readers_blocks(tmp_path_factory, lengths, size, ending):
+    folder = tmp_path_factory.mktemp("cells")
+    text = "\n".join("x" * n for n in lengths) + ending  # lines longer than a block span several cells
+    first = write(folder / "first.txt", text)
+    second = write(folder / "second.txt", "one\ntwo\n" * 20)
+    assert where(cell_blocks([first, second], kaggle=False, block_size=size)) == \
+        where(batch.read_blocks([first, second], kaggle=False, block_size=size))
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
+def test_a_kaggle_file_read_by_cells_skips_its_header_once(tmp_path, packed):
+    rows = [f"{n}\t{n // 3}\tphrase {n}" + " word" * (n % 13) for n in range(1, 400)]
+    path = write(tmp_path / "test.tsv", "\n".join(["PhraseId\tSentenceId\tPhrase", *rows]) + "\n", packed=packed)
+    cells = batch.plan_cells([path], kaggle=True, block_size=1024)
+    assert (len(cells) == 1 and cells[0].offset is None) if packed else len(cells) > 10
+    assert where(cell_blocks([path], kaggle=True, block_size=1024)) == \
+        where(batch.read_blocks([path], kaggle=True, block_size=1024))
+
+
+def test_a_gzip_file_is_one_cell_read_whole_as_the_local_reader_cuts_it(tmp_path):
+    path = write(tmp_path / "in.txt.gz", "".join(f"line {n}\n" for n in range(3000)), packed=True)
+    [cell] = batch.plan_cells([path], kaggle=False, block_size=1024)
+    assert cell.offset is None and cell.location == str(path.resolve())
+    blocks = batch.read_cell_blocks(cell, 1024, 1)
+    assert len(blocks) > 10 and where(blocks) == where(batch.read_blocks([path], kaggle=False, block_size=1024))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda path: path.write_bytes(path.read_bytes()[:500]),
+     r"changed during the run \(5,000 bytes when it started, 500 now\)"),
+    (lambda path: path.unlink(), r"cannot be read where the Dask worker runs .*use --read-on client"),
+])
+def test_a_file_that_shrinks_or_vanishes_after_planning_is_named(tmp_path, change, message):
+    path = write(tmp_path / "in.txt", "abcd\n" * 1000)
+    cells = batch.plan_cells([path], kaggle=False, block_size=1024)
+    change(path)
+    with pytest.raises(util.DataError, match=rf"^{path}: {message}"):
+        batch.read_cell_blocks(cells[-1], 1024, 1)
+
+
 def test_a_kaggle_files_header_is_skipped_and_its_rows_keep_their_file_line_numbers(tmp_path):
     rows = [f"{n}\t{n // 3}\tphrase {n}" for n in range(1, 400)]
     path = write(tmp_path / "test.tsv", "\n".join(["PhraseId\tSentenceId\tPhrase", *rows]) + "\n")

@@ -1,6 +1,7 @@
-"""cluster.py on a real Dask LocalCluster in this process's machine: the local engine's bytes, in input order,
-and a model the workers refuse named with the worker. Clusters started as docs/batch.md says, with faults:
-tests/e2e/test_dask_engine.py."""
+"""cluster.py on a real Dask LocalCluster on this machine, both ways of feeding it: the local engine's bytes in
+input order, parts the workers write themselves, and errors that name the file and line. Clusters started
+as docs/batch.md says, with workers killed and remote storage: tests/e2e/."""
+import gzip
 import random
 
 import pytest
@@ -8,41 +9,144 @@ import pytest
 import artifacts
 import batch
 import cluster
+import util
 from artifacts import ModelError
 from support import FILLER, WORDS
 
+SIZE = 2048  # small blocks, so that a few thousand lines make dozens of tasks
 
-@pytest.fixture
-def corpus(tmp_path):
-    """A plain-text corpus of 3,000 short reviews, a blank line now and then."""
-    rng = random.Random(1)
+
+def reviews(path, lines=3000, *, seed=1, packed=False):
+    """Write a plain-text corpus of short reviews, a blank line now and then; return the path."""
+    rng = random.Random(seed)
     vocabulary = [word for words in WORDS.values() for word in words] + FILLER
-    path = tmp_path / "reviews.txt"
-    path.write_text("".join("\n" if n % 11 == 0 else " ".join(rng.choices(vocabulary, k=rng.randint(1, 8))) + "\n"
-                            for n in range(3000)))
+    text = "".join("\n" if n % 11 == 0 else " ".join(rng.choices(vocabulary, k=rng.randint(1, 8))) + "\n"
+                   for n in range(lines)).encode()
+    path.write_bytes(gzip.compress(text) if packed else text)
     return path
 
 
-def scored(engine, verified, path):
-    """Every delivered block's (number, rows, bytes), in the order delivered."""
+def kaggle_test(path, rows=1500):
+    """Write a Kaggle test.tsv of `rows` phrases; return the path."""
+    rng = random.Random(2)
+    vocabulary = [word for words in WORDS.values() for word in words] + FILLER
+    path.write_text("PhraseId\tSentenceId\tPhrase\n" + "".join(
+        f"{156061 + n}\t{8545 + n // 7}\t{' '.join(rng.choices(vocabulary, k=rng.randint(1, 6)))}\n"
+        for n in range(rows)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fine_grained(model_dir):
+    """The fine-grained model, verified, as predict.py hands it to both engines."""
+    return batch.VerifiedModel(model_dir / "fine-grained")
+
+
+@pytest.fixture(scope="module")
+def dask(fine_grained):
+    """(client, plugin name) of a local cluster of two workers holding the fine-grained model."""
+    with cluster.session(fine_grained, workers=2, quiet=True) as session:
+        yield session
+
+
+def collected():
+    """A `deliver` callback and the list it fills with each block's (file, first line, rows, data)."""
     delivered = []
-    blocks = batch.read_blocks([path], kaggle=False, block_size=2048)
-    engine(verified, batch.Job(kaggle=False), blocks, lambda block, rows, data: delivered.append((block.number,
-                                                                                                  rows, data)))
+    return delivered, lambda block, rows, data: delivered.append((block.path, block.first_line, rows, data))
+
+
+def local(verified, job, paths):
+    """What the local engine delivers for `paths`."""
+    delivered, deliver = collected()
+    batch.run_local(verified, job, batch.read_blocks(paths, kaggle=job.kaggle, block_size=SIZE), deliver)
     return delivered
 
 
-def test_two_workers_deliver_the_local_engines_rows_in_input_order(model_dir, corpus):
-    verified = batch.VerifiedModel(model_dir / "binary")
-    local = scored(batch.run_local, verified, corpus)
-    dask = scored(lambda *args: cluster.run_dask(*args, workers=2, quiet=True), verified, corpus)
-    assert [number for number, _, _ in dask] == list(range(len(local))) and len(local) > 20
-    assert dask == local
+def on_workers(dask, job, paths, staging=None):
+    """What the workers deliver when they read `paths` themselves."""
+    delivered, deliver = collected()
+    cluster.score_cells(*dask, job, batch.plan_cells(paths, kaggle=job.kaggle, block_size=SIZE), deliver,
+                        block_size=SIZE, staging=staging)
+    return delivered
 
 
-def test_a_model_the_workers_refuse_stops_the_run_naming_the_worker(model_dir, corpus):
+def test_blocks_the_client_reads_come_back_as_the_local_engines_rows_in_input_order(fine_grained, dask, tmp_path):
+    path = reviews(tmp_path / "reviews.txt")
+    job = batch.Job(kaggle=False)
+    delivered, deliver = collected()
+    cluster.score_blocks(*dask, job, batch.read_blocks([path], kaggle=False, block_size=SIZE), deliver)
+    expected = local(fine_grained, job, [path])
+    assert len(expected) > 20 and delivered == expected
+
+
+@pytest.mark.parametrize("kind", ["plain", "several files", "gzip", "kaggle"])
+def test_workers_reading_their_own_byte_ranges_deliver_the_local_engines_rows(fine_grained, dask, tmp_path, kind):
+    if kind == "kaggle":
+        paths, job = [kaggle_test(tmp_path / "test.tsv")], batch.Job(kaggle=True)
+    elif kind == "several files":
+        paths = [reviews(tmp_path / f"part{n}.txt", 700 + 300 * n, seed=n) for n in range(3)]
+        job = batch.Job(kaggle=False, file_column=True)
+    else:
+        paths = [reviews(tmp_path / "reviews.txt.gz", packed=kind == "gzip")]
+        job = batch.Job(kaggle=False)
+    expected, delivered = local(fine_grained, job, paths), on_workers(dask, job, paths)
+    if job.kaggle:  # rows carry their PhraseIds: a Kaggle block learns its first line only to name a bad one
+        expected, delivered = ([(path, rows, data) for path, _, rows, data in blocks]
+                               for blocks in (expected, delivered))
+    assert len(expected) > 10 and delivered == expected
+
+
+def test_workers_write_their_own_parts_and_the_folder_matches_the_local_engines(fine_grained, dask, tmp_path):
+    path = reviews(tmp_path / "reviews.txt")
+    job = batch.Job(kaggle=False)
+    header = job.header(fine_grained.labels)
+    with batch.FolderOutput(tmp_path / "local", header) as output:
+        batch.run_local(fine_grained, job, batch.read_blocks([path], kaggle=False, block_size=SIZE),
+                        lambda block, rows, data: output.write(block, data))
+    with batch.FolderOutput(tmp_path / "workers", header) as output:
+        delivered, deliver = collected()
+        cells = batch.plan_cells([path], kaggle=False, block_size=SIZE)
+        cluster.score_cells(*dask, job, cells, lambda block, rows, data: (output.write(block, data),
+                                                                           deliver(block, rows, data)),
+                            block_size=SIZE, staging=str(output.staging))
+    assert all(isinstance(data, batch.WrittenPart) for *_, rows, data in delivered if rows)
+    files = {folder: {part.name: part.read_bytes() for part in (tmp_path / folder).iterdir()}
+             for folder in ("local", "workers")}
+    assert len(files["local"]) > 20 and files["workers"] == files["local"]
+
+
+@pytest.mark.parametrize("kaggle", [False, True], ids=["plain", "kaggle"])
+def test_a_bad_line_far_into_a_file_is_named_with_its_file_and_line(dask, tmp_path, kaggle):
+    path = kaggle_test(tmp_path / "test.tsv") if kaggle else reviews(tmp_path / "reviews.txt")
+    lines = path.read_bytes().split(b"\n")
+    lines[1234] = b"156061\tno phrase" if kaggle else b"caf\xe9 society"  # line 1235 of the file
+    path.write_bytes(b"\n".join(lines))
+    message = "2 tab-separated fields" if kaggle else "not UTF-8 text"
+    with pytest.raises(util.DataError, match=rf"^{path}: line 1235: {message}"):
+        on_workers(dask, batch.Job(kaggle=kaggle), [path])
+
+
+def test_a_file_that_shrinks_during_the_run_stops_it_naming_the_file(dask, tmp_path):
+    path = reviews(tmp_path / "reviews.txt")
+    size = path.stat().st_size
+    cells = batch.plan_cells([path], kaggle=False, block_size=SIZE)
+    path.write_bytes(path.read_bytes()[: size // 2])
+    with pytest.raises(util.DataError, match=rf"^{path}: changed during the run \({size:,} bytes when it started"):
+        cluster.score_cells(*dask, batch.Job(kaggle=False), cells, lambda *_: None, block_size=SIZE)
+
+
+def test_an_output_folder_the_workers_cannot_see_says_to_share_it_or_use_a_file(dask, tmp_path):
+    path = reviews(tmp_path / "reviews.txt", 100)
+    with pytest.raises(util.DataError, match=f"^{tmp_path / 'elsewhere'}: the folder of --output-dir is not there "
+                                             "where the Dask worker runs; give an --output-dir on a file system every "
+                                             "worker shares, or use -o FILE"):
+        on_workers(dask, batch.Job(kaggle=False), [path], staging=str(tmp_path / "elsewhere" / ".scores.x"))
+
+
+def test_a_model_the_workers_refuse_stops_the_run_naming_the_worker(model_dir):
     verified = batch.VerifiedModel(model_dir / "binary")
     damaged = verified.files[artifacts.CLASSIFIER_FILE] + b"altered on the way"
     verified.files = {**verified.files, artifacts.CLASSIFIER_FILE: damaged}
-    with pytest.raises(ModelError, match=r"^on worker tcp://127\.0\.0\.1:\d+: .*sha256 does not match manifest"):
-        scored(lambda *args: cluster.run_dask(*args, workers=1, quiet=True), verified, corpus)
+    with pytest.raises(ModelError, match=r"^on worker tcp://127\.0\.0\.1:\d+: .*sha256 does not match manifest"), \
+            cluster.session(verified, workers=1, quiet=True):
+        pass

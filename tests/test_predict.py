@@ -312,8 +312,8 @@ def test_an_output_folder_holds_one_file_per_block_which_together_are_the_single
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler and --workers are for --engine dask"),
-    (["--workers", "2"], "--scheduler and --workers are for --engine dask"),
+    (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler, --workers and --read-on are for --engine dask"),
+    (["--workers", "2"], "--scheduler, --workers and --read-on are for --engine dask"),
     (["--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "--workers starts a local cluster"),
     (["--engine", "dask", "--workers", "0"], "argument --workers: 0 workers: give at least 1, e.g. --workers 2"),
     (["--engine", "dask", "--workers", "two"], "'two' is not a whole number; give how many worker processes, e.g. "

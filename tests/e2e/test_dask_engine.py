@@ -1,7 +1,8 @@
 """predict.py's Dask engine on real clusters: `dask scheduler` and two `dask worker` processes on loopback,
-and the local cluster `--workers 2` starts. The output is the local engine's, byte for byte, for both input
-kinds; a worker killed mid-run is replaced and its blocks scored again; bad lines and a model a worker
-refuses stop the run with the reason and leave no output.
+and the local cluster `--workers 2` starts, with the workers reading the inputs and the client reading them.
+The output is the local engine's, byte for byte, for both input kinds; a worker killed mid-run is replaced
+and its blocks scored again; bad lines, files the workers cannot see and a model a worker refuses stop the
+run with the reason and leave no output.
 """
 import gzip
 import os
@@ -57,8 +58,12 @@ def both_engines(tmp_path, inputs, model_dir, *args, dask=()):
     return outputs
 
 
+READ_ON = pytest.mark.parametrize("read_on", ["workers", "client"])
+
+
+@READ_ON
 @pytest.mark.parametrize("kind", ["kaggle", "text", "several gzip texts", "explained"])
-def test_the_dask_engine_writes_the_local_engines_bytes(cluster, model_dir, tmp_path, kind):
+def test_the_dask_engine_writes_the_local_engines_bytes(cluster, model_dir, tmp_path, kind, read_on):
     if kind == "kaggle":
         inputs, args = [kaggle_test(tmp_path / "test.tsv", 3000)], []
     elif kind == "several gzip texts":
@@ -67,7 +72,8 @@ def test_the_dask_engine_writes_the_local_engines_bytes(cluster, model_dir, tmp_
     else:
         inputs = [reviews(tmp_path / "reviews.txt", 3000)]
         args = ["--explain", "3"] if kind == "explained" else []
-    local, dask = both_engines(tmp_path, inputs, model_dir, *args, dask=["--scheduler", cluster.address])
+    local, dask = both_engines(tmp_path, inputs, model_dir, *args,
+                               dask=["--scheduler", cluster.address, "--read-on", read_on])
     assert local == dask and local.count(b"\n") > 2000
     assert model_plugins(cluster) == []  # the scheduler keeps no copy of the model after the run
 
@@ -79,11 +85,12 @@ def model_plugins(cluster):
     return [name for name in names if name.startswith("sentiment-model-")]
 
 
-def test_a_local_cluster_of_two_workers_writes_the_same_bytes_and_folders(model_dir, tmp_path):
+@READ_ON
+def test_a_local_cluster_of_two_workers_writes_the_same_bytes_and_folders(model_dir, tmp_path, read_on):
     text = reviews(tmp_path / "reviews.txt", 4000)
-    local, dask = both_engines(tmp_path, [text], model_dir, dask=["--workers", "2"])
+    local, dask = both_engines(tmp_path, [text], model_dir, dask=["--workers", "2", "--read-on", read_on])
     assert local == dask
-    for engine in (["--engine", "local"], ["--engine", "dask", "--workers", "2"]):
+    for engine in (["--engine", "local"], ["--engine", "dask", "--workers", "2", "--read-on", read_on]):
         done = run(text, "--output-dir", tmp_path / engine[1], "--model-dir", model_dir, "--block-size", "2KiB",
                    *engine)
         assert done.returncode == 0, done.stderr
@@ -100,8 +107,9 @@ def test_the_real_kaggle_test_file_becomes_the_same_submission_on_both_engines(
     assert local == dask and local.count(b"\n") == 66_293
 
 
+@READ_ON
 @pytest.mark.parametrize("kind", ["kaggle", "text"])
-def test_a_bad_line_stops_a_dask_run_naming_it_and_leaves_no_output(cluster, model_dir, tmp_path, kind):
+def test_a_bad_line_stops_a_dask_run_naming_it_and_leaves_no_output(cluster, model_dir, tmp_path, kind, read_on):
     if kind == "kaggle":
         path = kaggle_test(tmp_path / "test.tsv", 3000)
         lines = path.read_bytes().split(b"\n")
@@ -115,20 +123,23 @@ def test_a_bad_line_stops_a_dask_run_naming_it_and_leaves_no_output(cluster, mod
     path.write_bytes(b"\n".join(lines))
     for where in (["-o", tmp_path / "out.csv"], ["--output-dir", tmp_path / "out"]):
         done = run(path, *where, "--model-dir", model_dir, "--block-size", "2KiB", "--engine", "dask",
-                   "--scheduler", cluster.address)
+                   "--scheduler", cluster.address, "--read-on", read_on)
         assert done.returncode == 2 and f"error: {path}: line 2401: {problem}" in done.stderr
         assert sorted(tmp_path.iterdir()) == [path]
 
 
-def test_a_worker_killed_mid_run_is_replaced_and_its_blocks_scored_again(cluster, model_dir, tmp_path):
+@pytest.mark.parametrize("read_on, output", [("client", "-o"), ("workers", "-o"), ("workers", "--output-dir")])
+def test_a_worker_killed_mid_run_is_replaced_and_its_blocks_scored_again(cluster, model_dir, tmp_path, read_on,
+                                                                           output):
     text = reviews(tmp_path / "reviews.txt", 150_000)
-    expected = run(text, "-o", tmp_path / "local.csv", "--model-dir", model_dir, "--block-size", "16KiB")
+    expected = run(text, output, tmp_path / "local", "--model-dir", model_dir, "--block-size", "16KiB")
     assert expected.returncode == 0, expected.stderr
     with cluster.client() as client:
         before = set(client.scheduler_info()["workers"])
-        job = subprocess.Popen([sys.executable, "predict.py", str(text), "-o", str(tmp_path / "dask.csv"),
+        job = subprocess.Popen([sys.executable, "predict.py", str(text), output, str(tmp_path / "dask"),
                                 "--model-dir", str(model_dir), "--block-size", "16KiB", "--engine", "dask",
-                                "--scheduler", cluster.address], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                                "--scheduler", cluster.address, "--read-on", read_on],
+                               cwd=ROOT, stderr=subprocess.PIPE, text=True)
         busy = wait_for(lambda: [w for w, tasks in client.processing().items() if tasks], timeout=120)
         assert busy, job.communicate()[1]
         victim = busy[0]
@@ -139,10 +150,16 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_blocks_scored_again(cluster
         client.wait_for_workers(2, timeout=60)  # the nanny started a replacement
         after = set(client.scheduler_info()["workers"])
     assert victim not in after and len(after - before) == 1
-    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert written(tmp_path / "dask") == written(tmp_path / "local")
 
 
-def test_a_block_that_kills_every_worker_it_meets_stops_the_run_naming_where_it_starts(model_dir, tmp_path):
+def written(path):
+    """The bytes of an output file, or of each file in an output folder by name."""
+    return path.read_bytes() if path.is_file() else {part.name: part.read_bytes() for part in path.iterdir()}
+
+
+@READ_ON
+def test_a_block_that_kills_every_worker_it_meets_stops_the_run_naming_where_it_starts(model_dir, tmp_path, read_on):
     crashing = tmp_path / "crash_on_marker.py"  # as the kernel's out-of-memory killer would end a worker
     crashing.write_text(  # dask may run a preload twice in one process: wrap the original only
         "import os\nimport batch\nscore_block = getattr(batch.score_block, 'original', batch.score_block)\n\n\n"
@@ -161,7 +178,7 @@ def test_a_block_that_kills_every_worker_it_meets_stops_the_run_naming_where_it_
         with crashy.client():
             pass
         done = run(text, "-o", tmp_path / "out.csv", "--model-dir", model_dir, "--block-size", "2KiB",
-                   "--engine", "dask", "--scheduler", crashy.address)
+                   "--engine", "dask", "--scheduler", crashy.address, "--read-on", read_on)
     finally:
         crashy.stop()
     assert done.returncode == 2, done.stderr
@@ -171,6 +188,30 @@ def test_a_block_that_kills_every_worker_it_meets_stops_the_run_naming_where_it_
                                   error).group(1))
     assert 1900 < first_line <= 2000  # the block holding line 2000 (blocks of 2 KiB hold about 90 lines)
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_files_the_workers_cannot_see_stop_the_run_saying_to_let_the_client_read_them(model_dir, tmp_path):
+    private = tmp_path / "private"  # on this machine only, as the workers see it
+    private.mkdir()
+    text = reviews(private / "reviews.txt", 2000)
+    blind = DaskCluster(tmp_path / "dask", workers=2, hidden=private)
+    try:
+        with blind.client():
+            pass
+        common = ["--model-dir", model_dir, "--block-size", "2KiB", "--engine", "dask", "--scheduler", blind.address]
+        done = run(text, "-o", tmp_path / "out.csv", *common)  # a scheduler on loopback: auto lets the workers read
+        assert done.returncode == 2 and done.stderr.splitlines()[-1].startswith(
+            f"error: {text}: cannot be read where the Dask worker runs (")
+        assert done.stderr.splitlines()[-1].endswith("; if only this machine can read it, use --read-on client.")
+        hidden_output = run(reviews(tmp_path / "shared.txt", 200), "--output-dir", private / "scores", *common)
+        assert hidden_output.returncode == 2 and hidden_output.stderr.splitlines()[-1] == (
+            f"error: {private}: the folder of --output-dir is not there where the Dask worker runs; give an "
+            "--output-dir on a file system every worker shares, or use -o FILE.")
+        local, dask = both_engines(tmp_path, [text], model_dir, dask=[*common[-2:], "--read-on", "client"])
+    finally:
+        blind.stop()
+    assert local == dask and local.count(b"\n") > 1500
+    assert sorted(path.name for path in private.iterdir()) == ["reviews.txt"]
 
 
 def test_a_model_a_worker_refuses_stops_the_run_with_the_workers_reason(model_dir, tmp_path):
