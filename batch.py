@@ -100,12 +100,34 @@ def is_url(name):
     return "://" in str(name)
 
 
-def open_input(path):
-    """Open a file or fsspec URL for reading bytes; return (raw file, stream), the stream gunzipping a gzip file."""
+@contextmanager
+def reading_url(url, where=""):
+    """Turn what an fsspec back end raises about `url` into a `DataError` naming it (`where` says where it was
+    read, for a Dask worker). Each back end raises its own kinds (botocore's, aiohttp's, ...), so any
+    exception here is the storage's answer, not a bug of ours."""
+    try:
+        yield
+    except util.DataError:
+        raise
+    except ImportError as exc:
+        raise util.DataError(f"{url}: reading this kind of URL{where} needs a package that is not installed ({exc}); "
+                             "see docs/batch.md.") from None
+    except FileNotFoundError:
+        raise util.DataError(f"{url}: no such file{where}.") from None
+    except Exception as exc:
+        raise util.DataError(f"{url}: cannot be read{where} ({type(exc).__name__}: {exc}).") from None
+
+
+def open_input(path, where=""):
+    """Open a file or fsspec URL for reading bytes; return (raw file, stream), the stream gunzipping a gzip file.
+
+    A URL that cannot be opened is a `DataError` (`reading_url`); a path, an `OSError`."""
     if is_url(path):
         import fsspec  # only for URLs: each kind needs its own package (docs/batch.md)
 
-        raw = fsspec.open(str(path), "rb").open()
+        with reading_url(path, where):
+            # fsspec's files read ranges but have no readline(size): give them an io buffer, as open() has.
+            raw = io.BufferedReader(fsspec.open(str(path), "rb").open(), buffer_size=1 << 20)
     else:
         raw = open(path, "rb")
     compressed = raw.read(2) == b"\x1f\x8b"
@@ -220,24 +242,29 @@ def file_size(path):
         return os.path.getsize(path)
     import fsspec
 
-    filesystem, inner = fsspec.core.url_to_fs(str(path))
-    return filesystem.size(inner)
+    with reading_url(path):
+        filesystem, inner = fsspec.core.url_to_fs(str(path))
+        return filesystem.size(inner)
 
 
 def open_size(raw):
     """The size in bytes of an open input (a local file, or an fsspec file, which knows its size)."""
-    return raw.size if hasattr(raw, "size") else os.fstat(raw.fileno()).st_size
+    return raw.raw.size if hasattr(raw.raw, "size") else os.fstat(raw.fileno()).st_size
 
 
 @contextmanager
 def open_cell(cell):
     """The cell's input, open on this worker and checked to be the file the run started with: `DataError` naming
     it when it cannot be opened here, or has changed size."""
+    where = " where the Dask worker runs"
     try:
-        raw, stream = open_input(cell.location)
-    except OSError as exc:
-        raise util.DataError(f"{cell.name}: cannot be read where the Dask worker runs ({exc.strerror or exc}); "
+        raw, stream = open_input(cell.location, where)
+    except OSError as exc:  # a path
+        raise util.DataError(f"{cell.name}: cannot be read{where} ({exc.strerror or exc}); "
                              "if only this machine can read it, use --read-on client.") from None
+    except util.DataError as exc:  # a URL
+        raise util.DataError(f"{str(exc).removesuffix('.')}; if only this machine can read it, use --read-on "
+                             "client.") from None
     with raw, stream:
         size = open_size(raw)
         if size != cell.size:

@@ -128,18 +128,15 @@ def remote_files(pattern):
     """The files an fsspec URL names (a glob expanded in sorted order); `DataError` for one that names none."""
     import fsspec  # only for URLs: each kind needs its own package (docs/batch.md)
 
-    try:
+    with batch.reading_url(pattern):
         filesystem, path = fsspec.core.url_to_fs(pattern)
-    except ImportError as exc:
-        raise util.DataError(f"{pattern}: reading this kind of URL needs a package that is not installed ({exc}); "
-                             "see docs/batch.md.") from None
-    if glob.has_magic(pattern):
-        matches = sorted(filesystem.unstrip_protocol(match) for match in filesystem.glob(path))
-        if not matches:
-            raise util.DataError(f"{pattern}: matches no file.")
-        return matches
-    if not filesystem.isfile(path):
-        raise util.DataError(f"{pattern}: no such file.")
+        if glob.has_magic(pattern):
+            matches = sorted(filesystem.unstrip_protocol(match) for match in filesystem.glob(path))
+            if not matches:
+                raise util.DataError(f"{pattern}: matches no file.")
+            return matches
+        if not filesystem.isfile(path):
+            raise util.DataError(f"{pattern}: no such file.")
     return [pattern]
 
 

@@ -139,6 +139,7 @@ def cluster_main(args, phrases, model_dir, tmp):
                     remove(out)
         if any(len(found) != 1 for found in digests.values()):
             sys.exit("error: the engines wrote different outputs")
+        print("outputs: the same bytes from every engine (a folder's parts joined, one header)")
     finally:
         started.stop()
     report_cluster(results, lines, small_lines, args.block_size or BLOCK_SIZE,

@@ -4,7 +4,9 @@ Plain functions and classes, no pytest: `tests/conftest.py` wraps them in fixtur
 benchmarks import them as `tests.support`.
 """
 import contextlib
+import gzip
 import io
+import json
 import os
 import random
 import re
@@ -24,7 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import artifacts  # noqa: E402
 import build_model  # noqa: E402
+import util  # noqa: E402
 from config import Settings  # noqa: E402
 
 # Words by Kaggle label (0 = Negative ... 4 = Positive): sentences are made from them so that each
@@ -65,6 +69,27 @@ def write_tiny_kaggle(folder, *, sentences=200, seed=0):
     (folder / "train.tsv").write_text("\n".join(train) + "\n")
     (folder / "test.tsv").write_text("\n".join(test) + "\n")
     return folder
+
+
+def write_reviews(path, count, *, seed=0, packed=False):
+    """Write `count` short reviews, one per line (a blank line now and then), to `path`, gzip-compressed if
+    `packed`; return it."""
+    rng = random.Random(seed)
+    vocabulary = [word for words in WORDS.values() for word in words] + FILLER + ["zzzqx"]
+    text = "\n".join("" if n % 13 == 0 else " ".join(rng.choices(vocabulary, k=rng.randint(1, 9)))
+                     for n in range(count)) + "\n"
+    path.write_bytes(gzip.compress(text.encode()) if packed else text.encode())
+    return path
+
+
+def write_kaggle_test(path, count, *, seed=0):
+    """Write a Kaggle-format test file of `count` phrases to `path`; return it."""
+    rng = random.Random(seed)
+    vocabulary = [word for words in WORDS.values() for word in words] + FILLER
+    rows = [f"{156060 + n}\t{8544 + n // 5}\t{' '.join(rng.choices(vocabulary, k=rng.randint(0, 7)))}"
+            for n in range(1, count + 1)]
+    path.write_text("\n".join(["PhraseId\tSentenceId\tPhrase", *rows]) + "\n")
+    return path
 
 
 def non_review_text():
@@ -465,3 +490,75 @@ class PostgresCluster:
             except RuntimeError:
                 pass
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# --- Checks and builders several test modules use ----------------------------------------------
+
+LEAKS = ("Traceback", 'File "', '.py", line', str(ROOT), "site-packages", "werkzeug", "Werkzeug")
+TOKEN = "correct-horse-battery-staple"
+
+
+def assert_json_error(status, body, expected_status, hint=""):
+    """The answer is a JSON {"message": ...} with the expected status, the hint, and no internals."""
+    assert status == expected_status, body
+    document = json.loads(body)
+    assert list(document) == ["message"]
+    assert hint in document["message"]
+    for leak in LEAKS:
+        assert leak not in body, leak
+
+
+def edit_manifest(folder, change):
+    """Rewrite `manifest.json` after `change(manifest)`."""
+    manifest = util.read_json(folder / artifacts.MANIFEST_FILE)
+    change(manifest)
+    (folder / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+class Call:
+    """Pickles as a call of `function(*args)`: what a hostile pickle does to run code."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+    def __call__(self, *args):
+        """Never called here: pickle only needs the first item of a reduction to be callable."""
+        raise AssertionError("a payload is only ever pickled")
+
+
+def install(models, name, data, file=artifacts.CLASSIFIER_FILE):
+    """Put `data` in place of the binary model's `file` and rewrite the manifest so every hash matches,
+    as an attacker with write access to the model folder would; return the folder."""
+    folder = (models / name).resolve()
+    (folder / file).write_bytes(data)
+    edit_manifest(folder, lambda m: m["artifacts"].__setitem__(file, util.sha256_file(folder / file)))
+    return folder
+
+
+def build(*args):
+    """Run the build in-process, quietly; return (exit status, what it printed)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = build_model.main([str(a) for a in args])
+    return code, out.getvalue() + err.getvalue()
+
+
+def scrambled(train, out, share=0.6, seed=1):
+    """A copy of a Kaggle-format train.tsv with `share` of its labels replaced by random ones (a broken export)."""
+    rng = random.Random(seed)
+    lines = train.read_text().splitlines()
+    rows = [lines[0]]
+    for line in lines[1:]:
+        *rest, label = line.split("\t")
+        rows.append("\t".join([*rest, str(rng.randrange(5)) if rng.random() < share else label]))
+    out.write_text("\n".join(rows) + "\n")
+    return out
+
+
+def release_cli(models, *args):
+    """Run `python release.py --model-dir MODELS ARGS` as a user does; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "release.py", "--model-dir", str(models), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)

@@ -12,23 +12,10 @@ import pytest
 import model
 from app import create_app
 from config import MODEL_ROUTES
-from support import ROOT, flush
+from support import TOKEN, assert_json_error, flush
+
 
 # What a stack trace or an internal message would show: none of it may reach a caller.
-LEAKS = ("Traceback", 'File "', '.py", line', str(ROOT), "site-packages", "werkzeug", "Werkzeug")
-TOKEN = "correct-horse-battery-staple"
-
-
-def assert_json_error(status, body, expected_status, hint=""):
-    """The answer is a JSON {"message": ...} with the expected status, the hint, and no internals."""
-    assert status == expected_status, body
-    document = json.loads(body)
-    assert list(document) == ["message"]
-    assert hint in document["message"]
-    for leak in LEAKS:
-        assert leak not in body, leak
-
-
 def assert_error_response(response, expected_status, hint=""):
     """`assert_json_error` on a test-client response, which must also say it is JSON."""
     assert response.headers["Content-Type"] == "application/json"

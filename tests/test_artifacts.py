@@ -5,7 +5,6 @@ import copyreg
 import errno
 import functools
 import io
-import json
 import operator
 import os
 import pickle
@@ -27,7 +26,7 @@ import build_model
 import model
 import util
 from app import create_app
-from support import ROOT, run_build, wait_for
+from support import ROOT, Call, edit_manifest, install, run_build, wait_for
 
 NAMES = ["binary", "fine-grained"]
 PICKLES = [artifacts.VECTORIZER_FILE, artifacts.CLASSIFIER_FILE]
@@ -56,13 +55,6 @@ class Marker:
 
     def __reduce__(self):
         return os.mkdir, (self.path,)
-
-
-def edit_manifest(folder, change):
-    """Rewrite `manifest.json` after `change(manifest)`."""
-    manifest = util.read_json(folder / artifacts.MANIFEST_FILE)
-    change(manifest)
-    (folder / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 def flip_last_byte(path):
@@ -142,20 +134,6 @@ def test_a_pickle_swapped_after_its_hash_was_checked_is_never_unpickled(models, 
 
 
 # --- Pickles that cannot run code -----------------------------------------------------------------
-class Call:
-    """Pickles as a call of `function(*args)`: what a hostile pickle does to run code."""
-
-    def __init__(self, function, *args):
-        self.function, self.args = function, args
-
-    def __reduce__(self):
-        return self.function, self.args
-
-    def __call__(self, *args):
-        """Never called here: pickle only needs the first item of a reduction to be callable."""
-        raise AssertionError("a payload is only ever pickled")
-
-
 class EvilClassifier(MultinomialNB):
     """A subclass of an allowed class, defined elsewhere, that runs code when its state is set."""
 
@@ -196,15 +174,6 @@ def payloads(marker, workdir):
         "object array holding a call": pickle.dumps(np.array([Call(os.system, touch)], dtype=object)),
         "subclass of an allowed class": pickle.dumps(evil),
     }
-
-
-def install(models, name, data, file=artifacts.CLASSIFIER_FILE):
-    """Put `data` in place of the binary model's `file` and rewrite the manifest so every hash matches,
-    as an attacker with write access to the model folder would; return the folder."""
-    folder = (models / name).resolve()
-    (folder / file).write_bytes(data)
-    edit_manifest(folder, lambda m: m["artifacts"].__setitem__(file, util.sha256_file(folder / file)))
-    return folder
 
 
 def load_everywhere(models, tmp_path):

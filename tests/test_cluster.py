@@ -1,9 +1,6 @@
 """cluster.py on a real Dask LocalCluster on this machine, both ways of feeding it: the local engine's bytes in
 input order, parts the workers write themselves, and errors that name the file and line. Clusters started
 as docs/batch.md says, with workers killed and remote storage: tests/e2e/."""
-import gzip
-import random
-
 import pytest
 
 import artifacts
@@ -11,29 +8,9 @@ import batch
 import cluster
 import util
 from artifacts import ModelError
-from support import FILLER, WORDS
+from support import write_kaggle_test, write_reviews
 
 SIZE = 2048  # small blocks, so that a few thousand lines make dozens of tasks
-
-
-def reviews(path, lines=3000, *, seed=1, packed=False):
-    """Write a plain-text corpus of short reviews, a blank line now and then; return the path."""
-    rng = random.Random(seed)
-    vocabulary = [word for words in WORDS.values() for word in words] + FILLER
-    text = "".join("\n" if n % 11 == 0 else " ".join(rng.choices(vocabulary, k=rng.randint(1, 8))) + "\n"
-                   for n in range(lines)).encode()
-    path.write_bytes(gzip.compress(text) if packed else text)
-    return path
-
-
-def kaggle_test(path, rows=1500):
-    """Write a Kaggle test.tsv of `rows` phrases; return the path."""
-    rng = random.Random(2)
-    vocabulary = [word for words in WORDS.values() for word in words] + FILLER
-    path.write_text("PhraseId\tSentenceId\tPhrase\n" + "".join(
-        f"{156061 + n}\t{8545 + n // 7}\t{' '.join(rng.choices(vocabulary, k=rng.randint(1, 6)))}\n"
-        for n in range(rows)))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +48,7 @@ def on_workers(dask, job, paths, staging=None):
 
 
 def test_blocks_the_client_reads_come_back_as_the_local_engines_rows_in_input_order(fine_grained, dask, tmp_path):
-    path = reviews(tmp_path / "reviews.txt")
+    path = write_reviews(tmp_path / "reviews.txt", 3000)
     job = batch.Job(kaggle=False)
     delivered, deliver = collected()
     cluster.score_blocks(*dask, job, batch.read_blocks([path], kaggle=False, block_size=SIZE), deliver)
@@ -82,12 +59,12 @@ def test_blocks_the_client_reads_come_back_as_the_local_engines_rows_in_input_or
 @pytest.mark.parametrize("kind", ["plain", "several files", "gzip", "kaggle"])
 def test_workers_reading_their_own_byte_ranges_deliver_the_local_engines_rows(fine_grained, dask, tmp_path, kind):
     if kind == "kaggle":
-        paths, job = [kaggle_test(tmp_path / "test.tsv")], batch.Job(kaggle=True)
+        paths, job = [write_kaggle_test(tmp_path / "test.tsv", 1500)], batch.Job(kaggle=True)
     elif kind == "several files":
-        paths = [reviews(tmp_path / f"part{n}.txt", 700 + 300 * n, seed=n) for n in range(3)]
+        paths = [write_reviews(tmp_path / f"part{n}.txt", 700 + 300 * n, seed=n) for n in range(3)]
         job = batch.Job(kaggle=False, file_column=True)
     else:
-        paths = [reviews(tmp_path / "reviews.txt.gz", packed=kind == "gzip")]
+        paths = [write_reviews(tmp_path / "reviews.txt.gz", 3000, packed=kind == "gzip")]
         job = batch.Job(kaggle=False)
     expected, delivered = local(fine_grained, job, paths), on_workers(dask, job, paths)
     if job.kaggle:  # rows carry their PhraseIds: a Kaggle block learns its first line only to name a bad one
@@ -97,7 +74,7 @@ def test_workers_reading_their_own_byte_ranges_deliver_the_local_engines_rows(fi
 
 
 def test_workers_write_their_own_parts_and_the_folder_matches_the_local_engines(fine_grained, dask, tmp_path):
-    path = reviews(tmp_path / "reviews.txt")
+    path = write_reviews(tmp_path / "reviews.txt", 3000)
     job = batch.Job(kaggle=False)
     header = job.header(fine_grained.labels)
     with batch.FolderOutput(tmp_path / "local", header) as output:
@@ -117,7 +94,7 @@ def test_workers_write_their_own_parts_and_the_folder_matches_the_local_engines(
 
 @pytest.mark.parametrize("kaggle", [False, True], ids=["plain", "kaggle"])
 def test_a_bad_line_far_into_a_file_is_named_with_its_file_and_line(dask, tmp_path, kaggle):
-    path = kaggle_test(tmp_path / "test.tsv") if kaggle else reviews(tmp_path / "reviews.txt")
+    path = write_kaggle_test(tmp_path / "test.tsv", 1500) if kaggle else write_reviews(tmp_path / "reviews.txt", 3000)
     lines = path.read_bytes().split(b"\n")
     lines[1234] = b"156061\tno phrase" if kaggle else b"caf\xe9 society"  # line 1235 of the file
     path.write_bytes(b"\n".join(lines))
@@ -127,7 +104,7 @@ def test_a_bad_line_far_into_a_file_is_named_with_its_file_and_line(dask, tmp_pa
 
 
 def test_a_file_that_shrinks_during_the_run_stops_it_naming_the_file(dask, tmp_path):
-    path = reviews(tmp_path / "reviews.txt")
+    path = write_reviews(tmp_path / "reviews.txt", 3000)
     size = path.stat().st_size
     cells = batch.plan_cells([path], kaggle=False, block_size=SIZE)
     path.write_bytes(path.read_bytes()[: size // 2])
@@ -136,7 +113,7 @@ def test_a_file_that_shrinks_during_the_run_stops_it_naming_the_file(dask, tmp_p
 
 
 def test_an_output_folder_the_workers_cannot_see_says_to_share_it_or_use_a_file(dask, tmp_path):
-    path = reviews(tmp_path / "reviews.txt", 100)
+    path = write_reviews(tmp_path / "reviews.txt", 100)
     with pytest.raises(util.DataError, match=f"^{tmp_path / 'elsewhere'}: the folder of --output-dir is not there "
                                              "where the Dask worker runs; give an --output-dir on a file system every "
                                              "worker shares, or use -o FILE"):

@@ -9,8 +9,7 @@ import lifecycle
 import model
 import prediction_log
 from app import create_app
-from support import flush, samples, value, wait_for
-from test_release import build, release_cli, scrambled
+from support import build, flush, release_cli, samples, scrambled, value, wait_for
 
 TEXTS = ["a gorgeous , moving film", "dull and far too long", "the plot", "an utter mess of a movie",
          "superb acting", "nothing happens", "it is a film", "brilliant , funny and warm"]

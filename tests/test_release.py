@@ -1,11 +1,8 @@
 """Releases: the build's gate against the live model, versions kept, and release.py's commands."""
-import contextlib
 import csv
 import fcntl
 import gzip
-import io
 import json
-import random
 import shutil
 import subprocess
 import sys
@@ -17,33 +14,13 @@ import artifacts
 import build_model
 import model
 import release
-from support import ROOT
+from support import ROOT, build, release_cli, scrambled
 
 
 @pytest.fixture
 def models(model_dir, tmp_path):
     """A private copy of the session's published models (links, versions and all)."""
     return shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
-
-
-def build(*args):
-    """Run the build in-process, quietly; return (exit status, what it printed)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = build_model.main([str(a) for a in args])
-    return code, out.getvalue() + err.getvalue()
-
-
-def scrambled(train, out, share=0.6, seed=1):
-    """A copy of a Kaggle-format train.tsv with `share` of its labels replaced by random ones (a broken export)."""
-    rng = random.Random(seed)
-    lines = train.read_text().splitlines()
-    rows = [lines[0]]
-    for line in lines[1:]:
-        *rest, label = line.split("\t")
-        rows.append("\t".join([*rest, str(rng.randrange(5)) if rng.random() < share else label]))
-    out.write_text("\n".join(rows) + "\n")
-    return out
 
 
 def live_version(models, name):
@@ -53,11 +30,6 @@ def live_version(models, name):
 
 def manifest(folder):
     return json.loads((folder / artifacts.MANIFEST_FILE).read_text())
-
-
-def release_cli(models, *args):
-    return subprocess.run([sys.executable, "release.py", "--model-dir", str(models), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
 
 
 # --- The gate ------------------------------------------------------------------------------------

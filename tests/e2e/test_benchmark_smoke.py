@@ -175,3 +175,22 @@ def test_batch_benchmark_prints_phrases_per_second_that_follow_from_its_wall_tim
         assert int(peak) > 0
     startup = figure(rf"local ({NUMBER}) s, dask, 1 worker ({NUMBER}) s, dask, 2 workers ({NUMBER}) s", output)
     assert all(seconds > 0 for seconds in startup)
+
+
+def test_the_cluster_batch_benchmark_prints_each_way_of_reading_with_cpu_by_process_and_a_scale_table():
+    output = run_smoke("bench_batch.py", "--cluster")
+    assert "outputs: the same bytes from every engine" in output
+    lines = number(re.search(rf"^({NUMBER}) lines \(", output, re.M).group(1))
+    rows = re.findall(rf"^(local|workers read, -o|workers read\+write|client reads, -o)\s+({NUMBER})\s+({NUMBER})\s+"
+                      rf"({NUMBER})x\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s", output, re.M)
+    assert [row[0] for row in rows] == ["local", "workers read, -o", "workers read+write", "client reads, -o"], output
+    local_speed = number(rows[0][2])
+    for engine, wall, speed, ratio, client, scheduler, workers in rows:
+        assert number(wall) > 0 and number(client) > 0 and number(scheduler) >= 0, (engine, output)
+        assert close(number(ratio), number(speed) / local_speed, decimals_printed=2, slack=0.01), (engine, output)
+        # Every line of the tiny corpus but the blank ones is a phrase, so phrases/s is at most lines / wall.
+        assert number(speed) <= lines / number(wall) * 1.01 + 1, (engine, output)
+        if engine != "local":
+            assert number(workers) > 0, (engine, output)  # the workers did the scoring
+    assert len(re.findall(r"^\s+(4|16|64) workers: [\d,]+ phrases/s, bound by the (workers|scheduler|client)", output,
+                          re.M)) == 3, output

@@ -4,9 +4,7 @@ The output is the local engine's, byte for byte, for both input kinds; a worker 
 and its blocks scored again; bad lines, files the workers cannot see and a model a worker refuses stop the
 run with the reason and leave no output.
 """
-import gzip
 import os
-import random
 import re
 import signal
 import subprocess
@@ -14,28 +12,10 @@ import sys
 
 import pytest
 
-from support import FILLER, ROOT, WORDS, DaskCluster, free_port, wait_for
+from support import ROOT, DaskCluster, free_port, wait_for
 from support import run_predict as run
-
-
-def reviews(path, count, *, seed=0, packed=False):
-    """Write `count` short reviews (a blank line now and then) to `path`; return it."""
-    rng = random.Random(seed)
-    vocabulary = [word for words in WORDS.values() for word in words] + FILLER + ["zzzqx"]
-    text = "\n".join("" if n % 13 == 0 else " ".join(rng.choices(vocabulary, k=rng.randint(1, 9)))
-                     for n in range(count)) + "\n"
-    path.write_bytes(gzip.compress(text.encode()) if packed else text.encode())
-    return path
-
-
-def kaggle_test(path, count, *, seed=0):
-    """Write a Kaggle-format test file of `count` phrases; return it."""
-    rng = random.Random(seed)
-    vocabulary = [word for words in WORDS.values() for word in words] + FILLER
-    rows = [f"{156060 + n}\t{8544 + n // 5}\t{' '.join(rng.choices(vocabulary, k=rng.randint(0, 7)))}"
-            for n in range(1, count + 1)]
-    path.write_text("\n".join(["PhraseId\tSentenceId\tPhrase", *rows]) + "\n")
-    return path
+from support import write_kaggle_test as kaggle_test
+from support import write_reviews as reviews
 
 
 @pytest.fixture(scope="module")

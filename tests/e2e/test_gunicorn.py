@@ -18,8 +18,7 @@ import requests
 import artifacts
 import build_model
 import model
-from support import ROOT, SERVICE_VARIABLES, Clients, Server, free_port, wait_for
-from test_artifacts import Call, install
+from support import ROOT, SERVICE_VARIABLES, Call, Clients, Server, free_port, install, wait_for
 
 PATHS = ["/?query=a+brilliant+superb+film", "/fine-grained?query=dull+tedious+plot"]
 

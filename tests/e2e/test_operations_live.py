@@ -14,8 +14,7 @@ import pytest
 import requests
 import sklearn
 
-from support import ROOT, Server, free_port, samples, value
-from test_app import TOKEN, assert_json_error  # the same checks as through the test client
+from support import ROOT, TOKEN, Server, assert_json_error, free_port, samples, value
 
 GOOD = "a brilliant superb film"
 MIB = 1 << 20

@@ -22,8 +22,7 @@ import pytest
 import requests
 
 import prediction_log
-from support import ROOT, Clients, Server, samples, value, wait_for
-from test_app import assert_json_error
+from support import ROOT, Clients, Server, assert_json_error, samples, value, wait_for
 
 TWO_WORKERS = {"WEB_CONCURRENCY": "2"}
 DROP_WARNING = "prediction log: dropped"  # the start of the writer's warning line

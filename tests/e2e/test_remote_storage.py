@@ -3,16 +3,14 @@ system reads byte ranges) and `s3://` through s3fs from moto's S3 server (the on
 against). Both engines write the bytes they write from the local file; Dask workers that cannot see this
 machine's files read their own ranges over the network; a missing object is named in the error.
 """
-import gzip
 import os
-import random
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from support import FILLER, NGINX_BINARY, ROOT, WORDS, DaskCluster, free_port, wait_for
+from support import NGINX_BINARY, ROOT, DaskCluster, free_port, wait_for, write_kaggle_test, write_reviews
 from support import run_predict as run
 
 pytestmark = pytest.mark.skipif(not shutil.which(NGINX_BINARY), reason="nginx is not installed (apt-get install "
@@ -25,15 +23,9 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "A
 def corpus(tmp_path_factory):
     """A folder of inputs: plain text of many blocks, the same gzip-compressed, and a Kaggle test file."""
     folder = tmp_path_factory.mktemp("corpus")
-    rng = random.Random(3)
-    vocabulary = [word for words in WORDS.values() for word in words] + FILLER
-    text = "".join("\n" if n % 17 == 0 else " ".join(rng.choices(vocabulary, k=rng.randint(1, 9))) + "\n"
-                   for n in range(4000))
-    (folder / "reviews.txt").write_text(text)
-    (folder / "reviews.txt.gz").write_bytes(gzip.compress(text.encode()))
-    (folder / "test.tsv").write_text("PhraseId\tSentenceId\tPhrase\n" + "".join(
-        f"{156061 + n}\t{8545 + n // 6}\t{' '.join(rng.choices(vocabulary, k=rng.randint(1, 6)))}\n"
-        for n in range(3000)))
+    write_reviews(folder / "reviews.txt", 4000, seed=3)
+    write_reviews(folder / "reviews.txt.gz", 4000, seed=3, packed=True)
+    write_kaggle_test(folder / "test.tsv", 3000)
     return folder
 
 
@@ -98,11 +90,12 @@ def url(kind, name, http_root):
     return f"{http_root}/{name}" if kind == "http" else f"s3://{BUCKET}/{name}"
 
 
-def scored(tmp_path, source, model_dir, *args, env):
-    """Run predict.py on `source` with 2 KiB blocks into a new file under tmp_path; return its bytes."""
+def scored(tmp_path, sources, model_dir, *args, env):
+    """Run predict.py on `sources` (one or a list) with 2 KiB blocks into a new file under tmp_path; return its
+    bytes."""
     out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}.csv"
-    done = run(source, "-o", out, "--model-dir", model_dir, "--block-size", "2KiB", *args,
-               env={**os.environ, **env})
+    done = run(*(sources if isinstance(sources, list) else [sources]), "-o", out, "--model-dir", model_dir,
+               "--block-size", "2KiB", *args, env={**os.environ, **env})
     assert done.returncode == 0, done.stderr
     return out.read_bytes()
 
@@ -131,11 +124,32 @@ def test_workers_read_s3_ranges_and_write_the_local_engines_parts(corpus, s3_env
 
 
 def test_an_s3_glob_is_expanded_in_sorted_order_and_each_row_names_its_url(corpus, s3_env, model_dir, tmp_path):
-    local = scored(tmp_path, corpus / "reviews.txt", model_dir, corpus / "reviews.txt.gz", env={})
+    local = scored(tmp_path, [corpus / "reviews.txt", corpus / "reviews.txt.gz"], model_dir, env={})
     for name in ("reviews.txt", "reviews.txt.gz"):
         local = local.replace(f"{corpus / name},".encode(), f"s3://{BUCKET}/{name},".encode())
     assert scored(tmp_path, f"s3://{BUCKET}/reviews.*", model_dir, env=s3_env) == local
     assert local.count(b"s3://reviews/reviews.txt.gz,") == local.count(b"s3://reviews/reviews.txt,") > 3000
+
+
+def test_workers_without_the_storages_credentials_say_to_let_the_client_read(s3_env, model_dir, tmp_path):
+    anonymous = {"AWS_ENDPOINT_URL": s3_env["AWS_ENDPOINT_URL"], "AWS_EC2_METADATA_DISABLED": "true",
+                 "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    source = f"s3://{BUCKET}/reviews.txt"
+    workers = DaskCluster(tmp_path / "dask", workers=1, worker_env=anonymous)
+    try:
+        with workers.client():
+            pass
+        common = [source, "--model-dir", model_dir, "--engine", "dask", "--scheduler", workers.address]
+        done = run(*common, "-o", tmp_path / "out.csv", env={**os.environ, **s3_env})
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.splitlines()[-1] == (
+            f"error: {source}: cannot be read where the Dask worker runs (NoCredentialsError: Unable to locate "
+            "credentials); if only this machine can read it, use --read-on client.")
+        assert not (tmp_path / "out.csv").exists()
+        done = run(*common, "-o", tmp_path / "out.csv", "--read-on", "client", env={**os.environ, **s3_env})
+        assert done.returncode == 0, done.stderr
+    finally:
+        workers.stop()
 
 
 @pytest.mark.parametrize("kind", ["http", "s3"])
