@@ -19,6 +19,7 @@ Either way a task holds all it needs, so when a worker dies the scheduler runs i
 elsewhere. The client keeps a few tasks in flight per worker, so its memory stays flat.
 """
 import dataclasses
+import functools
 import logging
 import os
 import uuid
@@ -66,16 +67,46 @@ def worker_model(plugin_name):
     return plugin.model
 
 
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """What a task returns instead of raising a `DataError` or `ModelError`: bad input is the run's answer,
+    not a worker's failure, so it leaves no traceback in the workers' logs. `answer` raises it here."""
+    error: type
+    message: str
+
+
+def refusing(task):
+    """A Dask task that returns a `Refused` for bad input or an unusable model, rather than raising it."""
+    @functools.wraps(task)
+    def run(*args, **kwargs):
+        try:
+            return task(*args, **kwargs)
+        except (util.DataError, ModelError) as exc:
+            return Refused(type(exc), str(exc))
+    return run
+
+
+def answer(future):
+    """A task's result; the `DataError` or `ModelError` it refused with, raised here."""
+    result = future.result()
+    if isinstance(result, Refused):
+        raise result.error(result.message)
+    return result
+
+
+@refusing
 def score_on_worker(plugin_name, job, block):
     """The Dask task for one block read by the client: `batch.score_block` with this worker's model."""
     return batch.score_block(worker_model(plugin_name), job, block)
 
 
+@refusing
 def count_on_worker(cell, block_size):
     """The Dask task that counts the lines of one cell, read on the worker."""
     return batch.count_cell_lines(cell, block_size)
 
 
+@refusing
 def score_cell_on_worker(plugin_name, job, cell, block_size, first_line, staging):
     """The Dask task for one cell read on the worker: a list of (block, rows, data) in order, the blocks
     without their bytes. With `staging` (the output folder being filled) the worker writes each block's
@@ -142,7 +173,7 @@ def score_blocks(client, plugin_name, job, blocks, deliver):
 def deliver_block(block, future, deliver):
     """Wait for a block's result and deliver it; a block that kept killing workers is an error."""
     try:
-        rows, data = future.result()
+        rows, data = answer(future)
     except KilledWorker:
         raise killed(block.path, f"the block from line {block.first_line}") from None
     deliver(block, rows, data)
@@ -171,7 +202,7 @@ def score_cells(client, plugin_name, job, cells, deliver, *, block_size, staging
                 score_cell_on_worker, plugin_name, job, cell, block_size, first_line, staging,
                 key=f"sentiment-cell-{run}-{index}")))
             if count is not None:
-                next_line[cell.file] = first_line + count.result()
+                next_line[cell.file] = first_line + answer(count)
             while len(pending) >= limit:
                 deliver_cell(client, plugin_name, job, cells, *pending.popleft(), deliver, block_size=block_size)
         while pending:
@@ -185,7 +216,7 @@ def deliver_cell(client, plugin_name, job, cells, index, first_line, future, del
     counted, is found again with its true line number, so that the error names it."""
     cell = cells[index]
     try:
-        results = future.result()
+        results = answer(future)
     except KilledWorker:
         where = ("the whole file (one task for a gzip file)" if cell.offset is None else
                  f"the block at byte {cell.offset:,}" if job.kaggle else f"the block from line {first_line}")
@@ -194,9 +225,10 @@ def deliver_cell(client, plugin_name, job, cells, index, first_line, future, del
         if not (job.kaggle and cell.offset):
             raise
         earlier = [other for other in cells[:index] if other.file == cell.file]
-        counted = client.gather(client.map(count_on_worker, earlier, block_size=block_size, pure=False))
-        client.submit(score_cell_on_worker, plugin_name, job, cell, block_size, 1 + sum(counted), None,
-                      pure=False).result()
+        counted = [answer(future) for future in client.map(count_on_worker, earlier, block_size=block_size,
+                                                            pure=False)]
+        answer(client.submit(score_cell_on_worker, plugin_name, job, cell, block_size, 1 + sum(counted), None,
+                             pure=False))
         raise  # the same cell counted from its true first line did not fail: the file changed
     for block, rows, data in results:
         deliver(block, rows, data)

@@ -45,11 +45,27 @@ CLUSTER_ENGINES = {"local": [], "workers read, -o": ["--read-on", "workers"],
                    "workers read+write": ["--read-on", "workers", "--output-dir"],
                    "client reads, -o": ["--read-on", "client"]}
 # Runs predict.main in this process and prints its peak resident memory in KiB: VmHWM, which starts
-# afresh at exec (getrusage's ru_maxrss would carry over the benchmark's own peak from before the fork),
-# and its own CPU seconds (user + system).
-MEASURED = ("import os, re, sys, predict; code = predict.main(sys.argv[1:]); "
-            "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)); "
-            "print(sum(os.times()[:2])); sys.exit(code)")
+# afresh at exec (getrusage's ru_maxrss would carry over the benchmark's own peak from before the fork);
+# then its CPU seconds (user + system): in all, and inside the engine's call (batch.run_local or
+# predict.run_dask: the run without Python's start-up and imports).
+MEASURED = """
+import functools, os, re, sys, batch, predict
+engine = [0.0]
+def timed(function):
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        started = sum(os.times()[:2])
+        try:
+            return function(*args, **kwargs)
+        finally:
+            engine[0] += sum(os.times()[:2]) - started
+    return call
+batch.run_local, predict.run_dask = timed(batch.run_local), timed(predict.run_dask)
+code = predict.main(sys.argv[1:])
+print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))
+print(sum(os.times()[:2]), engine[0])
+sys.exit(code)
+"""
 
 
 def write_corpus(phrases, lines, path):
@@ -64,21 +80,31 @@ def write_corpus(phrases, lines, path):
 
 
 def run(corpus, out, model_dir, engine, options=None):
-    """One predict.py run; return (wall seconds, phrases scored, its process's peak resident KiB, its CPU s).
+    """One predict.py run; return (wall seconds, phrases scored, its process's peak resident KiB, its CPU s,
+    its CPU s inside the engine's call). `options` are the engine's (default: `ENGINES[engine]`)."""
+    return finish(start(corpus, out, model_dir, engine, options))
 
-    `options` are the engine's (default: `ENGINES[engine]`); one that ends in --output-dir takes `out`."""
+
+def start(corpus, out, model_dir, engine, options=None):
+    """Start one predict.py run (`finish` waits for it); an option list ending in --output-dir takes `out`."""
     options = ENGINES[engine] if options is None else options
     where = [str(out)] if options[-1:] == ["--output-dir"] else ["-o", str(out)]
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, str(corpus), "--model", "binary",
-                           "--model-dir", str(model_dir), *options, *where],
-                          cwd=ROOT, capture_output=True, text=True, timeout=3600)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"error: predict.py failed with the {engine} engine:\n{done.stderr[-3000:]}")
-    said = [line for line in done.stderr.splitlines() if line.startswith("scored ")][-1]
-    peak, cpu = done.stdout.split()
-    return wall, int(said.split()[1].replace(",", "")), int(peak), float(cpu)
+    process = subprocess.Popen([sys.executable, "-c", MEASURED, str(corpus), "--model", "binary",
+                                "--model-dir", str(model_dir), *options, *where],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return engine, process, time.perf_counter()
+
+
+def finish(started):
+    """Wait for a run `start` began; return what `run` returns."""
+    engine, process, began = started
+    stdout, stderr = process.communicate(timeout=3600)
+    wall = time.perf_counter() - began
+    if process.returncode != 0:
+        sys.exit(f"error: predict.py failed with the {engine} engine:\n{stderr[-3000:]}")
+    said = [line for line in stderr.splitlines() if line.startswith("scored ")][-1]
+    peak, cpu, engine_cpu = stdout.split()
+    return wall, int(said.split()[1].replace(",", "")), int(peak), float(cpu), float(engine_cpu)
 
 
 def digest(path):
@@ -123,71 +149,98 @@ def cluster_main(args, phrases, model_dir, tmp):
             pass
         engines = {name: [*(["--engine", "dask", "--scheduler", started.address] if options else []), *options]
                    for name, options in CLUSTER_ENGINES.items()}
-        small_lines, lines = args.lines[0] // 20, args.lines[0]
-        corpora = {size: write_corpus(phrases, size, tmp / f"corpus-{size}.txt") for size in (small_lines, lines)}
-        results = {(engine, size): [] for engine in engines for size in corpora}
-        digests = {size: set() for size in corpora}
+        lines = args.lines[0]
+        sizes = (lines // 20, lines)
+        corpora = {size: write_corpus(phrases, size, tmp / f"corpus-{size}.txt") for size in sizes}
+        halves = {size: write_corpus(phrases, size // 2, tmp / f"half-{size}.txt") for size in sizes}
+        results = {(engine, size): [] for engine in [*engines, SIDE_BY_SIDE] for size in sizes}
+        digests = {size: set() for size in sizes}
         for _ in range(args.rounds):
-            for size, corpus in corpora.items():
+            for size in sizes:
                 for engine, options in engines.items():
-                    out = tmp / "out"
                     before = cpu_seconds(started.scheduler.pid), cpu_seconds(started.workers.pid)
-                    wall, count, peak, client = run(corpus, out, model_dir, engine, options)
+                    wall, count, _, _, client = run(corpora[size], tmp / "out", model_dir, engine, options)
                     after = cpu_seconds(started.scheduler.pid), cpu_seconds(started.workers.pid)
                     results[engine, size].append((wall, count, client, after[0] - before[0], after[1] - before[1]))
-                    digests[size].add(digest(out))
-                    remove(out)
+                    digests[size].add(digest(tmp / "out"))
+                    remove(tmp / "out")
+                pair = [finish(run) for run in [start(halves[size], tmp / f"side-{n}.csv", model_dir, "local", [])
+                                                for n in (1, 2)]]
+                results[SIDE_BY_SIDE, size].append((max(r[0] for r in pair), sum(r[1] for r in pair),
+                                                    sum(r[4] for r in pair), 0.0, 0.0))
         if any(len(found) != 1 for found in digests.values()):
             sys.exit("error: the engines wrote different outputs")
         print("outputs: the same bytes from every engine (a folder's parts joined, one header)")
     finally:
         started.stop()
-    report_cluster(results, lines, small_lines, args.block_size or BLOCK_SIZE,
-                   os.path.getsize(corpora[lines]), args.rounds)
+    report_cluster(results, sizes, args.block_size or BLOCK_SIZE, os.path.getsize(corpora[lines]), args.rounds)
 
 
-def report_cluster(results, lines, small_lines, block_size, corpus_bytes, rounds):
-    """Print the wall times, the CPU by process and the costs per block, and what they mean for more workers."""
+# A reference row, not an engine: two local-engine processes at once, each on half the lines, to show what
+# running two scorers side by side on this machine's two cores costs per phrase, whatever runs them.
+SIDE_BY_SIDE = "local, 2 side by side"
+
+
+def report_cluster(results, sizes, block_size, corpus_bytes, rounds):
+    """Print the wall times, the CPU by process and the costs per block, and what they mean for more workers.
+
+    Per-phrase costs are marginal: the difference between the large and the small run over the phrases
+    between them, so start-up and model loading drop out. The workers and the scheduler tick over even when
+    idle (heartbeats, Dask's system monitor): their idle rate, measured during the local engine's runs, is
+    taken off their CPU for each second of the run's wall time.
+    """
+    small, lines = sizes
+
     def median(engine, size, field):
         return statistics.median(run[field] for run in results[engine, size])
 
-    phrases = results["local", lines][0][1]
-    extra = phrases - results["local", small_lines][0][1]  # the marginal phrases between the two corpora
+    idle = [statistics.median(run[field] / run[0] for size in sizes for run in results["local", size])
+            for field in (3, 4)]  # CPU s per wall s: the scheduler's, the workers' (all of them)
+
+    def marginal(engine):
+        """µs per phrase: the client (inside the engine's call), the scheduler and the workers, idle taken off."""
+        extra = median(engine, lines, 1) - median(engine, small, 1)
+        wall = median(engine, lines, 0) - median(engine, small, 0)
+        client = median(engine, lines, 2) - median(engine, small, 2)
+        scheduler, workers = ((median(engine, lines, field) - median(engine, small, field) - rate * wall)
+                              for field, rate in zip((3, 4), idle))
+        return [value / extra * 1e6 for value in (client, scheduler, workers)]
+
+    phrases = median("local", lines, 1)
     blocks = -(-corpus_bytes // block_size)
-    print(f"{lines:,} lines ({corpus_bytes / 2**20:.0f} MiB, {blocks} blocks of {block_size / 2**20:g} MiB); a running "
-          f"cluster of 2 single-threaded workers; {rounds} round(s), medians")
-    print(f"{'engine':<20} {'wall s':>7} {'phrases/s':>10} {'x local':>8}   {'CPU s: client':>13} {'scheduler':>9} "
-          f"{'workers':>8}   {'marginal µs/phrase: client':>26} {'workers':>8} {'x local':>8}")
+    print(f"{lines:,} lines ({corpus_bytes / 2**20:.0f} MiB, {blocks} blocks of {block_size / 2**20:g} MiB) and "
+          f"{small:,} lines, for marginal costs; a running cluster of 2 single-threaded workers; {rounds} round(s), "
+          "medians")
+    print(f"idle CPU while the local engine runs: scheduler {idle[0]:.3f} s/s, workers {idle[1]:.3f} s/s (taken off)")
+    print(f"{'engine':<22} {'wall s':>7} {'phrases/s':>10} {'x local':>8}   {'CPU s: client':>13} {'scheduler':>9} "
+          f"{'workers':>8}   {'µs/phrase: client':>17} {'scheduler':>9} {'workers':>8} {'x local':>8}")
     local_speed = phrases / median("local", lines, 0)
-    local_marginal = (median("local", lines, 2) - median("local", small_lines, 2)) / extra * 1e6
-    costs = {}
-    for engine in CLUSTER_ENGINES:
+    costs = {engine: marginal(engine) for engine in [*CLUSTER_ENGINES, SIDE_BY_SIDE]}
+    local_cost = costs["local"][0]
+    for engine, (client, scheduler, workers) in costs.items():
         wall = median(engine, lines, 0)
-        client, scheduler, workers = (median(engine, lines, field) for field in (2, 3, 4))
-        marginal = [(median(engine, lines, field) - median(engine, small_lines, field)) / extra * 1e6
-                    for field in (2, 3, 4)]
-        costs[engine] = marginal
-        work = marginal[0] if engine == "local" else marginal[2]
-        shown = "-" if engine == "local" else f"{marginal[2]:.3f}"
-        print(f"{engine:<20} {wall:>7.2f} {phrases / wall:>10,.0f} {phrases / wall / local_speed:>7.2f}x   "
-              f"{client:>13.2f} {scheduler:>9.2f} {workers:>8.2f}   {marginal[0]:>26.3f} "
-              f"{shown:>8} {work / local_marginal:>7.2f}x")
+        work = workers if engine in CLUSTER_ENGINES and engine != "local" else client
+        shown = [f"{value:.3f}" if engine in CLUSTER_ENGINES and engine != "local" else "-"
+                 for value in (scheduler, workers)]
+        print(f"{engine:<22} {wall:>7.2f} {phrases / wall:>10,.0f} {phrases / wall / local_speed:>7.2f}x   "
+              f"{median(engine, lines, 2):>13.2f} {median(engine, lines, 3):>9.2f} {median(engine, lines, 4):>8.2f}   "
+              f"{client:>17.3f} {shown[0]:>9} {shown[1]:>8} {work / local_cost:>7.2f}x")
     per_block = phrases / blocks
-    dask = {engine: cost for engine, cost in costs.items() if engine != "local"}
+    dask = {engine: cost for engine, cost in costs.items() if engine in CLUSTER_ENGINES and engine != "local"}
     print(f"marginal CPU per block of {block_size / 2**20:g} MiB ({per_block:,.0f} phrases), ms: "
           + "; ".join(f"{engine}: client {c * per_block / 1000:.2f}, scheduler {s * per_block / 1000:.2f}, "
-                      f"a worker {w * per_block / 1000:.1f}" for engine, (c, s, w) in dask.items()))
+                      f"a worker {w * per_block / 1000:.0f}" for engine, (c, s, w) in dask.items()))
     print("client CPU per million lines, marginal: "
-          + "; ".join(f"{engine} {c * lines / phrases:.2f} s" for engine, (c, _, _) in dask.items()))
-    client, scheduler, worker = costs["workers read+write"]
-    print("on paper, workers reading and writing, one core each, a scheduler on a core of its own "
+          + "; ".join(f"{engine} {c * lines / phrases:.3f} s" for engine, (c, _, _) in dask.items()))
+    client, scheduler, worker = (max(value, 1e-3) for value in costs["workers read+write"])
+    print("on paper, workers reading and writing, one core each, the scheduler and the client on cores of their own "
           "(each capped by its CPU per block; network and storage not counted):")
     for count in (4, 16, 64):
         caps = {"workers": count * 1e6 / worker, "scheduler": 1e6 / scheduler, "client": 1e6 / client}
         bound = min(caps, key=caps.get)
         needed = block_size * count * scheduler / worker  # the scheduler's cost is per block, not per byte
         print(f"  {count:>2} workers: {caps[bound]:>12,.0f} phrases/s, bound by the {bound}; "
-              f"{count * 1e6 / worker / per_block:,.0f} blocks/s; blocks of {needed / 2**20:.2f} MiB or more keep "
+              f"{count * 1e6 / worker / per_block:,.1f} blocks/s; blocks of {needed / 2**20:.2f} MiB or more keep "
               f"the scheduler ({1e6 / scheduler / per_block:,.0f} blocks/s at most) below its cap")
 
 

@@ -104,8 +104,10 @@ def test_a_bad_line_stops_a_dask_run_naming_it_and_leaves_no_output(cluster, mod
     for where in (["-o", tmp_path / "out.csv"], ["--output-dir", tmp_path / "out"]):
         done = run(path, *where, "--model-dir", model_dir, "--block-size", "2KiB", "--engine", "dask",
                    "--scheduler", cluster.address, "--read-on", read_on)
-        assert done.returncode == 2 and f"error: {path}: line 2401: {problem}" in done.stderr
+        assert done.returncode == 2 and done.stderr.splitlines()[-1] == f"error: {path}: line 2401: {problem}" \
+            + (". Fix or remove the line." if kind == "kaggle" else "."), done.stderr
         assert sorted(tmp_path.iterdir()) == [path]
+    assert problem not in cluster.output()  # bad input is the run's answer, not a failure in the workers' logs
 
 
 @pytest.mark.parametrize("read_on, output", [("client", "-o"), ("workers", "-o"), ("workers", "--output-dir")])
