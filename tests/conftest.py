@@ -88,6 +88,22 @@ def kaggle_model_dir(kaggle_dir, tmp_path_factory):
     return build_models(kaggle_dir / "train.tsv.gz", tmp_path_factory.mktemp("kaggle-models"))
 
 
+@pytest.fixture
+def models(model_dir, tmp_path):
+    """A private copy of the session's published models (links, versions and all), safe to break or rebuild."""
+    import shutil
+
+    return shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
+
+
+@pytest.fixture(scope="module")
+def kaggle_server(kaggle_model_dir):
+    """gunicorn with the repo's settings on the models built from Kaggle's real data, for the module."""
+    server = Server(kaggle_model_dir).wait_healthy()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def live_server(model_dir):
     """gunicorn with the repo's gunicorn.conf.py on the tiny models, for the whole session."""

@@ -562,3 +562,9 @@ def release_cli(models, *args):
     """Run `python release.py --model-dir MODELS ARGS` as a user does; return the CompletedProcess."""
     return subprocess.run([sys.executable, "release.py", "--model-dir", str(models), *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
+
+
+def published(out):
+    """Each model's published version folder in the models folder `out` and its manifest's creation time."""
+    return {name: ((out / name).resolve(), util.read_json(out / name / artifacts.MANIFEST_FILE)["created_at"])
+            for name in ("binary", "fine-grained") if (out / name).exists()}

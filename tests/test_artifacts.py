@@ -24,19 +24,15 @@ from sklearn.naive_bayes import MultinomialNB
 import artifacts
 import build_model
 import model
-import util
 from app import create_app
-from support import ROOT, Call, edit_manifest, install, run_build, wait_for
+from support import ROOT, Call, edit_manifest, install, published, run_build, wait_for
 
 NAMES = ["binary", "fine-grained"]
 PICKLES = [artifacts.VECTORIZER_FILE, artifacts.CLASSIFIER_FILE]
 PAGE = 4096
 
 
-@pytest.fixture
-def models(model_dir, tmp_path):
-    """A private copy of the session's published models (links, versions and all), safe to break."""
-    return shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
+
 
 
 def loads_and_scores(folder):
@@ -321,10 +317,7 @@ def test_the_allow_list_loads_every_model_the_tuner_can_choose(tiny_data, name, 
 
 # --- Publishing ----------------------------------------------------------------------------------
 
-def published(out):
-    """Each model's published version folder and its manifest's creation time."""
-    return {name: ((out / name).resolve(), util.read_json(out / name / MANIFEST)["created_at"])
-            for name in NAMES if (out / name).exists()}
+
 
 
 def staging(out, pid="*"):

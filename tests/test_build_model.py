@@ -18,7 +18,7 @@ import build_model
 import model
 import util
 from app import create_app
-from support import ROOT, run_build
+from support import ROOT, published, run_build
 
 NAMES = ["binary", "fine-grained"]
 LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}
@@ -227,10 +227,7 @@ def test_a_tuned_build_ships_the_chosen_settings_and_its_search_in_tuning_json(t
 
 # --- The command line ----------------------------------------------------------------------------
 
-def published(out):
-    """Each model's published version folder and its manifest's creation time."""
-    return {name: ((out / name).resolve(), util.read_json(out / name / artifacts.MANIFEST_FILE)["created_at"])
-            for name in NAMES}
+
 
 
 def test_a_successful_build_reports_each_step_and_a_summary_and_switches_the_models(

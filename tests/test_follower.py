@@ -1,6 +1,5 @@
 """The server's follower (follower.py): a running app switches to a promoted or rolled-back version by
 itself, refuses one that fails verification, and scores a shadow version beside the live one."""
-import shutil
 
 import pytest
 
@@ -15,10 +14,7 @@ TEXTS = ["a gorgeous , moving film", "dull and far too long", "the plot", "an ut
          "superb acting", "nothing happens", "it is a film", "brilliant , funny and warm"]
 
 
-@pytest.fixture
-def models(model_dir, tmp_path):
-    """A private copy of the session's published models (links, versions and all)."""
-    return shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
+
 
 
 @pytest.fixture

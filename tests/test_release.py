@@ -17,12 +17,6 @@ import release
 from support import ROOT, build, release_cli, scrambled
 
 
-@pytest.fixture
-def models(model_dir, tmp_path):
-    """A private copy of the session's published models (links, versions and all)."""
-    return shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
-
-
 def live_version(models, name):
     """The model_version `models/name` serves."""
     return model.SentimentModel.load(models / name).version

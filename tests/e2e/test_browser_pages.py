@@ -65,12 +65,7 @@ def page(browser, live_server):
         yield opened
 
 
-@pytest.fixture(scope="module")
-def kaggle_server(kaggle_model_dir):
-    """gunicorn on the models built from Kaggle's real data (skips without KAGGLE_DATA_DIR)."""
-    server = Server(kaggle_model_dir).wait_healthy()
-    yield server
-    server.stop()
+
 
 
 def bar_values(section):

@@ -16,16 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support import README_URL, Server, console_examples, pycon_examples
-
-
-@pytest.fixture(scope="module")
-def kaggle_server(kaggle_model_dir):
-    """gunicorn with the repo's settings on the Kaggle-trained models."""
-    server = Server(kaggle_model_dir).wait_healthy()
-    yield server
-    server.stop()
-
+from support import README_URL, console_examples, pycon_examples
 
 # Every answer's id is new, and a model's version is its build's: the README shows those of a real run, and
 # here they need only be of the same kind.
