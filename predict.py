@@ -4,6 +4,7 @@
     python predict.py reviews.txt -o scores.csv --model binary
     python predict.py reviews.txt --explain 3                # and each line's three strongest terms
     python predict.py 'corpus/*.txt.gz' --output-dir scores/ --engine dask --scheduler tcp://10.0.0.5:8786
+    python predict.py 's3://reviews/2026/*.txt' --output-dir /shared/scores --engine dask --scheduler tcp://10.0.0.5:8786
 
 A Kaggle test file (header `PhraseId<TAB>SentenceId<TAB>Phrase`) becomes Kaggle's submission format,
 `PhraseId,Sentiment`, one row per phrase in the file's order (the order of sampleSubmission.csv).
@@ -13,6 +14,10 @@ a last column `explanation` holds the K terms that moved the answer most, strong
 `term:contribution;...`: each term's share of the log-odds of the prediction against the runner-up
 label (positive pushes toward the prediction). Explanations are only for plain text: Kaggle's
 submission format has no room for them, so `--explain` with a test.tsv is refused.
+
+With `--engine dask` the workers read their own byte ranges and write their own parts when they can
+open the inputs (URLs, a local cluster, or a scheduler on this machine); `--read-on client` makes this
+process read and send each block instead.
 
 This file is the command line; reading, scoring and writing blocks is `batch.py`, and the Dask engine
 is `cluster.py`. More in docs/batch.md.

@@ -41,11 +41,13 @@ class Recorder:
             self.learn(served)
 
     def learn(self, served):
-        """Get ready to stamp the answers of a loaded model (at start, and when a release switches one in)."""
+        """Get ready to stamp the answers of a loaded model (at start, when a release switches one in, and
+        at its first answer if that comes first); return its stamp."""
         tag = ids.version_tag(served.version)
         self.by_tag[tag] = served.version
-        self.stamps[served.version] = (MODEL_NAMES.index(served.name), tag,
-                                       {label: i for i, label in enumerate(served.labels)})
+        stamp = self.stamps[served.version] = (MODEL_NAMES.index(served.name), tag,
+                                               {label: i for i, label in enumerate(served.labels)})
+        return stamp
 
     def stamp(self, served, scored, texts, *, request_id, shadow=None):
         """Give each answer of the loaded model `served` (a `model.Scored`'s) its id and version; return what
@@ -53,7 +55,8 @@ class Recorder:
         been sent). `shadow` is the (version, labels) of the shadow that scored the same texts, if any."""
         answers = scored.answers
         version = served.version
-        model_index, tag, label_index = self.stamps[version]
+        # A request thread can score with a version the follower has switched in but not yet told us about.
+        model_index, tag, label_index = self.stamps.get(version) or self.learn(served)
         now = time.time()
         issue = self.signer.issue
         for answer in answers:

@@ -8,6 +8,7 @@ import lifecycle
 import model
 import prediction_log
 from app import create_app
+from config import MODEL_ROUTES
 from support import build, flush, release_cli, samples, scrambled, value, wait_for
 
 TEXTS = ["a gorgeous , moving film", "dull and far too long", "the plot", "an utter mess of a movie",
@@ -74,6 +75,31 @@ def test_a_running_app_answers_with_a_promoted_version_and_then_the_rolled_back_
     # The id of an answer by the version switched in is taken by /feedback (its version is known).
     taken = client.post("/feedback", json={"id": answer["id"], "label": "Positive"})
     assert taken.status_code == 202 and taken.get_json()["accepted"][0]["model_version"] == first
+
+
+def test_a_request_answered_by_a_version_the_moment_it_is_switched_in_gets_its_id_and_version(
+        models, tiny_data, own_prediction_log):
+    # Under gunicorn a request thread may score with the new model before the follower's thread has
+    # told the metrics and the recorder about it: such a request is answered like any other.
+    application = following_app(models, own_prediction_log)
+    client = application.test_client()
+    follower = follower_of(application)
+    told, in_between = follower.on_switch, {}
+
+    def answer_first(role, name, old, new):
+        in_between[name] = client.get(MODEL_ROUTES[name], query_string={"query": "a fine film"})
+        told(role, name, old, new)
+
+    follower.on_switch = answer_first
+    assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
+    follower.check()
+    assert sorted(in_between) == sorted(MODEL_ROUTES)
+    for name, response in in_between.items():
+        assert response.status_code == 200, response.get_json()
+        answer = response.get_json()
+        assert answer["model_version"] == artifacts.version_of_folder(artifacts.live_folder(models, name))
+        taken = client.post("/feedback", json={"id": answer["id"], "label": answer["prediction"]})
+        assert taken.status_code == 202 and taken.get_json()["accepted"][0]["model_version"] == answer["model_version"]
 
 
 def test_a_version_that_fails_verification_is_refused_counted_and_the_old_one_keeps_serving(

@@ -192,5 +192,5 @@ def test_the_cluster_batch_benchmark_prints_each_way_of_reading_with_cpu_by_proc
         assert number(speed) <= lines / number(wall) * 1.01 + 1, (engine, output)
         if engine != "local":
             assert number(workers) > 0, (engine, output)  # the workers did the scoring
-    assert len(re.findall(r"^\s+(4|16|64) workers: [\d,]+ phrases/s, bound by the (workers|scheduler|client)", output,
+    assert len(re.findall(r"^\s+(4|16|64) workers:\s+[\d,]+ phrases/s, bound by the (workers|scheduler|client)", output,
                           re.M)) == 3, output
