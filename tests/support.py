@@ -402,8 +402,10 @@ class DaskCluster:
         if hidden is not None:
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                        'mount -t tmpfs hidden "$0" && exec "$@"', str(hidden), *command]
-        self.workers = subprocess.Popen(command, cwd=folder, env={**env, **(worker_env or {})}, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+        from cluster import WORKER_ENVIRONMENT  # as docs/batch.md starts them
+
+        self.workers = subprocess.Popen(command, cwd=folder, env={**env, **WORKER_ENVIRONMENT, **(worker_env or {})},
+                                        stdout=self.log, stderr=subprocess.STDOUT)
         self.expected = workers
 
     def client(self):

@@ -1,6 +1,8 @@
 """cluster.py on a real Dask LocalCluster on this machine, both ways of feeding it: the local engine's bytes in
 input order, parts the workers write themselves, and errors that name the file and line. Clusters started
 as docs/batch.md says, with workers killed and remote storage: tests/e2e/."""
+import os
+
 import pytest
 
 import artifacts
@@ -8,7 +10,7 @@ import batch
 import cluster
 import util
 from artifacts import ModelError
-from support import write_kaggle_test, write_reviews
+from support import ROOT, write_kaggle_test, write_reviews
 
 SIZE = 2048  # small blocks, so that a few thousand lines make dozens of tasks
 
@@ -127,3 +129,10 @@ def test_a_model_the_workers_refuse_stops_the_run_naming_the_worker(model_dir):
     with pytest.raises(ModelError, match=r"^on worker tcp://127\.0\.0\.1:\d+: .*sha256 does not match manifest"), \
             cluster.session(verified, workers=1, quiet=True):
         pass
+
+
+def test_a_local_clusters_workers_start_with_the_environment_docs_batch_md_gives_dask_worker(dask):
+    client, _ = dask
+    seen = client.run(lambda: {name: os.environ.get(name) for name in cluster.WORKER_ENVIRONMENT})
+    assert len(seen) == 2 and all(found == cluster.WORKER_ENVIRONMENT for found in seen.values()), seen
+    assert "MALLOC_MMAP_THRESHOLD_=33554432" in (ROOT / "docs" / "batch.md").read_text()
