@@ -230,7 +230,7 @@ def plan_cells(paths, *, kaggle, block_size):
         location = str(path) if is_url(path) else str(Path(path).resolve())
         raw, stream = open_input(location)
         with raw, stream:
-            size = file_size(location)
+            size = open_size(raw)  # as a worker's open_cell checks it, and with no second look at the storage
             offsets = [None] if isinstance(stream, gzip.GzipFile) else range(0, max(size, 1), block_size)
         cells += [Cell(str(path), location, file, offset, size, kaggle) for offset in offsets]
     return cells

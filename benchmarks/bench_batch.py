@@ -17,10 +17,10 @@ wall time of the same command on 1,000 lines.
 With `--cluster` it starts a cluster as docs/batch.md does (`dask scheduler` and `dask worker --nworkers 2
 --nthreads 1` on loopback, the workers with `cluster.WORKER_ENVIRONMENT`) and compares the local engine
 with `--scheduler` runs where the workers read (`-o FILE`, and `--output-dir`, where they write the parts
-too) and where the client reads. Besides wall
-time it measures CPU (user + system, from /proc) of predict.py, the scheduler and the workers, over each
-run and over a small run, whose difference is the marginal cost of the lines between them, model loading
-and start-up taken out. From those costs per block it prints what more workers would do on paper.
+too) and where the client reads. Besides wall time it measures CPU (user + system, from /proc) of
+predict.py, the scheduler and the workers, over each run and over a small run, whose difference is the
+marginal cost of the lines between them, model loading and start-up taken out. From those costs per
+block it prints what more workers would do on paper.
 """
 import argparse
 import hashlib
