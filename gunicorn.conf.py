@@ -8,10 +8,9 @@ import os
 import sys
 
 import app as service
-import lifecycle
-import logs
-from artifacts import ModelError
-from config import ConfigError, Settings, positive_int
+from serving import lifecycle, logs
+from serving.config import ConfigError, Settings, positive_int
+from store.artifacts import ModelError
 
 
 def refuse(message):

@@ -5,7 +5,7 @@
     python monitor.py --since 2h --log postgresql://USER@HOST/DB --model-dir /srv/models
 
 For each model it reads the rows of the window (`prediction_log.read_predictions`) and the labels sent
-back, computes the drift signals (drift.py) and prints, for each, the reference of the model as built
+back, computes the drift signals (serving/drift.py) and prints, for each, the reference of the model as built
 (`metrics.json`), the value now, the change and a verdict, with the margins of the alert rules
 (deploy/prometheus/alerts.yml). `--report` writes an HTML page with the table and pictures: the
 confidence histogram now against the reference, the label mix, the known-token share and the accuracy
@@ -23,11 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-import config
-import drift
-import model
-import prediction_log
 import util
+from kinds import text as model
+from serving import config, drift, prediction_log
 
 UNITS = {"m": 60, "h": 3600, "d": 86_400}
 
@@ -188,7 +186,7 @@ def format_window(seconds):
 
 def write_report(path, sections, labels_sent, since):
     """An HTML page: each model's table and its pictures (PNG, inline)."""
-    import plots
+    from training import plots
 
     parts = ["<!doctype html><meta charset='utf-8'><title>Drift report</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.2em .6em}"

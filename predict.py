@@ -19,8 +19,8 @@ With `--engine dask` the workers read their own byte ranges and write their own 
 open the inputs (URLs, a local cluster, or a scheduler on this machine); `--read-on client` makes this
 process read and send each block instead.
 
-This file is the command line; reading, scoring and writing blocks is `batch.py`, and the Dask engine
-is `cluster.py`. More in docs/batch.md.
+This file is the command line; reading, scoring and writing blocks is `batch/blocks.py`, and the Dask engine
+is `batch/cluster.py`. More in docs/batch.md.
 """
 import argparse
 import glob
@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-import batch
-import config
-import model
 import util
+from batch import blocks as batch
+from kinds import text as model
+from serving import config
 
 
 def positive_int(unit, asked, example):
@@ -225,7 +225,7 @@ def score(args, paths, kaggle):
 def run_dask(args, paths, verified, job, deliver, *, staging):
     """The Dask engine: the workers read the inputs (and write the parts into `staging`, the output folder
     being filled, if any), or the client reads them and sends the blocks."""
-    import cluster  # only here: distributed takes a moment to import
+    from batch import cluster  # only here: distributed takes a moment to import
 
     on_workers = read_on_workers(args, paths)
     with cluster.session(verified, scheduler=args.scheduler, workers=args.workers or cluster.default_workers(),

@@ -22,10 +22,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import artifacts
-import config
-import prediction_log
 from monitor import window_seconds
+from serving import config, prediction_log
+from store import artifacts
 
 FOLLOW = "Running servers switch within MODEL_POLL_SECONDS (default 2 s), or at once on SIGHUP."
 

@@ -1,6 +1,6 @@
 """Helpers both sides need: label names, reading the training files, hashes and atomic writes.
 
-`build_model.py` reads data and writes artifacts with these; `model.py` and `predict.py` check
+`training/build.py` reads data and writes artifacts with these; `kinds/text.py` and `predict.py` check
 artifacts and read Kaggle files with the same functions, so both sides agree on every format.
 """
 import csv

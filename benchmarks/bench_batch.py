@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import util  # noqa: E402
-from batch import BLOCK_SIZE  # noqa: E402
+from batch.blocks import BLOCK_SIZE  # noqa: E402
 from tests.support import DaskCluster, build_models, write_tiny_kaggle  # noqa: E402
 
 ENGINES = {"local": [], "dask, 1 worker": ["--engine", "dask", "--workers", "1"],
@@ -47,10 +47,11 @@ CLUSTER_ENGINES = {"local": [], "workers read, -o": ["--read-on", "workers"],
                    "client reads, -o": ["--read-on", "client"]}
 # Runs predict.main in this process and prints its peak resident memory in KiB: VmHWM, which starts
 # afresh at exec (getrusage's ru_maxrss would carry over the benchmark's own peak from before the fork);
-# then its CPU seconds (user + system): in all, and inside the engine's call (batch.run_local or
+# then its CPU seconds (user + system): in all, and inside the engine's call (batch.blocks.run_local or
 # predict.run_dask: the run without Python's start-up and imports).
 MEASURED = """
-import functools, os, re, sys, batch, predict
+import functools, os, re, sys, predict
+from batch import blocks as batch
 engine = [0.0]
 def timed(function):
     @functools.wraps(function)

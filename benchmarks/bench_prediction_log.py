@@ -20,8 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import ids  # noqa: E402
-import prediction_log  # noqa: E402
+from serving import ids, prediction_log  # noqa: E402
 from tests.support import PostgresCluster, postgres_bin  # noqa: E402
 
 TEXT = "a charming and often affecting journey"  # 38 characters, about a Kaggle test phrase's mean

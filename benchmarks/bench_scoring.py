@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import model  # noqa: E402
 import util  # noqa: E402
+from kinds import text as model  # noqa: E402
 from tests.support import build_models, write_tiny_kaggle  # noqa: E402
 
 BATCH_SIZES = [1, 2, 5, 10, 20, 50, 100, 150, 200, 300, 500, 1000, 2000, 5000]

@@ -63,10 +63,9 @@ import bench_scoring
 import requests
 from werkzeug.test import EnvironBuilder
 
-import artifacts
-import lifecycle
-import model
-import prediction_log
+from kinds import text as model
+from serving import lifecycle, prediction_log
+from store import artifacts
 from tests.support import PostgresCluster, Server, build_models, postgres_bin, write_tiny_kaggle
 
 ROOT = bench_scoring.ROOT

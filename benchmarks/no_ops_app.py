@@ -10,8 +10,8 @@ app is built in each worker, and gunicorn.conf.py's post_worker_init starts the 
 worker loaded. Beside the constant app it shows what parsing, scoring and recording cost; beside the
 service, what the operations cost.
 """
-import operations
 from app import create_app
+from web import operations
 
 app = create_app()
 assert isinstance(app.wsgi_app, operations.Operations)

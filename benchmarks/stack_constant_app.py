@@ -9,10 +9,10 @@ the app is built in each worker, and gunicorn.conf.py's post_worker_init starts 
 the worker loaded. The gap between it and the service is what scoring costs; the gap between it and
 constant_app is what the service's own middleware and recording cost.
 """
-import artifacts
 from app import create_app
-from config import Settings
-from model import Scored, SentimentModel
+from kinds.text import Scored, SentimentModel
+from serving.config import Settings
+from store import artifacts
 
 ANSWER = {"prediction": "Positive", "confidence": 0.5, "probabilities": {"Negative": 0.5, "Positive": 0.5}}
 

@@ -11,7 +11,7 @@ import os
 from flask import Flask, request
 from flask_restful import Api, Resource
 
-import model
+from kinds import text as model
 
 loaded = model.SentimentModel.load(os.path.join(os.environ["MODEL_DIR"], "binary"))
 

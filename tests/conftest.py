@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(autouse=True)
 def own_prediction_log(tmp_path, monkeypatch):
     """Apps built in a test record to a database of the test's own, never to the checkout's state folder."""
-    import config
+    from serving import config
 
     url = f"sqlite:///{tmp_path}/state/predictions.sqlite3"
     monkeypatch.setattr(config, "DEFAULT_PREDICTION_LOG", url)
@@ -65,7 +65,7 @@ def client(app):
 @pytest.fixture
 def recording(model_dir, own_prediction_log):
     """An app whose prediction log's writer runs, as in a worker; stopped (and flushed) after the test."""
-    import lifecycle
+    from serving import lifecycle
 
     application = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG": own_prediction_log})
     lifecycle.start_services(application)

@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import artifacts  # noqa: E402
-import build_model  # noqa: E402
 import util  # noqa: E402
-from config import Settings  # noqa: E402
+from serving.config import Settings  # noqa: E402
+from store import artifacts  # noqa: E402
+from training import build as build_model  # noqa: E402
 
 # Words by Kaggle label (0 = Negative ... 4 = Positive): sentences are made from them so that each
 # label has phrases a model can learn, with some noise words shared by all.
@@ -115,7 +115,7 @@ def build_models(train, out):
 
 def flush(application):
     """Write what an app's prediction log has queued (its services stopped and started again)."""
-    import lifecycle
+    from serving import lifecycle
 
     lifecycle.stop_services(application, 10)
     lifecycle.start_services(application)
@@ -402,7 +402,7 @@ class DaskCluster:
         if hidden is not None:
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                        'mount -t tmpfs hidden "$0" && exec "$@"', str(hidden), *command]
-        from cluster import WORKER_ENVIRONMENT  # as docs/batch.md starts them
+        from batch.cluster import WORKER_ENVIRONMENT  # as docs/batch.md starts them
 
         self.workers = subprocess.Popen(command, cwd=folder, env={**env, **WORKER_ENVIRONMENT, **(worker_env or {})},
                                         stdout=self.log, stderr=subprocess.STDOUT)

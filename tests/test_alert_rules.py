@@ -64,7 +64,7 @@ def test_the_rules_name_only_metrics_the_service_exports(client):
 
 
 def test_the_alerts_use_the_margins_and_counts_the_drift_report_applies():
-    import drift
+    from serving import drift
 
     expressions = {rule["alert"]: " ".join(rule["expr"].split()) for rule in rules() if "alert" in rule}
     expected = {

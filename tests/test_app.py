@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-import model
 from app import create_app
-from config import MODEL_ROUTES
+from kinds import text as model
+from serving.config import MODEL_ROUTES
 from support import TOKEN, assert_json_error, flush
 
 
@@ -374,8 +374,7 @@ def test_a_label_the_answering_model_lacks_is_a_400_listing_its_labels_and_nothi
 
 
 def test_an_id_never_issued_here_or_past_the_retention_answers_404_saying_so(client, own_prediction_log):
-    import ids
-    import prediction_log
+    from serving import ids, prediction_log
 
     signer = ids.Signer(prediction_log.PredictionLog(own_prediction_log).prepare())  # the app's own key
     old = signer.issue(model_index=0, label_index=0, version=b"\0" * 4, now=time.time() - 31 * 86_400)
@@ -424,7 +423,7 @@ def test_without_a_prediction_log_answers_keep_their_ids_and_feedback_says_why_i
 
 
 def test_models_shows_each_models_feedback_count_and_accuracy_from_the_database(recording, own_prediction_log):
-    import prediction_log
+    from serving import prediction_log
 
     client = recording.test_client()
     answers = client.post("/", json={"queries": ["awful worst", "brilliant superb", "dreadful"]}).get_json()
@@ -438,8 +437,7 @@ def test_models_shows_each_models_feedback_count_and_accuracy_from_the_database(
 
 
 def test_each_scored_text_is_one_row_with_the_request_id_and_no_text(recording, own_prediction_log):
-    import lifecycle
-    import prediction_log
+    from serving import lifecycle, prediction_log
 
     client = recording.test_client()
     log = recording.extensions[lifecycle.SERVICES][0]

@@ -21,11 +21,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import ParameterGrid
 from sklearn.naive_bayes import MultinomialNB
 
-import artifacts
-import build_model
-import model
 from app import create_app
+from kinds import text as model
+from store import artifacts
 from support import ROOT, Call, edit_manifest, install, published, run_build, wait_for
+from training import build as build_model
 
 NAMES = ["binary", "fine-grained"]
 PICKLES = [artifacts.VECTORIZER_FILE, artifacts.CLASSIFIER_FILE]

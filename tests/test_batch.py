@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import batch
 import util
-from model import SentimentModel
+from batch import blocks as batch
+from kinds.text import SentimentModel
 
 TEXT = batch.Job(kaggle=False)
 KAGGLE = batch.Job(kaggle=True)

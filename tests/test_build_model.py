@@ -13,12 +13,12 @@ import pytest
 import sklearn
 from PIL import Image
 
-import artifacts
-import build_model
-import model
 import util
 from app import create_app
+from kinds import text as model
+from store import artifacts
 from support import ROOT, published, run_build
+from training import build as build_model
 
 NAMES = ["binary", "fine-grained"]
 LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}
@@ -392,8 +392,7 @@ def fill_feedback_log(url, *, texts, label, model_name="binary", keep_texts=True
     """A prediction log holding `texts`, each answered Negative and then labelled `label` by its user."""
     import time as clock
 
-    import ids
-    import prediction_log
+    from serving import ids, prediction_log
 
     log = prediction_log.PredictionLog(url, texts=keep_texts)
     signer = ids.Signer(log.prepare())

@@ -5,11 +5,11 @@ import os
 
 import pytest
 
-import artifacts
-import batch
-import cluster
 import util
-from artifacts import ModelError
+from batch import blocks as batch
+from batch import cluster
+from store import artifacts
+from store.artifacts import ModelError
 from support import ROOT, write_kaggle_test, write_reviews
 
 SIZE = 2048  # small blocks, so that a few thousand lines make dozens of tasks

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 import app
-import config
-import prediction_log
-from config import DEFAULT_MODEL_DIR, ConfigError, Settings, positive_int
+from serving import config, prediction_log
+from serving.config import DEFAULT_MODEL_DIR, ConfigError, Settings, positive_int
 from support import ROOT
 
 SETTING_NAMES = [f.name for f in fields(Settings)]
@@ -146,7 +145,7 @@ def test_a_mapping_never_reads_the_environment(monkeypatch, tmp_path):
 # as it would be in a developer's shell.
 HERMETIC_APP = """
 import json, sys
-import lifecycle
+from serving import lifecycle
 from app import create_app
 application = create_app({"MODEL_DIR": sys.argv[1], "PREDICTION_LOG": sys.argv[2]})
 lifecycle.start_services(application)
@@ -200,8 +199,8 @@ def test_a_database_url_is_printed_as_written_but_for_its_password(url, printed)
 @pytest.mark.parametrize("environ", [{}, {"MODEL_DIR": ""}, {"MODEL_DIR": "/srv/models"}],
                          ids=["unset", "empty", "set"])
 def test_every_command_finds_the_models_where_the_service_does(environ):
-    import build_model
     import predict
+    from training import build as build_model
 
     assert config.model_dir(environ) == Path(Settings.from_env(environ).MODEL_DIR)
     # The commands' defaults come from that rule, not from reading the environment themselves.

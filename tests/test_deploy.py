@@ -9,7 +9,7 @@ e2e/test_container_recipe.py, which reads it with `support.dockerfile_instructio
 import pytest
 import yaml
 
-from config import ROUTES, Settings
+from serving.config import ROUTES, Settings
 from support import ROOT, dockerfile_env, dockerfile_instructions, dockerfile_last
 
 

@@ -1,7 +1,7 @@
 """The drift signals and their comparisons (drift.py), on figures worked out by hand."""
 import pytest
 
-import drift
+from serving import drift
 
 
 def test_signals_of_a_few_scored_texts():

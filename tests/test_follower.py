@@ -3,12 +3,11 @@ itself, refuses one that fails verification, and scores a shadow version beside 
 
 import pytest
 
-import artifacts
-import lifecycle
-import model
-import prediction_log
 from app import create_app
-from config import MODEL_ROUTES
+from kinds import text as model
+from serving import lifecycle, prediction_log
+from serving.config import MODEL_ROUTES
+from store import artifacts
 from support import build, flush, release_cli, samples, scrambled, value, wait_for
 
 TEXTS = ["a gorgeous , moving film", "dull and far too long", "the plot", "an utter mess of a movie",

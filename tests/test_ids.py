@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import ids
+from serving import ids
 
 KEY = bytes(range(32))
 TAG = ids.version_tag("20261201T120000Z-0a1b2c3d")

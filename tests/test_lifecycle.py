@@ -14,9 +14,8 @@ import gunicorn.util
 import pytest
 
 import app as service
-import lifecycle
-import logs
-from config import Settings
+from serving import lifecycle, logs
+from serving.config import Settings
 
 
 class Recorder:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-import logs
 from app import create_app
-from logs import AccessLog, JsonLogFormatter
+from serving import logs
+from serving.logs import AccessLog, JsonLogFormatter
 
 # --- The access log ------------------------------------------------------------------------------
 

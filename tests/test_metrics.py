@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import values
 
 from app import create_app
-from metrics import Metrics, use_values_in
+from serving.metrics import Metrics, use_values_in
 from support import samples, value
 
 
@@ -85,7 +85,7 @@ def test_values_kept_in_a_folder_are_written_there_and_summed_back_and_in_memory
 
 
 def test_metrics_count_the_drift_signals_of_every_text(client, model_dir):
-    import model
+    from kinds import text as model
 
     binary = model.SentimentModel.load(model_dir / "binary")
     analyze, vocabulary = binary.vectorizer.build_analyzer(), binary.vectorizer.vocabulary_
@@ -132,9 +132,9 @@ def test_the_reference_of_each_models_build_is_exported_as_gauges(client, model_
 def test_summed_signals_write_what_observing_them_one_by_one_would(observed):
     import prometheus_client
 
-    import drift
-    from metrics import SignalSums
-    from model import Scored
+    from kinds.text import Scored
+    from serving import drift
+    from serving.metrics import SignalSums
 
     registry = prometheus_client.CollectorRegistry()
     texts = ["x" * int(c * 100) for c in observed]  # lengths 0 to 100, across the length buckets
@@ -165,8 +165,8 @@ def test_summed_signals_write_what_observing_them_one_by_one_would(observed):
 def test_drift_signals_are_written_at_most_every_half_second_and_at_stop(model_dir):
     import prometheus_client
 
-    import metrics
-    import model
+    from kinds import text as model
+    from serving import metrics
 
     counted = Metrics()
     binary = model.SentimentModel.load(model_dir / "binary")

@@ -13,11 +13,11 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.model_selection import ParameterGrid
 from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
 
-import artifacts
-import build_model
-import model
 import util
+from kinds import text as model
+from store import artifacts
 from support import WORDS
+from training import build as build_model
 
 TOLERANCE = 1e-9
 # Texts the tiny data lacks: repeated terms (tf > 1), capitals, accents, punctuation, unknown words only.

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-import lifecycle
 import monitor
 from app import create_app
+from serving import lifecycle
 from support import non_review_text
 
 

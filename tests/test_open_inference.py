@@ -7,13 +7,13 @@ import struct
 
 import pytest
 
-import open_inference
-import prediction_log
 from app import create_app
-from model import Scored
-from open_inference import HEADER_LENGTH, bytes_tensor, infer_response, parse_infer
-from parsing import BadQuery, TooLarge
+from kinds.text import Scored
+from serving import prediction_log
+from serving.errors import BadQuery, TooLarge
 from support import flush
+from web import open_inference
+from web.open_inference import HEADER_LENGTH, bytes_tensor, infer_response, parse_infer
 
 LIMITS = {"max_length": 50, "max_batch": 3}
 
@@ -207,7 +207,7 @@ def test_inference_gives_the_same_numbers_as_the_api_before_rounding(client):
 
 
 def test_probabilities_equal_the_models_to_1e_9(client, model_dir):
-    import model
+    from kinds import text as model
 
     texts = ["a superb and moving film", "dull and long"]
     served = model.load_models(model_dir)["fine-grained"]

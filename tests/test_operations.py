@@ -7,11 +7,11 @@ import re
 import pytest
 from werkzeug.test import Client
 
-import operations
 from app import create_app
-from logs import AccessLog
-from metrics import Metrics, use_values_in
-from pages import PAGE_POLICY
+from serving.logs import AccessLog
+from serving.metrics import Metrics, use_values_in
+from web import operations
+from web.pages import PAGE_POLICY
 
 RANDOM_ID = re.compile(r"[0-9a-f]{32}")
 

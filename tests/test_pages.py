@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from app import create_app
-from config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES
 
 
 class Page(HTMLParser):

@@ -9,11 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsing import (
+from serving.errors import ApiError, BadQuery, TooLarge
+from web.parsing import (
     TEXT_PATTERN,
-    ApiError,
-    BadQuery,
-    TooLarge,
     check_text,
     is_json,
     json_type,

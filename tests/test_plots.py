@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import plots
+from training import plots
 
 
 def test_the_confusion_matrix_and_roc_curve_are_saved_as_png_pictures(tmp_path):

@@ -18,10 +18,10 @@ import termios
 
 import pytest
 
-import batch
 import predict
 import util
-from model import FAST_PATH_MAX_BATCH, SentimentModel
+from batch import blocks as batch
+from kinds.text import FAST_PATH_MAX_BATCH, SentimentModel
 from support import FILLER, ROOT, WORDS, run_predict, wait_for
 
 

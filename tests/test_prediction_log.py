@@ -12,9 +12,8 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-import ids
-import prediction_log
-from prediction_log import PredictionLog, PredictionLogError
+from serving import ids, prediction_log
+from serving.prediction_log import PredictionLog, PredictionLogError
 
 ANSWER = {"prediction": "Positive", "confidence": 0.9, "probabilities": {"Negative": 0.1, "Positive": 0.9}}
 

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-import artifacts
-import build_model
-import model
 import release
+from kinds import text as model
+from store import artifacts
 from support import ROOT, build, release_cli, scrambled
+from training import build as build_model
 
 
 def live_version(models, name):

@@ -13,7 +13,7 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES
 from support import Server
 
 CHROMIUM = "/usr/bin/chromium"

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES
 from support import (
     ROOT,
     SERVICE_VARIABLES,

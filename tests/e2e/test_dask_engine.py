@@ -144,7 +144,8 @@ def written(path):
 def test_a_block_that_kills_every_worker_it_meets_stops_the_run_naming_where_it_starts(model_dir, tmp_path, read_on):
     crashing = tmp_path / "crash_on_marker.py"  # as the kernel's out-of-memory killer would end a worker
     crashing.write_text(  # dask may run a preload twice in one process: wrap the original only
-        "import os\nimport batch\nscore_block = getattr(batch.score_block, 'original', batch.score_block)\n\n\n"
+        "import os\nfrom batch import blocks as batch\n"
+        "score_block = getattr(batch.score_block, 'original', batch.score_block)\n\n\n"
         "def crash_on_marker(scorer, job, block):\n"
         "    if b'KILL-THIS-WORKER' in block.data:\n"
         "        os._exit(1)\n"

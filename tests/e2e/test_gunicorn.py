@@ -15,10 +15,10 @@ import time
 import pytest
 import requests
 
-import artifacts
-import build_model
-import model
+from kinds import text as model
+from store import artifacts
 from support import ROOT, SERVICE_VARIABLES, Call, Clients, Server, free_port, install, wait_for
+from training import build as build_model
 
 PATHS = ["/?query=a+brilliant+superb+film", "/fine-grained?query=dull+tedious+plot"]
 
@@ -142,7 +142,8 @@ KILL_POINTS = {
 }
 KILLED_BUILD = """
 import os, signal, sys
-import artifacts, build_model, plots
+from store import artifacts
+from training import build as build_model, plots
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 {patch}

@@ -18,8 +18,8 @@ import requests
 from nbclient import NotebookClient
 from prometheus_client.parser import text_string_to_metric_families
 
-import prediction_log
-from config import MODEL_ROUTES
+from serving import prediction_log
+from serving.config import MODEL_ROUTES
 from support import FILLER, ROOT, WORDS, Server
 from util import LABELS
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from config import Settings
+from serving.config import Settings
 from support import NGINX_BINARY, Nginx, Server, build_models, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(not os.path.exists(NGINX_BINARY),

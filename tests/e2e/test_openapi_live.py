@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SEED = 20261127

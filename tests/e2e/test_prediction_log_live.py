@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-import prediction_log
+from serving import prediction_log
 from support import ROOT, Clients, Server, assert_json_error, samples, value, wait_for
 
 TWO_WORKERS = {"WEB_CONCURRENCY": "2"}

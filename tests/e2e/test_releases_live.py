@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-import artifacts
+from store import artifacts
 from support import ROOT, Server, build_models, samples, value, wait_for, wrk_figures
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")

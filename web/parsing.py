@@ -1,61 +1,16 @@
-"""Request parsing: the named errors a request can earn, and plain functions that find its texts.
+"""Request parsing: plain functions that find a request's texts.
 
 The parsers take what Flask hands over (query string, content type, body bytes) and return the
-texts to score, or raise one of the named errors below with a message that tells the caller what
-to do next. They know nothing of routes or apps, so they are tested (and property-tested) without
-HTTP; `app.error_response` turns every error into JSON with its status.
+texts to score, or raise one of the named errors of `serving.errors` with a message that tells the
+caller what to do next. They know nothing of routes or apps, so they are tested (and property-tested)
+without HTTP; `web.errors.error_response` turns every error into JSON with its status.
 """
 import json
 from urllib.parse import parse_qs
 
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge
 
-
-class ApiError(HTTPException):
-    """An error whose message was written for the caller; `code` is its HTTP status."""
-
-    def __init__(self, message):
-        super().__init__(description=message)
-
-
-class BadQuery(ApiError):
-    """The request carries no usable text, or its body is not what the endpoint takes."""
-    code = 400
-
-
-class TooLarge(ApiError):
-    """A text or a batch is over its configured limit."""
-    code = 413
-
-
-class ModelNotBuilt(ApiError):
-    """The endpoint's model was not built in this deployment."""
-    code = 404
-
-
-class NotServed(ApiError):
-    """No served model has the name, or the version, that the request names."""
-    code = 404
-
-
-class UnknownAnswer(ApiError):
-    """Feedback names an answer id this service never issued, or one past the prediction log's retention."""
-    code = 404
-
-
-class NoFeedback(ApiError):
-    """Feedback was sent to a server that keeps no prediction log (PREDICTION_LOG=off)."""
-    code = 404
-
-
-class Unauthorized(ApiError):
-    """API_TOKEN is set and the request does not carry it as a bearer token."""
-    code = 401
-
-    def get_headers(self, environ=None, scope=None):
-        """RFC 6750: say which scheme to use."""
-        return [("WWW-Authenticate", 'Bearer realm="sentiment"')]
-
+from serving.errors import BadQuery, TooLarge
 
 # A text must hold one character that is not white space as str.strip() sees it. The same rule, written
 # out for the OpenAPI document: JSON Schema's \s is ECMAScript's, which differs from Python's (\x1c-\x1f,

@@ -10,12 +10,11 @@ with schemathesis.
 """
 import re
 
-import open_inference
-import pages
 import util
-from config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, V2_ROUTES
-from model import MAX_UNKNOWN
-from parsing import TEXT_PATTERN
+from kinds.text import MAX_UNKNOWN
+from serving.config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, V2_ROUTES
+from web import open_inference, pages
+from web.parsing import TEXT_PATTERN
 
 
 def openapi_document(settings):

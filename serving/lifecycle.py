@@ -30,7 +30,7 @@ from typing import Protocol
 import gunicorn.util
 from prometheus_client import multiprocess
 
-from operations import NO_SNIFF, NO_STORE
+from serving.config import NO_SNIFF, NO_STORE
 
 log = logging.getLogger("sentiment")
 

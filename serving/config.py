@@ -3,13 +3,13 @@
 No Flask here. `Settings.from_env()` reads the environment variables once, at start-up; tests and
 tools build `Settings.from_mapping({...})`, which never looks at the environment. The routes, the
 endpoints behind the token and the default model folder are defined here once and imported by
-`app.py`, `openapi.py`, `predict.py`, `build_model.py` and the tests.
+`web/`, `predict.py`, `training/build.py` and the tests.
 """
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # the repository's root: serving/ is one level below it
 DEFAULT_MODEL_DIR = HERE / "lib" / "models"
 # What the service writes as it runs (the prediction log's SQLite file): beside the code, ignored by git,
 # and apart from MODEL_DIR, which may be read-only.
@@ -22,7 +22,7 @@ MODEL_ROUTES = {"binary": "/", "fine-grained": "/fine-grained"}
 # Every JSON and metrics route, by endpoint name; the pages' routes are in pages.PAGE_ROUTES.
 ROUTES = {**MODEL_ROUTES, "feedback": "/feedback", "health": "/health", "models": "/models",
           "openapi": "/openapi.json", "metrics": "/metrics"}
-# The Open Inference Protocol's routes (open_inference.py), by endpoint; each model route comes with and
+# The Open Inference Protocol's routes (web/open_inference.py), by endpoint; each model route comes with and
 # without /versions/<model_version>.
 V2_MODEL = "/v2/models/<model_name>"
 V2_ROUTES = {
@@ -36,6 +36,10 @@ V2_ROUTES = {
 # protocol's health and metadata stay open for probes and people.
 PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"feedback", "models", "v2_infer"}
 LOG_FORMATS = ("text", "json")
+# On every answer, the app's and gunicorn's own (web.operations, serving.lifecycle): a browser must not guess
+# a type, nor a cache keep an answer.
+NO_SNIFF = ("X-Content-Type-Options", "nosniff")
+NO_STORE = ("Cache-Control", "no-store")
 
 
 def model_dir(environ=os.environ):

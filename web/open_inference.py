@@ -1,6 +1,6 @@
 """The Open Inference Protocol ("V2"), the REST protocol KServe, Seldon MLServer and NVIDIA Triton share:
 the documents its endpoints answer, and the parsing of its inference requests. No Flask here: the
-resources in app.py call these functions, and `app.error_response` answers errors on its paths as
+resources in web/resources.py call these functions, and `web.errors.error_response` answers errors on its paths as
 `{"error": "..."}`, as the protocol says.
 
     GET  /v2                                        server metadata
@@ -24,7 +24,8 @@ them, with the request's `parameters.binary_data_output: true`) come back so, th
 import json
 import struct
 
-from parsing import BadQuery, TooLarge, check_text, json_type, parse_json
+from serving.errors import BadQuery, TooLarge
+from web.parsing import check_text, json_type, parse_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_TYPE = "application/octet-stream"

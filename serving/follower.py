@@ -14,9 +14,8 @@ the image or the folder is the release, and SIGHUP or a restart serves a new one
 import logging
 import threading
 
-import artifacts
-from artifacts import ModelError
-from model import SentimentModel
+from store import artifacts
+from store.artifacts import ModelError
 
 log = logging.getLogger("sentiment")
 
@@ -37,15 +36,18 @@ class Follower:
         Name -> loaded model, live and in shadow; switched in place.
     interval : float
         Seconds between looks; 0 looks only once, at start.
+    load : callable(folder)
+        Loads and verifies a model folder (`kinds.text.SentimentModel.load`), raising `ModelError`.
     on_switch : callable(role, name, old, new)
         Called after each switch (metrics, the recorder's versions); `old` or `new` may be None.
     metrics : metrics.Metrics
         Counts each load by model, role and outcome.
     """
 
-    def __init__(self, *, model_dir, names, models, shadows, interval, on_switch, metrics):
+    def __init__(self, *, model_dir, names, models, shadows, interval, load, on_switch, metrics):
         self.model_dir, self.names, self.interval = model_dir, tuple(names), interval
         self.models, self.shadows, self.on_switch, self.metrics = models, shadows, on_switch, metrics
+        self.load = load
         self.seen = {}  # (role, name) -> the folder its link pointed at when last looked at
         self.stopping = threading.Event()
         self.thread = None
@@ -99,7 +101,7 @@ class Follower:
         if old is not None and artifacts.version_of_folder(folder) == old.version:
             return  # what this process already serves (it loaded it at start, or the master did)
         try:
-            new = SentimentModel.load(folder)
+            new = self.load(folder)
             if new.name != name:
                 raise ModelError(f"{folder}: its manifest names the {new.name} model, not {name}.")
         except (ModelError, OSError) as exc:

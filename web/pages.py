@@ -11,9 +11,9 @@ import swagger_ui
 from flask import current_app, make_response, render_template_string, send_from_directory
 from werkzeug.exceptions import NotFound
 
-from config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Swagger UI's files ship inside the swagger-ui-py wheel: /docs works offline, with no CDN.
 SWAGGER_UI_DIR = Path(swagger_ui.__file__).resolve().parent / "static"
 SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")

@@ -1,5 +1,5 @@
 """What the service keeps of its answers: an id and a version on each, a row in the prediction log, and
-the labels its users send back. No HTTP here: the resources in app.py call `Recorder`.
+the labels its users send back. No HTTP here: the resources in web/resources.py call `Recorder`.
 
 `Recorder.stamp` gives each answer its `id` (signed, see `ids`) and `model_version`, and returns what
 queues their rows;
@@ -9,11 +9,11 @@ a label of the model that answered), counts them in `sentiment_feedback_total` a
 import functools
 import time
 
-import ids
 import util
-from config import MODEL_ROUTES
-from parsing import BadQuery, NoFeedback, UnknownAnswer
-from prediction_log import DAY
+from serving import ids
+from serving.config import MODEL_ROUTES
+from serving.errors import BadQuery, NoFeedback, UnknownAnswer
+from serving.prediction_log import DAY
 
 MODEL_NAMES = list(MODEL_ROUTES)  # an id carries its model as a position in this list
 
@@ -51,7 +51,7 @@ class Recorder:
 
     def stamp(self, served, scored, texts, *, request_id, shadow=None):
         """Give each answer of the loaded model `served` (a `model.Scored`'s) its id and version; return what
-        records them: a function of no arguments that queues their rows (app.py runs it once the answer has
+        records them: a function of no arguments that queues their rows (web/resources.py runs it once the answer has
         been sent). `shadow` is the (version, labels) of the shadow that scored the same texts, if any."""
         answers = scored.answers
         version = served.version

@@ -1,7 +1,7 @@
 """Prometheus metrics: what the service counts (`Metrics`), and where prometheus-client keeps the values.
 
 `use_values_in` chooses where the values live, in memory or in files shared by gunicorn's workers;
-`app.create_app` calls it with the app's settings just before it builds the app's `Metrics`.
+`web.factory.create_app` calls it with the app's settings just before it builds the app's `Metrics`.
 """
 import bisect
 import os
@@ -12,7 +12,7 @@ from datetime import datetime
 import prometheus_client
 from prometheus_client import multiprocess, values
 
-import drift
+from serving import drift
 
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Scoring takes well under a millisecond, so the buckets start far below prometheus-client's 5 ms.

@@ -2,8 +2,8 @@
 
 A model folder holds the two pickles the tutorial named, `metrics.json`, plots, and `manifest.json`:
 the model's name, labels, hyper-parameters, training data, library versions, creation time and every
-other file's sha256. `build_model.py` writes folders with `publish()` and `write_manifest()`;
-`model.py` reads them with `read_verified()`, which checks every hash and the scikit-learn version
+other file's sha256. `training/build.py` writes folders with `publish()` and `write_manifest()`;
+`kinds/text.py` reads them with `read_verified()`, which checks every hash and the scikit-learn version
 *before* unpickling anything: a pickle can run code, so only files that match their manifest are
 trusted. It is two steps: `read_files()` verifies the folder and returns the checked bytes, and
 `load_files()` checks them again and unpickles them; a Dask worker, which has no folder, runs the

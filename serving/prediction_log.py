@@ -40,8 +40,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-import ids
-from config import ConfigError, without_password
+from serving import ids
+from serving.config import ConfigError, without_password
 
 log = logging.getLogger("sentiment.prediction_log")
 
@@ -273,7 +273,7 @@ class PredictionLog:
         ours, theirs = socket.socketpair()
         with theirs:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", WRITER_START, str(Path(__file__).resolve().parent), str(theirs.fileno())],
+                [sys.executable, "-c", WRITER_START, str(Path(__file__).resolve().parent.parent), str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         self.channel = multiprocessing.connection.Connection(ours.detach())
         self.channel.send({"url": self.url, "texts": self.texts, "days": self.days})
@@ -517,8 +517,9 @@ class PredictionLog:
         return summary
 
 
-# The writer process: a new interpreter that imports this module from its folder and runs writer_process.
-WRITER_START = ("import sys; sys.path.insert(0, sys.argv[1]); import prediction_log; "
+# The writer process: a new interpreter that imports this module from the repository's root (the parent of
+# serving/) and runs writer_process.
+WRITER_START = ("import sys; sys.path.insert(0, sys.argv[1]); from serving import prediction_log; "
                 "prediction_log.writer_process(int(sys.argv[2]))")
 END = pickle.dumps(None)  # the worker's last message: nothing more will come
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-import artifacts
 import util
-from model import SentimentModel
+from kinds.text import SentimentModel
+from store import artifacts
 
 # Bytes of input per block. A block is scored with one vectorised call, so it should hold thousands of
 # lines; it is also the unit a Dask worker receives and, with --output-dir, one file of output.

@@ -29,10 +29,10 @@ from contextlib import contextmanager, suppress
 from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 from distributed.scheduler import KilledWorker
 
-import batch
 import util
-from artifacts import ModelError
-from model import SentimentModel
+from batch import blocks as batch
+from kinds.text import SentimentModel
+from store.artifacts import ModelError
 
 # Blocks sent ahead per worker: enough that a worker never waits for the next one while the client
 # writes, few enough that the client's memory does not grow with the input.
@@ -271,8 +271,8 @@ def check_code(client, scheduler):
     """Stop before any work, saying what to do, when the scheduler or a worker cannot import this repository's
     modules: both unpickle the tasks, which name its functions and classes."""
     try:
-        client.run_on_scheduler(exec, "import batch, cluster")  # exec returns None: nothing to send back
-        client.run(exec, "import batch, cluster")
+        client.run_on_scheduler(exec, "import batch.blocks, batch.cluster")  # exec returns None: nothing to send back
+        client.run(exec, "import batch.blocks, batch.cluster")
     except ImportError as exc:
         raise ConnectionError(f"the Dask cluster at {scheduler} cannot import this repository's code ({exc}); "
                               "start `dask scheduler` and `dask worker` with the checkout, at the client's commit, "

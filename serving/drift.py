@@ -2,7 +2,7 @@
 
 The service counts, per model, in Prometheus (`metrics.Metrics.count_scored`): texts scored, their
 tokens and the tokens the vectorizer knows, texts with no known term, a histogram of confidence and
-one of text length in characters, and the predicted labels. `build_model.py` computes the same
+one of text length in characters, and the predicted labels. `training/build.py` computes the same
 signals on its held-out side (`reference`) and writes them to `metrics.json`; the service exports them
 as `sentiment_reference_*` gauges, so alert rules compare live values with the reference of the
 model that is serving, and `monitor.py` compares the prediction log with it.

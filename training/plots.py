@@ -1,7 +1,7 @@
 """The pictures a build writes into each model folder (confusion matrix, ROC curve, reliability diagram)
 and those of the drift report (`drift_pictures`).
 
-Drawn with matplotlib's Agg backend (no screen needed); `build_model.py` calls the first with held-out
+Drawn with matplotlib's Agg backend (no screen needed); `training/build.py` calls the first with held-out
 data, `monitor.py` the last with a window of the prediction log.
 """
 import io
@@ -35,7 +35,7 @@ def confusion(matrix, labels, path):
 
 def reliability(curves, path):
     """Save a reliability diagram: accuracy against confidence, one line per (label, bins) in `curves`, the
-    bins as `build_model.reliability_bins` gives them: (share of texts, mean confidence, accuracy)."""
+    bins as `training.build.reliability_bins` gives them: (share of texts, mean confidence, accuracy)."""
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     for label, bins in curves:
         ax.plot([confidence for _, confidence, _ in bins], [accuracy for _, _, accuracy in bins],
@@ -69,7 +69,7 @@ def drift_pictures(rows, reference, labels_sent):
     """The drift report's pictures of one model, as [(title, PNG bytes)]: the confidence histogram and the
     label mix of the window (`rows`, its prediction-log rows) against the `reference`, and the known-token
     share and the accuracy of the labels sent back (`labels_sent`) over the window."""
-    import drift
+    from serving import drift
 
     pictures = []
     bounds = [float(b) for b in reference["confidence_buckets"]]

@@ -2,19 +2,17 @@
 
 `Operations` is the WSGI middleware around the Flask app: request ids, security and CORS headers,
 and, through the objects it is given, the request metrics (`metrics.Metrics`) and the access line
-(`logs.AccessLog`). gunicorn's own error answers (`lifecycle`) carry the same `NO_SNIFF` and `NO_STORE`.
+(`logs.AccessLog`). gunicorn's own error answers (`serving.lifecycle`) carry the same `NO_SNIFF` and `NO_STORE`
+(both defined in `serving.config`).
 """
 import os
 import re
 import time
 
-from config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES, NO_SNIFF, NO_STORE
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_KEY = "sentiment.request_id"  # where the app finds the request's id in the WSGI environ
-# On every answer, the app's and gunicorn's own: a browser must not guess a type, nor a cache keep an answer.
-NO_SNIFF = ("X-Content-Type-Options", "nosniff")
-NO_STORE = ("Cache-Control", "no-store")
 # A caller's id is echoed only if it is short and plain, so it cannot forge log lines or bloat them.
 GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 IP_ADDRESS = re.compile(r"[0-9A-Fa-f.:]{2,45}")  # IPv4 or IPv6, as proxies write them
