@@ -508,7 +508,7 @@ def verify_artifacts(folder, manifest):
 # Every global a model pickle may name, compared whole as (module, name): pickle's only way to run code
 # is to call a global it names, so anything else is refused before it is looked up, let alone called.
 # The list is what the build's own pickles ask for, for every setting the tuner can choose
-# (tests/test_artifacts.py proves it complete).
+# (tests/store/test_artifacts.py proves it complete).
 ALLOWED_GLOBALS = {
     # The two fitted objects, and the TF-IDF weighting the vectorizer keeps as `_tfidf`. Pickle creates
     # them empty (no __init__) and sets their attributes; `check_loaded` then checks every attribute.

@@ -1,5 +1,5 @@
 """Reading the training files and writing artifacts: the helpers `build_model.py`, `model.py` and
-`predict.py` share (util.py). Bad files as a user meets them are in test_build_model.py."""
+`predict.py` share (util.py). Bad files as a user meets them are in training/test_build.py."""
 import bz2
 import gzip
 import hashlib

@@ -14,7 +14,7 @@ from serving.errors import BadQuery, TooLarge
 
 # A text must hold one character that is not white space as str.strip() sees it. The same rule, written
 # out for the OpenAPI document: JSON Schema's \s is ECMAScript's, which differs from Python's (\x1c-\x1f,
-# \x85, \ufeff), so the characters are listed (tests/test_parsing.py checks every code point).
+# \x85, \ufeff), so the characters are listed (tests/web/test_parsing.py checks every code point).
 TEXT_PATTERN = "[^\\t-\\r\\x1c- \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
 
 HOW_TO_SEND = 'send the text as ?query=..., as a form field query=..., or as a JSON body {"query": "..."}'
