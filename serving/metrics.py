@@ -4,6 +4,7 @@
 `web.factory.create_app` calls it with the app's settings just before it builds the app's `Metrics`.
 """
 import bisect
+import logging
 import os
 import threading
 import time
@@ -14,6 +15,7 @@ from prometheus_client import multiprocess, values
 
 from serving import drift
 
+log = logging.getLogger("sentiment")
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Scoring takes well under a millisecond, so the buckets start far below prometheus-client's 5 ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -132,6 +134,9 @@ class Metrics:
         self.signals = {}  # model -> SignalSums not yet written, under signals_lock
         self.signals_lock = threading.Lock()  # made before a fork, used after: never held in the master
         self.signals_due = 0.0  # when the sums are next written (monotonic)
+        # The thread writing what a process summed once its requests stop (`start`): made in the worker.
+        self.stopping = threading.Event()  # made before a fork, used after, like the lock above
+        self.writer = None
 
     def describe_models(self, models):
         """Set the model-info gauge, and the reference gauges of its build, for each served model."""
@@ -161,8 +166,9 @@ class Metrics:
         """Count one request's scored texts (a `model.Scored`): labels, and the drift signals.
 
         The drift signals are summed in this process and written to the metrics at most every
-        SIGNALS_EVERY seconds (and before /metrics answers, and when the worker stops): in gunicorn's
-        shared files each write costs a lock and a file write, and a GET would make eight of them.
+        SIGNALS_EVERY seconds (and before /metrics answers, by the writer thread once requests stop, and
+        when the worker stops): in gunicorn's shared files each write costs a lock and a file write, and a
+        GET would make eight of them.
         """
         self.count_predictions(model_name, scored.answers)
         with self.signals_lock:
@@ -189,13 +195,35 @@ class Metrics:
             sums.write_to(*series)
             self.write_shadow(model_name, sums)
 
-    # A per-process part of the app (lifecycle.Service): nothing to start; at exit, write what is summed.
+    # A per-process part of the app (lifecycle.Service): a thread writing the sums of an idle process; at
+    # exit, write what is summed.
     def start(self):
-        """Nothing runs: the sums are written by the requests themselves."""
+        """Start the thread that writes the sums no request has written, in this process (after the fork)."""
+        self.stopping.clear()
+        self.writer = threading.Thread(target=self.write_when_idle, name="metrics writer", daemon=True)
+        self.writer.start()
 
     def stop(self, timeout):
-        """Write the drift signals summed since the last write."""
+        """Stop the writer thread, and write the drift signals summed since the last write."""
+        self.stopping.set()
+        if self.writer is not None:
+            self.writer.join(timeout)
         self.write_signals()
+
+    def write_when_idle(self):
+        """Every WRITE_IDLE_EVERY seconds until stopped, write the sums pending since the last write.
+
+        Requests write their sums only when they come (`count_scored`): without this, a worker that goes
+        idle would keep its last ones until its next request, and /metrics would show them late, or never.
+        """
+        while not self.stopping.wait(WRITE_IDLE_EVERY):
+            # Read without the lock, as a request would not wait for it: a stale look delays a write one round.
+            if self.signals and time.monotonic() >= self.signals_due:
+                try:
+                    self.write_signals()
+                except Exception:  # a full disk, say: the next round tries again, and requests still write
+                    log.exception("writing the summed drift signals failed; trying again in %.1f s",
+                                  WRITE_IDLE_EVERY)
 
     def count_predictions(self, model_name, answers):
         """Count scored texts by label: one increment per label, not per text."""
@@ -315,6 +343,10 @@ def add_to_histogram(histogram, counts, total):
 
 
 SIGNALS_EVERY = 0.5  # seconds between writes of a process's drift-signal sums
+# Seconds between the writer thread's looks at an idle process's sums: they reach /metrics within about a
+# second of the last request, well inside a Prometheus scrape interval (15 s by default), while one wake-up a
+# second per worker costs nothing measurable. Shorter would wake every worker more often for no scrape's sake.
+WRITE_IDLE_EVERY = 1.0
 
 
 def unix_time(iso_timestamp):

@@ -147,7 +147,8 @@ def feedback_path(settings):
             "Name an answer by its `id` and give the label it should have had, one of the labels of the model "
             "that answered (400 lists them). An id this server never issued, or one older than its prediction "
             f"log keeps rows, answers 404; so does every id when the server keeps no log. Up to "
-            f"{settings.MAX_BATCH_SIZE:,} items per batch. A second label for the same id replaces the first. "
+            f"{settings.MAX_BATCH_SIZE:,} items per batch. A body is one item or a batch, never both, and holds "
+            "no other property (400 names it). A second label for the same id replaces the first. "
             "The labels are recorded in the prediction log and counted in `sentiment_feedback_total`."),
         "requestBody": {"required": True, "content": json_content({"oneOf": [ref("Feedback"),
                                                                              ref("FeedbackBatch")]})},
@@ -369,8 +370,10 @@ def components(settings):
                 },
             },
             "AnswerId": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
+            # Neither form takes other properties, as the server does not (parsing.feedback_from_post): else a
+            # body holding both would be valid for the first form and read by the server as the second.
             "Feedback": {
-                "type": "object", "required": ["id", "label"],
+                "type": "object", "required": ["id", "label"], "additionalProperties": False,
                 "properties": {"id": {**ref("AnswerId"), "description": "The `id` of an answer."},
                                "label": {"enum": list(dict.fromkeys(label for labels in util.LABELS.values()
                                                                     for label in labels)),
@@ -379,7 +382,7 @@ def components(settings):
                                                         "the fine-grained model's five)."}},
             },
             "FeedbackBatch": {
-                "type": "object", "required": ["feedback"],
+                "type": "object", "required": ["feedback"], "additionalProperties": False,
                 "properties": {"feedback": {"type": "array", "items": ref("Feedback"), "minItems": 1,
                                             "maxItems": max_batch,
                                             "description": f"1 to {max_batch:,} items (more answers 413)."}},

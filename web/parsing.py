@@ -142,14 +142,16 @@ def texts_from_post(*, body, max_length, max_batch):
 
 
 FEEDBACK_SHAPE = '{"id": "...", "label": "..."} or {"feedback": [{"id": "...", "label": "..."}, ...]}'
+FEEDBACK_FORMS = 'send one item {"id": "...", "label": "..."} or a batch {"feedback": [...]}, not both'
 
 
 def feedback_from_post(*, body, max_batch):
     """The items of a POST /feedback, in order: [(where, id, label), ...], `where` naming each in messages
     (`feedback[3]`; None for a body of one item).
 
-    The body is one item {"id": ..., "label": ...} or a batch {"feedback": [item, ...]}. Only the shape is
-    checked here; whether the id was issued and the label is the model's is the feedback resource's job.
+    The body is one item {"id": ..., "label": ...} or a batch {"feedback": [item, ...]}, with no other
+    property (as the OpenAPI document says). Only the shape is checked here; whether the id was issued and
+    the label is the model's is the feedback resource's job.
     """
     if not body.strip():
         raise BadQuery(f"POST /feedback takes a JSON body {FEEDBACK_SHAPE}; the body is empty.")
@@ -157,6 +159,9 @@ def feedback_from_post(*, body, max_batch):
     if not isinstance(document, dict):
         raise BadQuery(f"The JSON body must be an object like {FEEDBACK_SHAPE}, not {json_type(document)}.")
     if "feedback" in document:
+        # Before the batch's own checks: a body mixing the forms is refused as such, not for its batch's size.
+        if extra := [name for name in document if name != "feedback"]:
+            raise BadQuery(f"The body has unexpected properties {property_names(extra)}: {FEEDBACK_FORMS}.")
         items = document["feedback"]
         if not isinstance(items, list):
             raise BadQuery(f'feedback must be an array of {{"id": ..., "label": ...}} objects, not {json_type(items)}.')
@@ -174,6 +179,10 @@ def feedback_item(item, where):
     named = where or "the body"
     if not isinstance(item, dict):
         raise BadQuery(f'{where} must be an object {{"id": "...", "label": "..."}}, not {json_type(item)}.')
+    if extra := [name for name in item if name not in ("id", "label")]:
+        raise BadQuery(f"The body has unexpected properties {property_names(extra)}: {FEEDBACK_FORMS}."
+                       if where is None else f"{where} has unexpected properties {property_names(extra)}: "
+                       'send each item as {"id": "...", "label": "..."} and nothing more.')
     missing = [name for name in ("id", "label") if name not in item]
     if missing:
         raise BadQuery(f"{named} has no {' and no '.join(missing)}: send the `id` of an answer and the true "
@@ -183,6 +192,12 @@ def feedback_item(item, where):
             raise BadQuery(f"{name} must be a string, not {json_type(item[name])}." if where is None else
                            f"{where}.{name} must be a string, not {json_type(item[name])}.")
     return where, item["id"], item["label"]
+
+
+def property_names(names, shown=5):
+    """Property names for a message, quoted as JSON: the first `shown` of them and how many more."""
+    quoted = ", ".join(json.dumps(name) for name in names[:shown])
+    return quoted + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
 
 
 def read_body(req):

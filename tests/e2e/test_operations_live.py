@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import sklearn
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from support import ROOT, TOKEN, Server, assert_json_error, free_port, samples, value
 
@@ -218,3 +219,39 @@ def test_metrics_add_up_across_two_gunicorn_workers_and_each_request_is_logged_o
     assert any(e["logger"] == "gunicorn.error" for e in entries)
     ids = [e["request_id"] for e in entries if e.get("path") == "/"]
     assert sorted(ids) == sorted(f"t-{i}" for i in range(len(sent)))  # one line each, no gunicorn duplicate
+
+
+def scoring_workers(metrics_dir):
+    """The pids of the workers whose own files count a GET / answered with 200."""
+    pids = set()
+    for path in metrics_dir.glob("counter_*.db"):
+        for metric in MultiProcessCollector.merge([str(path)]):
+            if any(s.name == "sentiment_http_requests_total" and s.labels["endpoint"] == "binary"
+                   and s.labels["status"] == "200" and s.value for s in metric.samples):
+                pids.add(int(path.stem.split("_")[1]))
+    return pids
+
+
+def test_each_idle_workers_drift_counts_reach_metrics_without_another_request(model_dir, tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    server = Server(model_dir, env={"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    try:
+        server.wait_healthy()
+        sent = []
+        with ThreadPoolExecutor(4) as pool:
+            # Fresh connections (no Session), several at once, in batches until both workers have scored.
+            for _ in range(10):
+                sent += pool.map(lambda _: requests.get(server.url + "/", params={"query": GOOD}, timeout=10),
+                                 range(20))
+                if len(scoring_workers(metrics_dir)) == 2:
+                    break
+        assert scoring_workers(metrics_dir) == server.workers(), "only one worker scored"
+        assert {r.status_code for r in sent} == {200}
+        # Silence: no request reaches either worker; /metrics then shows the sums of the one that does
+        # not answer it only if that worker wrote them by itself.
+        time.sleep(3)
+        table = samples(requests.get(server.url + "/metrics", timeout=10).text)
+        assert value(table, "sentiment_texts_scored_total", model="binary") == len(sent)
+        assert value(table, "sentiment_confidence_count", model="binary") == len(sent)
+    finally:
+        server.stop()

@@ -1,6 +1,7 @@
 """What `/metrics` shows (metrics.py): requests, latencies, predictions and the served models, each app
 counting only its own, and where prometheus-client keeps the values. Summed across real gunicorn
 workers in e2e/test_operations_live.py."""
+import time
 from datetime import datetime
 
 import pytest
@@ -8,7 +9,7 @@ from prometheus_client import values
 
 from app import create_app
 from serving.metrics import Metrics, use_values_in
-from support import samples, value
+from support import samples, value, wait_for
 
 
 def test_metrics_count_requests_predictions_and_describe_the_models(client):
@@ -185,3 +186,32 @@ def test_drift_signals_are_written_at_most_every_half_second_and_at_stop(model_d
     counted.count_scored("binary", binary.score(["late"]), ["late"])
     counted.stop(timeout=1)  # a worker's exit: what is summed is written
     assert written() == 5 and metrics.SIGNALS_EVERY == 0.5
+
+
+def test_drift_and_shadow_sums_left_by_the_last_request_are_written_within_two_seconds_with_no_call(model_dir):
+    import prometheus_client
+
+    from kinds import text as model
+    from serving import metrics
+
+    counted = Metrics()
+    binary = model.SentimentModel.load(model_dir / "binary")
+
+    def written():
+        table = samples(prometheus_client.generate_latest(counted.registry).decode())
+        return (value(table, "sentiment_texts_scored_total", model="binary"),
+                value(table, "sentiment_shadow_total", model="binary", agree="true"))
+
+    counted.start()  # as in a worker, after the fork
+    try:
+        counted.count_scored("binary", binary.score(["good"]), ["good"])  # written at once
+        scored = binary.score(["bad", "fine"])
+        counted.count_scored("binary", scored, ["bad", "fine"])
+        counted.count_shadow("binary", scored.answers, [a["prediction"] for a in scored.answers])
+        assert written() == (1, 0)  # summed, not yet written
+        started = time.monotonic()
+        assert wait_for(lambda: written() == (3, 2), timeout=5), written()
+        assert time.monotonic() - started <= 2 * metrics.WRITE_IDLE_EVERY
+    finally:
+        counted.stop(timeout=5)
+    assert not counted.writer.is_alive()

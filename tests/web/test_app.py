@@ -406,6 +406,32 @@ def test_a_malformed_feedback_body_answers_400_saying_what_to_send(client, body,
     assert_error_response(client.post("/feedback", **kwargs), 400, says)
 
 
+ITEM = {"id": "x", "label": "Positive"}
+ONE_OR_THE_OTHER = 'send one item {"id": "...", "label": "..."} or a batch {"feedback": [...]}, not both.'
+# Bodies with a property outside their form: (the body; the message). The first is what schemathesis sent,
+# an item with a batch over the limit beside it, which the server once read as the batch (413).
+OUTSIDE_THE_FORM = {
+    "an item and a batch": ({**ITEM, "feedback": [ITEM] * 1001},
+                            f'The body has unexpected properties "id", "label": {ONE_OR_THE_OTHER}'),
+    "an item with more": ({**ITEM, "note": "late"}, f'The body has unexpected properties "note": {ONE_OR_THE_OTHER}'),
+    "a batch with more": ({"feedback": [ITEM], "explain": True},
+                          f'The body has unexpected properties "explain": {ONE_OR_THE_OTHER}'),
+    "a scoring body": ({"queries": ["good"]}, f'The body has unexpected properties "queries": {ONE_OR_THE_OTHER}'),
+    "many more": ({**ITEM, **dict.fromkeys("abcdefg", 1)},
+                  f'The body has unexpected properties "a", "b", "c", "d", "e" and 2 more: {ONE_OR_THE_OTHER}'),
+    "a batch item with more": ({"feedback": [ITEM] * 3 + [{**ITEM, "model": "binary"}]},
+                               'feedback[3] has unexpected properties "model": send each item as '
+                               '{"id": "...", "label": "..."} and nothing more.'),
+}
+
+
+@pytest.mark.parametrize("body, message", OUTSIDE_THE_FORM.values(), ids=OUTSIDE_THE_FORM)
+def test_a_feedback_body_with_a_property_outside_its_form_answers_400_naming_it(client, body, message):
+    response = client.post("/feedback", json=body)
+    assert_error_response(response, 400)
+    assert response.get_json()["message"] == message
+
+
 def test_a_feedback_batch_over_the_limit_answers_413(model_dir):
     client = create_app({"MODEL_DIR": str(model_dir), "MAX_BATCH_SIZE": 3}).test_client()
     answer = client.get("/", query_string={"query": "fine"}).get_json()
