@@ -144,11 +144,32 @@ def dockerfile_last(instructions, kind):
 
 README = (ROOT / "README.md").read_text()
 README_URL = "http://127.0.0.1:5000"
-SECTION = README[README.index("## Calling the API"):README.index("\n## ", README.index("## Calling the API") + 1)]
+
+
+def section(text, heading):
+    """A Markdown document's section under `heading` (a `## ` line), up to the next `## ` heading."""
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]
+
+
+# The examples a user copies, each shown with the output of a real run: the README's "Calling the API",
+# and the API's details that moved to docs/api.md from it (feedback, errors, the Open Inference Protocol).
+DOCS_API = (ROOT / "docs" / "api.md").read_text()
+EXAMPLE_SECTIONS = {
+    "README.md": section(README, "## Calling the API"),
+    **{f"docs/api.md {heading}": section(DOCS_API, heading)
+       for heading in ("## Feedback", "## Errors", "## The Open Inference Protocol")},
+}
+SECTION = "".join(EXAMPLE_SECTIONS.values())
+# The tritonclient session of the Open Inference Protocol names a host and port, not README_URL, so it cannot
+# be aimed at a test server: its pycon block is left out (tests/e2e/test_open_inference_live.py runs
+# tritonclient against a live server).
+PYCON_SECTION = "".join(text for name, text in EXAMPLE_SECTIONS.items() if "Open Inference" not in name)
 
 
 def console_examples():
-    """(command, expected output) for every `$ ` line of the section's console blocks."""
+    """(command, expected output) for every `$ ` line of the example sections' console blocks."""
     examples = []
     for block in re.findall(r"```console\n(.*?)```", SECTION, flags=re.S):
         for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
@@ -158,8 +179,8 @@ def console_examples():
 
 
 def pycon_examples():
-    """The text of every pycon block of the section."""
-    return re.findall(r"```pycon\n(.*?)```", SECTION, flags=re.S)
+    """The text of every pycon block of the example sections (but the tritonclient session)."""
+    return re.findall(r"```pycon\n(.*?)```", PYCON_SECTION, flags=re.S)
 
 
 def samples(metrics_text):
