@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from kinds import text as model
+import kinds
 from serving import lifecycle, logs
 from serving.config import ConfigError, Settings
 from web import factory
@@ -39,7 +39,7 @@ def main(argv=None):
         settings = Settings.from_env()
         logs.configure_logging(settings.LOG_FORMAT)
         application = create_app(settings)
-    except (model.ModelError, ConfigError) as exc:
+    except (kinds.ModelError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     # The app logs one line per request without the query string; Werkzeug's own line would add the

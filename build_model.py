@@ -1,9 +1,9 @@
 """The command that trains, evaluates honestly and publishes the sentiment models.
 
-    python build_model.py [--data PATH] [--out DIR] [--tune] [--seed N] [--feedback [URL]]
-                          [--tolerance X] [--promote] [--keep N]
+    python build_model.py [--data PATH] [--out DIR] [--classifier FAMILY] [--features SET] [--tune]
+                          [--seed N] [--feedback [URL]] [--tolerance X] [--promote] [--keep N]
 
-The work, and what each flag does, is in `training/build.py` (`training.build.main`).
+The work, and what each flag does, is in the training package: `training/build.py` runs it.
 """
 import sys
 

@@ -1,21 +1,14 @@
-"""The tutorial's model.py: load a built model folder and score texts. The model kinds live in kinds/
-(`kinds/text.py`: `SentimentModel`, `FastScorer`, ...); this module re-exports their public names."""
-from kinds.text import (
-    FAST_PATH_MAX_BATCH,
-    MAX_UNKNOWN,
-    TOP_TERMS,
-    FastScorer,
-    ModelError,
-    Scored,
-    SentimentModel,
-    check_supported,
-    fitted_problems,
-    load_models,
-    softmax,
-    softmax_one,
-    top_terms,
-    uses_fast_path,
-)
+"""The tutorial's model.py: what a served model is, and how one is loaded.
 
-__all__ = ["FAST_PATH_MAX_BATCH", "MAX_UNKNOWN", "TOP_TERMS", "FastScorer", "ModelError", "Scored", "SentimentModel",
-           "check_supported", "fitted_problems", "load_models", "softmax", "softmax_one", "top_terms", "uses_fast_path"]
+The tutorial unpickled a vectorizer and a classifier here. The service reads a model folder through
+`kinds.load`, which verifies it and loads it as the kind its manifest names; the text classifier, the
+tutorial's kind, is `kinds.text.TextClassifier`. Each kind is a small module in kinds/ behind
+`serving.kind.ModelKind`; docs/development.md shows how to add one.
+"""
+from kinds import load, load_models
+from kinds.text import TextClassifier
+from store.artifacts import ModelError
+
+SentimentModel = TextClassifier  # the tutorial's name for its model
+
+__all__ = ["ModelError", "SentimentModel", "TextClassifier", "load", "load_models"]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+import kinds
 import util
-from kinds import text as model
 from serving import config, drift, prediction_log
 
 UNITS = {"m": 60, "h": 3600, "d": 86_400}
@@ -101,9 +101,7 @@ def window_signals(rows, labels):
                           confidence=rows["confidence"].to_numpy(), lengths=rows["text_length"].to_numpy(),
                           tokens=np.zeros(len(rows)), known=np.zeros(len(rows)))
     if len(counted):
-        tokens, known = counted["tokens"].to_numpy(float), counted["known_tokens"].to_numpy(float)
-        found["known_token_share"] = float(known.sum() / tokens.sum()) if tokens.sum() else 0.0
-        found["no_known_term_share"] = float((known == 0).mean())
+        found.update(drift.token_shares(counted["tokens"].to_numpy(float), counted["known_tokens"].to_numpy(float)))
     else:
         found["known_token_share"] = found["no_known_term_share"] = None
     return found
@@ -136,11 +134,11 @@ def main(argv=None):
         if not names:
             raise util.DataError(f"no model is built in {model_dir}: pass --model-dir, or build them with "
                                  "`python build_model.py`.")
-        served = {name: model.SentimentModel.load(model_dir / name) for name in names}
+        served = {name: kinds.load(model_dir / name) for name in names}
         since = time.time() - args.since
         logged = prediction_log.read_predictions(url, since=since)
         labels_sent = prediction_log.read_feedback(url, since=since)
-    except (util.DataError, config.ConfigError, model.ModelError) as exc:
+    except (util.DataError, config.ConfigError, kinds.ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an unreadable log: one line that names it, no traceback

@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+import kinds
 import util
 from batch import blocks as batch
-from kinds import text as model
 from serving import config
 
 
@@ -188,7 +188,7 @@ def load_model(args, kaggle):
     """The `batch.VerifiedModel` that scores these inputs, whichever the engine; `ModelError` when it is unusable."""
     verified = batch.VerifiedModel(args.model_dir / ("fine-grained" if kaggle else args.model))
     if kaggle and verified.labels != util.FINE_GRAINED_LABELS:
-        raise model.ModelError(f"{verified.folder}: a Kaggle submission needs the fine-grained model (labels 0-4); "
+        raise kinds.ModelError(f"{verified.folder}: a Kaggle submission needs the fine-grained model (labels 0-4); "
                                "build it with `python build_model.py --data PATH/train.tsv`.")
     return verified
 
@@ -252,7 +252,7 @@ def main(argv=None):
     except BrokenPipeError:  # standard output's reader has gone (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-    except (model.ModelError, ConnectionError) as exc:
+    except (kinds.ModelError, ConnectionError) as exc:
         return fail(exc, 1)
     except OSError as exc:
         return fail(f"{exc.filename}: {exc.strerror}." if exc.filename else exc, 1)

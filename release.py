@@ -22,18 +22,19 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import kinds
 from monitor import window_seconds
 from serving import config, prediction_log
-from store import artifacts
+from store import artifacts, releases
 
 FOLLOW = "Running servers switch within MODEL_POLL_SECONDS (default 2 s), or at once on SIGHUP."
 
 
 def version_rows(model_dir, name):
     """One dict per kept version of `name`, oldest first: what `list` shows."""
-    live, shadow = artifacts.live_folder(model_dir, name), artifacts.shadow_folder(model_dir, name)
+    live, shadow = releases.live_folder(model_dir, name), releases.shadow_folder(model_dir, name)
     rows = []
-    for folder in artifacts.version_folders(model_dir, name):
+    for folder in releases.version_folders(model_dir, name):
         try:
             manifest = artifacts.read_manifest(folder)
             metrics = json.loads((folder / artifacts.METRICS_FILE).read_bytes())
@@ -71,7 +72,7 @@ def show_list(model_dir, names):
 
 def show_history(model_dir, name):
     """Print the release history, oldest first."""
-    for entry in artifacts.release_history(model_dir, name):
+    for entry in releases.release_history(model_dir, name):
         print(f"{entry['time']}  {entry['model']:<13} {entry['action']:<10} {entry['from'] or '-':<26} -> "
               f"{entry['to'] or '-':<26} {entry['by']}  {entry['why']}")
 
@@ -98,7 +99,7 @@ def log_url(given):
     """The prediction log `compare` reads: the URL given, else the service's PREDICTION_LOG setting."""
     url = given or config.Settings.from_env().PREDICTION_LOG
     if url == "off":
-        raise artifacts.ReleaseError("PREDICTION_LOG=off: there is no log to compare in; pass --log URL.")
+        raise releases.ReleaseError("PREDICTION_LOG=off: there is no log to compare in; pass --log URL.")
     return url
 
 
@@ -137,10 +138,10 @@ def main(argv=None):
     args = parse_args(argv)
     model_dir = args.model_dir
     try:
-        names = artifacts.model_names(model_dir)
+        names = releases.model_names(model_dir)
         name = getattr(args, "name", None)
         if name is not None and name not in names:
-            raise artifacts.ReleaseError(f"{model_dir} holds no {name} model (it holds: {', '.join(names) or 'none'}). "
+            raise releases.ReleaseError(f"{model_dir} holds no {name} model (it holds: {', '.join(names) or 'none'}). "
                                          "Build it with `python build_model.py`.")
         if args.command == "list":
             show_list(model_dir, [name] if name else names)
@@ -149,16 +150,17 @@ def main(argv=None):
         elif args.command == "compare":
             show_comparison(log_url(args.log), name, time.time() - args.since if args.since else None)
         elif args.command == "shadow":
-            before, after = artifacts.shadow(model_dir, name, None if args.off else args.version, why=args.why)
+            before, after = releases.shadow(model_dir, name, None if args.off else args.version, verify=kinds.load,
+                                           why=args.why)
             print(f"{name}: " + (f"{after} is in shadow (was {before or 'none'}). " if after else
                                  f"no shadow any more (was {before}). ") + FOLLOW)
         else:
             if args.command == "promote":
-                before, after = artifacts.promote(model_dir, name, args.version, why=args.why)
+                before, after = releases.promote(model_dir, name, args.version, verify=kinds.load, why=args.why)
             else:
-                before, after = artifacts.rollback(model_dir, name, why=args.why)
+                before, after = releases.rollback(model_dir, name, verify=kinds.load, why=args.why)
             print(f"{name}: {after} is live (was {before or 'none'}). {FOLLOW}")
-    except (artifacts.ReleaseError, artifacts.ModelError, config.ConfigError,
+    except (releases.ReleaseError, artifacts.ModelError, config.ConfigError,
             prediction_log.PredictionLogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-# Kaggle's labels 0-4, in order; the binary model keeps only the two ends.
+# Kaggle's labels 0-4, in order; the binary model keeps only the two ends. The build writes them into each
+# model's manifest, which is where everything that serves a model reads them from.
 FINE_GRAINED_LABELS = ["Negative", "Somewhat negative", "Neutral", "Somewhat positive", "Positive"]
 BINARY_LABELS = ["Negative", "Positive"]
-LABELS = {"binary": BINARY_LABELS, "fine-grained": FINE_GRAINED_LABELS}  # by model name
 
 # The process's umask, read once at import (reading it means setting it): files written atomically
 # get the permissions an ordinary open() would give them, not mkstemp's private 0600.

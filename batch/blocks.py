@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+import kinds
 import util
-from kinds.text import SentimentModel
 from store import artifacts
 
 # Bytes of input per block. A block is scored with one vectorised call, so it should hold thousands of
@@ -84,13 +84,13 @@ class VerifiedModel:
 
     def __init__(self, folder):
         self.folder = artifacts.resolve_folder(folder)  # errors name the version, as on every other load path
-        self.files = artifacts.read_files(self.folder)
+        self.files = kinds.read_files(self.folder)
         manifest = json.loads(self.files[artifacts.MANIFEST_FILE])
         self.labels, self.name = manifest["labels"], manifest["name"]
 
     def load(self):
         """The loaded `SentimentModel`, from the checked bytes (checked again, as a worker does)."""
-        return SentimentModel.from_files(self.files, self.folder)
+        return kinds.from_files(self.files, self.folder)
 
 
 # --- Inputs ---------------------------------------------------------------------------------------
@@ -371,8 +371,8 @@ def kaggle_fields(line, path, number):
 def score_block(scorer, job, block):
     """Score one block; return (row count, the rows as CSV bytes).
 
-    `scorer` is a loaded `model.SentimentModel`. The probabilities come from its vectorised path, whose
-    rows do not depend on the other texts in the call, so the bytes do not depend on where blocks end.
+    `scorer` is a loaded text classifier (`kinds.text.TextClassifier`). The probabilities come from its
+    vectorised path, whose rows do not depend on the other texts in the call, so the bytes do not depend on where blocks end.
     """
     keys, texts = parse_block(job, block)
     if not texts:

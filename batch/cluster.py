@@ -29,9 +29,9 @@ from contextlib import contextmanager, suppress
 from distributed import Client, LocalCluster, WorkerPlugin, get_worker
 from distributed.scheduler import KilledWorker
 
+import kinds
 import util
 from batch import blocks as batch
-from kinds.text import SentimentModel
 from store.artifacts import ModelError
 
 # Blocks sent ahead per worker: enough that a worker never waits for the next one while the client
@@ -58,7 +58,7 @@ class ModelPlugin(WorkerPlugin):
     def setup(self, worker):
         """Check and load the model on this worker; a refusal names the worker."""
         try:
-            self.model = SentimentModel.from_files(self.files, self.origin)
+            self.model = kinds.from_files(self.files, self.origin)
         except ModelError as exc:
             self.error = f"on worker {worker.address}: {exc}"
             raise ModelError(self.error) from None

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import kinds  # noqa: E402
 import util  # noqa: E402
 from kinds import text as model  # noqa: E402
 from tests.support import build_models, write_tiny_kaggle  # noqa: E402
@@ -85,7 +86,7 @@ def repeats_for(size):
 
 def run(model_dir, phrases, *, queries, sizes):
     """All measurements for the fine-grained model (the larger); return a dict of figures."""
-    loaded = model.SentimentModel.load(Path(model_dir) / "fine-grained")
+    loaded = kinds.load(Path(model_dir) / "fine-grained")
     queries_ = short_phrases(phrases, count=queries)
     figures = {
         "fast_us": median_us_per_query(loaded.scorer_.predict_proba, queries_),

@@ -63,9 +63,9 @@ import bench_scoring
 import requests
 from werkzeug.test import EnvironBuilder
 
-from kinds import text as model
+import kinds
 from serving import lifecycle, prediction_log
-from store import artifacts
+from store import artifacts, releases
 from tests.support import PostgresCluster, Server, build_models, postgres_bin, write_tiny_kaggle
 
 ROOT = bench_scoring.ROOT
@@ -471,10 +471,10 @@ def main(argv=None):
 def shadowed_copy(model_dir, folder):
     """A copy of `model_dir` in `folder` where each model has a copy of its live version in shadow."""
     copy = shutil.copytree(model_dir, folder, symlinks=True)
-    for name in artifacts.model_names(copy):
+    for name in releases.model_names(copy):
         twin = copy / artifacts.VERSIONS_DIR / f"{name}-copied-{time.time_ns()}"
-        shutil.copytree(artifacts.live_folder(copy, name), twin)
-        artifacts.shadow(copy, name, twin.name, why="the serving benchmark")
+        shutil.copytree(releases.live_folder(copy, name), twin)
+        releases.shadow(copy, name, twin.name, verify=kinds.load, why="the serving benchmark")
     return copy
 
 
@@ -520,7 +520,7 @@ def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra):
         for server in servers.values():
             server.stop()
     fine = bench_scoring.short_phrases(phrases, count=200 if smoke else 3000)
-    scorer = model.SentimentModel.load(model_dir / "fine-grained")
+    scorer = kinds.load(model_dir / "fine-grained")
     predict_s, predict_cpu_s = predict_wall_s(test_file, model_dir, tmp / "submission.csv", repeats=1 if smoke else 3)
     return {"model_dirs": model_dirs, "results": results, "posted": posted, "answered": answered, "dropped": dropped,
             "fast_us": bench_scoring.median_us_per_query(scorer.scorer_.predict_proba, fine),

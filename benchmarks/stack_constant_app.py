@@ -10,14 +10,15 @@ the worker loaded. The gap between it and the service is what scoring costs; the
 constant_app is what the service's own middleware and recording cost.
 """
 from app import create_app
-from kinds.text import Scored, SentimentModel
+from kinds.text import TextClassifier
 from serving.config import Settings
+from serving.kind import Scored
 from store import artifacts
 
 ANSWER = {"prediction": "Positive", "confidence": 0.5, "probabilities": {"Negative": 0.5, "Positive": 0.5}}
 
 
-class ConstantModel(SentimentModel):
+class ConstantModel(TextClassifier):
     """A loaded model that answers every text with ANSWER."""
 
     def score(self, texts, *, explain=False):

@@ -11,9 +11,9 @@ import os
 from flask import Flask, request
 from flask_restful import Api, Resource
 
-from kinds import text as model
+import kinds
 
-loaded = model.SentimentModel.load(os.path.join(os.environ["MODEL_DIR"], "binary"))
+loaded = kinds.load(os.path.join(os.environ["MODEL_DIR"], "binary"))
 
 
 class PredictSentiment(Resource):

@@ -32,8 +32,7 @@ def signals(*, labels, predicted, confidence, lengths, tokens, known):
         return {"texts": 0}
     return {
         "texts": int(count),
-        "known_token_share": float(known.sum() / tokens.sum()) if tokens.sum() else 0.0,
-        "no_known_term_share": float((known == 0).mean()),
+        **token_shares(tokens, known),
         "label_shares": {label: float((predicted == i).mean()) for i, label in enumerate(labels)},
         "confidence_mean": float(confidence.mean()),
         # Cumulative, as Prometheus buckets are: the share of texts with confidence <= each bound.
@@ -42,12 +41,18 @@ def signals(*, labels, predicted, confidence, lengths, tokens, known):
     }
 
 
-def reference(*, labels, proba, texts, analyzed, vocabulary, accuracy):
-    """The signals of the build's held-out texts as the model fitted on the training side scores them,
-    with its held-out accuracy: what `metrics.json`'s `reference` holds."""
+def token_shares(tokens, known):
+    """The known-token share and the share of texts with no known term, of per-text counts (arrays)."""
+    return {"known_token_share": float(known.sum() / tokens.sum()) if tokens.sum() else 0.0,
+            "no_known_term_share": float((known == 0).mean())}
+
+
+def reference(*, labels, proba, texts, tokens, known, accuracy):
+    """The signals of the build's held-out texts as the model fitted on the training side scores them, with
+    its held-out accuracy: what `metrics.json`'s `reference` holds. `tokens` and `known` are each text's
+    counts as the served model makes them (`kinds.text_scoring.LinearTextScorer.counts`, their one home)."""
     return {**signals(labels=labels, predicted=proba.argmax(axis=1), confidence=proba.max(axis=1),
-                      lengths=[len(text) for text in texts], tokens=[len(each) for each in analyzed],
-                      known=[sum(token in vocabulary for token in each) for each in analyzed]),
+                      lengths=[len(text) for text in texts], tokens=tokens, known=known),
             "accuracy": float(accuracy)}
 
 

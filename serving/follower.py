@@ -14,7 +14,7 @@ the image or the folder is the release, and SIGHUP or a restart serves a new one
 import logging
 import threading
 
-from store import artifacts
+from store import releases
 from store.artifacts import ModelError
 
 log = logging.getLogger("sentiment")
@@ -24,7 +24,8 @@ ROLES = ("live", "shadow")
 
 class Follower:
     """Follows MODEL_DIR's links for every served model name, swapping loaded models into `models` (live)
-    and `shadows` (shadow), both dicts of name -> `model.SentimentModel` that the resources read per request.
+    and `shadows` (shadow), both dicts of name -> loaded model (`serving.kind.ModelKind`) that the resources
+    read per request.
 
     Parameters
     ----------
@@ -37,7 +38,7 @@ class Follower:
     interval : float
         Seconds between looks; 0 looks only once, at start.
     load : callable(folder)
-        Loads and verifies a model folder (`kinds.text.SentimentModel.load`), raising `ModelError`.
+        Loads and verifies a model folder (`kinds.load`, given by the web factory), raising `ModelError`.
     on_switch : callable(role, name, old, new)
         Called after each switch (metrics, the recorder's versions); `old` or `new` may be None.
     metrics : metrics.Metrics
@@ -84,8 +85,8 @@ class Follower:
 
     def check_one(self, role, name):
         """Switch `name`'s model in `role` if its link has moved since the last look."""
-        folder = artifacts.live_folder(self.model_dir, name) if role == "live" else \
-            artifacts.shadow_folder(self.model_dir, name)
+        folder = releases.live_folder(self.model_dir, name) if role == "live" else \
+            releases.shadow_folder(self.model_dir, name)
         key = (role, name)
         if key in self.seen and self.seen[key] == folder:
             return
@@ -98,7 +99,7 @@ class Follower:
                 log.info("release: %s has no shadow any more (was %s)", name, old.version)
                 self.on_switch(role, name, old, None)
             return
-        if old is not None and artifacts.version_of_folder(folder) == old.version:
+        if old is not None and releases.version_of_folder(folder) == old.version:
             return  # what this process already serves (it loaded it at start, or the master did)
         try:
             new = self.load(folder)

@@ -9,7 +9,6 @@ a label of the model that answered), counts them in `sentiment_feedback_total` a
 import functools
 import time
 
-import util
 from serving import ids
 from serving.config import MODEL_ROUTES
 from serving.errors import BadQuery, NoFeedback, UnknownAnswer
@@ -28,7 +27,7 @@ class Recorder:
     log : prediction_log.PredictionLog
         Where rows go; disabled for PREDICTION_LOG=off.
     models : dict
-        Name -> loaded `model.SentimentModel`, the ones served at start; `learn` adds those switched in later.
+        Name -> loaded model (`serving.kind.ModelKind`), the ones served at start; `learn` adds those switched in later.
     metrics : metrics.Metrics
         Counts feedback by model, predicted and actual label.
     """
@@ -37,6 +36,7 @@ class Recorder:
         self.signer, self.log, self.metrics = signer, log, metrics
         self.by_tag = {}  # version tag -> model_version, of every version this process has served
         self.stamps = {}  # model_version -> (its model's position in MODEL_NAMES, its tag, {label: position})
+        self.latest = {}  # model name -> the loaded model last learned: what feedback for that model is checked by
         for served in models.values():
             self.learn(served)
 
@@ -45,6 +45,7 @@ class Recorder:
         at its first answer if that comes first); return its stamp."""
         tag = ids.version_tag(served.version)
         self.by_tag[tag] = served.version
+        self.latest[served.name] = served
         stamp = self.stamps[served.version] = (MODEL_NAMES.index(served.name), tag,
                                                {label: i for i, label in enumerate(served.labels)})
         return stamp
@@ -82,18 +83,19 @@ class Recorder:
         for where, answer_id, label in items:
             at = f"{where}: " if where else ""
             issued = self.signer.verify(answer_id)
-            if (issued is None or issued.model_index >= len(MODEL_NAMES)
-                    or issued.label_index >= len(util.LABELS[MODEL_NAMES[issued.model_index]])):
+            model = MODEL_NAMES[issued.model_index] if issued and issued.model_index < len(MODEL_NAMES) else None
+            served = self.latest.get(model)
+            # Labels come from the model's manifest: a version of another label set cannot be named by an id.
+            if served is None or issued.label_index >= len(served.labels):
                 raise UnknownAnswer(f"{at}No answer with id {answer_id[:64]!r} was given by this service. "
                                     "Send the `id` of an answer exactly as it came.")
             if issued.time < oldest:
                 raise UnknownAnswer(f"{at}The answer {answer_id!r} is older than the {self.log.days} days this "
                                     "service keeps; feedback for it is no longer taken.")
-            model = MODEL_NAMES[issued.model_index]
-            labels = util.LABELS[model]
-            if label not in labels:
+            if served.check_target(label) is None:
                 raise BadQuery(f"{at}{label[:64]!r} is not a label of the {model} model, which gave this "
-                               f"answer; send one of: {', '.join(labels)}.")
+                               f"answer; send one of: {', '.join(served.labels)}.")
+            labels = served.labels
             rows.append({"id": answer_id, "time": now, "issued": issued.time, "model": model,
                          "model_version": self.by_tag.get(issued.version_tag),
                          "predicted": labels[issued.label_index], "label": label})

@@ -18,10 +18,11 @@ import termios
 
 import pytest
 
+import kinds
 import predict
 import util
 from batch import blocks as batch
-from kinds.text import FAST_PATH_MAX_BATCH, SentimentModel
+from kinds.text import FAST_PATH_MAX_BATCH
 from support import FILLER, ROOT, WORDS, run_predict, wait_for
 
 
@@ -49,7 +50,7 @@ def test_tiny_kaggle_test_file_is_scored_with_labels_the_model_would_give(model_
     submission = rows(out.read_text())
     test = util.read_kaggle_test(tiny_data / "test.tsv")
     assert [row[0] for row in submission[1:]] == test["PhraseId"].tolist()
-    expected = SentimentModel.load(model_dir / "fine-grained").predict_proba(list(test["Phrase"])).argmax(axis=1)
+    expected = kinds.load(model_dir / "fine-grained").predict_proba(list(test["Phrase"])).argmax(axis=1)
     assert [int(row[1]) for row in submission[1:]] == expected.tolist()
 
 
@@ -131,7 +132,7 @@ def test_explain_adds_each_lines_strongest_terms_as_the_model_explains_them(mode
     path.write_text("\n".join(texts) + "\n")
     header, table = explained_rows(path, model_dir, capsys, "--explain", "3")
     assert header == ["line", "prediction", "confidence", *util.BINARY_LABELS, "explanation"]
-    scorer = SentimentModel.load(model_dir / "binary")
+    scorer = kinds.load(model_dir / "binary")
     for text, row in zip(texts, table):
         expected = scorer.predict([text], explain=True)[0]["explanation"]["terms"][:3]
         assert parse_explanation(row["explanation"]) == [(t["term"], round(t["contribution"], 3)) for t in expected]
@@ -146,7 +147,7 @@ def test_explain_adds_each_lines_strongest_terms_as_the_model_explains_them(mode
 def test_explain_k_caps_the_terms_shown_at_k_or_at_what_the_line_holds(model_dir, tmp_path, capsys, k):
     path = tmp_path / "reviews.txt"
     path.write_text("the cast is charming and the story is solid but the plot is flat\n")
-    known = SentimentModel.load(model_dir / "binary").predict([path.read_text().strip()], explain=True)[0]
+    known = kinds.load(model_dir / "binary").predict([path.read_text().strip()], explain=True)[0]
     terms = [t["term"] for t in known["explanation"]["terms"]]
     assert len(terms) > 2
     _, [row] = explained_rows(path, model_dir, capsys, "--explain", str(k))
@@ -161,7 +162,7 @@ def test_explanations_are_right_for_a_batch_scored_through_scikit_learn(model_di
     path.write_text("\n".join(texts) + "\n")
     _, table = explained_rows(path, model_dir, capsys, "--explain", "2")
     assert len(table) == len(texts)
-    scorer = SentimentModel.load(model_dir / "binary")
+    scorer = kinds.load(model_dir / "binary")
     for text, row in zip(texts, table):  # one text at a time: the fast path, which the model proves equal
         answer = scorer.predict([text], explain=True)[0]
         assert row["prediction"] == answer["prediction"]

@@ -10,16 +10,16 @@ import time
 
 import pytest
 
+import kinds
 import release
-from kinds import text as model
-from store import artifacts
+from store import artifacts, releases
 from support import ROOT, build, release_cli, scrambled
 from training import build as build_model
 
 
 def live_version(models, name):
     """The model_version `models/name` serves."""
-    return model.SentimentModel.load(models / name).version
+    return kinds.load(models / name).version
 
 
 def manifest(folder):
@@ -34,15 +34,15 @@ def test_a_build_on_scrambled_labels_is_held_back_as_a_candidate_and_the_live_mo
     assert code == build_model.GATE_HELD_BACK, said
     assert "NOT LIVE" in said and "worse than the live model" in said
     assert {name: live_version(models, name) for name in before} == before
-    newest = artifacts.version_folders(models, "binary")[-1]
+    newest = releases.version_folders(models, "binary")[-1]
     release_record = manifest(newest)["release"]
     assert release_record["live"] is False and release_record["gate"]["passed"] is False
     assert release_record["gate"]["live_model"] == before["binary"]
     assert not release_record["gate"]["checks"]["held_out"]["passed"]
-    assert [e["action"] for e in artifacts.release_history(models, "binary")][-1] == "candidate"
+    assert [e["action"] for e in releases.release_history(models, "binary")][-1] == "candidate"
     listed = release_cli(models, "list", "binary")
     assert listed.returncode == 0, listed.stderr
-    row = next(line for line in listed.stdout.splitlines() if artifacts.version_of_folder(newest) in line)
+    row = next(line for line in listed.stdout.splitlines() if releases.version_of_folder(newest) in line)
     assert "candidate" in row and "worse than the live model" in row
 
 
@@ -52,7 +52,7 @@ def test_promote_overrides_the_gate_and_the_manifest_records_it(models, tiny_dat
     assert code == 0, said
     live = (models / "binary").resolve()
     assert manifest(live)["release"] == {**manifest(live)["release"], "live": True, "promoted_over_gate": True}
-    assert "--promote overrode the gate" in artifacts.release_history(models, "binary")[-1]["why"]
+    assert "--promote overrode the gate" in releases.release_history(models, "binary")[-1]["why"]
 
 
 def test_a_better_build_goes_live_over_a_worse_live_model(tiny_data, tmp_path):
@@ -83,7 +83,7 @@ def test_a_worse_recipe_on_the_same_rows_is_held_back(models, tiny_data, monkeyp
                         {**build_model.DEFAULTS["fine-grained"], "tfidf__max_features": 3})
     code, said = build("--data", tiny_data / "train.tsv", "--out", models)
     assert code == build_model.GATE_HELD_BACK, said
-    gate = manifest(artifacts.version_folders(models, "fine-grained")[-1])["release"]["gate"]
+    gate = manifest(releases.version_folders(models, "fine-grained")[-1])["release"]["gate"]
     assert not gate["checks"]["same_rows"]["passed"]
 
 
@@ -115,10 +115,10 @@ def test_a_publish_keeps_the_newest_versions_and_never_the_live_or_rollback_ones
     first = live_version(models, "binary")
     for _ in range(3):
         assert build("--data", tiny_data / "train.tsv", "--out", models, "--keep", "2")[0] == 0
-    kept = [artifacts.version_of_folder(f) for f in artifacts.version_folders(models, "binary")]
+    kept = [releases.version_of_folder(f) for f in releases.version_folders(models, "binary")]
     assert first not in kept and len(kept) == 2
     assert kept[-1] == live_version(models, "binary")
-    assert artifacts.rollback_target(models, "binary") == kept[0]
+    assert releases.rollback_target(models, "binary") == kept[0]
 
 
 # --- Release commands ---------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def test_promote_and_rollback_round_trip_with_history(models, tiny_data):
     assert release_cli(models, "rollback", "binary").returncode == 0
     assert live_version(models, "binary") == first
 
-    history = artifacts.release_history(models, "binary")
+    history = releases.release_history(models, "binary")
     assert [(e["action"], e["from"], e["to"]) for e in history[-3:]] == [
         ("rollback", second, first), ("promote", first, second), ("rollback", second, first)]
     assert history[-3]["why"] == "complaints" and history[-3]["by"]
@@ -169,7 +169,7 @@ def test_promote_refuses_a_damaged_version_and_the_live_one_keeps_serving(models
     first = live_version(models, "binary")
     assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
     second = live_version(models, "binary")
-    damaged = artifacts.folder_of(models, "binary", first) / artifacts.CLASSIFIER_FILE
+    damaged = releases.folder_of(models, "binary", first) / artifacts.CLASSIFIER_FILE
     damaged.write_bytes(damaged.read_bytes()[:-10])
     done = release_cli(models, "promote", "binary", first)
     assert done.returncode == 1 and str(damaged) in done.stderr

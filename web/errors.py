@@ -10,9 +10,9 @@ from flask import jsonify, request
 from flask_restful import Api
 from werkzeug.exceptions import HTTPException
 
+from kinds.text_inputs import HOW_TO_SEND
 from serving.config import MODEL_ROUTES, PROTECTED_ENDPOINTS
 from serving.errors import ApiError, Unauthorized
-from web.parsing import HOW_TO_SEND
 
 log = logging.getLogger("sentiment")
 

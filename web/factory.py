@@ -26,13 +26,13 @@ import gc
 import prometheus_client
 from flask import Flask, request
 
-from kinds import text as model
+import kinds
 from serving import follower, ids, lifecycle, logs, prediction_log, recording
 from serving.config import MODEL_ROUTES, ROUTES, V2_ROUTES, Settings
 from serving.metrics import Metrics, use_values_in
 from web import openapi, operations, pages
 from web.errors import JsonApi, check_token, error_response
-from web.resources import Feedback, Health, Models, OpenApi, ProtocolInference, ProtocolMetadata, Sentiment
+from web.resources import Feedback, Health, Models, OpenApi, Predictions, ProtocolInference, ProtocolMetadata
 
 
 def create_app(config=None, *, models=None):
@@ -40,14 +40,14 @@ def create_app(config=None, *, models=None):
 
     `config` is a `Settings`, or a dict of setting names (the rest keep their defaults); given one, the
     environment is not read. Without it, the settings come from the environment variables. `models`
-    (name -> loaded `model.SentimentModel`) replaces loading them from MODEL_DIR.
+    (name -> a loaded model of any kind, `serving.kind.ModelKind`) replaces loading them from MODEL_DIR.
     """
     settings = config if isinstance(config, Settings) else (
         Settings.from_env() if config is None else Settings.from_mapping(config))
     app = Flask(__name__, static_folder=None)  # no file serving: nothing on disk is reachable by URL
     app.config.update(vars(settings), ERROR_404_HELP=False)
     following = models is None  # models handed in are served as they are; those of MODEL_DIR follow its links
-    models = model.load_models(settings.MODEL_DIR) if models is None else models
+    models = kinds.load_models(settings.MODEL_DIR) if models is None else models
     shadows = {}  # name -> the version scored in shadow beside the live one, filled by the follower
     use_values_in(settings.PROMETHEUS_MULTIPROC_DIR)  # process-wide: this app's settings decide, not the shell
     metrics = Metrics(multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR)
@@ -63,13 +63,13 @@ def create_app(config=None, *, models=None):
             metrics.describe_model(name, new, replaces=old)
     releases = follower.Follower(model_dir=settings.MODEL_DIR, names=MODEL_ROUTES if following else (),
                                  models=models, shadows=shadows, interval=settings.MODEL_POLL_SECONDS,
-                                 load=model.SentimentModel.load,
+                                 load=kinds.load,
                                  on_switch=switched, metrics=metrics)
     releases.check()  # here, in the master: the shadows' arrays are shared by every worker, as the models'
 
     api = JsonApi(app, catch_all_404s=True)
     for name, route in MODEL_ROUTES.items():
-        api.add_resource(Sentiment, route, endpoint=name,
+        api.add_resource(Predictions, route, endpoint=name,
                          resource_class_kwargs={"model_name": name, "models": models, "shadows": shadows,
                                                 "settings": settings, "metrics": metrics, "recorder": recorder})
     for endpoint, routes in V2_ROUTES.items():
@@ -86,7 +86,8 @@ def create_app(config=None, *, models=None):
     api.add_resource(Models, ROUTES["models"], endpoint="models",
                      resource_class_kwargs={"models": models, "shadows": shadows, "log": log_})
     api.add_resource(OpenApi, ROUTES["openapi"], endpoint="openapi",
-                     resource_class_kwargs={"document": openapi.openapi_document(settings)})
+                     resource_class_kwargs={"document": openapi.openapi_document(
+                         settings, {name: served.labels for name, served in models.items()})})
     app.add_url_rule(ROUTES["metrics"], "metrics", lambda: (metrics.exposition(), 200,
                                                             {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}))
     pages.add_pages(app)

@@ -24,8 +24,9 @@ them, with the request's `parameters.binary_data_output: true`) come back so, th
 import json
 import struct
 
+from kinds.text_inputs import check_text
 from serving.errors import BadQuery, TooLarge
-from web.parsing import check_text, json_type, parse_json
+from serving.payloads import json_type, parse_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_TYPE = "application/octet-stream"
@@ -102,7 +103,7 @@ def split_body(body, header_length):
 
 
 def parse_json_part(raw):
-    """The JSON part of an inference request, parsed as every JSON body is (`parsing.parse_json`)."""
+    """The JSON part of an inference request, parsed as every JSON body is (`serving.payloads.parse_json`)."""
     try:
         return parse_json(raw)
     except BadQuery as exc:

@@ -10,17 +10,17 @@ with schemathesis.
 """
 import re
 
-import util
-from kinds.text import MAX_UNKNOWN
+from kinds.text_inputs import TEXT_PATTERN
+from kinds.text_scoring import MAX_UNKNOWN
 from serving.config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, V2_ROUTES
 from web import open_inference, pages
-from web.parsing import TEXT_PATTERN
 
 
-def openapi_document(settings):
-    """The OpenAPI 3.1 document of the service, with the limits of `settings`."""
+def openapi_document(settings, labels):
+    """The OpenAPI 3.1 document of the service, with the limits of `settings` and the `labels` of each served
+    model ({name: [label, ...]}, from their manifests; a model not built here has none)."""
     protected = settings.API_TOKEN is not None
-    paths = {route: scoring_path(name, util.LABELS[name], settings) for name, route in MODEL_ROUTES.items()}
+    paths = {route: scoring_path(name, labels.get(name), settings) for name, route in MODEL_ROUTES.items()}
     paths.update({
         ROUTES["feedback"]: feedback_path(settings),
         ROUTES["health"]: simple_get("Liveness and readiness", "200 once every model is loaded and verified.",
@@ -60,7 +60,7 @@ def openapi_document(settings):
                 f"Request bodies over {settings.MAX_CONTENT_LENGTH:,} bytes answer 413."),
         },
         "paths": paths,
-        "components": components(settings),
+        "components": components(settings, labels),
     }
     if protected:
         document["components"]["securitySchemes"] = {
@@ -91,8 +91,8 @@ def error_refs(*statuses):
 
 
 def scoring_path(name, labels, settings):
-    """GET (one text in the URL) and POST (a batch) for one model."""
-    label_list = ", ".join(labels)
+    """GET (one text in the URL) and POST (a batch) for one model; `labels` None when it is not built here."""
+    label_list = ", ".join(labels) if labels else "not built on this server"
     query = {
         "name": "query", "in": "query", "required": True, "schema": ref("Text"),
         "description": "The text to score, percent-encoded as UTF-8. URLs are limited to a few kilobytes by "
@@ -119,7 +119,8 @@ def scoring_path(name, labels, settings):
                         "links": {"SendFeedback": {
                             "operationId": "send_feedback",
                             "description": "The answer's `id` names it in POST /feedback.",
-                            "requestBody": {"id": "$response.body#/id", "label": labels[0]}}}},
+                            "requestBody": {"id": "$response.body#/id",
+                                            **({"label": labels[0]} if labels else {})}}}},
                 **error_refs(400, 404, 413, 414),
             },
         },
@@ -306,8 +307,8 @@ def asset_path(summary, names):
     }}}
 
 
-def components(settings):
-    """The shared schemas and error responses, with the limits of `settings`."""
+def components(settings, labels):
+    """The shared schemas and error responses, with the limits of `settings` and the served models' `labels`."""
     max_length, max_batch = settings.MAX_QUERY_LENGTH, settings.MAX_BATCH_SIZE
     probability = {"type": "number", "minimum": 0, "maximum": 1}
     error = {"description": "", "content": json_content(ref("Error"))}
@@ -375,8 +376,8 @@ def components(settings):
             "Feedback": {
                 "type": "object", "required": ["id", "label"], "additionalProperties": False,
                 "properties": {"id": {**ref("AnswerId"), "description": "The `id` of an answer."},
-                               "label": {"enum": list(dict.fromkeys(label for labels in util.LABELS.values()
-                                                                    for label in labels)),
+                               "label": {"enum": list(dict.fromkeys(label for each in labels.values()
+                                                                    for label in each)),
                                          "description": "The label the text should have had: one of the labels "
                                                         "of the model that answered (the binary model's two, or "
                                                         "the fine-grained model's five)."}},

@@ -13,45 +13,45 @@ from serving.errors import ModelNotBuilt, NotServed
 from web import open_inference
 from web.errors import V2_PREFIX
 from web.operations import REQUEST_ID_KEY
-from web.parsing import feedback_from_post, read_body, text_from_get, texts_from_post
+from web.parsing import feedback_from_post, read_body
 
 
-class Sentiment(Resource):
-    """Score text with one model: GET one text, POST a batch."""
+class Predictions(Resource):
+    """Score inputs with one model, whatever its kind: GET one input, POST a batch. The kind reads them
+    (`serving.kind.ModelKind.inputs_from_get` and `inputs_from_post`)."""
 
     def __init__(self, *, model_name, models, shadows, settings, metrics, recorder):
         self.name, self.models, self.shadows, self.settings = model_name, models, shadows, settings
         self.metrics, self.recorder = metrics, recorder
 
     def get(self):
-        """One text in, one answer out."""
+        """One input in, one answer out."""
         served = built(self.name, self.models.get(self.name))  # looked up per request: releases switch it
-        text, explain = text_from_get(query_string=request.query_string, mimetype=request.mimetype,
-                                      body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH)
-        return score_and_record(served, [text], explain=explain, shadow=self.shadows.get(self.name),
+        inputs, explain = served.inputs_from_get(query_string=request.query_string, mimetype=request.mimetype,
+                                                 body=read_body(request), settings=self.settings)
+        return score_and_record(served, inputs, explain=explain, shadow=self.shadows.get(self.name),
                                 metrics=self.metrics, recorder=self.recorder).answers[0]
 
     def post(self):
-        """Many texts in, answers out in the same order."""
+        """Many inputs in, answers out in the same order."""
         served = built(self.name, self.models.get(self.name))
-        texts, explain = texts_from_post(body=read_body(request), max_length=self.settings.MAX_QUERY_LENGTH,
-                                         max_batch=self.settings.MAX_BATCH_SIZE)
-        scored = score_and_record(served, texts, explain=explain, shadow=self.shadows.get(self.name),
+        inputs, explain = served.inputs_from_post(body=read_body(request), settings=self.settings)
+        scored = score_and_record(served, inputs, explain=explain, shadow=self.shadows.get(self.name),
                                   metrics=self.metrics, recorder=self.recorder)
         return {"predictions": scored.answers}
 
 
-def score_and_record(served, texts, *, explain, shadow, metrics, recorder):
-    """Score `texts` with the loaded model `served`, and with its `shadow` version too if it has one (the
+def score_and_record(served, inputs, *, explain, shadow, metrics, recorder):
+    """Score `inputs` with the loaded model `served`, and with its `shadow` version too if it has one (the
     answers do not change), count them in the metrics, and give each answer its id and version; their rows
     are queued for the prediction log once the answer is sent. Returns the `Scored`."""
-    scored = served.score(texts, explain=explain)
-    metrics.count_scored(served.name, scored, texts)
+    scored = served.score(inputs, explain=explain)
+    metrics.count_scored(served.name, scored, inputs)
     shadowed = None
     if shadow is not None:
-        shadowed = (shadow.version, shadow.labels_of(texts))
+        shadowed = (shadow.version, shadow.predictions_of(inputs))
         metrics.count_shadow(served.name, scored.answers, shadowed[1])
-    when_sent(recorder.stamp(served, scored, texts, request_id=request.environ.get(REQUEST_ID_KEY),
+    when_sent(recorder.stamp(served, scored, inputs, request_id=request.environ.get(REQUEST_ID_KEY),
                              shadow=shadowed))
     return scored
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import kinds
 import util
 from batch import blocks as batch
-from kinds.text import SentimentModel
 
 TEXT = batch.Job(kaggle=False)
 KAGGLE = batch.Job(kaggle=True)
@@ -178,7 +178,7 @@ def test_thousandths_agree_with_python_at_every_half_and_its_neighbours():
 @pytest.mark.parametrize("name", ["binary", "fine-grained"])
 @pytest.mark.parametrize("file_column", [False, True])
 def test_a_blocks_rows_are_the_models_answers_written_with_csv(model_dir, name, file_column):
-    scorer = SentimentModel.load(model_dir / name)
+    scorer = kinds.load(model_dir / name)
     texts = ["a brilliant, dazzling masterpiece", "awful, dreadful and unwatchable", "zzzqx", "the film is a film"]
     job = batch.Job(kaggle=False, file_column=file_column)
     count, data = batch.score_block(scorer, job, block("\n".join(texts) + "\n", path='my, "odd" file.txt'))
@@ -191,7 +191,7 @@ def test_a_blocks_rows_are_the_models_answers_written_with_csv(model_dir, name, 
 
 
 def test_where_blocks_end_does_not_change_a_byte(model_dir, tmp_path):
-    scorer = SentimentModel.load(model_dir / "fine-grained")
+    scorer = kinds.load(model_dir / "fine-grained")
     words = ["good", "bad", "dull", "brilliant", "awful", "charming", "film", "plot", "zzzqx"]
     lines = [" ".join(words[(n * k) % len(words)] for k in range(1, n % 7 + 2)) for n in range(5000)]
     path = write(tmp_path / "in.txt", "\n".join(lines) + "\n")

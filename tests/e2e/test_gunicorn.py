@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from kinds import text as model
+import kinds
 from store import artifacts
 from support import ROOT, SERVICE_VARIABLES, Call, Clients, Server, free_port, install, wait_for
 from training import build as build_model
@@ -138,11 +138,11 @@ def test_a_damaged_artifact_stops_the_server_at_start_naming_the_file(model_dir,
 KILL_POINTS = {
     # SIGKILL from inside the build at a chosen point, so the test does not race the build.
     "while-writing-the-artifacts": "plots.confusion = die",
-    "after-writing-before-the-link-switch": "artifacts.switch_link = die",
+    "after-writing-before-the-link-switch": "releases.switch_link = die",
 }
 KILLED_BUILD = """
 import os, signal, sys
-from store import artifacts
+from store import releases
 from training import build as build_model, plots
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -162,7 +162,7 @@ def test_a_build_killed_half_way_leaves_the_previous_model_to_serve_and_reload(m
             [sys.executable, "-c", KILLED_BUILD.format(patch=KILL_POINTS[kill_point]),
              str(tiny_data / "train.tsv"), str(models)], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert build.returncode == -signal.SIGKILL, build.stdout + build.stderr
-        assert {name: m.manifest["created_at"] for name, m in model.load_models(models).items()} == before
+        assert {name: m.manifest["created_at"] for name, m in kinds.load_models(models).items()} == before
         reload_and_wait(server)  # what an operator does after a build: the reload must find the previous models
         assert server.models_created_at() == before
         assert requests.get(server.url + "/?query=good", timeout=10).status_code == 200

@@ -21,7 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving import prediction_log
 from serving.config import MODEL_ROUTES
 from support import FILLER, ROOT, WORDS, Server
-from util import LABELS
+from util import BINARY_LABELS, FINE_GRAINED_LABELS
+
+LABELS = {"binary": BINARY_LABELS, "fine-grained": FINE_GRAINED_LABELS}  # what each manifest must hold
 
 NOTEBOOK = ROOT / "notebooks" / "monitoring.ipynb"
 # Surely Positive with the highest confidence there is, and sent back as Negative: the top wrong answer.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from store import artifacts
+from store import artifacts, releases
 from support import ROOT, Server, build_models, samples, value, wait_for, wrk_figures
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
@@ -27,7 +27,7 @@ def two_versions(model_dir, tiny_data, tmp_path):
     # A version is named by its second and its files' hashes, and the same data builds the same files: the
     # second build waits for the next second, so it is a version of its own (run alone, the session's
     # models may have been built a moment ago).
-    created = max(artifacts.created_time(artifacts.live_folder(models, name)) for name in ("binary", "fine-grained"))
+    created = max(releases.created_time(releases.live_folder(models, name)) for name in ("binary", "fine-grained"))
     time.sleep(max(0.0, int(created) + 1 - time.time()))
     return build_models(tiny_data / "train.tsv", models)
 
@@ -49,8 +49,8 @@ def versions_answered(url, route, n=20):
 def test_a_promote_and_a_rollback_under_load_fail_no_request(two_versions):
     models = two_versions
     routes = {"binary": "/", "fine-grained": "/fine-grained"}
-    second = {name: artifacts.version_of_folder(artifacts.live_folder(models, name)) for name in routes}
-    first = {name: artifacts.rollback_target(models, name) for name in second}
+    second = {name: releases.version_of_folder(releases.live_folder(models, name)) for name in routes}
+    first = {name: releases.rollback_target(models, name) for name in second}
     server = Server(models, env={"MODEL_POLL_SECONDS": POLL, "WEB_CONCURRENCY": "2"}).wait_healthy()
     try:
         workers = wait_for(lambda: len(w := server.workers()) == 2 and w)
@@ -76,14 +76,14 @@ def test_a_promote_and_a_rollback_under_load_fail_no_request(two_versions):
 
 def test_a_damaged_version_is_refused_by_the_running_server_and_the_old_one_keeps_serving(two_versions):
     models = two_versions
-    live = artifacts.version_of_folder(artifacts.live_folder(models, "binary"))
-    earlier = artifacts.folder_of(models, "binary", artifacts.rollback_target(models, "binary"))
+    live = releases.version_of_folder(releases.live_folder(models, "binary"))
+    earlier = releases.folder_of(models, "binary", releases.rollback_target(models, "binary"))
     damaged = earlier / artifacts.VECTORIZER_FILE
     damaged.write_bytes(damaged.read_bytes()[:-10])
     server = Server(models, env={"MODEL_POLL_SECONDS": POLL, "WEB_CONCURRENCY": "2"}).wait_healthy()
     try:
         wait_for(lambda: len(server.workers()) == 2)
-        artifacts.replace_link(models / "binary", earlier)  # by hand: promote itself refuses a damaged version
+        releases.replace_link(models / "binary", earlier)  # by hand: promote itself refuses a damaged version
         table = wait_for(lambda: (t := samples(requests.get(server.url + "/metrics", timeout=10).text)) and value(
             t, "sentiment_model_loads_total", model="binary", role="live", outcome="refused") == 2 and t, timeout=15)
         assert table, server.output()

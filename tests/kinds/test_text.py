@@ -13,11 +13,15 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.model_selection import ParameterGrid
 from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
 
+import kinds
 import util
 from kinds import text as model
+from kinds import text_scoring
 from store import artifacts
 from support import WORDS
 from training import build as build_model
+from training import data as training_data
+from training import recipes
 
 TOLERANCE = 1e-9
 # Texts the tiny data lacks: repeated terms (tf > 1), capitals, accents, punctuation, unknown words only.
@@ -41,7 +45,7 @@ def models(model_dir, tmp_path):
 
 
 def test_every_model_folder_under_the_directory_loads_and_scores(models):
-    loaded = model.load_models(models)
+    loaded = kinds.load_models(models)
     assert set(loaded) == {"binary", "fine-grained"}
     answer = loaded["binary"].predict(["a brilliant, dazzling masterpiece"])[0]
     assert answer["prediction"] == "Positive"
@@ -51,8 +55,8 @@ def test_every_model_folder_under_the_directory_loads_and_scores(models):
 
 def test_one_broken_model_stops_the_whole_directory_with_a_model_error_naming_its_file(models):
     (models / "fine-grained" / artifacts.CLASSIFIER_FILE).write_bytes(b"not the model")
-    with pytest.raises(model.ModelError) as refused:  # what app.py, predict.py and gunicorn.conf.py catch
-        model.load_models(models)
+    with pytest.raises(kinds.ModelError) as refused:  # what app.py, predict.py and gunicorn.conf.py catch
+        kinds.load_models(models)
     assert str(models / "fine-grained" / artifacts.CLASSIFIER_FILE) in str(refused.value)
     assert "sha256 does not match" in str(refused.value)
 
@@ -60,8 +64,8 @@ def test_one_broken_model_stops_the_whole_directory_with_a_model_error_naming_it
 def test_two_folders_holding_one_model_stop_the_directory_naming_both(models):
     # A backup made by hand before a risky build: a copy of the live folder under another name.
     shutil.copytree(models / "binary", models / "binary-backup")
-    with pytest.raises(model.ModelError) as refused:
-        model.load_models(models)
+    with pytest.raises(kinds.ModelError) as refused:
+        kinds.load_models(models)
     message = str(refused.value)
     assert str(models / "binary") in message and str(models / "binary-backup") in message
     assert "both hold the binary model" in message
@@ -74,8 +78,8 @@ def test_a_model_dir_without_usable_models_is_a_model_error_naming_it(tmp_path, 
         model_dir.mkdir()
     if state == "only a dangling link":
         (model_dir / "binary").symlink_to(tmp_path / "deleted-version")
-    with pytest.raises(model.ModelError) as error:
-        model.load_models(model_dir)
+    with pytest.raises(kinds.ModelError) as error:
+        kinds.load_models(model_dir)
     assert str(model_dir) in str(error.value)
     expected = "which is gone" if state == "only a dangling link" else "no models found. Build them with"
     assert expected in str(error.value)
@@ -107,7 +111,7 @@ def tiny_texts(tiny_data):
 
 @pytest.mark.parametrize("name", ["binary", "fine-grained"])
 def test_fast_scorer_matches_scikit_learn_on_every_kaggle_phrase(kaggle_dir, kaggle_model_dir, name):
-    loaded = model.SentimentModel.load(kaggle_model_dir / name)
+    loaded = kinds.load(kaggle_model_dir / name)
     texts = [*util.read_kaggle_train(kaggle_dir / "train.tsv.gz")["Phrase"],
              *util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"]]
     assert len(texts) == 156_060 + 66_292
@@ -119,7 +123,7 @@ def test_fast_scorer_matches_scikit_learn_on_every_kaggle_phrase(kaggle_dir, kag
 
 @pytest.mark.parametrize("name", ["binary", "fine-grained"])
 def test_fast_scorer_matches_scikit_learn_on_the_tiny_data(tiny_data, model_dir, name):
-    loaded = model.SentimentModel.load(model_dir / name)
+    loaded = kinds.load(model_dir / name)
     texts = tiny_texts(tiny_data)
     assert_same_probabilities(loaded.scorer_.predict_proba(texts),
                               sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts, loaded.temperature),
@@ -129,7 +133,7 @@ def test_fast_scorer_matches_scikit_learn_on_the_tiny_data(tiny_data, model_dir,
 @pytest.fixture(scope="module")
 def tiny_fine_grained(tiny_data):
     """The tiny data as the fine-grained model's training set."""
-    return next(d for d in build_model.kaggle_datasets(tiny_data / "train.tsv") if d.name == "fine-grained")
+    return next(d for d in training_data.kaggle_datasets(tiny_data / "train.tsv") if d.name == "fine-grained")
 
 
 @pytest.mark.parametrize("params", [*ParameterGrid(build_model.PARAM_GRID),
@@ -137,11 +141,11 @@ def tiny_fine_grained(tiny_data):
                          ids=lambda params: ",".join(f"{k.split('__')[1]}={v}" for k, v in params.items()))
 def test_fast_scorer_matches_scikit_learn_for_every_option_the_build_can_choose(tiny_data, tiny_fine_grained,
                                                                                params):
-    fitted = build_model.make_pipeline(params).fit(tiny_fine_grained.texts, tiny_fine_grained.y)
+    fitted = recipes.make_pipeline(params).fit(tiny_fine_grained.texts, tiny_fine_grained.y)
     vectorizer, classifier = fitted.named_steps["tfidf"], fitted.named_steps["nb"]
     texts = tiny_texts(tiny_data)
     for temperature in (1.0, 0.47):
-        scorer = model.FastScorer(vectorizer, classifier, temperature=temperature)
+        scorer = text_scoring.LinearTextScorer(vectorizer, classifier, temperature=temperature)
         assert_same_probabilities(scorer.predict_proba(texts),
                                   sklearn_probabilities(vectorizer, classifier, texts, temperature), texts)
     # The batch path's own transform: scikit-learn's matrix, and each text's tokens and known tokens.
@@ -171,7 +175,7 @@ def count_calls(monkeypatch, owner, name):
                          ids=["one", "at-the-limit", "over-the-limit"])
 def test_batches_up_to_the_limit_take_the_fast_scorer_and_larger_ones_scikit_learn_with_the_same_answers(
         tiny_data, model_dir, monkeypatch, method, size, fast_path):
-    loaded = model.SentimentModel.load(model_dir / "fine-grained")
+    loaded = kinds.load(model_dir / "fine-grained")
     texts = tiny_texts(tiny_data)[:size]
     assert len(set(texts)) == size  # every text different, so order and count both matter
     # Both paths computed on their own first: they agree, so the answers below must match either.
@@ -244,8 +248,8 @@ def test_a_model_the_fast_scorer_cannot_match_is_refused_when_made_with_the_reas
     vectorizer, classifier = change(*(pickle.loads((folder / name).read_bytes())
                                       for name in (artifacts.VECTORIZER_FILE, artifacts.CLASSIFIER_FILE)))
     manifest = util.read_json(folder / artifacts.MANIFEST_FILE)
-    with pytest.raises(model.ModelError, match="unsupported model for the fast scorer") as refused:
-        model.SentimentModel(name="binary", vectorizer=vectorizer, classifier=classifier, manifest=manifest,
+    with pytest.raises(kinds.ModelError, match="unsupported model for the fast scorer") as refused:
+        model.TextClassifier(name="binary", vectorizer=vectorizer, classifier=classifier, manifest=manifest,
                              metrics={})
     assert message in str(refused.value)
 
@@ -258,7 +262,7 @@ def test_a_model_whose_manifest_has_no_temperature_serves_naive_bayes_probabilit
     assert manifest["hyperparameters"]["temperature"] != 1.0
     del manifest["hyperparameters"]["temperature"]
     (folder / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
-    loaded = model.SentimentModel.load(folder)
+    loaded = kinds.load(folder)
     texts = ["a superb film", "dull and tedious", "the"]
     assert loaded.temperature == 1.0
     assert_same_probabilities(loaded.predict_proba(texts),
@@ -284,7 +288,7 @@ def assert_explained(loaded, texts):
 
 @pytest.mark.parametrize("name", ["binary", "fine-grained"])
 def test_an_explanation_adds_up_to_the_log_odds_on_every_kaggle_phrase(kaggle_dir, kaggle_model_dir, name):
-    loaded = model.SentimentModel.load(kaggle_model_dir / name)
+    loaded = kinds.load(kaggle_model_dir / name)
     texts = [*util.read_kaggle_train(kaggle_dir / "train.tsv.gz")["Phrase"],
              *util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"]]
     assert_explained(loaded, texts)
@@ -292,11 +296,11 @@ def test_an_explanation_adds_up_to_the_log_odds_on_every_kaggle_phrase(kaggle_di
 
 @pytest.mark.parametrize("name", ["binary", "fine-grained"])
 def test_an_explanation_adds_up_to_the_log_odds_on_the_tiny_data(tiny_data, model_dir, name):
-    assert_explained(model.SentimentModel.load(model_dir / name), tiny_texts(tiny_data))
+    assert_explained(kinds.load(model_dir / name), tiny_texts(tiny_data))
 
 
 def test_an_explanation_lists_known_terms_by_strength_with_counts_and_unknown_words_once(model_dir):
-    loaded = model.SentimentModel.load(model_dir / "binary")
+    loaded = kinds.load(model_dir / "binary")
     (answer,) = loaded.predict(["Superb superb film, zzzqx and qqqz zzzqx"], explain=True)
     explanation = answer["explanation"]
     assert explanation["against"] == "Negative" and answer["prediction"] == "Positive"
@@ -312,12 +316,12 @@ def test_an_explanation_lists_known_terms_by_strength_with_counts_and_unknown_wo
 
 
 def test_without_explain_an_answer_has_no_explanation(model_dir):
-    (answer,) = model.SentimentModel.load(model_dir / "binary").predict(["a superb film"])
+    (answer,) = kinds.load(model_dir / "binary").predict(["a superb film"])
     assert set(answer) == {"prediction", "confidence", "probabilities"}
 
 
 def test_top_terms_are_the_words_each_label_favours_most(model_dir):
-    loaded = model.SentimentModel.load(model_dir / "fine-grained")
+    loaded = kinds.load(model_dir / "fine-grained")
     assert set(loaded.top_terms) == set(loaded.labels)
     assert all(len(terms) == model.TOP_TERMS for terms in loaded.top_terms.values())
     # The tiny data's words by label (tests/support.py): each label's own words lead its list.
@@ -330,7 +334,7 @@ def test_top_terms_are_the_words_each_label_favours_most(model_dir):
 @pytest.mark.parametrize("explain", [False, True])
 def test_score_gives_the_answers_of_predict_and_each_texts_tokens_and_known_tokens(tiny_data, model_dir, size,
                                                                                    explain):
-    loaded = model.SentimentModel.load(model_dir / "binary")
+    loaded = kinds.load(model_dir / "binary")
     texts = [*tiny_texts(tiny_data), "zzqx unknownword", ""][-size:]
     scored = loaded.score(texts, explain=explain)
     assert scored.answers == loaded.predict(texts, explain=explain)

@@ -3,11 +3,11 @@ itself, refuses one that fails verification, and scores a shadow version beside 
 
 import pytest
 
+import kinds
 from app import create_app
-from kinds import text as model
 from serving import lifecycle, prediction_log
 from serving.config import MODEL_ROUTES
-from store import artifacts
+from store import artifacts, releases
 from support import build, flush, release_cli, samples, scrambled, value, wait_for
 
 TEXTS = ["a gorgeous , moving film", "dull and far too long", "the plot", "an utter mess of a movie",
@@ -24,7 +24,7 @@ def candidate(models, tiny_data, tmp_path):
     code, said = build("--data", scrambled(tiny_data / "train.tsv", tmp_path / "broken.tsv", share=0.9),
                        "--out", models)
     assert code == 3, said
-    return artifacts.version_folders(models, "binary")[-1]
+    return releases.version_folders(models, "binary")[-1]
 
 
 def following_app(models, url, **settings):
@@ -56,7 +56,7 @@ def test_a_running_app_answers_with_a_promoted_version_and_then_the_rolled_back_
     client = application.test_client()
     first = served_version(client)
     assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0  # a new build goes live
-    second = artifacts.version_of_folder(artifacts.live_folder(models, "binary"))
+    second = releases.version_of_folder(releases.live_folder(models, "binary"))
     assert served_version(client) == first  # nothing switches until the follower looks
     follower_of(application).check()
     assert served_version(client) == second
@@ -96,7 +96,7 @@ def test_a_request_answered_by_a_version_the_moment_it_is_switched_in_gets_its_i
     for name, response in in_between.items():
         assert response.status_code == 200, response.get_json()
         answer = response.get_json()
-        assert answer["model_version"] == artifacts.version_of_folder(artifacts.live_folder(models, name))
+        assert answer["model_version"] == releases.version_of_folder(releases.live_folder(models, name))
         taken = client.post("/feedback", json={"id": answer["id"], "label": answer["prediction"]})
         assert taken.status_code == 202 and taken.get_json()["accepted"][0]["model_version"] == answer["model_version"]
 
@@ -107,7 +107,7 @@ def test_a_version_that_fails_verification_is_refused_counted_and_the_old_one_ke
     client = application.test_client()
     first = served_version(client)
     assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
-    damaged = artifacts.live_folder(models, "binary") / artifacts.CLASSIFIER_FILE
+    damaged = releases.live_folder(models, "binary") / artifacts.CLASSIFIER_FILE
     damaged.write_bytes(damaged.read_bytes()[:-10])  # the new live version, damaged after its publish
     for _ in range(3):  # refused once, and not tried again until its link moves
         follower_of(application).check()
@@ -142,7 +142,7 @@ def test_the_follower_thread_switches_by_itself_within_its_poll(models, tiny_dat
 
 def test_models_handed_to_the_app_are_never_switched(models, tiny_data, own_prediction_log):
     application = create_app({"MODEL_DIR": str(models), "PREDICTION_LOG": own_prediction_log},
-                             models=model.load_models(models))
+                             models=kinds.load_models(models))
     first = served_version(application.test_client())
     assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
     follower_of(application).check()
@@ -153,8 +153,8 @@ def test_models_handed_to_the_app_are_never_switched(models, tiny_data, own_pred
 
 def test_a_shadow_scores_every_text_without_changing_the_answers_and_counts_agreement(
         models, candidate, own_prediction_log):
-    live = model.SentimentModel.load(models / "binary")
-    shadow = model.SentimentModel.load(candidate)
+    live = kinds.load(models / "binary")
+    shadow = kinds.load(candidate)
     expected_agree = sum(a == b for a, b in zip([p["prediction"] for p in live.predict(TEXTS)],
                                                 shadow.labels_of(TEXTS)))
     assert 0 < expected_agree < len(TEXTS)  # the pair disagrees on some texts: agreement is measured
@@ -194,7 +194,7 @@ def test_a_shadow_scores_every_text_without_changing_the_answers_and_counts_agre
 
 
 def test_a_shadow_turned_off_is_dropped_and_no_longer_counted(models, candidate, own_prediction_log):
-    version = artifacts.version_of_folder(candidate)
+    version = releases.version_of_folder(candidate)
     assert release_cli(models, "shadow", "binary", version).returncode == 0
     application = following_app(models, own_prediction_log)
     client = application.test_client()
@@ -206,17 +206,17 @@ def test_a_shadow_turned_off_is_dropped_and_no_longer_counted(models, candidate,
     client.get("/?query=fine")
     table = metrics_table(client)
     assert sum(value(table, "sentiment_shadow_total", model="binary", agree=a) for a in ("true", "false")) == 1
-    assert [e["action"] for e in artifacts.release_history(models, "binary")][-2:] == ["shadow", "shadow-off"]
+    assert [e["action"] for e in releases.release_history(models, "binary")][-2:] == ["shadow", "shadow-off"]
 
 
 def test_list_shows_the_shadow_and_promoting_it_ends_the_shadow(models, candidate):
-    version = artifacts.version_of_folder(candidate)
+    version = releases.version_of_folder(candidate)
     assert release_cli(models, "shadow", "binary", version).returncode == 0
     listed = release_cli(models, "list", "binary").stdout
     assert next(line for line in listed.splitlines() if version in line).split()[1] == "shadow"
     assert release_cli(models, "promote", "binary", version).returncode == 0
-    assert artifacts.shadow_folder(models, "binary") is None
-    assert [e["action"] for e in artifacts.release_history(models, "binary")][-2:] == ["promote", "shadow-off"]
+    assert releases.shadow_folder(models, "binary") is None
+    assert [e["action"] for e in releases.release_history(models, "binary")][-2:] == ["promote", "shadow-off"]
 
 
 @pytest.mark.parametrize("args, complaint", [
@@ -231,12 +231,12 @@ def test_shadow_commands_refuse_what_cannot_be_done_in_one_line(models, args, co
 
 
 def test_the_live_version_cannot_be_its_own_shadow(models):
-    done = release_cli(models, "shadow", "binary", artifacts.version_of_folder(artifacts.live_folder(models, "binary")))
+    done = release_cli(models, "shadow", "binary", releases.version_of_folder(releases.live_folder(models, "binary")))
     assert done.returncode == 1 and "is the live version" in done.stderr
 
 
 def test_a_shadow_is_never_pruned(models, candidate, tiny_data):
-    assert release_cli(models, "shadow", "binary", artifacts.version_of_folder(candidate)).returncode == 0
+    assert release_cli(models, "shadow", "binary", releases.version_of_folder(candidate)).returncode == 0
     for _ in range(3):
         assert build("--data", tiny_data / "train.tsv", "--out", models, "--keep", "1")[0] == 0
-    assert candidate.is_dir() and artifacts.shadow_folder(models, "binary") == candidate.resolve()
+    assert candidate.is_dir() and releases.shadow_folder(models, "binary") == candidate.resolve()

@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 from prometheus_client import values
 
+import kinds
 from app import create_app
 from serving.metrics import Metrics, use_values_in
 from support import samples, value, wait_for
@@ -86,9 +87,8 @@ def test_values_kept_in_a_folder_are_written_there_and_summed_back_and_in_memory
 
 
 def test_metrics_count_the_drift_signals_of_every_text(client, model_dir):
-    from kinds import text as model
 
-    binary = model.SentimentModel.load(model_dir / "binary")
+    binary = kinds.load(model_dir / "binary")
     analyze, vocabulary = binary.vectorizer.build_analyzer(), binary.vectorizer.vocabulary_
     texts = ["a brilliant superb film", "zzqx blorft", *[f"good film number {i}" for i in range(150)]]
     client.get("/", query_string={"query": texts[0]})
@@ -166,11 +166,10 @@ def test_summed_signals_write_what_observing_them_one_by_one_would(observed):
 def test_drift_signals_are_written_at_most_every_half_second_and_at_stop(model_dir):
     import prometheus_client
 
-    from kinds import text as model
     from serving import metrics
 
     counted = Metrics()
-    binary = model.SentimentModel.load(model_dir / "binary")
+    binary = kinds.load(model_dir / "binary")
 
     def written():
         return value(samples(prometheus_client.generate_latest(counted.registry).decode()),
@@ -191,11 +190,10 @@ def test_drift_signals_are_written_at_most_every_half_second_and_at_stop(model_d
 def test_drift_and_shadow_sums_left_by_the_last_request_are_written_within_two_seconds_with_no_call(model_dir):
     import prometheus_client
 
-    from kinds import text as model
     from serving import metrics
 
     counted = Metrics()
-    binary = model.SentimentModel.load(model_dir / "binary")
+    binary = kinds.load(model_dir / "binary")
 
     def written():
         table = samples(prometheus_client.generate_latest(counted.registry).decode())

@@ -21,11 +21,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import ParameterGrid
 from sklearn.naive_bayes import MultinomialNB
 
+import kinds
 from app import create_app
-from kinds import text as model
-from store import artifacts
+from store import artifacts, releases
 from support import ROOT, Call, edit_manifest, install, published, run_build, wait_for
 from training import build as build_model
+from training import data as training_data
+from training import recipes
 
 NAMES = ["binary", "fine-grained"]
 PICKLES = [artifacts.VECTORIZER_FILE, artifacts.CLASSIFIER_FILE]
@@ -37,7 +39,7 @@ PAGE = 4096
 
 def loads_and_scores(folder):
     """True when the model in `folder` loads and answers with one of its labels."""
-    loaded = model.SentimentModel.load(folder)
+    loaded = kinds.load(folder)
     return loaded.predict(["a brilliant film"])[0]["prediction"] in loaded.labels
 
 
@@ -186,13 +188,13 @@ def load_everywhere(models, tmp_path):
                                       stderr=subprocess.PIPE, text=True, env={**os.environ, "MODEL_DIR": str(models)})
                for path, args in commands.items()}
     messages = {}
-    for path, load in {"SentimentModel.load": lambda: model.SentimentModel.load(models / "binary"),
-                       "load_models": lambda: model.load_models(models),
+    for path, load in {"SentimentModel.load": lambda: kinds.load(models / "binary"),
+                       "load_models": lambda: kinds.load_models(models),
                        "create_app": lambda: create_app({"MODEL_DIR": str(models)}),
-                       "a Dask worker": lambda: model.SentimentModel.from_files(
-                           artifacts.read_files(models / "binary"),
+                       "a Dask worker": lambda: kinds.from_files(
+                           kinds.read_files(models / "binary"),
                            artifacts.resolve_folder(models / "binary"))}.items():
-        with pytest.raises(model.ModelError) as caught:
+        with pytest.raises(kinds.ModelError) as caught:
             load()
         messages[path] = str(caught.value)
     for path, process in running.items():
@@ -238,22 +240,22 @@ def test_a_hostile_pickle_with_matching_hashes_runs_no_code_on_any_load_path(mod
 
 
 def test_bytes_sent_to_a_worker_are_checked_against_their_manifest_again_before_unpickling(models, tmp_path):
-    files = artifacts.read_files(models / "binary")
+    files = kinds.read_files(models / "binary")
     assert set(files) == {artifacts.MANIFEST_FILE, *artifacts.REQUIRED_FILES}
-    assert model.SentimentModel.from_files(files, models / "binary").predict(["a superb film"])
+    assert kinds.from_files(files, models / "binary").predict(["a superb film"])
     marker = tmp_path / "unpickled"
     altered = {**files, artifacts.CLASSIFIER_FILE: pickle.dumps(Marker(marker))}  # changed on the way
-    with pytest.raises(model.ModelError, match=r"SentimentClassifier\.pkl: sha256 does not match manifest\.json on "
+    with pytest.raises(kinds.ModelError, match=r"SentimentClassifier\.pkl: sha256 does not match manifest\.json on "
                                                r"arrival; the bytes were altered on the way"):
-        model.SentimentModel.from_files(altered, models / "binary")
+        kinds.from_files(altered, models / "binary")
     assert not marker.exists()
 
 
 def test_the_refusal_names_the_global_the_pickle_asked_for(models, live_payloads):
     built, _ = live_payloads
     install(models, "binary", built["dotted name inside an sklearn module"])
-    with pytest.raises(model.ModelError, match=r"asks for sklearn\.datasets\._base\.os\.system, which no model"):
-        model.SentimentModel.load(models / "binary")
+    with pytest.raises(kinds.ModelError, match=r"asks for sklearn\.datasets\._base\.os\.system, which no model"):
+        kinds.load(models / "binary")
 
 
 def smuggled(models, name, change):
@@ -261,7 +263,7 @@ def smuggled(models, name, change):
 
     Every change uses only globals the allow-list admits, so it is the checks after loading that refuse it.
     """
-    vectorizer = model.SentimentModel.load(models / name).vectorizer
+    vectorizer = kinds.load(models / name).vectorizer
     change(vectorizer)
     return install(models, name, pickle.dumps(vectorizer), file=artifacts.VECTORIZER_FILE)
 
@@ -281,8 +283,8 @@ def smuggled(models, name, change):
         "object array", "dtype", "float index", "float n-gram"])
 def test_an_allowed_pickle_carrying_unexpected_state_is_refused(models, change, complaint):
     folder = smuggled(models, "binary", change)
-    with pytest.raises(model.ModelError) as caught:
-        model.SentimentModel.load(models / "binary")
+    with pytest.raises(kinds.ModelError) as caught:
+        kinds.load(models / "binary")
     assert str(folder / artifacts.VECTORIZER_FILE) in str(caught.value) and complaint in str(caught.value)
 
 
@@ -292,13 +294,13 @@ def test_the_two_pickles_swapped_are_refused(models):
     classifier = (folder / artifacts.CLASSIFIER_FILE).read_bytes()
     install(models, "binary", vectorizer, file=artifacts.CLASSIFIER_FILE)
     install(models, "binary", classifier, file=artifacts.VECTORIZER_FILE)
-    with pytest.raises(model.ModelError, match="holds a MultinomialNB, not a TfidfVectorizer"):
-        model.SentimentModel.load(models / "binary")
+    with pytest.raises(kinds.ModelError, match="holds a MultinomialNB, not a TfidfVectorizer"):
+        kinds.load(models / "binary")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_allow_list_loads_every_model_the_tuner_can_choose(tiny_data, name, tmp_path):
-    data = next(d for d in build_model.kaggle_datasets(tiny_data / "train.tsv") if d.name == name)
+    data = next(d for d in training_data.kaggle_datasets(tiny_data / "train.tsv") if d.name == name)
     asked = set()
 
     class Recording(artifacts.RestrictedUnpickler):
@@ -307,7 +309,7 @@ def test_the_allow_list_loads_every_model_the_tuner_can_choose(tiny_data, name, 
             return super().find_class(module, name)
 
     for params in ParameterGrid(build_model.PARAM_GRID):
-        fitted = build_model.make_pipeline(params).fit(data.texts, data.y)
+        fitted = recipes.make_pipeline(params).fit(data.texts, data.y)
         vectorizer, classifier = fitted.named_steps["tfidf"], fitted.named_steps["nb"]
         for obj, kind in ((vectorizer, TfidfVectorizer), (classifier, MultinomialNB)):
             loaded = Recording(io.BytesIO(pickle.dumps(obj))).load()
@@ -335,7 +337,7 @@ def copy_of(folder):
 
 def test_publishing_switches_the_link_to_a_new_version_with_ordinary_permissions(models, tmp_path):
     before = (models / "binary").resolve()
-    final = artifacts.publish(models, "binary", copy_of(models / "binary"))
+    final = releases.publish(models, "binary", copy_of(models / "binary"))
     link = models / "binary"
     assert link.is_symlink() and link.resolve() == final
     assert final != before and final.parent == models / ".versions"
@@ -373,7 +375,7 @@ def test_a_publish_that_fails_removes_its_staging_folder_and_keeps_the_old_model
         monkeypatch.setattr(os, "rename", lambda src, dst: (_ for _ in ()).throw(OSError(errno.EACCES, "refused")))
 
     with pytest.raises((OSError, RuntimeError, KeyboardInterrupt)) as raised:
-        artifacts.publish(models, "binary", write)
+        releases.publish(models, "binary", write)
     monkeypatch.undo()
     assert error is None or raised.value is error  # the build's own error goes on, for main() to report
     assert staging(models) == []
@@ -387,7 +389,7 @@ def test_a_model_folder_copied_in_by_hand_is_kept_as_a_version_when_a_build_repl
     (models / "binary").unlink()
     shutil.copytree(real, models / "binary")
     by_hand = (models / "binary" / MANIFEST).read_bytes()
-    artifacts.publish(models, "binary", copy_of(real))
+    releases.publish(models, "binary", copy_of(real))
     assert (models / "binary").is_symlink()
     kept = list((models / ".versions").glob("binary-copied-*"))
     assert len(kept) == 1 and (kept[0] / MANIFEST).read_bytes() == by_hand
@@ -491,7 +493,7 @@ def test_a_build_killed_half_way_leaves_loadable_models_and_the_next_build_clean
         assert rebuilt[name][0] not in (before[name][0], after[name][0])
         assert rebuilt[name][1] > after[name][1]
         assert len(list((models / ".versions").glob(f"{name}-*"))) <= artifacts.KEEP_VERSIONS
-    assert set(model.load_models(models)) == set(NAMES)
+    assert set(kinds.load_models(models)) == set(NAMES)
 
 
 def test_leftovers_of_a_build_killed_between_its_last_steps_are_removed_by_the_next_build(models, tiny_data):
@@ -516,12 +518,12 @@ def test_a_live_builds_staging_folder_is_left_alone_by_another_build(models):
     try:
         theirs = models / ".versions" / f"staging-{alive.pid}-abc123"
         theirs.mkdir()
-        artifacts.publish(models, "binary", copy_of(models / "binary"))
+        releases.publish(models, "binary", copy_of(models / "binary"))
         assert theirs.exists()
     finally:
         alive.kill()
         alive.wait()
-    artifacts.publish(models, "binary", copy_of(models / "binary"))
+    releases.publish(models, "binary", copy_of(models / "binary"))
     assert not theirs.exists()  # its process has gone: now it is a leftover
 
 
@@ -530,7 +532,7 @@ def test_two_builds_at_once_into_one_folder_both_succeed_and_leave_loadable_mode
     for build in builds:
         _, stderr = build.communicate(timeout=120)
         assert build.returncode == 0, stderr
-    assert set(model.load_models(models)) == set(NAMES)
+    assert set(kinds.load_models(models)) == set(NAMES)
     assert sorted(p.name for p in models.iterdir()) == [".versions", "binary", "fine-grained"]
     for name in NAMES:  # the version both replaced and one per build: all within the versions kept
         assert len(list((models / ".versions").glob(f"{name}-*"))) == 3

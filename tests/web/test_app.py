@@ -9,8 +9,10 @@ import time
 
 import pytest
 
+import kinds
 from app import create_app
 from kinds import text as model
+from kinds import text_scoring
 from serving.config import MODEL_ROUTES
 from support import TOKEN, assert_json_error, flush
 
@@ -31,7 +33,7 @@ def scored(answer):
 @pytest.fixture(scope="module")
 def binary_model(model_dir):
     """The binary model, loaded directly: what the API's answers must equal."""
-    return model.SentimentModel.load(model_dir / "binary")
+    return kinds.load(model_dir / "binary")
 
 
 # --- Answers -------------------------------------------------------------------------------------
@@ -230,7 +232,7 @@ def test_an_unexpected_error_answers_500_json_without_internals_and_is_logged(mo
     def broken(self, texts, **options):
         raise RuntimeError(f"secret detail in {model_dir}")
 
-    monkeypatch.setattr(model.SentimentModel, "score", broken)
+    monkeypatch.setattr(model.TextClassifier, "score", broken)
     response = create_app({"MODEL_DIR": str(model_dir)}).test_client().get("/?query=good")
     assert_error_response(response, 500, "Internal error; it has been logged.")
     assert "secret" not in response.get_data(as_text=True)
@@ -291,14 +293,14 @@ def test_with_a_token_set_an_unknown_path_is_still_a_404_not_a_401(token_client)
 ], ids=["query string", "query string 1", "form body", "json body"])
 def test_explain_adds_the_models_explanation_to_a_get(client, model_dir, request_kwargs):
     answer = client.get(**request_kwargs).get_json()
-    expected = model.SentimentModel.load(model_dir / "binary").predict(["a superb film"], explain=True)[0]
+    expected = kinds.load(model_dir / "binary").predict(["a superb film"], explain=True)[0]
     assert scored(answer) == expected and answer["explanation"]["against"] == "Negative"
 
 
 def test_explain_in_a_post_explains_every_answer_in_order(client, model_dir):
     texts = ["a superb film", "dull and tedious", "zzzqx"]
     answers = client.post("/fine-grained", json={"queries": texts, "explain": True}).get_json()["predictions"]
-    expected = model.SentimentModel.load(model_dir / "fine-grained").predict(texts, explain=True)
+    expected = kinds.load(model_dir / "fine-grained").predict(texts, explain=True)
     assert [scored(a) for a in answers] == expected
     assert answers[2]["explanation"]["terms"] == [] and answers[2]["explanation"]["unknown"] == ["zzzqx"]
 
@@ -326,7 +328,7 @@ def test_a_bad_explain_answers_400_saying_what_is_accepted(client, request_kwarg
 def test_models_show_each_labels_top_terms(client, model_dir):
     served = {m["name"]: m for m in client.get("/models").get_json()["models"]}
     for name, described in served.items():
-        assert described["top_terms"] == model.SentimentModel.load(model_dir / name).top_terms
+        assert described["top_terms"] == kinds.load(model_dir / name).top_terms
 
 
 # --- Ids, versions and feedback ------------------------------------------------------------------
@@ -491,4 +493,4 @@ def test_an_explanation_names_a_bounded_number_of_unknown_terms_and_counts_them_
     response = client.post("/", data=body, content_type="application/json")
     assert response.status_code == 200 and len(response.get_data()) < len(body) / 5
     explanation = response.get_json()["predictions"][0]["explanation"]
-    assert explanation["unknown"] == words[:model.MAX_UNKNOWN] and explanation["unknown_count"] == 2000
+    assert explanation["unknown"] == words[:text_scoring.MAX_UNKNOWN] and explanation["unknown_count"] == 2000

@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+import kinds
 from app import create_app
 from kinds.text import Scored
 from serving import prediction_log
@@ -207,10 +208,9 @@ def test_inference_gives_the_same_numbers_as_the_api_before_rounding(client):
 
 
 def test_probabilities_equal_the_models_to_1e_9(client, model_dir):
-    from kinds import text as model
 
     texts = ["a superb and moving film", "dull and long"]
-    served = model.load_models(model_dir)["fine-grained"]
+    served = kinds.load_models(model_dir)["fine-grained"]
     answer = client.post("/v2/models/fine-grained/infer", data=request_body(texts)).get_json()
     got = {o["name"]: o["data"] for o in answer["outputs"]}["probabilities"]
     expected = served.predict_proba_sklearn(texts).ravel().tolist()

@@ -9,16 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kinds.text_inputs import TEXT_PATTERN, check_text, text_from_get, texts_from_post
 from serving.errors import ApiError, BadQuery, TooLarge
-from web.parsing import (
-    TEXT_PATTERN,
-    check_text,
-    is_json,
-    json_type,
-    parse_json,
-    text_from_get,
-    texts_from_post,
-)
+from serving.payloads import is_json, json_type, parse_json
 
 MAX_LENGTH = 50
 MAX_BATCH = 5

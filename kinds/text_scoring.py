@@ -1,0 +1,320 @@
+"""The arithmetic of a linear text model, done directly: TF-IDF features, then one weight matrix.
+
+Both families of the text classifier are linear in their TF-IDF features. MultinomialNB's joint log
+likelihood is `X @ feature_log_prob_.T + class_log_prior_`; LogisticRegression's decision function is
+`X @ coef_.T + intercept_` (for two labels, one column: its logits are `[0, d]`). So a fitted model is
+`weights_` (n_features, n_labels) and `bias_` (n_labels,), and its probabilities are
+softmax(logits / T), equal to scikit-learn's `predict_proba` at T = 1 (tests hold them to 1e-9).
+
+The features are one TfidfVectorizer of words, or a FeatureUnion of it and a TfidfVectorizer of
+characters (`char_wb`), whose columns follow the words'. `TextFeatures` computes each part's row as
+scikit-learn does, without its per-call validation and sparse set-up: the analyzer's own tokens,
+counts of known ones, binary / sublinear tf, idf, the row norm. Character n-grams of `char_wb` never
+cross a space, so a text's are the sum of its words': each word's are counted once and kept
+(`CHAR_CACHE_WORDS`), which makes the character features about as cheap as the words'.
+"""
+from math import exp, log, sqrt
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import MultinomialNB
+from sklearn.pipeline import FeatureUnion
+
+# Words whose character n-grams each process keeps counted. A Kaggle phrase's words are nearly all among
+# the corpus' 17,000; the limit bounds what a stream of never-seen words can hold (about 30 MB).
+CHAR_CACHE_WORDS = 100_000
+# An explanation names at most this many of a text's unknown terms (and counts them all): echoing every
+# one would make a batch of long texts answer several times its own size.
+MAX_UNKNOWN = 20
+
+
+class TextFeatures:
+    """One fitted TfidfVectorizer's row of a text, as `transform` makes it, plus where its columns start.
+
+    Parameters
+    ----------
+    vectorizer : TfidfVectorizer
+        Fitted; checked by `kinds.text_loading.check_vectorizer`.
+    offset : int
+        The position of its first column among the model's features.
+    """
+
+    def __init__(self, vectorizer, offset=0):
+        self.analyze_ = vectorizer.build_analyzer()
+        self.vocabulary_ = vectorizer.vocabulary_
+        self.offset_ = offset
+        self.n_features_ = len(vectorizer.vocabulary_)
+        self.binary_, self.sublinear_tf_, self.norm_ = vectorizer.binary, vectorizer.sublinear_tf, vectorizer.norm
+        self.idf_ = np.asarray(vectorizer.idf_, dtype=np.float64) if vectorizer.use_idf else None
+        self.chars_ = vectorizer.analyzer == "char_wb"
+        if self.chars_:
+            self.preprocess_ = vectorizer.build_preprocessor()
+            self.words_ = {}  # word -> ({column: count} of its known n-grams, its number of n-grams)
+
+    def counts(self, text):
+        """({column: count} of the text's known terms, its number of terms); columns count from `offset`."""
+        if self.chars_:
+            return self.char_counts(text)
+        counts = {}
+        vocabulary, offset = self.vocabulary_, self.offset_
+        analyzed = self.analyze_(text)
+        for term in analyzed:
+            index = vocabulary.get(term)
+            if index is not None:
+                index += offset
+                counts[index] = counts.get(index, 0) + 1
+        return counts, len(analyzed)
+
+    def char_counts(self, text):
+        """`counts` for `char_wb`: the sum of each whitespace-separated word's n-grams (see the module)."""
+        counts, total = {}, 0
+        for word in self.preprocess_(text).split():
+            word_counts, n_grams = self.word(word)
+            total += n_grams
+            for index, count in word_counts.items():
+                counts[index] = counts.get(index, 0) + count
+        return counts, total
+
+    def word(self, word):
+        """One preprocessed word's ({column: count} of its known character n-grams, its number of n-grams)."""
+        found = self.words_.get(word)
+        if found is None:
+            # The analyzer on one word makes that word's n-grams: preprocessing it again changes nothing.
+            grams = self.analyze_(word)
+            counts = {}
+            vocabulary, offset = self.vocabulary_, self.offset_
+            for gram in grams:
+                index = vocabulary.get(gram)
+                if index is not None:
+                    index += offset
+                    counts[index] = counts.get(index, 0) + 1
+            if len(self.words_) >= CHAR_CACHE_WORDS:
+                self.words_.clear()
+            found = self.words_[word] = (counts, len(grams))
+        return found
+
+    def weights(self, indices, counts):
+        """The tf-idf weights of a text's terms in its normalised row: the same steps, in the same order, as
+        TfidfTransformer.transform and normalize(). A phrase has a handful of terms: plain floats beat
+        numpy's per-call overhead here."""
+        weights = [1.0] * len(indices) if self.binary_ else [float(c) for c in counts]
+        if self.sublinear_tf_:
+            weights = [log(w) + 1.0 for w in weights]
+        if self.idf_ is not None:
+            offset = self.offset_
+            weights = [w * idf for w, idf in zip(weights, self.idf_[[i - offset for i in indices]].tolist())]
+        if not weights:
+            return weights
+        if self.norm_ == "l2":
+            norm = sqrt(sum(w * w for w in weights))
+            weights = [w / norm for w in weights]
+        elif self.norm_ == "l1":
+            norm = sum(abs(w) for w in weights)
+            weights = [w / norm for w in weights]
+        return weights
+
+    def matrix(self, texts):
+        """The texts' tf-idf rows of this part, a csr matrix, and each text's (terms, known terms)."""
+        indices, values, indptr, terms = [], [], [0], []
+        offset = self.offset_
+        for text in texts:
+            counts, count = self.counts(text)
+            indices.extend(i - offset for i in counts)
+            values.extend(counts.values())
+            indptr.append(len(indices))
+            terms.append(count)
+        matrix = sparse.csr_matrix((np.asarray(values, dtype=np.float64), np.asarray(indices, dtype=np.int64),
+                                    np.asarray(indptr, dtype=np.int64)), shape=(len(texts), self.n_features_))
+        known = np.asarray(matrix.sum(axis=1)).ravel().astype(np.int64)
+        matrix.sort_indices()
+        if self.binary_:
+            matrix.data.fill(1.0)
+        if self.sublinear_tf_:
+            np.log(matrix.data, matrix.data)
+            matrix.data += 1.0
+        if self.idf_ is not None:
+            matrix.data *= self.idf_[matrix.indices]
+        if self.norm_ is not None:
+            from sklearn.preprocessing import normalize  # noqa: PLC0415 (only batches need it)
+            matrix = normalize(matrix, norm=self.norm_, copy=False)
+        return matrix, np.asarray(terms, dtype=np.int64), known
+
+
+def feature_parts(vectorizer):
+    """The TfidfVectorizers of a fitted vectorizer, in column order: itself, or a FeatureUnion's parts."""
+    if type(vectorizer) is FeatureUnion:
+        return [part for _, part in vectorizer.transformer_list]
+    return [vectorizer]
+
+
+def linear_weights(classifier):
+    """(weights, bias) of a fitted classifier: shapes (n_features, n_labels) and (n_labels,), such that
+    `X @ weights + bias` is its joint log likelihood (NB) or its decision function as logits (LR)."""
+    if type(classifier) is MultinomialNB:
+        return classifier.feature_log_prob_.T, classifier.class_log_prior_
+    if type(classifier) is LogisticRegression and classifier.coef_.shape[0] == 1:  # two labels: logits [0, d]
+        coef = classifier.coef_[0]
+        return np.column_stack([np.zeros_like(coef), coef]), np.array([0.0, float(classifier.intercept_[0])])
+    return classifier.coef_.T, classifier.intercept_
+
+
+class LinearTextScorer:
+    """Class probabilities of a fitted text vectorizer + linear classifier, one text at a time or in batches.
+
+    Parameters
+    ----------
+    vectorizer : TfidfVectorizer or FeatureUnion of TfidfVectorizers
+        Fitted; the first part is the words'.
+    classifier : MultinomialNB or LogisticRegression
+        Fitted on the vectorizer's output.
+    temperature : float
+        Calibration: the probabilities are softmax(logits / temperature).
+    """
+
+    def __init__(self, vectorizer, classifier, *, temperature=1.0):
+        self.temperature_ = float(temperature)
+        self.parts_, offset = [], 0
+        for part in feature_parts(vectorizer):
+            self.parts_.append(TextFeatures(part, offset))
+            offset += len(part.vocabulary_)
+        self.words_ = self.parts_[0]
+        weights, bias = linear_weights(classifier)
+        # One row per feature, so a text's few features are gathered with one fancy index.
+        self.weights_ = np.ascontiguousarray(weights, dtype=np.float64)
+        self.bias_ = np.asarray(bias, dtype=np.float64)
+        self.n_labels_ = len(self.bias_)
+
+    def counts(self, text):
+        """({column: count} over every part, the words' (tokens, known tokens)): the drift signals of a text
+        are its words', whatever other features the model has."""
+        counts, tokens = self.words_.counts(text)
+        known = sum(counts.values())
+        for part in self.parts_[1:]:
+            counts.update(part.counts(text)[0])  # the parts' columns never overlap
+        return counts, tokens, known
+
+    def row(self, counts):
+        """The (columns, weights) of a text's normalised row, each part normalised on its own."""
+        if len(self.parts_) == 1:
+            columns = list(counts)
+            return columns, self.words_.weights(columns, counts.values())
+        columns, weights = [], []
+        for part in self.parts_:
+            low, high = part.offset_, part.offset_ + part.n_features_
+            mine = [i for i in counts if low <= i < high]
+            columns += mine
+            weights += part.weights(mine, [counts[i] for i in mine])
+        return columns, weights
+
+    def logits(self, columns, weights):
+        """A row's logits / T, as plain floats."""
+        if not columns:  # no known term: an all-zero row, so only the bias speaks
+            scores = self.bias_
+        else:
+            scores = np.dot(weights, self.weights_[columns]) + self.bias_
+        if self.temperature_ != 1.0:
+            scores = scores / self.temperature_
+        return scores.tolist()
+
+    def score_one(self, text):
+        """One text's (probabilities, tokens, known tokens): the class probabilities as a list of floats,
+        and how many word tokens it has and how many the words' vocabulary knows (the drift signals)."""
+        counts, tokens, known = self.counts(text)
+        return softmax_one(self.logits(*self.row(counts))), tokens, known
+
+    def best_one(self, text):
+        """The index of one text's most probable class, without the softmax (a temperature does not move it)."""
+        scores = self.logits(*self.row(self.counts(text)[0]))
+        return max(range(len(scores)), key=scores.__getitem__)
+
+    def transform(self, texts):
+        """The texts' feature matrix, as the vectorizer's `transform` makes it, with each text's tokens and
+        known tokens: (csr matrix, tokens array, known array)."""
+        matrices = [part.matrix(texts) for part in self.parts_]
+        matrix = matrices[0][0] if len(matrices) == 1 else sparse.hstack([m for m, _, _ in matrices], format="csr")
+        return matrix, matrices[0][1], matrices[0][2]
+
+    def logits_of_matrix(self, matrix):
+        """The logits / T of a feature matrix, shape (n_texts, n_labels)."""
+        scores = matrix @ self.weights_ + self.bias_
+        return scores / self.temperature_ if self.temperature_ != 1.0 else scores
+
+    def explain_one(self, text):
+        """One text's probabilities and why: (probabilities, explanation).
+
+        The log-odds of the prediction p against the runner-up a is the bias' difference plus, for each
+        feature, its weight in the text's row times (weights_[f, p] - weights_[f, a]), all over T. A word
+        feature is named by its term; a character n-gram's part is summed into the word it comes from.
+        """
+        counts, _, _ = self.counts(text)
+        columns, weights = self.row(counts)
+        scores = self.logits(columns, weights)
+        probabilities = softmax_one(scores)
+        best, against = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:2]
+        gaps = ((self.weights_[columns, best] - self.weights_[columns, against]) / self.temperature_).tolist() \
+            if columns else []
+        contribution = dict(zip(columns, (w * g for w, g in zip(weights, gaps))))
+        weight_of = dict(zip(columns, weights))
+        terms, unknown = self.word_terms(text, contribution, weight_of)
+        for part in self.parts_[1:]:
+            self.add_char_terms(part, text, counts, contribution, terms)
+        explained = sorted(terms.values(), key=lambda term: -abs(term["contribution"]))
+        return probabilities, {
+            "against_index": against, "log_odds": scores[best] - scores[against],
+            "prior": float(self.bias_[best] - self.bias_[against]) / self.temperature_,
+            "terms": explained, "unknown": list(unknown)[:MAX_UNKNOWN], "unknown_count": len(unknown)}
+
+    def word_terms(self, text, contribution, weight_of):
+        """The text's word features as explanation terms {term: {term, count, weight, contribution}}, and its
+        unknown words (a dict used as an ordered set)."""
+        terms, unknown = {}, {}
+        vocabulary, offset = self.words_.vocabulary_, self.words_.offset_
+        for token in self.words_.analyze_(text):
+            index = vocabulary.get(token)
+            if index is None:
+                unknown[token] = None
+            elif token in terms:
+                terms[token]["count"] += 1
+            else:
+                terms[token] = {"term": token, "count": 1, "weight": weight_of[index + offset],
+                                "contribution": contribution[index + offset]}
+        return terms, unknown
+
+    def add_char_terms(self, part, text, counts, contribution, terms):
+        """Add a character part's contributions to `terms`, each n-gram's shared among the words it came from
+        by their counts of it, so the sum stays exact. A word is named as the words' analyzer names it when
+        that gives one term (`boring.` is `boring`), else as written."""
+        for word in part.preprocess_(text).split():
+            word_counts, _ = part.word(word)
+            share = sum(contribution.get(i, 0.0) * count / counts[i] for i, count in word_counts.items())
+            named = self.words_.analyze_(word)
+            key = named[0] if len(named) == 1 else word
+            term = terms.get(key)
+            if term is None:
+                term = terms[key] = {"term": key, "count": 0, "weight": 0.0, "contribution": 0.0}
+            term["contribution"] += share
+
+    def predict_proba(self, texts):
+        """The class probabilities of each text, one at a time: shape (n_texts, n_labels)."""
+        return np.array([self.score_one(text)[0] for text in texts]).reshape(len(texts), self.n_labels_)
+
+
+def softmax_one(scores):
+    """Softmax of one list of log-scores as plain floats, equal to scikit-learn's exp(jll - logsumexp(jll))."""
+    top = max(scores)
+    shifted = [exp(x - top) for x in scores]
+    total = sum(shifted)
+    return [x / total for x in shifted]
+
+
+def softmax(scores):
+    """Row-wise softmax of a 2-d array of log-scores."""
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def is_words(vectorizer):
+    """True for a TfidfVectorizer of words (the first part every text model has)."""
+    return type(vectorizer) is TfidfVectorizer and vectorizer.analyzer == "word"

@@ -1,0 +1,62 @@
+"""What every request parser shares: decoding a form or a JSON body, flags, and JSON type names for messages.
+
+Plain functions over what Flask hands over (bytes and strings), raising the named errors of
+`serving.errors`: the model kinds parse their inputs with them (`kinds/text_inputs.py`), and the HTTP
+face its own bodies (`web/parsing.py`, `web/open_inference.py`).
+"""
+import json
+from urllib.parse import parse_qs
+
+from serving.errors import BadQuery
+
+
+def is_json(mimetype):
+    """True for application/json and the +json types."""
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def parse_form(raw, where):
+    """Decode an application/x-www-form-urlencoded string (bytes), strictly as UTF-8."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return parse_qs(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise BadQuery(f"The {where} is not valid UTF-8. Percent-encode the text as UTF-8.") from None
+
+
+def parse_json(body):
+    """Decode a JSON body; malformed, non-UTF-8 or absurdly nested JSON is a `BadQuery`."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadQuery("The JSON body is not valid UTF-8.") from None
+    except RecursionError:
+        raise BadQuery("The JSON body is nested too deeply.") from None
+    except json.JSONDecodeError as exc:
+        raise BadQuery(f"The body is not valid JSON ({exc}).") from None
+    except ValueError:  # an integer of thousands of digits; Python's own message names a Python setting
+        raise BadQuery("The JSON body holds a number too long to read.") from None
+
+
+def json_type(value):
+    """The JSON name of a decoded value's type, for messages."""
+    names = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
+             str: "a string"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def flag_from_text(value):
+    """`explain` from a URL or a form: true, false, 1 or 0."""
+    if value not in FLAGS:
+        raise BadQuery(f"explain={value!r} is not a flag: send explain=true or explain=false (or 1 or 0).")
+    return FLAGS[value]
+
+
+def flag_from_json(value):
+    """`explain` from a JSON body: a boolean."""
+    if not isinstance(value, bool):
+        raise BadQuery(f'explain must be true or false in JSON, not {json_type(value)}: send "explain": true.')
+    return value
