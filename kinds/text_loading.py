@@ -141,7 +141,14 @@ def check_supported(vectorizer, classifier):
     only shape `vocabulary_` at fit time, so those need no check. What is checked is the rest of
     `transform`: each part's weighting options, the output dtype, and that the classifier fits them.
     """
-    problems = []
+    # Exact types: a subclass (or ComplementNB, CountVectorizer...) may compute something else.
+    problems = [f"{role} is {type(obj).__name__}, not {' or '.join(kind.__name__ for kind in kinds)}"
+                for role, obj, kinds in [("vectorizer", vectorizer, VECTORIZERS),
+                                         ("classifier", classifier, CLASSIFIERS)] if type(obj) not in kinds]
+    if not problems and type(vectorizer) is FeatureUnion:
+        problems = union_problems(vectorizer)
+    if problems:
+        raise ModelError("unsupported model for the fast scorer: " + "; ".join(problems) + ".")
     parts = [vectorizer] if type(vectorizer) is TfidfVectorizer else [p for _, p in vectorizer.transformer_list]
     if parts[0].analyzer != "word":
         problems.append(f"the first features are {parts[0].analyzer!r}, not words")
@@ -150,6 +157,8 @@ def check_supported(vectorizer, classifier):
             problems.append(f"vectorizer input={part.input!r}, only 'content' is supported")
         if part.norm not in ("l1", "l2", None):
             problems.append(f"vectorizer norm={part.norm!r}, only 'l1', 'l2' or None are supported")
+        if np.dtype(part.dtype) != np.float64:
+            problems.append(f"vectorizer dtype={np.dtype(part.dtype).name}, only float64 is supported")
     problems += fitted_problems(parts, classifier)
     if problems:
         raise ModelError("unsupported model for the fast scorer: " + "; ".join(problems) + ". "

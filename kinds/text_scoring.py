@@ -274,7 +274,8 @@ class LinearTextScorer:
         for token in self.words_.analyze_(text):
             index = vocabulary.get(token)
             if index is None:
-                unknown[token] = None
+                if " " not in token:  # an unknown word; an unknown pair of known words says nothing new
+                    unknown[token] = None
             elif token in terms:
                 terms[token]["count"] += 1
             else:
@@ -286,6 +287,7 @@ class LinearTextScorer:
         """Add a character part's contributions to `terms`, each n-gram's shared among the words it came from
         by their counts of it, so the sum stays exact. A word is named as the words' analyzer names it when
         that gives one term (`boring.` is `boring`), else as written."""
+        only_chars = set()  # terms that are no word feature: counted here, once per occurrence of the word
         for word in part.preprocess_(text).split():
             word_counts, _ = part.word(word)
             share = sum(contribution.get(i, 0.0) * count / counts[i] for i, count in word_counts.items())
@@ -294,6 +296,9 @@ class LinearTextScorer:
             term = terms.get(key)
             if term is None:
                 term = terms[key] = {"term": key, "count": 0, "weight": 0.0, "contribution": 0.0}
+                only_chars.add(key)
+            if key in only_chars:
+                term["count"] += 1
             term["contribution"] += share
 
     def predict_proba(self, texts):

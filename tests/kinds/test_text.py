@@ -1,7 +1,8 @@
-"""The model (model.py): loading a model directory, and FastScorer against scikit-learn: the same
-probabilities (to 1e-9) for every phrase and every option the build can choose, each batch scored by the
-path that is faster for its size, and a clear refusal of a model the fast scorer cannot match.
-How a model folder is verified before anything is unpickled is in test_artifacts.py."""
+"""The text classifier (kinds/text.py): loading a model directory, and its scorer against scikit-learn: the
+same probabilities (to 1e-9) for both families, both feature sets, every phrase and every option the build
+can choose, each batch scored by the path that is faster for its size, and a clear refusal of a model the
+scorer cannot match. How a model folder is verified before anything is unpickled is in
+tests/store/test_artifacts.py and tests/kinds/test_text_loading.py."""
 import json
 import pickle
 import shutil
@@ -19,7 +20,6 @@ from kinds import text as model
 from kinds import text_scoring
 from store import artifacts
 from support import WORDS
-from training import build as build_model
 from training import data as training_data
 from training import recipes
 
@@ -27,10 +27,34 @@ TOLERANCE = 1e-9
 # Texts the tiny data lacks: repeated terms (tf > 1), capitals, accents, punctuation, unknown words only.
 EXTRA_TEXTS = ["Brilliant brilliant BRILLIANT film , film !", "the the the movie movie", "Café déjà vu",
                "zzz qqq", " ", "", "a", "awful... but  DAZZLING; a masterpiece? No."]
-# Options beyond PARAM_GRID that change what transform() computes, each on top of the shipped defaults.
-EXTRA_OPTIONS = [{"tfidf__norm": "l1"}, {"tfidf__norm": None}, {"tfidf__use_idf": False},
-                 {"tfidf__binary": True}, {"tfidf__lowercase": False}, {"tfidf__smooth_idf": False},
-                 {"tfidf__binary": True, "tfidf__use_idf": False, "tfidf__norm": None}]
+# Options beyond PARAM_GRID that change what transform() computes, each on top of a default recipe.
+EXTRA_OPTIONS = [{"norm": "l1"}, {"norm": None}, {"use_idf": False}, {"binary": True}, {"lowercase": False},
+                 {"smooth_idf": False}, {"binary": True, "use_idf": False, "norm": None}]
+
+
+def recipes_to_check():
+    """(recipe, labels) pairs for every recipe the build can choose: naive Bayes over words with every setting
+    --tune tries (five labels); both families over words and over words and characters, with the options above
+    on each part (two labels and five: logistic regression has one row of weights for two)."""
+    nb = recipes.NAIVE_BAYES
+    found = [(recipes.recipe_of(nb, recipes.WORDS, words={k: v for k, v in grid.items() if k in ("ngram_range",
+                                                                                             "sublinear_tf", "min_df")},
+                                classifier={"alpha": grid["alpha"], "fit_prior": grid["fit_prior"]}), 5)
+             for grid in ParameterGrid(recipes.PARAM_GRID[nb])]
+    for family in recipes.FAMILIES:
+        for features in recipes.FEATURES:
+            base = recipes.default_recipe("fine-grained", family=family, features=features)
+            parts = ["tfidf__"] if features == recipes.WORDS else ["tfidf__words__", "tfidf__chars__"]
+            for recipe in [base, *({**base, **{part + k: v for k, v in extra.items()}}
+                                   for extra in EXTRA_OPTIONS for part in parts)]:
+                found += [(recipe, 2), (recipe, 5)]
+    return found
+
+
+def recipe_id(pair):
+    """A short name of a (recipe, labels) pair for the test's id."""
+    recipe, labels = pair
+    return f"{labels}-labels," + ",".join(f"{k.replace('tfidf__', '')}={v}" for k, v in recipe.items())
 
 
 # --- Loading a model directory -------------------------------------------------------------------
@@ -88,8 +112,17 @@ def test_a_model_dir_without_usable_models_is_a_model_error_naming_it(tmp_path, 
 # --- FastScorer against scikit-learn -------------------------------------------------------------
 
 def sklearn_probabilities(vectorizer, classifier, texts, temperature=1.0):
-    """The reference: scikit-learn's joint log likelihood, through SciPy's softmax at `temperature`."""
-    return scipy.special.softmax(classifier.predict_joint_log_proba(vectorizer.transform(texts)) / temperature, axis=1)
+    """The reference: scikit-learn's joint log likelihood (NB) or decision function (LR, [0, d] for two labels),
+    through SciPy's softmax at `temperature`; at T = 1, scikit-learn's own predict_proba."""
+    matrix = vectorizer.transform(texts)
+    if temperature == 1.0:
+        return classifier.predict_proba(matrix)
+    return scipy.special.softmax(model.logits(classifier, matrix) / temperature, axis=1)
+
+
+def words_of(vectorizer):
+    """The TF-IDF of words of a text model's vectorizer (itself, or a FeatureUnion's first part)."""
+    return text_scoring.feature_parts(vectorizer)[0]
 
 
 def assert_same_probabilities(fast, reference, texts):
@@ -136,13 +169,12 @@ def tiny_fine_grained(tiny_data):
     return next(d for d in training_data.kaggle_datasets(tiny_data / "train.tsv") if d.name == "fine-grained")
 
 
-@pytest.mark.parametrize("params", [*ParameterGrid(build_model.PARAM_GRID),
-                                    *({**build_model.DEFAULTS["binary"], **extra} for extra in EXTRA_OPTIONS)],
-                         ids=lambda params: ",".join(f"{k.split('__')[1]}={v}" for k, v in params.items()))
-def test_fast_scorer_matches_scikit_learn_for_every_option_the_build_can_choose(tiny_data, tiny_fine_grained,
-                                                                               params):
-    fitted = recipes.make_pipeline(params).fit(tiny_fine_grained.texts, tiny_fine_grained.y)
-    vectorizer, classifier = fitted.named_steps["tfidf"], fitted.named_steps["nb"]
+@pytest.mark.parametrize("pair", recipes_to_check(), ids=recipe_id)
+def test_fast_scorer_matches_scikit_learn_for_every_option_the_build_can_choose(tiny_data, tiny_fine_grained, pair):
+    recipe, labels = pair
+    y = tiny_fine_grained.y if labels == 5 else (tiny_fine_grained.y >= 3).astype(int)
+    fitted = recipes.make_pipeline(recipe).fit(tiny_fine_grained.texts, y)
+    vectorizer, classifier = recipes.parts(fitted)
     texts = tiny_texts(tiny_data)
     for temperature in (1.0, 0.47):
         scorer = text_scoring.LinearTextScorer(vectorizer, classifier, temperature=temperature)
@@ -152,9 +184,10 @@ def test_fast_scorer_matches_scikit_learn_for_every_option_the_build_can_choose(
     matrix, tokens, known = scorer.transform(texts)
     expected = vectorizer.transform(texts)
     assert matrix.shape == expected.shape and abs(matrix - expected).max() <= 1e-12
-    analyze = vectorizer.build_analyzer()
+    words = words_of(vectorizer)  # the drift counts are the words' whatever other features the model has
+    analyze = words.build_analyzer()
     assert tokens.tolist() == [len(analyze(text)) for text in texts]
-    assert known.tolist() == [sum(t in vectorizer.vocabulary_ for t in analyze(text)) for text in texts]
+    assert known.tolist() == [sum(t in words.vocabulary_ for t in analyze(text)) for text in texts]
 
 
 def count_calls(monkeypatch, owner, name):
@@ -179,7 +212,7 @@ def test_batches_up_to_the_limit_take_the_fast_scorer_and_larger_ones_scikit_lea
     texts = tiny_texts(tiny_data)[:size]
     assert len(set(texts)) == size  # every text different, so order and count both matter
     # Both paths computed on their own first: they agree, so the answers below must match either.
-    fast = [loaded.scorer_.predict_proba_one(text) for text in texts]
+    fast = [loaded.scorer_.score_one(text)[0] for text in texts]
     reference = sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts, loaded.temperature)
     assert_same_probabilities(fast, reference, texts)
 
@@ -203,7 +236,7 @@ def test_batches_up_to_the_limit_take_the_fast_scorer_and_larger_ones_scikit_lea
 def set_after_fit(name, value):
     """A change made to a fitted vectorizer that transform() would ignore or apply differently."""
     def change(vectorizer, classifier):
-        setattr(vectorizer, name, value)
+        setattr(words_of(vectorizer), name, value)
         return vectorizer, classifier
     return change
 
@@ -211,7 +244,8 @@ def set_after_fit(name, value):
 def flip_after_fit(name):
     """A boolean option of a fitted vectorizer turned the other way, whatever the build chose."""
     def change(vectorizer, classifier):
-        setattr(vectorizer, name, not getattr(vectorizer, name))
+        words = words_of(vectorizer)
+        setattr(words, name, not getattr(words, name))
         return vectorizer, classifier
     return change
 
@@ -233,30 +267,30 @@ def unfitted(vectorizer, classifier):
 
 @pytest.mark.parametrize("change, message", [
     (refit(vectorizer=TfidfVectorizer(dtype=np.float32)), "dtype=float32, only float64"),
-    (refit(classifier=ComplementNB()), "classifier is ComplementNB, not MultinomialNB"),
-    (refit(classifier=BernoulliNB()), "classifier is BernoulliNB, not MultinomialNB"),
-    (refit(vectorizer=CountVectorizer()), "vectorizer is CountVectorizer, not TfidfVectorizer"),
+    (refit(classifier=ComplementNB()), "classifier is ComplementNB, not MultinomialNB or LogisticRegression"),
+    (refit(classifier=BernoulliNB()), "classifier is BernoulliNB, not MultinomialNB or LogisticRegression"),
+    (refit(vectorizer=CountVectorizer()), "vectorizer is CountVectorizer, not TfidfVectorizer or FeatureUnion"),
+    (refit(vectorizer=TfidfVectorizer(analyzer="char_wb")), "the first features are 'char_wb', not words"),
     (set_after_fit("norm", "max"), "norm='max', only 'l1', 'l2' or None"),
     (flip_after_fit("sublinear_tf"), "was changed after fitting"),
     (set_after_fit("input", "filename"), "input='filename', only 'content'"),
     (unfitted, "not fitted"),
     (lambda v, c: (refit()(v, c)[0], c), "features, vectorizer"),
-], ids=["float32", "ComplementNB", "BernoulliNB", "CountVectorizer", "norm-max", "changed-after-fit", "input",
-        "unfitted", "mismatched-sizes"])
+], ids=["float32", "ComplementNB", "BernoulliNB", "CountVectorizer", "chars-first", "norm-max", "changed-after-fit",
+        "input", "unfitted", "mismatched-sizes"])
 def test_a_model_the_fast_scorer_cannot_match_is_refused_when_made_with_the_reason(model_dir, change, message):
     folder = (model_dir / "binary").resolve()
     vectorizer, classifier = change(*(pickle.loads((folder / name).read_bytes())
                                       for name in (artifacts.VECTORIZER_FILE, artifacts.CLASSIFIER_FILE)))
     manifest = util.read_json(folder / artifacts.MANIFEST_FILE)
     with pytest.raises(kinds.ModelError, match="unsupported model for the fast scorer") as refused:
-        model.TextClassifier(name="binary", vectorizer=vectorizer, classifier=classifier, manifest=manifest,
-                             metrics={})
+        model.TextClassifier(vectorizer=vectorizer, classifier=classifier, manifest=manifest, metrics={})
     assert message in str(refused.value)
 
 
 # --- Calibration and explanations ----------------------------------------------------------------
 
-def test_a_model_whose_manifest_has_no_temperature_serves_naive_bayes_probabilities(models):
+def test_a_model_whose_manifest_has_no_temperature_serves_the_classifiers_own_probabilities(models):
     folder = (models / "binary").resolve()
     manifest = util.read_json(folder / artifacts.MANIFEST_FILE)
     assert manifest["hyperparameters"]["temperature"] != 1.0
@@ -309,10 +343,14 @@ def test_an_explanation_lists_known_terms_by_strength_with_counts_and_unknown_wo
     strengths = [abs(t["contribution"]) for t in explanation["terms"]]
     assert strengths == sorted(strengths, reverse=True)
     assert explanation["unknown"] == ["zzzqx", "qqqz"]
-    # The weights are the text's own normalised tf-idf row.
-    row = loaded.vectorizer.transform(["Superb superb film, zzzqx and qqqz zzzqx"])
+    # The weights are the text's own normalised tf-idf row of words.
+    words = words_of(loaded.vectorizer)
+    row = words.transform(["Superb superb film, zzzqx and qqqz zzzqx"])
     for term, entry in terms.items():
-        assert entry["weight"] == pytest.approx(row[0, loaded.vectorizer.vocabulary_[term]], abs=1e-12)
+        if term in words.vocabulary_:
+            assert entry["weight"] == pytest.approx(row[0, words.vocabulary_[term]], abs=1e-12)
+        else:  # a word only its characters speak for, counted as often as it is written
+            assert entry["weight"] == 0.0 and entry["count"] == {"zzzqx": 2, "qqqz": 1}[term]
 
 
 def test_without_explain_an_answer_has_no_explanation(model_dir):
@@ -338,7 +376,8 @@ def test_score_gives_the_answers_of_predict_and_each_texts_tokens_and_known_toke
     texts = [*tiny_texts(tiny_data), "zzqx unknownword", ""][-size:]
     scored = loaded.score(texts, explain=explain)
     assert scored.answers == loaded.predict(texts, explain=explain)
-    analyze = loaded.vectorizer.build_analyzer()
+    words = words_of(loaded.vectorizer)
+    analyze = words.build_analyzer()
     assert scored.tokens == [len(analyze(text)) for text in texts]
-    assert scored.known == [sum(t in loaded.vectorizer.vocabulary_ for t in analyze(text)) for text in texts]
+    assert scored.known == [sum(t in words.vocabulary_ for t in analyze(text)) for text in texts]
     assert scored.known[-1:] == [0]
