@@ -372,7 +372,8 @@ def score_block(scorer, job, block):
     """Score one block; return (row count, the rows as CSV bytes).
 
     `scorer` is a loaded text classifier (`kinds.text.TextClassifier`). The probabilities come from its
-    vectorised path, whose rows do not depend on the other texts in the call, so the bytes do not depend on where blocks end.
+    vectorised path, whose rows do not depend on the other texts in the call, so the bytes do not depend on
+    where blocks end.
     """
     keys, texts = parse_block(job, block)
     if not texts:

@@ -5,6 +5,8 @@
 loads every live model of a model directory. The web app, the follower, the batch engines, the build
 and the commands load models through these two, and never ask which kind they hold.
 """
+from pathlib import Path
+
 from kinds.text import TextClassifier
 from store import artifacts
 from store.artifacts import ModelError
@@ -30,6 +32,7 @@ def load(folder):
 
 def from_files(files, origin):
     """A model from `store.artifacts.read_files`' bytes (a Dask worker's copy), checked again as its kind."""
+    origin = Path(origin)
     manifest = artifacts.parse_manifest(files[artifacts.MANIFEST_FILE], origin / artifacts.MANIFEST_FILE)
     return kind_of(manifest, origin).from_files(files, origin)
 

@@ -10,6 +10,8 @@ through an exact allow-list (`kinds.text_loading`). Scoring has two paths that c
 probabilities: one text at a time with the scorer's plain floats, and large batches through a sparse
 matrix; `score` picks by batch size.
 """
+from pathlib import Path
+
 import numpy as np
 
 from kinds import text_inputs
@@ -64,6 +66,7 @@ class TextClassifier(ModelKind):
     @classmethod
     def from_files(cls, files, origin):
         """Load a model from `artifacts.read_files`'s bytes (sent from `origin`), checked again here."""
+        origin = Path(origin)
         manifest, metrics = artifacts.check_files(files, origin, cls.FILES)
         vectorizer = load_vectorizer(files[VECTORIZER_FILE], origin / VECTORIZER_FILE)
         classifier = load_classifier(files[CLASSIFIER_FILE], origin / CLASSIFIER_FILE)

@@ -330,28 +330,34 @@ def components(settings, labels):
             },
             "Explanation": {
                 "type": "object", "required": ["against", "log_odds", "prior", "terms", "unknown", "unknown_count"],
-                "description": "Exact for TF-IDF + naive Bayes: `prior` plus every term's `contribution` equals "
-                               "`log_odds`.",
+                "description": "Exact for both families (naive Bayes, logistic regression): `prior` plus every "
+                               "term's `contribution` equals `log_odds`.",
                 "properties": {
                     "against": {"type": "string", "description": "The runner-up label."},
                     "log_odds": {"type": "number",
                                  "description": "ln(P(prediction) / P(against)) of the served probabilities."},
-                    "prior": {"type": "number", "description": "The labels' prior log-odds, over the temperature."},
+                    "prior": {"type": "number",
+                              "description": "The labels' prior log-odds (naive Bayes) or the intercepts' difference "
+                                             "(logistic regression), over the temperature."},
                     "terms": {"type": "array", "description": "The text's known terms, strongest first.",
                               "items": {"type": "object", "required": ["term", "count", "weight", "contribution"],
                                         "properties": {
                                             "term": {"type": "string"},
                                             "count": {"type": "integer", "minimum": 1},
                                             "weight": {"type": "number",
-                                                       "description": "Its value in the text's tf-idf row."},
+                                                       "description": "Its value in the text's tf-idf row of "
+                                                                      "words; 0 for a word only its characters "
+                                                                      "speak for."},
                                             "contribution": {"type": "number",
                                                              "description": "Its share of `log_odds`: above 0 "
-                                                                            "toward the prediction."}}}},
+                                                                            "toward the prediction. A word's "
+                                                                            "character n-grams are summed into "
+                                                                            "it."}}}},
                     "unknown": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_UNKNOWN,
-                                "description": f"The text's terms the model does not know, each once, in the "
+                                "description": f"The text's words the model does not know, each once, in the "
                                                f"order they come; at most {MAX_UNKNOWN}."},
                     "unknown_count": {"type": "integer", "minimum": 0,
-                                      "description": "How many different terms of the text the model does not "
+                                      "description": "How many different words of the text the model does not "
                                                      "know (all of them, not only those listed)."},
                 },
             },

@@ -18,12 +18,17 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import ParameterGrid
 from sklearn.naive_bayes import MultinomialNB
+from sklearn.pipeline import FeatureUnion
 
 import kinds
 from app import create_app
+from kinds import text_loading
+from kinds.text_scoring import feature_parts
 from store import artifacts, releases
+from store.unpickle import RestrictedUnpickler
 from support import ROOT, Call, edit_manifest, install, published, run_build, wait_for
 from training import build as build_model
 from training import data as training_data
@@ -140,6 +145,14 @@ class EvilClassifier(MultinomialNB):
         super().__setstate__(state)
 
 
+class EvilLogistic(LogisticRegression):
+    """The same, dressed as the other family."""
+
+    def __setstate__(self, state):
+        open(state.pop("_marker"), "w").close()
+        super().__setstate__(state)
+
+
 def stack_global_call(module, name, argument):
     """A protocol-4 pickle calling `module`'s `name` (which may be dotted) with one string argument."""
     def text(value):
@@ -152,26 +165,71 @@ def stack_global_call(module, name, argument):
 def payloads(marker, workdir):
     """Each hostile pickle by name, as bytes; each creates `marker` when unpickled by plain pickle."""
     touch = f"touch {marker}"
+    return {**{name: pickle.dumps(payload) for name, payload in payload_objects(marker, workdir).items()},
+            "posix.system": stack_global_call("posix", "system", touch),
+            "dotted name inside an sklearn module": stack_global_call("sklearn.datasets._base", "os.system", touch)}
+
+
+def dressed(payload, dress):
+    """A hostile object dressed as one of the new classes: the second part of a FeatureUnion, or a fitted
+    attribute of a LogisticRegression. Pickled, it runs its code when unpickled, as the bare one does."""
+    if dress == "FeatureUnion part":
+        return pickle.dumps(FeatureUnion([("words", TfidfVectorizer()), ("chars", payload)]))
+    regression = LogisticRegression()
+    regression.coef_ = payload
+    return pickle.dumps(regression)
+
+
+def payload_objects(marker, workdir):
+    """The hostile payloads that are Python objects (all but the two written opcode by opcode), by name."""
+    touch = f"touch {marker}"
     second = workdir / "second.npy"
     second.write_bytes(pickle.dumps(Call(os.system, touch)))
-    evil = EvilClassifier()
-    evil._marker = str(marker)
+    evil, evil_logistic = EvilClassifier(), EvilLogistic()
+    evil._marker = evil_logistic._marker = str(marker)
     return {
-        "os.system": pickle.dumps(Call(os.system, touch)),
-        "posix.system": stack_global_call("posix", "system", touch),
-        "builtins.exec": pickle.dumps(Call(exec, f"open({str(marker)!r}, 'w').close()")),
-        "subprocess.call": pickle.dumps(Call(subprocess.call, ["touch", str(marker)])),
-        "getattr(__import__('os'), 'system')": pickle.dumps(
-            Call(Call(getattr, Call(__import__, "os"), "system"), touch)),
-        "dotted name inside an sklearn module": stack_global_call("sklearn.datasets._base", "os.system", touch),
-        "numpy.load of a second pickle": pickle.dumps(Call(np.load, str(second), None, True)),
-        "copyreg._reconstructor": pickle.dumps(Call(copyreg._reconstructor, subprocess.Popen, subprocess.Popen,
-                                                     ["touch", str(marker)])),
-        "functools.partial": pickle.dumps(Call(Call(functools.partial, os.system, touch))),
-        "operator.attrgetter": pickle.dumps(Call(Call(operator.attrgetter("system"), Call(__import__, "os")), touch)),
-        "object array holding a call": pickle.dumps(np.array([Call(os.system, touch)], dtype=object)),
-        "subclass of an allowed class": pickle.dumps(evil),
+        "os.system": Call(os.system, touch),
+        "builtins.exec": Call(exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.call": Call(subprocess.call, ["touch", str(marker)]),
+        "getattr(__import__('os'), 'system')": Call(Call(getattr, Call(__import__, "os"), "system"), touch),
+        "numpy.load of a second pickle": Call(np.load, str(second), None, True),
+        "copyreg._reconstructor": Call(copyreg._reconstructor, subprocess.Popen, subprocess.Popen,
+                                       ["touch", str(marker)]),
+        "functools.partial": Call(Call(functools.partial, os.system, touch)),
+        "operator.attrgetter": Call(Call(operator.attrgetter("system"), Call(__import__, "os")), touch),
+        "object array holding a call": np.array([Call(os.system, touch)], dtype=object),
+        "subclass of an allowed class": evil,
+        "subclass of LogisticRegression": evil_logistic,
     }
+
+
+DRESSES = ["FeatureUnion part", "LogisticRegression state"]
+
+
+@pytest.mark.parametrize("dress", DRESSES)
+@pytest.mark.parametrize("payload", ["os.system", "builtins.exec", "subprocess.call",
+                                     "getattr(__import__('os'), 'system')", "numpy.load of a second pickle",
+                                     "copyreg._reconstructor", "functools.partial", "operator.attrgetter",
+                                     "object array holding a call", "subclass of an allowed class",
+                                     "subclass of LogisticRegression"])
+def test_a_hostile_pickle_dressed_as_a_new_class_runs_no_code_when_loaded(models, tmp_path, payload, dress):
+    marker = tmp_path / "marker"
+    data = dressed(payload_objects(marker, tmp_path)[payload], dress)
+    try:  # the dressed payload runs code under plain pickle, so the refusal below is what keeps it from running
+        pickle.loads(data)
+    except Exception:
+        pass
+    assert wait_for(marker.exists, timeout=5), "the dressed payload does not run code even unrestricted"
+    marker.unlink()
+    file = artifacts.VECTORIZER_FILE if dress == "FeatureUnion part" else artifacts.CLASSIFIER_FILE
+    folder = install(models, "binary", data, file=file)
+    for load in (lambda: kinds.load(models / "binary"), lambda: kinds.load_models(models),
+                 lambda: kinds.from_files(kinds.read_files(models / "binary"), folder)):
+        with pytest.raises(kinds.ModelError, match="refused: the pickle asks for") as refused:
+            load()
+        assert str(folder / file) in str(refused.value)
+    time.sleep(0.1)  # a spawned `touch` would have had its time
+    assert not marker.exists(), "a load path ran the payload"
 
 
 def load_everywhere(models, tmp_path):
@@ -225,7 +283,8 @@ def live_payloads(tmp_path_factory):
 @pytest.mark.parametrize("payload", [
     "os.system", "posix.system", "builtins.exec", "subprocess.call", "getattr(__import__('os'), 'system')",
     "dotted name inside an sklearn module", "numpy.load of a second pickle", "copyreg._reconstructor",
-    "functools.partial", "operator.attrgetter", "object array holding a call", "subclass of an allowed class"])
+    "functools.partial", "operator.attrgetter", "object array holding a call", "subclass of an allowed class",
+    "subclass of LogisticRegression"])
 def test_a_hostile_pickle_with_matching_hashes_runs_no_code_on_any_load_path(models, tmp_path, live_payloads, payload):
     built, marker = live_payloads
     folder = install(models, "binary", built[payload])
@@ -264,7 +323,7 @@ def smuggled(models, name, change):
     Every change uses only globals the allow-list admits, so it is the checks after loading that refuse it.
     """
     vectorizer = kinds.load(models / name).vectorizer
-    change(vectorizer)
+    change(feature_parts(vectorizer)[0])  # the words' vectorizer, alone or the first part of a FeatureUnion
     return install(models, name, pickle.dumps(vectorizer), file=artifacts.VECTORIZER_FILE)
 
 
@@ -294,7 +353,7 @@ def test_the_two_pickles_swapped_are_refused(models):
     classifier = (folder / artifacts.CLASSIFIER_FILE).read_bytes()
     install(models, "binary", vectorizer, file=artifacts.CLASSIFIER_FILE)
     install(models, "binary", classifier, file=artifacts.VECTORIZER_FILE)
-    with pytest.raises(kinds.ModelError, match="holds a MultinomialNB, not a TfidfVectorizer"):
+    with pytest.raises(kinds.ModelError, match="holds a LogisticRegression, not a TfidfVectorizer or a FeatureUnion"):
         kinds.load(models / "binary")
 
 
@@ -303,18 +362,24 @@ def test_the_allow_list_loads_every_model_the_tuner_can_choose(tiny_data, name, 
     data = next(d for d in training_data.kaggle_datasets(tiny_data / "train.tsv") if d.name == name)
     asked = set()
 
-    class Recording(artifacts.RestrictedUnpickler):
+    class Recording(RestrictedUnpickler):
         def find_class(self, module, name):
             asked.add((module, name))
             return super().find_class(module, name)
 
-    for params in ParameterGrid(build_model.PARAM_GRID):
-        fitted = recipes.make_pipeline(params).fit(data.texts, data.y)
-        vectorizer, classifier = fitted.named_steps["tfidf"], fitted.named_steps["nb"]
-        for obj, kind in ((vectorizer, TfidfVectorizer), (classifier, MultinomialNB)):
-            loaded = Recording(io.BytesIO(pickle.dumps(obj))).load()
-            artifacts.check_loaded(tmp_path / "pickle", loaded, kind)
-    assert asked == artifacts.ALLOWED_GLOBALS, "every allowed global is one the build needs"
+    nb = recipes.NAIVE_BAYES
+    words, classifier = ("ngram_range", "sublinear_tf", "min_df"), ("alpha", "fit_prior")
+    chosen = [recipes.recipe_of(nb, recipes.WORDS, words={k: grid[k] for k in words},
+                                classifier={k: grid[k] for k in classifier})
+              for grid in ParameterGrid(recipes.PARAM_GRID[nb])]
+    chosen += [recipes.default_recipe(name, family=family, features=features)
+               for family in recipes.FAMILIES for features in recipes.FEATURES]
+    for recipe in chosen:
+        vectorizer, classifier = recipes.parts(recipes.make_pipeline(recipe).fit(data.texts, data.y))
+        for obj, allowed in ((vectorizer, text_loading.VECTORIZERS), (classifier, text_loading.CLASSIFIERS)):
+            loaded = Recording(io.BytesIO(pickle.dumps(obj)), text_loading.ALLOWED_GLOBALS).load()
+            assert text_loading.object_problems(loaded, allowed) == [], recipe
+    assert asked == text_loading.ALLOWED_GLOBALS, "every allowed global is one the build needs"
 
 
 # --- Publishing ----------------------------------------------------------------------------------
