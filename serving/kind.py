@@ -6,7 +6,7 @@ feedback, metrics, the gate, shadow scoring, releases and the batch engines call
 life of a request, as the machinery sees it:
 
     served = kinds.load(folder)                      # a verified folder; its manifest names the kind
-    inputs, explain = served.inputs_from_get(...)    # or inputs_from_post, inputs_from_tensors
+    inputs, explain = served.inputs_from_get(...)    # or inputs_from_post
     scored = served.score(inputs, explain=explain)   # answers, plus the drift signals of the kind
     served.check_target(value)                       # feedback: the true value, checked
     served.describe()                                # /models, OpenAPI, V2 metadata, the demo
@@ -72,10 +72,6 @@ class ModelKind:
 
     def inputs_from_post(self, *, body, settings):
         """(inputs, explain) of a POST body: a batch of inputs, in order; raise a named error."""
-        raise NotImplementedError
-
-    def inputs_from_tensors(self, tensors):
-        """The inputs of an Open Inference Protocol request's decoded tensors ({name: list})."""
         raise NotImplementedError
 
     # --- Scoring ------------------------------------------------------------------------------------

@@ -43,19 +43,17 @@ def server_metadata():
     return {"name": SERVER_NAME, "version": PROTOCOL_VERSION, "extensions": EXTENSIONS}
 
 
-def model_metadata(name, version, labels):
-    """GET /v2/models/{name}: the model's one version, its tensors, and its labels in the order of the
+def model_metadata(name, version, description):
+    """GET /v2/models/{name}: the model's one version, its tensors as its kind describes them
+    (`ModelKind.describe`) with each answer's id beside them, and its labels in the order of the
     `probabilities` columns."""
     return {
         "name": name,
         "versions": [version],
         "platform": "sklearn",
-        "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
-        "outputs": [{"name": "label", "datatype": "BYTES", "shape": [-1]},
-                    {"name": "confidence", "datatype": "FP64", "shape": [-1]},
-                    {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(labels)]},
-                    {"name": "id", "datatype": "BYTES", "shape": [-1]}],
-        "parameters": {"labels": list(labels)},
+        "inputs": description["inputs"],
+        "outputs": [*description["outputs"], {"name": "id", "datatype": "BYTES", "shape": [-1]}],
+        **({"parameters": {"labels": list(description["labels"])}} if description.get("labels") else {}),
     }
 
 

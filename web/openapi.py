@@ -417,6 +417,9 @@ def components(settings, labels):
                              "metrics", "top_terms", "shadow_version", "feedback"],
                 "properties": {
                     "name": {"type": "string"},
+                    "kind": {"type": "string", "description": "Its kind of model, e.g. `text-classifier`."},
+                    "family": {"type": "string", "enum": ["naive-bayes", "logistic-regression"],
+                               "description": "A text classifier's family."},
                     "version": {"type": "string", "description": "The `model_version` its answers carry."},
                     "shadow_version": {"type": ["string", "null"],
                                        "description": "The version scored in shadow beside it (its labels go "

@@ -144,7 +144,7 @@ class ProtocolMetadata(Resource):
         served = protocol_model(self.models, model_name, model_version)
         if self.endpoint == "v2_model_ready":
             return {"name": served.name, "ready": True}
-        return open_inference.model_metadata(served.name, served.version, served.labels)
+        return open_inference.model_metadata(served.name, served.version, served.describe())
 
 
 class ProtocolInference(Resource):
