@@ -246,7 +246,9 @@ class LinearTextScorer:
 
         The log-odds of the prediction p against the runner-up a is the bias' difference plus, for each
         feature, its weight in the text's row times (weights_[f, p] - weights_[f, a]), all over T. A word
-        feature is named by its term; a character n-gram's part is summed into the word it comes from.
+        feature is named by its term; a character n-gram's part is summed into the word it comes from, or,
+        for a word the model does not know as a word, into `unknown_contribution`: `prior`, the terms'
+        contributions and `unknown_contribution` add up to `log_odds`.
         """
         counts, _, _ = self.counts(text)
         columns, weights = self.row(counts)
@@ -258,13 +260,13 @@ class LinearTextScorer:
         contribution = dict(zip(columns, (w * g for w, g in zip(weights, gaps))))
         weight_of = dict(zip(columns, weights))
         terms, unknown = self.word_terms(text, contribution, weight_of)
-        for part in self.parts_[1:]:
-            self.add_char_terms(part, text, counts, contribution, terms)
+        elsewhere = sum(self.add_char_terms(part, text, counts, contribution, terms) for part in self.parts_[1:])
         explained = sorted(terms.values(), key=lambda term: -abs(term["contribution"]))
         return probabilities, {
             "against_index": against, "log_odds": scores[best] - scores[against],
             "prior": float(self.bias_[best] - self.bias_[against]) / self.temperature_,
-            "terms": explained, "unknown": list(unknown)[:MAX_UNKNOWN], "unknown_count": len(unknown)}
+            "terms": explained, "unknown": list(unknown)[:MAX_UNKNOWN], "unknown_count": len(unknown),
+            "unknown_contribution": elsewhere}
 
     def word_terms(self, text, contribution, weight_of):
         """The text's word features as explanation terms {term: {term, count, weight, contribution}}, and its
@@ -285,21 +287,19 @@ class LinearTextScorer:
 
     def add_char_terms(self, part, text, counts, contribution, terms):
         """Add a character part's contributions to `terms`, each n-gram's shared among the words it came from
-        by their counts of it, so the sum stays exact. A word is named as the words' analyzer names it when
-        that gives one term (`boring.` is `boring`), else as written."""
-        only_chars = set()  # terms that are no word feature: counted here, once per occurrence of the word
+        by their counts of it, so the sum stays exact. A word's share goes to the first of its own word terms
+        the model knows (`boring.` to `boring`); the shares of words with none (unknown words, one-letter
+        words) are summed apart: returned, as the explanation's `unknown_contribution`."""
+        elsewhere = 0.0
         for word in part.preprocess_(text).split():
             word_counts, _ = part.word(word)
             share = sum(contribution.get(i, 0.0) * count / counts[i] for i, count in word_counts.items())
-            named = self.words_.analyze_(word)
-            key = named[0] if len(named) == 1 else word
-            term = terms.get(key)
+            term = next((terms[token] for token in self.words_.analyze_(word) if token in terms), None)
             if term is None:
-                term = terms[key] = {"term": key, "count": 0, "weight": 0.0, "contribution": 0.0}
-                only_chars.add(key)
-            if key in only_chars:
-                term["count"] += 1
-            term["contribution"] += share
+                elsewhere += share
+            else:
+                term["contribution"] += share
+        return elsewhere
 
     def predict_proba(self, texts):
         """The class probabilities of each text, one at a time: shape (n_texts, n_labels)."""

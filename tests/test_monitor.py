@@ -6,7 +6,7 @@ import pytest
 
 import monitor
 from app import create_app
-from serving import lifecycle
+from serving import drift, lifecycle
 from support import non_review_text
 
 
@@ -48,7 +48,9 @@ def test_in_domain_text_is_no_drift(model_dir, tiny_data, tmp_path, capsys):
     assert status == 0, said.out
     assert "DRIFT" not in said.out and "no drift found" in said.out
     reference, now = re.search(r"^known-token share\s+([\d.]+)\s+([\d.]+)\s", said.out, re.M).groups()
-    assert abs(float(now) - float(reference)) < 0.10
+    # No drop beyond the report's margin. (These texts are the training side's own, which share more word
+    # pairs with the model than the held-out reference does, so their share may stand above it.)
+    assert float(now) > float(reference) - drift.KNOWN_SHARE_DROP
     assert re.search(r"^accuracy from feedback \(0 labels\)\s+1\.000\s+-\s+-\s+ok", said.out, re.M)
 
 

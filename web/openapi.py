@@ -329,9 +329,10 @@ def components(settings, labels):
                                            "description": "true adds `explanation` to every answer."}},
             },
             "Explanation": {
-                "type": "object", "required": ["against", "log_odds", "prior", "terms", "unknown", "unknown_count"],
+                "type": "object", "required": ["against", "log_odds", "prior", "terms", "unknown", "unknown_count",
+                                               "unknown_contribution"],
                 "description": "Exact for both families (naive Bayes, logistic regression): `prior` plus every "
-                               "term's `contribution` equals `log_odds`.",
+                               "term's `contribution` plus `unknown_contribution` equals `log_odds`.",
                 "properties": {
                     "against": {"type": "string", "description": "The runner-up label."},
                     "log_odds": {"type": "number",
@@ -356,6 +357,11 @@ def components(settings, labels):
                     "unknown": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_UNKNOWN,
                                 "description": f"The text's words the model does not know, each once, in the "
                                                f"order they come; at most {MAX_UNKNOWN}."},
+                    "unknown_contribution": {
+                        "type": "number",
+                        "description": "The share of `log_odds` carried by the characters of words the model "
+                                       "does not know as words (0 without character features): `prior`, the "
+                                       "terms' contributions and this add up to `log_odds`."},
                     "unknown_count": {"type": "integer", "minimum": 0,
                                       "description": "How many different words of the text the model does not "
                                                      "know (all of them, not only those listed)."},

@@ -101,7 +101,7 @@ def test_a_broken_model_folder_is_refused_with_one_line_naming_the_file(models, 
     folder = (models / "binary").resolve()
     break_it(folder)
     with pytest.raises(artifacts.ModelError) as refused:
-        artifacts.read_verified(models / "binary")
+        kinds.load(models / "binary")
     assert str(folder / file_name) in str(refused.value)
     assert phrase in str(refused.value)
     assert "\n" not in str(refused.value)
@@ -116,7 +116,7 @@ def test_a_swapped_pickle_is_never_unpickled(models, tmp_path):
     for name in PICKLES:  # the manifest keeps the real pickles' hashes
         (models / "binary" / name).write_bytes(evil)
     with pytest.raises(artifacts.ModelError, match="sha256 does not match"):
-        artifacts.read_verified(models / "binary")
+        kinds.load(models / "binary")
     assert not marker.exists()
 
 
@@ -131,7 +131,7 @@ def test_a_pickle_swapped_after_its_hash_was_checked_is_never_unpickled(models, 
 
     monkeypatch.setattr(artifacts, "verify_artifacts", check_then_swap)
     with pytest.raises(artifacts.ModelError, match="changed while the model was loading"):
-        artifacts.read_verified(models / "binary")
+        kinds.load(models / "binary")
     assert not marker.exists()
 
 
@@ -300,7 +300,7 @@ def test_a_hostile_pickle_with_matching_hashes_runs_no_code_on_any_load_path(mod
 
 def test_bytes_sent_to_a_worker_are_checked_against_their_manifest_again_before_unpickling(models, tmp_path):
     files = kinds.read_files(models / "binary")
-    assert set(files) == {artifacts.MANIFEST_FILE, *artifacts.REQUIRED_FILES}
+    assert set(files) == {artifacts.MANIFEST_FILE, artifacts.METRICS_FILE, *PICKLES}
     assert kinds.from_files(files, models / "binary").predict(["a superb film"])
     marker = tmp_path / "unpickled"
     altered = {**files, artifacts.CLASSIFIER_FILE: pickle.dumps(Marker(marker))}  # changed on the way
