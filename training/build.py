@@ -155,7 +155,7 @@ def write_plots(folder, data, test, metrics, proba, logits, temperature):
 
 def summary_table(results):
     """The end-of-build table: honest figures of both families beside the tutorial's defaults and leaky recipe."""
-    lines = [f"{'model':<13} {'evaluation':<44} {'accuracy':>8} {'macro F1':>8} {'ROC AUC':>8} {'log loss':>8}"]
+    lines = [f"{'model':<13} {'evaluation':<54} {'accuracy':>8} {'macro F1':>8} {'ROC AUC':>8} {'log loss':>8}"]
     for name, metrics in results.items():
         recipe, other = metrics["recipe"], metrics["baselines"]["other_family"]
         rows = [(f"shipped: {recipe['classifier']}, {recipe['features']}, calibrated", metrics),
@@ -168,7 +168,7 @@ def summary_table(results):
                 rows.append(("live model, held-out feedback", metrics["feedback"]["live_model"]))
         for label, m in rows:
             auc = f"{m['roc_auc']:.3f}" if "roc_auc" in m else "-"
-            lines.append(f"{name:<13} {label:<44} {m['accuracy']:>8.3f} {m['macro_f1']:>8.3f} {auc:>8} "
+            lines.append(f"{name:<13} {label:<54} {m['accuracy']:>8.3f} {m['macro_f1']:>8.3f} {auc:>8} "
                          f"{m['log_loss']:>8.3f}")
     return "\n".join(lines)
 
