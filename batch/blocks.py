@@ -372,21 +372,21 @@ def score_block(scorer, job, block):
     """Score one block; return (row count, the rows as CSV bytes).
 
     `scorer` is a loaded text classifier (`kinds.text.TextClassifier`). The probabilities come from its
-    vectorised path, whose rows do not depend on the other texts in the call, so the bytes do not depend on
-    where blocks end.
+    vectorised path (`predict_proba_matrix`), whose rows do not depend on the other texts in the call, so the
+    bytes do not depend on where blocks end.
     """
     keys, texts = parse_block(job, block)
     if not texts:
         return 0, b""
     if job.kaggle:
-        return len(keys), csv_bytes(zip(keys, scorer.predict_proba_sklearn(texts).argmax(axis=1).tolist()))
+        return len(keys), csv_bytes(zip(keys, scorer.predict_proba_matrix(texts).argmax(axis=1).tolist()))
     prefix = [block.path] if job.file_column else []
     if job.explain:
         answers = scorer.predict(texts, explain=True)
         return len(keys), csv_bytes(
             [*prefix, key, answer["prediction"], answer["confidence"], *answer["probabilities"].values(),
              strongest_terms(answer["explanation"], job.explain)] for key, answer in zip(keys, answers))
-    return len(keys), text_rows(prefix, keys, scorer.labels, scorer.predict_proba_sklearn(texts))
+    return len(keys), text_rows(prefix, keys, scorer.labels, scorer.predict_proba_matrix(texts))
 
 
 # repr(k / 1000) for k in 0..1000: the text of every probability rounded to 3 decimals, as the API rounds.

@@ -4,16 +4,24 @@
     python benchmarks/bench_serving.py --before /tmp/before   # and the code of another checkout beside it
     python benchmarks/bench_serving.py --apps service,log-off,postgres --rounds 15 --seconds 3   # a few rows
     python benchmarks/bench_serving.py --smoke                # a few seconds on tiny data (what CI runs)
+    python benchmarks/bench_serving.py --classifier naive-bayes --before /tmp/before   # the old family, beside it
+    python benchmarks/bench_serving.py --apps other --other-model naive-bayes/words    # this recipe against another
 
-In one run on loopback it builds both models into a temp dir, then starts under gunicorn, each with
+In one run on loopback it builds both models into a temp dir (with build_model.py's default recipe, or the
+family and features --classifier and --features give), then starts under gunicorn, each with
 the repo's real gunicorn.conf.py:
+
   service   `app:app`, the real service (GET /?query=..., fast scorer), recording every answer in its
             prediction log on SQLite (the default);
   log-off   the same with PREDICTION_LOG=off: nothing recorded;
   postgres  the same recording on PostgreSQL (a private cluster on loopback that the run starts and
             removes; --no-postgres leaves this row out);
   before    with --before DIR, `app:app` of the checkout in DIR, run there with its own gunicorn.conf.py
-            (its in-process figure comes from that checkout's own `bench_serving.py --wsgi-us`);
+            and serving models built by its own build_model.py (its defaults: an older checkout may not
+            read the files of today's recipes); its in-process figure comes from that checkout's own
+            `bench_serving.py --wsgi-us`;
+  other     with --other-model FAMILY/FEATURES, the service (recording on SQLite) serving models built
+            with that family and features instead: one recipe's cost against another's, in one sitting;
   baseline  `benchmarks.tutorial_app:app`, scikit-learn transform + predict + predict_proba per request;
   constant  `benchmarks.constant_app:app`, a bare Flask-RESTful app answering a constant (the
             framework's ceiling);
@@ -67,19 +75,21 @@ import kinds
 from serving import lifecycle, prediction_log
 from store import artifacts, releases
 from tests.support import PostgresCluster, Server, build_models, postgres_bin, write_tiny_kaggle
+from training import recipes
 
 ROOT = bench_scoring.ROOT
 APPS = {"service": "app:app", "log-off": "app:app", "postgres": "app:app", "before": "app:app",
         "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
         "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app", "explain": "app:app",
-        "v2": "app:app", "shadow": "app:app"}
+        "v2": "app:app", "shadow": "app:app", "other": "app:app"}
 OTHERS = ("baseline", "constant", "stack", "log-off")  # the table's ratio columns
 # The service asked to explain every answer (the same app; the query adds explain=true).
 EXPLAINED = {"explain"}
 # The rows whose app keeps a prediction log of this checkout (checked at the end), and where it is kept.
 RECORDING = {"service": "SQLite", "postgres": "PostgreSQL", "stack": "SQLite", "no-ops": "SQLite", "explain": "SQLite",
-            "v2": "SQLite", "shadow": "SQLite"}
-POSTED = ("service", "log-off", "postgres", "before", "v2")  # the rows whose POST / (v2: its infer) is measured
+            "v2": "SQLite", "shadow": "SQLite", "other": "SQLite"}
+# The rows whose POST / (v2: its infer) is measured.
+POSTED = ("service", "log-off", "postgres", "before", "v2", "other")
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
 V2_INFER = "/v2/models/binary/infer"
 
@@ -412,6 +422,13 @@ def main(argv=None):
     parser.add_argument("--apps", metavar="NAMES",
                         help="only these rows, comma-separated, e.g. service,log-off,postgres,before: fewer apps "
                              "for more rounds in the same time (service and log-off are always run)")
+    parser.add_argument("--classifier", choices=recipes.FAMILIES,
+                        help="build this checkout's models with this family (default: build_model.py's)")
+    parser.add_argument("--features", choices=recipes.FEATURES,
+                        help="build this checkout's models over these features (default: the family's)")
+    parser.add_argument("--other-model", metavar="FAMILY/FEATURES", type=other_recipe,
+                        help="also serve models built with this family and features, the row `other`, e.g. "
+                             "naive-bayes/words")
     parser.add_argument("--no-postgres", action="store_true",
                         help="leave out the row recording on PostgreSQL (needs Debian's postgresql otherwise)")
     parser.add_argument("--gunicorn-arg", action="append", default=[], metavar="ARG",
@@ -430,13 +447,16 @@ def main(argv=None):
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
     before = checkout(args.before) if args.before else None
-    names = [name for name in APPS if not (name == "postgres" and args.no_postgres) and (name != "before" or before)]
+    names = [name for name in APPS if not (name == "postgres" and args.no_postgres) and (name != "before" or before)
+             and (name != "other" or args.other_model)]
     if args.apps:
         chosen = {"service", "log-off", *args.apps.split(",")}
         if chosen - set(APPS):
             sys.exit(f"error: --apps: no app {', '.join(sorted(chosen - set(APPS)))}; the apps are {', '.join(APPS)}")
         if "before" in chosen and not before:
             sys.exit("error: --apps before needs --before DIR, the checkout to run")
+        if "other" in chosen and not args.other_model:
+            sys.exit("error: --apps other needs --other-model FAMILY/FEATURES, the models to serve")
         names = [name for name in names if name in chosen]
     if "postgres" in names and postgres_bin("initdb") is None:
         sys.exit("error: PostgreSQL's server programs are not installed (apt-get install -y postgresql); "
@@ -450,8 +470,9 @@ def main(argv=None):
         cluster = PostgresCluster() if "postgres" in names else None
         try:
             served = {name: log_url(name, "served", tmp, cluster) for name in names}
+            recipe = {"classifier": args.classifier, "features": args.features}
             figures = measure(names, roots, served, tmp, smoke=args.smoke, rounds=rounds, seconds=seconds,
-                              posts=posts, extra=extra)
+                              posts=posts, extra=extra, recipe=recipe, other=args.other_model)
             recorded, complete = recording_check({name: served[name] for name in names if name in RECORDING},
                                                  figures["answered"], figures["dropped"])
             in_process = {name: in_process_us(APPS[name], figures["model_dirs"][name], tmp / f"metrics-{name}",
@@ -464,8 +485,45 @@ def main(argv=None):
             if cluster is not None:
                 cluster.remove()
     print_figures(figures, in_process, recorded, before=before, rounds=rounds, seconds=seconds, posts=posts,
-                  extra=extra)
+                  extra=extra, recipe=recipe_text(args.classifier, args.features), other=args.other_model)
     return 0 if complete else 1
+
+
+def other_recipe(value):
+    """--other-model's FAMILY/FEATURES as {"classifier": ..., "features": ...}."""
+    family, _, features = value.partition("/")
+    if family not in recipes.FAMILIES or features not in recipes.FEATURES:
+        raise argparse.ArgumentTypeError(f"{value!r}: give FAMILY/FEATURES, FAMILY one of "
+                                         f"{', '.join(recipes.FAMILIES)} and FEATURES one of "
+                                         f"{', '.join(recipes.FEATURES)}")
+    return {"classifier": family, "features": features}
+
+
+def recipe_text(classifier, features):
+    """How the run's models were built, as printed."""
+    if classifier is None and features is None:
+        return "build_model.py's default recipe"
+    return f"{classifier or 'the default family'} over {features or 'its default features'}"
+
+
+def build_args(recipe):
+    """build_model.py's arguments for a recipe's family and features (none: its defaults)."""
+    return [arg for key in ("classifier", "features") if recipe.get(key) for arg in (f"--{key}", recipe[key])]
+
+
+def start_build_elsewhere(root, train, out, log_path):
+    """Start `root`'s own build_model.py on `train` into `out` (a checkout's models, as its code builds them);
+    return the process, with its output going to `log_path`."""
+    with open(log_path, "w") as log_file:
+        return subprocess.Popen([sys.executable, "build_model.py", "--data", str(train), "--out", str(out)],
+                                cwd=root, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def finish_build(process, out, log_path):
+    """Wait for a build started by `start_build_elsewhere`; return `out`, or raise with its output."""
+    if process.wait() != 0:
+        raise RuntimeError(f"building the models in {out} failed:\n{Path(log_path).read_text()[-3000:]}")
+    return Path(out)
 
 
 def shadowed_copy(model_dir, folder):
@@ -487,15 +545,23 @@ def log_url(name, kind, tmp, cluster):
     return f"sqlite:///{tmp}/{name}-{kind}.sqlite3"
 
 
-def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra):
+def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra, recipe, other):
     """Build the models, start the apps, load them in turn, and take the other figures; return them all."""
     data_dir = write_tiny_kaggle(tmp / "data") if smoke else bench_scoring.kaggle_data_dir()
-    model_dir = build_models(bench_scoring.train_file(data_dir), tmp / "models")
+    train = bench_scoring.train_file(data_dir)
+    # The checkout before builds its own models, beside this one's build (on the other core).
+    building = (start_build_elsewhere(roots["before"], train, tmp / "models-before", tmp / "build-before.log")
+                if "before" in names else None)
+    model_dir = build_models(train, tmp / "models", args=build_args(recipe))
     phrases = bench_scoring.test_phrases(data_dir)
     test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
 
     startups = extra_startups(model_dir, tmp, repeats=0 if smoke else 2, extra_args=extra)
     model_dirs = {name: model_dir for name in names}
+    if building is not None:
+        model_dirs["before"] = finish_build(building, tmp / "models-before", tmp / "build-before.log")
+    if "other" in names:
+        model_dirs["other"] = build_models(train, tmp / "models-other", args=build_args(other))
     if "shadow" in names:
         model_dirs["shadow"] = shadowed_copy(model_dir, tmp / "models-shadowed")
     servers = {}
@@ -529,14 +595,15 @@ def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra):
             "startup": statistics.median([first_startup, *startups]), "memory": memory_after}
 
 
-def print_figures(figures, in_process, recorded, *, before, rounds, seconds, posts, extra):
+def print_figures(figures, in_process, recorded, *, before, rounds, seconds, posts, extra, recipe, other):
     """Print the GET table and its comparisons, the POST table, the recording check and the other figures."""
     results = figures["results"]
     print(f"GET /?query=<{len(QUERY.split())} words>, wrk -t2 -c8, {rounds} round(s) of {seconds} s per app, "
           f"alternating; medians over rounds; gunicorn.conf.py{' ' + ' '.join(extra) if extra else ''}")
-    print("service records to SQLite (the default), log-off has PREDICTION_LOG=off"
+    print(f"models: {recipe}; service records to SQLite (the default), log-off has PREDICTION_LOG=off"
           + (", postgres records to PostgreSQL" if "postgres" in results else "")
-          + (f", before is {before} (commit {commit_of(before)})" if before else ""))
+          + (f", before is {before} (commit {commit_of(before)}, its own build_model.py's models)" if before else "")
+          + (f", other serves {recipe_text(other['classifier'], other['features'])}" if other else ""))
     print(load_table(results, in_process))
     print()
     print(ratio_line("GET, recording on SQLite against PREDICTION_LOG=off",
@@ -555,8 +622,18 @@ def print_figures(figures, in_process, recorded, *, before, rounds, seconds, pos
     if "shadow" in results:
         print(ratio_line("GET with a version in shadow against the same GET without",
                          round_ratios(results, "shadow", "service")))
+    if "other" in results:
+        print(ratio_line(f"GET, the service's models ({recipe}) against other's "
+                         f"({recipe_text(other['classifier'], other['features'])})",
+                         round_ratios(results, "service", "other")))
     print()
     print(post_table(figures["posted"], rounds=rounds, posts=posts))
+    if before:
+        print(ratio_line("POST of 1,000, recording on SQLite against before",
+                         round_ratios(figures["posted"], "service", "before", key="rate")))
+    if "other" in figures["posted"]:
+        print(ratio_line("POST of 1,000, the service's models against other's",
+                         round_ratios(figures["posted"], "service", "other", key="rate")))
     if "v2" in figures["posted"]:
         print(ratio_line("Open Inference Protocol, 1,000 texts, against POST /",
                          round_ratios(figures["posted"], "v2", "service", key="rate")))

@@ -124,6 +124,17 @@ class TextClassifier(ModelKind):
             return self.scorer_.predict_proba(texts)
         return self.predict_proba_sklearn(texts)
 
+    def predict_proba_matrix(self, texts):
+        """Calibrated class probabilities through the scorer's own sparse matrix (`LinearTextScorer.transform`,
+        the matrix scikit-learn's transform makes, to 1e-9), shape (n_texts, n_labels): batch scoring's path.
+
+        Each row depends on its own text only. With character n-grams it is several times as fast as
+        scikit-learn's transform, which makes every n-gram of every text again; the scorer counts a word's
+        n-grams once and keeps them (`kinds.text_scoring.CHAR_CACHE_WORDS`).
+        """
+        matrix, _, _ = self.scorer_.transform(texts)
+        return softmax(self.scorer_.logits_of_matrix(matrix))
+
     def predict_proba_sklearn(self, texts):
         """Calibrated class probabilities through scikit-learn's transform: softmax(logits / T)."""
         return softmax(self.logits_sklearn(texts) / self.temperature)

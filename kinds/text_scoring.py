@@ -13,7 +13,9 @@ counts of known ones, binary / sublinear tf, idf, the row norm. Character n-gram
 cross a space, so a text's are the sum of its words': each word's are counted once and kept
 (`CHAR_CACHE_WORDS`), which makes the character features about as cheap as the words'.
 """
-from math import exp, log, sqrt
+from collections import Counter
+from itertools import chain
+from math import exp, sqrt
 
 import numpy as np
 from scipy import sparse
@@ -48,87 +50,111 @@ class TextFeatures:
         self.n_features_ = len(vectorizer.vocabulary_)
         self.binary_, self.sublinear_tf_, self.norm_ = vectorizer.binary, vectorizer.sublinear_tf, vectorizer.norm
         self.idf_ = np.asarray(vectorizer.idf_, dtype=np.float64) if vectorizer.use_idf else None
+        # The idf by the model's column (zeros before `offset`): one `take` with a text's columns as they are.
+        self.idf_by_column_ = (np.concatenate([np.zeros(offset), self.idf_]) if self.idf_ is not None else None)
         self.chars_ = vectorizer.analyzer == "char_wb"
         if self.chars_:
             self.preprocess_ = vectorizer.build_preprocessor()
-            self.words_ = {}  # word -> ({column: count} of its known n-grams, its number of n-grams)
+            self.words_ = {}  # word -> (the columns of its known n-grams, one per n-gram, its number of n-grams)
 
     def counts(self, text):
         """({column: count} of the text's known terms, its number of terms); columns count from `offset`."""
         if self.chars_:
             return self.char_counts(text)
-        counts = {}
-        vocabulary, offset = self.vocabulary_, self.offset_
         analyzed = self.analyze_(text)
-        for term in analyzed:
-            index = vocabulary.get(term)
-            if index is not None:
-                index += offset
-                counts[index] = counts.get(index, 0) + 1
+        # Counted in C (a Counter over a map) rather than term by term in Python; the columns come in the order
+        # the terms are first seen, as before. Unknown terms count under None, dropped.
+        counts = Counter(map(self.vocabulary_.get, analyzed))
+        counts.pop(None, None)
+        if self.offset_:
+            counts = {index + self.offset_: count for index, count in counts.items()}
         return counts, len(analyzed)
 
     def char_counts(self, text):
         """`counts` for `char_wb`: the sum of each whitespace-separated word's n-grams (see the module)."""
-        counts, total = {}, 0
-        for word in self.preprocess_(text).split():
-            word_counts, n_grams = self.word(word)
-            total += n_grams
-            for index, count in word_counts.items():
-                counts[index] = counts.get(index, 0) + count
-        return counts, total
+        words = [self.word(word) for word in self.preprocess_(text).split()]
+        # Each word's known n-grams are kept as their columns, one per occurrence: the text's counts are one
+        # Counter over them all, counted in C, in the order first seen (as adding the words' counts did).
+        return Counter(chain.from_iterable(grams for grams, _ in words)), sum(n for _, n in words)
 
     def word(self, word):
-        """One preprocessed word's ({column: count} of its known character n-grams, its number of n-grams)."""
+        """One preprocessed word's (the columns of its known character n-grams, one per occurrence, in order;
+        its number of n-grams)."""
         found = self.words_.get(word)
         if found is None:
             # The analyzer on one word makes that word's n-grams: preprocessing it again changes nothing.
             grams = self.analyze_(word)
-            counts = {}
             vocabulary, offset = self.vocabulary_, self.offset_
-            for gram in grams:
-                index = vocabulary.get(gram)
-                if index is not None:
-                    index += offset
-                    counts[index] = counts.get(index, 0) + 1
+            columns = tuple(index + offset for index in map(vocabulary.get, grams) if index is not None)
             if len(self.words_) >= CHAR_CACHE_WORDS:
                 self.words_.clear()
-            found = self.words_[word] = (counts, len(grams))
+            found = self.words_[word] = (columns, len(grams))
         return found
 
     def weights(self, indices, counts):
-        """The tf-idf weights of a text's terms in its normalised row: the same steps, in the same order, as
-        TfidfTransformer.transform and normalize(). A phrase has a handful of terms: plain floats beat
-        numpy's per-call overhead here."""
-        weights = [1.0] * len(indices) if self.binary_ else [float(c) for c in counts]
+        """The tf-idf weights of a text's terms in its normalised row, as plain floats (what an explanation
+        names): the same steps, in the same order, as TfidfTransformer.transform and normalize()."""
+        return self.weighed(np.asarray(indices, dtype=np.intp), counts).tolist()
+
+    def weighed(self, columns, counts):
+        """The tf-idf weights of a text's terms (`columns`, an intp array, and their `counts`) in its normalised
+        row, an array: the same steps, in the same order, as TfidfTransformer.transform and normalize().
+
+        In numpy, a few whole-array calls: with character n-grams a short phrase has a hundred terms or more,
+        and a Python float per term cost ~30 us against ~6 us; with a handful of words it costs about the same.
+        """
+        n = len(columns)
+        weights = np.ones(n) if self.binary_ else np.fromiter(counts, np.float64, n)
         if self.sublinear_tf_:
-            weights = [log(w) + 1.0 for w in weights]
-        if self.idf_ is not None:
-            offset = self.offset_
-            weights = [w * idf for w, idf in zip(weights, self.idf_[[i - offset for i in indices]].tolist())]
-        if not weights:
-            return weights
-        if self.norm_ == "l2":
-            norm = sqrt(sum(w * w for w in weights))
-            weights = [w / norm for w in weights]
-        elif self.norm_ == "l1":
-            norm = sum(abs(w) for w in weights)
-            weights = [w / norm for w in weights]
+            np.log(weights, out=weights)
+            weights += 1.0
+        if self.idf_by_column_ is not None:
+            weights *= self.idf_by_column_.take(columns)
+        if n and self.norm_ == "l2":
+            weights /= sqrt(np.dot(weights, weights))
+        elif n and self.norm_ == "l1":
+            weights /= np.abs(weights).sum()
         return weights
 
+    def logits_part(self, counts, model_weights):
+        """This part's share of a text's logits, given its `counts`: its normalised row times the model's
+        weights (n_features, n_labels), an array (n_labels,); None when the text has no known term here."""
+        n = len(counts)
+        if not n:
+            return None
+        columns = np.fromiter(counts, np.intp, n)
+        # `take` with an array: a fancy index with a list of Python ints cost ~7 us for a hundred rows, this ~0.6.
+        return self.weighed(columns, counts.values()) @ model_weights.take(columns, axis=0)
+
+    def occurrences(self, text):
+        """(the columns of a text's known terms, one per occurrence, in order; its number of terms)."""
+        if self.chars_:
+            found = [self.word(word) for word in self.preprocess_(text).split()]
+            return chain.from_iterable(grams for grams, _ in found), sum(n for _, n in found)
+        analyzed = self.analyze_(text)
+        columns = [index for index in map(self.vocabulary_.get, analyzed) if index is not None]
+        return ([index + self.offset_ for index in columns] if self.offset_ else columns), len(analyzed)
+
     def matrix(self, texts):
-        """The texts' tf-idf rows of this part, a csr matrix, and each text's (terms, known terms)."""
-        indices, values, indptr, terms = [], [], [0], []
-        offset = self.offset_
+        """The texts' tf-idf rows of this part, a csr matrix, and each text's (terms, known terms).
+
+        Each text's known terms are listed one per occurrence and counted for the whole batch at once, by
+        scipy summing the duplicate entries of one sparse matrix, rather than in a dict per text.
+        """
+        columns, known, terms = [], [], []
+        occurrences = self.occurrences
         for text in texts:
-            counts, count = self.counts(text)
-            indices.extend(i - offset for i in counts)
-            values.extend(counts.values())
-            indptr.append(len(indices))
+            occurring, count = occurrences(text)
+            before = len(columns)
+            columns.extend(occurring)
+            known.append(len(columns) - before)
             terms.append(count)
-        matrix = sparse.csr_matrix((np.asarray(values, dtype=np.float64), np.asarray(indices, dtype=np.int64),
-                                    np.asarray(indptr, dtype=np.int64)), shape=(len(texts), self.n_features_))
-        known = np.asarray(matrix.sum(axis=1)).ravel().astype(np.int64)
-        matrix.sort_indices()
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), known)
+        columns = np.fromiter(columns, np.int64, len(columns))
+        if self.offset_:  # the part's own columns, subtracted once for the whole batch
+            columns -= self.offset_
+        matrix = sparse.csr_matrix((np.ones(len(columns)), (rows, columns)), shape=(len(texts), self.n_features_))
+        matrix.sum_duplicates()  # the counts; sorted indices
         if self.binary_:
             matrix.data.fill(1.0)
         if self.sublinear_tf_:
@@ -139,7 +165,7 @@ class TextFeatures:
         if self.norm_ is not None:
             from sklearn.preprocessing import normalize  # noqa: PLC0415 (only batches need it)
             matrix = normalize(matrix, norm=self.norm_, copy=False)
-        return matrix, np.asarray(terms, dtype=np.int64), known
+        return matrix, np.asarray(terms, dtype=np.int64), np.asarray(known, dtype=np.int64)
 
 
 def feature_parts(vectorizer):
@@ -191,9 +217,26 @@ class LinearTextScorer:
         are its words', whatever other features the model has."""
         counts, tokens = self.words_.counts(text)
         known = sum(counts.values())
-        for part in self.parts_[1:]:
-            counts.update(part.counts(text)[0])  # the parts' columns never overlap
+        if len(self.parts_) > 1:
+            counts = dict(counts)
+            for part in self.parts_[1:]:
+                counts.update(part.counts(text)[0])  # the parts' columns never overlap
         return counts, tokens, known
+
+    def logits_one(self, text):
+        """One text's (logits / T as plain floats, tokens, known tokens): each part counted, weighed and
+        multiplied by its rows of `weights_` on its own, in numpy, so no part's columns are picked out of the
+        others' (`row`) and no list of Python floats is made in between."""
+        counts, tokens = self.words_.counts(text)
+        known = sum(counts.values())
+        scores = self.bias_
+        for part in self.parts_:
+            share = part.logits_part(counts if part is self.words_ else part.counts(text)[0], self.weights_)
+            if share is not None:
+                scores = scores + share
+        if self.temperature_ != 1.0:
+            scores = scores / self.temperature_
+        return scores.tolist(), tokens, known
 
     def row(self, counts):
         """The (columns, weights) of a text's normalised row, each part normalised on its own."""
@@ -208,25 +251,15 @@ class LinearTextScorer:
             weights += part.weights(mine, [counts[i] for i in mine])
         return columns, weights
 
-    def logits(self, columns, weights):
-        """A row's logits / T, as plain floats."""
-        if not columns:  # no known term: an all-zero row, so only the bias speaks
-            scores = self.bias_
-        else:
-            scores = np.dot(weights, self.weights_[columns]) + self.bias_
-        if self.temperature_ != 1.0:
-            scores = scores / self.temperature_
-        return scores.tolist()
-
     def score_one(self, text):
         """One text's (probabilities, tokens, known tokens): the class probabilities as a list of floats,
         and how many word tokens it has and how many the words' vocabulary knows (the drift signals)."""
-        counts, tokens, known = self.counts(text)
-        return softmax_one(self.logits(*self.row(counts))), tokens, known
+        scores, tokens, known = self.logits_one(text)
+        return softmax_one(scores), tokens, known
 
     def best_one(self, text):
         """The index of one text's most probable class, without the softmax (a temperature does not move it)."""
-        scores = self.logits(*self.row(self.counts(text)[0]))
+        scores = self.logits_one(text)[0]
         return max(range(len(scores)), key=scores.__getitem__)
 
     def transform(self, texts):
@@ -252,7 +285,7 @@ class LinearTextScorer:
         """
         counts, _, _ = self.counts(text)
         columns, weights = self.row(counts)
-        scores = self.logits(columns, weights)
+        scores = self.logits_one(text)[0]  # as `score_one` computes them, so both paths answer the same
         probabilities = softmax_one(scores)
         best, against = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:2]
         gaps = ((self.weights_[columns, best] - self.weights_[columns, against]) / self.temperature_).tolist() \
@@ -292,7 +325,7 @@ class LinearTextScorer:
         words) are summed apart: returned, as the explanation's `unknown_contribution`."""
         elsewhere = 0.0
         for word in part.preprocess_(text).split():
-            word_counts, _ = part.word(word)
+            word_counts = Counter(part.word(word)[0])
             share = sum(contribution.get(i, 0.0) * count / counts[i] for i, count in word_counts.items())
             term = next((terms[token] for token in self.words_.analyze_(word) if token in terms), None)
             if term is None:

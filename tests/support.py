@@ -104,10 +104,11 @@ def non_review_text():
     return lines
 
 
-def build_models(train, out):
-    """Build both models from the Kaggle-format `train` file into `out`, quietly; return `out`."""
+def build_models(train, out, *, args=()):
+    """Build both models from the Kaggle-format `train` file into `out`, quietly, with build_model.py's
+    other `args` (e.g. ["--classifier", "naive-bayes"]); return `out`."""
     with contextlib.redirect_stdout(io.StringIO()) as said:
-        code = build_model.main(["--data", str(train), "--out", str(out)])
+        code = build_model.main(["--data", str(train), "--out", str(out), *args])
     if code != 0:
         raise RuntimeError(f"building the models from {train} failed:\n{said.getvalue()}")
     return Path(out)

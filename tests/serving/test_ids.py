@@ -1,4 +1,6 @@
 """Answer ids: unique, opaque, at most 64 characters, and verifiable only under the key that signed them."""
+import base64
+import hmac
 import string
 
 import pytest
@@ -65,3 +67,23 @@ def test_sampling_by_the_id_keeps_about_the_share_asked_and_is_the_same_every_ti
     kept = [i for i in issued if ids.sampled(i, share)]
     assert abs(len(kept) / len(issued) - share) < 0.015
     assert kept == [i for i in issued if ids.sampled(i, share)]
+
+
+def test_the_mac_is_hmac_sha256_of_the_body_under_the_key():
+    """The padded key's hashes are taken once (`Signer.mac`); the MAC is still the standard one."""
+    for key in (KEY, bytes(100), b"k"):
+        signer = ids.Signer(key)
+        raw = base64.urlsafe_b64decode(issue(signer) + "=")
+        body, mac = raw[:ids.BODY.size], raw[ids.BODY.size:]
+        assert mac == hmac.digest(key, body, "sha256")[:ids.MAC_BYTES]
+
+
+def test_ids_issued_together_are_each_what_issue_gives_and_verify():
+    signer = ids.Signer(KEY)
+    labels = [0, 3, 3, 1, 0] * 200
+    issued = signer.issue_many(model_index=1, label_indices=labels, version=TAG, now=1_790_000_000.123)
+    assert len(set(issued)) == len(labels)
+    found = [signer.verify(answer_id) for answer_id in issued]
+    assert [(f.time, f.model_index, f.label_index, f.version_tag) for f in found] == [
+        (1_790_000_000.123, 1, label, TAG) for label in labels]
+    assert signer.issue_many(model_index=1, label_indices=[], version=TAG, now=0.0) == []
