@@ -28,6 +28,7 @@ CLASSIFIER_FILE = artifacts.CLASSIFIER_FILE
 # wins from 150 texts in two runs. 100 is the largest size where one at a time won every run.
 FAST_PATH_MAX_BATCH = 100
 TOP_TERMS = 10
+MATRIX_CHUNK = 10_000  # texts per sparse matrix in `predict_proba_matrix`
 
 
 class TextClassifier(ModelKind):
@@ -132,8 +133,12 @@ class TextClassifier(ModelKind):
         scikit-learn's transform, which makes every n-gram of every text again; the scorer counts a word's
         n-grams once and keeps them (`kinds.text_scoring.CHAR_CACHE_WORDS`).
         """
-        matrix, _, _ = self.scorer_.transform(texts)
-        return softmax(self.scorer_.logits_of_matrix(matrix))
+        scorer = self.scorer_
+        # A chunk at a time: a block of predict.py holds ~100,000 texts, whose character n-grams, listed one
+        # per occurrence (`TextFeatures.matrix`), made arrays of hundreds of MB at once (784 MB peak for 1M
+        # lines, a third of the CPU in page faults); a chunk's are a few MB. Rows depend on their own text only.
+        return np.concatenate([softmax(scorer.logits_of_matrix(scorer.transform(texts[start:start + MATRIX_CHUNK])[0]))
+                               for start in range(0, len(texts), MATRIX_CHUNK)] or [np.empty((0, len(self.labels)))])
 
     def predict_proba_sklearn(self, texts):
         """Calibrated class probabilities through scikit-learn's transform: softmax(logits / T)."""
