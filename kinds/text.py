@@ -113,7 +113,6 @@ class TextClassifier(ModelKind):
         matrix, _, _ = self.scorer_.transform(texts)
         return [labels[i] for i in self.scorer_.logits_of_matrix(matrix).argmax(axis=1).tolist()]
 
-    labels_of = predictions_of  # the name callers used before there were kinds
 
     def predict(self, texts, *, explain=False):
         """Score texts; return one answer per text with prediction, confidence and probabilities."""

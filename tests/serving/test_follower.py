@@ -156,7 +156,7 @@ def test_a_shadow_scores_every_text_without_changing_the_answers_and_counts_agre
     live = kinds.load(models / "binary")
     shadow = kinds.load(candidate)
     expected_agree = sum(a == b for a, b in zip([p["prediction"] for p in live.predict(TEXTS)],
-                                                shadow.labels_of(TEXTS)))
+                                                shadow.predictions_of(TEXTS)))
     assert 0 < expected_agree < len(TEXTS)  # the pair disagrees on some texts: agreement is measured
 
     plain = following_app(models, own_prediction_log).test_client()
@@ -182,7 +182,7 @@ def test_a_shadow_scores_every_text_without_changing_the_answers_and_counts_agre
     lifecycle.stop_services(application, 10)
 
     rows = prediction_log.read_predictions(own_prediction_log).set_index("id").loc[[a["id"] for a in answers]]
-    assert rows["shadow_label"].tolist() == shadow.labels_of(TEXTS)
+    assert rows["shadow_label"].tolist() == shadow.predictions_of(TEXTS)
     assert set(rows["shadow_version"]) == {shadow.version}
     compared = prediction_log.compare_shadow(own_prediction_log, model="binary")
     assert compared == [{"live": live.version, "shadow": shadow.version, "texts": len(TEXTS), "agreed": expected_agree,
