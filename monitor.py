@@ -4,7 +4,7 @@
     python monitor.py --since 7d --model binary --report drift.html
     python monitor.py --since 2h --log postgresql://USER@HOST/DB --model-dir /srv/models
 
-For each model it reads the rows of the window (`prediction_log.read_predictions`) and the labels sent
+For each model it reads the rows of the window (`log_reads.read_predictions`) and the labels sent
 back, computes the drift signals (serving/drift.py) and prints, for each, the reference of the model as built
 (`metrics.json`), the value now, the change and a verdict, with the margins of the alert rules
 (deploy/prometheus/alerts.yml). `--report` writes an HTML page with the table and pictures: the
@@ -25,7 +25,7 @@ import numpy as np
 
 import kinds
 import util
-from serving import config, drift, prediction_log
+from serving import config, drift, log_reads, log_schema
 
 UNITS = {"m": 60, "h": 3600, "d": 86_400}
 
@@ -136,14 +136,14 @@ def main(argv=None):
                                  "`python build_model.py`.")
         served = {name: kinds.load(model_dir / name) for name in names}
         since = time.time() - args.since
-        logged = prediction_log.read_predictions(url, since=since)
-        labels_sent = prediction_log.read_feedback(url, since=since)
+        logged = log_reads.read_predictions(url, since=since)
+        labels_sent = log_reads.read_feedback(url, since=since)
     except (util.DataError, config.ConfigError, kinds.ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # an unreadable log: one line that names it, no traceback
-        print(f"error: cannot read the prediction log at {prediction_log.redacted(url)}: "
-              f"{prediction_log.reason(exc)}", file=sys.stderr)
+        print(f"error: cannot read the prediction log at {log_schema.redacted(url)}: "
+              f"{log_schema.reason(exc)}", file=sys.stderr)
         return 2
     found_drift, sections = False, []
     for name, loaded in served.items():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import kinds
 from monitor import window_seconds
-from serving import config, prediction_log
+from serving import config, log_reads, log_schema
 from store import artifacts, releases
 
 FOLLOW = "Running servers switch within MODEL_POLL_SECONDS (default 2 s), or at once on SIGHUP."
@@ -79,7 +79,7 @@ def show_history(model_dir, name):
 
 def show_comparison(url, name, since):
     """Print how each shadow version of `name` did beside the live one, from the prediction log."""
-    pairs = prediction_log.compare_shadow(url, model=name, since=since)
+    pairs = log_reads.compare_shadow(url, model=name, since=since)
     if not pairs:
         print(f"{name}: the prediction log has no text scored in shadow"
               + (" in this window" if since else "") + f"; start one with `python release.py shadow {name} VERSION`.")
@@ -161,7 +161,7 @@ def main(argv=None):
                 before, after = releases.rollback(model_dir, name, verify=kinds.load, why=args.why)
             print(f"{name}: {after} is live (was {before or 'none'}). {FOLLOW}")
     except (releases.ReleaseError, artifacts.ModelError, config.ConfigError,
-            prediction_log.PredictionLogError) as exc:
+            log_schema.PredictionLogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

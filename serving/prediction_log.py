@@ -1,8 +1,9 @@
 """The prediction log: every scored text and every label sent back, in a real database.
 
-One module owns it all: the tables (defined once, here), the start-up check and migration, the
-bounded queue and the writer process that empties it, retention, and the queries the service, the
-build, the notebook and the drift report read. No SQL is written anywhere else.
+This module owns the recording: the start-up check, the bounded queue and the writer process that
+empties it, and retention. The tables and the SQL of the writes are `serving/log_schema.py`; the reads
+for the build, the notebook and the drift report are `serving/log_reads.py` (its `read_predictions`,
+`read_feedback` and `compare_shadow` are importable from here too, as notebooks call them).
 
     PREDICTION_LOG=sqlite:///state/predictions.sqlite3   the default: a file, nothing to install
     PREDICTION_LOG=postgresql://user:pass@host/db        many workers, replicas or machines
@@ -15,15 +16,7 @@ worker's writer process (`writer_process`), which makes their rows and inserts t
 and under an interpreter lock of its own, so the worker's requests never wait for it. If the
 database is slow, full or down, the writer drops what it cannot write and reports it; the worker
 counts it, warns at most once a minute, and the writer carries on when the database is back.
-
-The database layer is SQLAlchemy 2 Core: one table definition for SQLite and PostgreSQL, their
-dialects' upserts, and a connection pool that checks a connection before use.
 """
-import contextlib
-import functools
-import hashlib
-import itertools
-import json
 import logging
 import multiprocessing.connection
 import os
@@ -38,71 +31,26 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from serving import ids
-from serving.config import ConfigError, without_password
+from serving.log_reads import compare_shadow, read_feedback, read_predictions  # noqa: F401 (the notebooks' names)
+from serving.log_schema import (  # noqa: F401 (PredictionLogError: what callers catch)
+    PredictionLogError,
+    feedback,
+    insert_missing,
+    insert_predictions,
+    make_engine,
+    meta,
+    migrate,
+    prediction_rows,
+    predictions,
+    reason,
+    redacted,
+    summarize_feedback,
+    upsert,
+)
 
 log = logging.getLogger("sentiment.prediction_log")
-
-SCHEMA_VERSION = 3  # 2: tokens and known_tokens; 3: shadow_version and shadow_label
-metadata = sa.MetaData()
-# One row per scored text. `time` is Unix seconds: the same arithmetic on both engines, and windows
-# are plain comparisons on an index.
-predictions = sa.Table(
-    "predictions", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("time", sa.Float, nullable=False, index=True),
-    sa.Column("request_id", sa.String(128)),
-    sa.Column("model", sa.String(64), nullable=False),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("label", sa.String(64), nullable=False),
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("probabilities", sa.Text, nullable=False),  # JSON {label: probability}, as answered
-    sa.Column("text_length", sa.Integer, nullable=False),
-    sa.Column("text_sha256", sa.String(64), nullable=False),
-    sa.Column("text", sa.Text),  # only with PREDICTION_LOG_TEXTS=true
-    # The drift signals of the text: its tokens, and those the model knows (None in rows of schema 1).
-    sa.Column("tokens", sa.Integer),
-    sa.Column("known_tokens", sa.Integer),
-    # The shadow version that scored the same text, and its label (None without a shadow, and before schema 3).
-    sa.Column("shadow_version", sa.String(64)),
-    sa.Column("shadow_label", sa.String(64)),
-)
-# The latest label sent back for an answer, keyed by the answer's id. Model, version and verdict come
-# from the signed id, so feedback stands on its own even when its prediction row was sampled out.
-feedback = sa.Table(
-    "feedback", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("time", sa.Float, nullable=False, index=True),
-    sa.Column("issued", sa.Float, nullable=False),  # when the answer was given
-    sa.Column("model", sa.String(64), nullable=False),
-    sa.Column("model_version", sa.String(64)),  # None when no served model has the id's version tag
-    sa.Column("predicted", sa.String(64), nullable=False),
-    sa.Column("label", sa.String(64), nullable=False),
-)
-# Small facts the processes share: the schema version, the key that signs ids, the last retention run.
-meta = sa.Table(
-    "service_meta", metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-
-def add_token_counts(connection):
-    """Schema 1 to 2: the tokens and known_tokens columns (empty in the rows already there)."""
-    for name in ("tokens", "known_tokens"):
-        connection.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} INTEGER"))
-
-
-def add_shadow_columns(connection):
-    """Schema 2 to 3: the shadow_version and shadow_label columns (empty in the rows already there)."""
-    for name in ("shadow_version", "shadow_label"):
-        connection.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} VARCHAR(64)"))
-
-
-# Steps from each schema version to the next, run in order at start: {from_version: function(connection)}.
-MIGRATIONS = {1: add_token_counts, 2: add_shadow_columns}
 
 QUEUE_ROWS = 10_000  # per worker: about 5 s of a busy worker's rows, a few MB without texts
 BATCH_ROWS = 1_000  # rows per insert
@@ -113,81 +61,6 @@ RETENTION_EVERY = 3600.0  # seconds between deletions of rows past PREDICTION_LO
 RETENTION_FIRST = 1.0  # seconds after a writer starts before it first tries (its first batch goes first)
 SUMMARY_SECONDS = 5.0  # how long GET /models keeps a feedback summary read from the database
 DAY = 86_400.0
-
-
-class PredictionLogError(ConfigError):
-    """The prediction log's database cannot be used: a bad URL, unreachable, or refusing the schema."""
-
-
-def engine_url(url):
-    """The SQLAlchemy URL for a PREDICTION_LOG value: postgresql:// means psycopg 3."""
-    for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme):]
-    return url
-
-
-def redacted(url):
-    """The URL as it may be printed: the operator's own, without its password."""
-    return without_password(url)
-
-
-def make_engine(url):
-    """An engine for the URL: SQLite in WAL mode (readers never block the writer) with a busy wait,
-    PostgreSQL with pre-pinged pooled connections so a restarted server is reconnected to."""
-    url = engine_url(url)
-    if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        if not path or path == ":memory:":  # each process, each thread even, would have a database of its own
-            raise sa.exc.ArgumentError("a SQLite URL must name a file")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 5})
-
-        @sa.event.listens_for(engine, "connect")
-        def sqlite_settings(connection, _record):
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode, NORMAL syncs at checkpoints: a power cut may lose the last rows, never corrupt the file.
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2,
-                            connect_args={"connect_timeout": 5})
-
-
-def reason(exc):
-    """A database error in one line: the driver's own words where there are some, not SQLAlchemy's wrapping."""
-    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
-
-
-def migrate(connection):
-    """Create the tables if absent and bring an older schema up to SCHEMA_VERSION."""
-    metadata.create_all(connection)
-    found = connection.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-    version = int(found) if found is not None else SCHEMA_VERSION
-    if version > SCHEMA_VERSION:
-        raise PredictionLogError(f"its schema is version {version}, newer than this service's {SCHEMA_VERSION}: "
-                                 "upgrade the service, or point PREDICTION_LOG at another database.")
-    while version < SCHEMA_VERSION:
-        MIGRATIONS[version](connection)
-        version += 1
-    upsert(connection, meta, [{"key": "schema_version", "value": str(version)}], ["key"], ["value"])
-
-
-def upsert(connection, table, rows, keys, replace, where=None):
-    """Insert rows; where a row with the same `keys` exists, replace its `replace` columns (if `where`)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=keys, set_={name: statement.excluded[name] for name in replace},
-        where=where(table, statement.excluded) if where else None)
-    connection.execute(statement, rows)
-
-
-def insert_missing(connection, table, rows, keys):
-    """Insert rows whose `keys` are not there yet; leave the others as they are."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 class PredictionLog:
@@ -562,190 +435,6 @@ def batch_from(items, *, texts_kept):
         else:
             batch[kind].extend(made_from)
     return batch
-
-
-PREDICTION_COLUMNS = [column.name for column in predictions.columns]
-
-
-@functools.lru_cache(maxsize=64)
-def probabilities_format(labels):
-    """A %-format that writes {label: probability, ...} for these labels, in this order, as compact JSON."""
-    return "{" + ",".join(json.dumps(label).replace("%", "%%") + ":%s" for label in labels) + "}"
-
-
-def probabilities_json(probabilities):
-    """An answer's {label: probability} as compact JSON, the same text as `json.dumps` with
-    separators=(",", ":") but without its per-call work: the floats are written as `json` writes them,
-    and the labels are escaped once per label set. A row's largest cost after the insert itself."""
-    return probabilities_format(tuple(probabilities)) % tuple(probabilities.values())
-
-
-def prediction_rows(model, version, request_id, now, scored, texts, tokens, known, shadow_version, shadow_labels,
-                    *, texts_kept):
-    """The `predictions` rows (tuples in PREDICTION_COLUMNS' order) of one request's scored texts, each
-    (id, label, confidence, probabilities) as `scored` gives them, with their tokens and known tokens and the
-    shadow's label."""
-    return [(answer_id, now, request_id, model, version, label, confidence, probabilities_json(probabilities),
-             len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-             text if texts_kept else None, token_count, known_count, shadow_version if shadow_label else None,
-             shadow_label)
-            for (answer_id, label, confidence, probabilities), text, token_count, known_count, shadow_label
-            in zip(scored, texts, tokens, known, shadow_labels)]
-
-
-def insert_predictions(connection, rows):
-    """Insert queued predictions (tuples in PREDICTION_COLUMNS' order): PostgreSQL's COPY, or on SQLite
-    INSERTs of SQLITE_ROWS rows each (the last few rows by executemany).
-
-    The writer's hot path, so the drivers' own bulk paths rather than SQLAlchemy's handling of a
-    parameter dict per row: one writer inserts 1.2x to 2.3x the rows per second (benchmarks/README.md,
-    bench_prediction_log.py).
-    """
-    columns = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in PREDICTION_COLUMNS)
-    errors = connection.dialect.loaded_dbapi.Error
-    if connection.dialect.name == "postgresql":
-        # As SQLite's synchronous=NORMAL: the commit does not wait for its WAL to reach the disk. A crash
-        # of the server may lose the last fraction of a second of rows, never corrupt the table.
-        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        statement = f"COPY {predictions.name} ({columns}) FROM STDIN"
-        with raised_as_sqlalchemy(statement, errors), connection.connection.driver_connection.cursor() as cursor, \
-                cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    # Whole chunks by one statement, the rest row by row: two statements in all, so sqlite3's cache of
-    # prepared statements stays small (one per chunk size grew a worker's memory through a soak).
-    whole = len(rows) - len(rows) % SQLITE_ROWS
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        statement = sqlite_insert(columns, SQLITE_ROWS)
-        with raised_as_sqlalchemy(statement, errors):
-            for start in range(0, whole, SQLITE_ROWS):
-                cursor.execute(statement, tuple(itertools.chain.from_iterable(rows[start:start + SQLITE_ROWS])))
-        statement = sqlite_insert(columns, 1)
-        with raised_as_sqlalchemy(statement, errors):
-            cursor.executemany(statement, rows[whole:])
-    finally:
-        cursor.close()
-
-
-SQLITE_ROWS = 999 // len(PREDICTION_COLUMNS)  # within the 999 parameters of a statement older SQLite builds allow
-
-
-@functools.lru_cache(maxsize=4)
-def sqlite_insert(columns, count):
-    """An INSERT of `count` rows into the predictions table, in sqlite3's parameter style."""
-    row = "(" + ", ".join("?" * len(PREDICTION_COLUMNS)) + ")"
-    return f"INSERT INTO {predictions.name} ({columns}) VALUES " + ", ".join([row] * count)
-
-
-@contextlib.contextmanager
-def raised_as_sqlalchemy(statement, errors):
-    """Errors a driver raises itself, wrapped as SQLAlchemy wraps those of what it runs."""
-    try:
-        yield
-    except errors as exc:
-        raise sa.exc.DBAPIError.instance(statement, None, exc, errors) from None
-
-
-def summarize_feedback(connection, *, since):
-    """Feedback count and accuracy per model since a Unix time."""
-    right = sa.func.sum(sa.case((feedback.c.predicted == feedback.c.label, 1), else_=0))
-    query = (sa.select(feedback.c.model, sa.func.count(), right)
-             .where(feedback.c.time >= since).group_by(feedback.c.model))
-    return {model: {"count": count, "accuracy": round(correct / count, 4) if count else None}
-            for model, count, correct in connection.execute(query)}
-
-
-# --- Reads for the build, the notebook and the drift report -------------------------------------
-
-def open_url(url):
-    """An engine for reading a PREDICTION_LOG URL, or `PredictionLogError` when it cannot be read. Reading
-    never creates: a SQLite file that is not there is an error, not a new empty log."""
-    if url.startswith("sqlite"):
-        path = sa.engine.make_url(engine_url(url)).database
-        if not path or not Path(path).is_file():
-            raise PredictionLogError(f"{redacted(url)}: no such file; a server with PREDICTION_LOG={url} makes it "
-                                     "at its first start. Check the path (sqlite:/// then a relative path; "
-                                     "sqlite://// then an absolute one).")
-    try:
-        engine = make_engine(url)
-        with engine.connect() as connection:
-            connection.execute(sa.select(meta.c.value).limit(1))
-    except (sa.exc.SQLAlchemyError, OSError, ImportError, ValueError) as exc:
-        raise PredictionLogError(f"{redacted(url)}: cannot read the prediction log ({reason(exc)}).") from None
-    return engine
-
-
-def read_predictions(url, *, since=None, model=None):
-    """The prediction log as a pandas DataFrame, oldest first; `time` as UTC timestamps.
-
-    A log no server has migrated yet (an older schema) reads too: its missing columns come as None.
-    """
-    def query(present):
-        selected = sa.select(*[column if column.name in present else sa.null().label(column.name)
-                               for column in predictions.columns]).order_by(predictions.c.time)
-        if since is not None:
-            selected = selected.where(predictions.c.time >= since)
-        if model is not None:
-            selected = selected.where(predictions.c.model == model)
-        return selected
-    return read_frame(url, query, times=["time"])
-
-
-def read_feedback(url, *, since=None):
-    """The feedback (the latest label per id) beside its prediction where one was logged: a DataFrame with
-    the feedback's columns and the prediction's `confidence`, `text_sha256` and `text` (None when absent)."""
-    query = (sa.select(feedback, predictions.c.confidence, predictions.c.text_sha256, predictions.c.text)
-             .select_from(feedback.outerjoin(predictions, predictions.c.id == feedback.c.id))
-             .order_by(feedback.c.time))
-    if since is not None:
-        query = query.where(feedback.c.time >= since)
-    return read_frame(url, query, times=["time", "issued"])
-
-
-def compare_shadow(url, *, model, since=None):
-    """How a model's shadow versions did beside its live ones: one dict per (live version, shadow version)
-    pair, with the texts both scored, how many got the same label from both, and of those with feedback,
-    how many each version got right. Empty for a log older than schema 3 (it has no shadow labels)."""
-    p, f = predictions, feedback
-    right = [sa.func.sum(sa.case((f.c.label == label, 1), else_=0)) for label in (p.c.label, p.c.shadow_label)]
-    query = (sa.select(p.c.model_version, p.c.shadow_version, sa.func.count(),
-                       sa.func.sum(sa.case((p.c.label == p.c.shadow_label, 1), else_=0)), sa.func.count(f.c.id), *right)
-             .select_from(p.outerjoin(f, f.c.id == p.c.id))
-             .where(p.c.model == model, p.c.shadow_version.is_not(None))
-             .group_by(p.c.model_version, p.c.shadow_version).order_by(sa.func.min(p.c.time)))
-    if since is not None:
-        query = query.where(p.c.time >= since)
-    engine = open_url(url)
-    try:
-        with engine.connect() as connection:
-            if "shadow_version" not in {c["name"] for c in sa.inspect(connection).get_columns(p.name)}:
-                return []
-            rows = connection.execute(query).all()
-    finally:
-        engine.dispose()
-    return [{"live": live, "shadow": shadow, "texts": texts, "agreed": int(agreed), "feedback": labelled,
-             "live_right": int(live_right or 0), "shadow_right": int(shadow_right or 0)}
-            for live, shadow, texts, agreed, labelled, live_right, shadow_right in rows]
-
-
-def read_frame(url, query, *, times):
-    """A query's rows as a pandas DataFrame, its `times` columns (Unix seconds) as UTC timestamps; `query`
-    may be a function of the predictions table's column names that makes it."""
-    import pandas as pd
-
-    engine = open_url(url)
-    try:
-        with engine.connect() as connection:
-            if callable(query):  # a query made for the columns the predictions table has
-                query = query({column["name"] for column in sa.inspect(connection).get_columns(predictions.name)})
-            frame = pd.read_sql(query, connection)
-    finally:
-        engine.dispose()
-    for column in times:
-        frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
-    return frame
 
 
 def configured_log(settings, on_drop=None):

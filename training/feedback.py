@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 
 import util
-from serving import config, prediction_log
+from serving import config, log_reads, log_schema
 from training.evaluation import scores
 
 # Feedback: labels sent back to the service, read from its prediction log.
@@ -31,13 +31,13 @@ def add_feedback(datasets, url):
     saying what was added. The latest label per answer counts; raises `DataError` when the log has feedback
     but no texts (the service keeps texts only with PREDICTION_LOG_TEXTS=true)."""
     try:
-        frame = prediction_log.read_feedback(url)
-    except prediction_log.PredictionLogError as exc:
+        frame = log_reads.read_feedback(url)
+    except log_schema.PredictionLogError as exc:
         raise util.DataError(f"--feedback: {exc}") from None
     with_text = frame[frame["text"].notna()]
     if len(frame) and with_text.empty:
         labels = f"{len(frame):,} label{'s' * (len(frame) != 1)}"
-        raise util.DataError(f"--feedback: {prediction_log.redacted(url)} holds {labels} but no texts to learn "
+        raise util.DataError(f"--feedback: {log_schema.redacted(url)} holds {labels} but no texts to learn "
                              "from: the service keeps texts only with PREDICTION_LOG_TEXTS=true.")
     said = []
     for data in datasets:
@@ -51,7 +51,7 @@ def add_feedback(datasets, url):
         held = rows["text"].map(held_out_feedback).to_numpy(dtype=bool)
         pairs = "\n".join(f"{i}\t{label}" for i, label in sorted(zip(rows["id"], rows["label"])))
         data.add_feedback(rows["text"], y, held, {
-            "source": prediction_log.redacted(url), "rows": int(len(rows)), "trained_on": int((~held).sum()),
+            "source": log_schema.redacted(url), "rows": int(len(rows)), "trained_on": int((~held).sum()),
             "held_out": int(held.sum()), "holdout": FEEDBACK_HOLDOUT,
             "sha256": hashlib.sha256(pairs.encode()).hexdigest(),
             "first": rows["time"].min().isoformat(), "last": rows["time"].max().isoformat()})

@@ -1,18 +1,14 @@
 """The prediction log on real databases: SQLite files and a private PostgreSQL cluster."""
 import hashlib
-import json
 import os
 import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
-from hypothesis import strategies as st
 
-from serving import ids, prediction_log
+from serving import ids, log_schema, prediction_log
 from serving.prediction_log import PredictionLog, PredictionLogError
 
 ANSWER = {"prediction": "Positive", "confidence": 0.9, "probabilities": {"Negative": 0.1, "Positive": 0.9}}
@@ -242,21 +238,6 @@ def wait_until(predicate, timeout=10.0):
     return value
 
 
-def test_reading_a_sqlite_log_that_is_not_there_says_so_and_creates_nothing(tmp_path):
-    url = f"sqlite:///{tmp_path}/typo/predictions.sqlite3"
-    with pytest.raises(PredictionLogError, match="no such file"):
-        prediction_log.read_predictions(url)
-    assert not (tmp_path / "typo").exists()
-
-
-@given(st.dictionaries(st.text(max_size=20), st.floats(min_value=0, max_value=1), max_size=6))
-def test_probabilities_are_logged_as_the_same_json_as_json_dumps(probabilities):
-    compact = json.dumps(probabilities, separators=(",", ":"))
-    assert prediction_log.probabilities_json(probabilities) == compact
-    floats64 = {label: np.float64(p) for label, p in probabilities.items()}  # the sklearn path's type
-    assert prediction_log.probabilities_json(floats64) == compact
-
-
 def test_rows_are_written_by_a_writer_process_whose_command_line_holds_no_url(tmp_path):
     url = f"sqlite:///{tmp_path}/secret-name/p.sqlite3"
     log = PredictionLog(url)
@@ -323,7 +304,7 @@ def test_an_older_log_gains_the_later_columns_and_keeps_its_rows(url, schema):
     engine = prediction_log.make_engine(url)
     with engine.connect() as connection:
         assert connection.execute(sa.select(prediction_log.meta.c.value).where(
-            prediction_log.meta.c.key == "schema_version")).scalar() == str(prediction_log.SCHEMA_VERSION)
+            prediction_log.meta.c.key == "schema_version")).scalar() == str(log_schema.SCHEMA_VERSION)
     engine.dispose()
 
 
