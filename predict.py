@@ -35,6 +35,7 @@ from tqdm import tqdm
 import kinds
 import util
 from batch import blocks as batch
+from batch import inputs
 from serving import config
 
 
@@ -95,7 +96,7 @@ def parse_args(argv):
                              "(the inputs must be URLs or paths every worker can open) and, with --output-dir, "
                              "writes its own parts; client: this process reads and sends the blocks; auto "
                              "(default): workers for URLs or a cluster on this machine, else client")
-    parser.add_argument("--block-size", type=block_size, default=batch.BLOCK_SIZE, metavar="SIZE",
+    parser.add_argument("--block-size", type=block_size, default=inputs.BLOCK_SIZE, metavar="SIZE",
                         help="input bytes per block, the unit of work and of --output-dir files (default 4MiB)")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--progress", action="store_true",
@@ -113,7 +114,7 @@ def input_files(patterns):
     """The files the command line names, globs expanded in sorted order; `DataError` for a name that is none."""
     paths = []
     for pattern in patterns:
-        if batch.is_url(pattern):
+        if inputs.is_url(pattern):
             paths += remote_files(pattern)
         elif Path(pattern).is_file():
             paths.append(Path(pattern))
@@ -133,7 +134,7 @@ def remote_files(pattern):
     """The files an fsspec URL names (a glob expanded in sorted order); `DataError` for one that names none."""
     import fsspec  # only for URLs: each kind needs its own package (docs/batch.md)
 
-    with batch.reading_url(pattern):
+    with inputs.reading_url(pattern):
         filesystem, path = fsspec.core.url_to_fs(pattern)
         if glob.has_magic(pattern):
             matches = sorted(filesystem.unstrip_protocol(match) for match in filesystem.glob(path))
@@ -150,7 +151,7 @@ def read_on_workers(args, paths):
     on standard error when it leaves the reading to the client)."""
     if args.read_on != "auto":
         return args.read_on == "workers"
-    if args.scheduler is None or all(batch.is_url(path) for path in paths):
+    if args.scheduler is None or all(inputs.is_url(path) for path in paths):
         return True  # a local cluster shares this machine's files; every worker can open a URL
     host = urlsplit(args.scheduler if "://" in args.scheduler else f"tcp://{args.scheduler}").hostname
     if host in ("localhost", "127.0.0.1", "::1"):
@@ -164,7 +165,7 @@ def read_on_workers(args, paths):
 
 def input_kind(paths, explain):
     """True for Kaggle test files, False for plain text; `DataError` for a mix, or --explain with Kaggle files."""
-    kinds = {path: batch.is_kaggle_test(path) for path in paths}
+    kinds = {path: inputs.is_kaggle_test(path) for path in paths}
     if len(set(kinds.values())) > 1:
         kaggle = next(path for path, kind in kinds.items() if kind)
         text = next(path for path, kind in kinds.items() if not kind)
@@ -202,7 +203,7 @@ def score(args, paths, kaggle):
     else:
         output = batch.FileOutput(args.output, job.header(verified.labels))
     rows = 0
-    with output, tqdm(total=sum(map(batch.file_size, paths)), unit="B", unit_scale=True,
+    with output, tqdm(total=sum(map(inputs.file_size, paths)), unit="B", unit_scale=True,
                       unit_divisor=1024, desc="scoring", file=sys.stderr, dynamic_ncols=True,
                       disable=args.quiet or not (args.progress or sys.stderr.isatty())) as bar:
         def deliver(block, count, data):
@@ -213,7 +214,7 @@ def score(args, paths, kaggle):
             bar.set_postfix_str(f"{rows:,} {'phrases' if kaggle else 'lines'}", refresh=False)
 
         if args.engine == "local":
-            batch.run_local(verified, job, batch.read_blocks(paths, kaggle=kaggle, block_size=args.block_size),
+            batch.run_local(verified, job, inputs.read_blocks(paths, kaggle=kaggle, block_size=args.block_size),
                             deliver)
         else:
             run_dask(args, paths, verified, job, deliver, staging=getattr(output, "staging", None))
@@ -231,11 +232,11 @@ def run_dask(args, paths, verified, job, deliver, *, staging):
     with cluster.session(verified, scheduler=args.scheduler, workers=args.workers or cluster.default_workers(),
                          quiet=args.quiet) as (client, plugin):
         if on_workers:
-            cells = batch.plan_cells(paths, kaggle=job.kaggle, block_size=args.block_size)
+            cells = inputs.plan_cells(paths, kaggle=job.kaggle, block_size=args.block_size)
             cluster.score_cells(client, plugin, job, cells, deliver, block_size=args.block_size,
                                 staging=None if staging is None else str(staging.resolve()))
         else:
-            cluster.score_blocks(client, plugin, job, batch.read_blocks(paths, kaggle=job.kaggle,
+            cluster.score_blocks(client, plugin, job, inputs.read_blocks(paths, kaggle=job.kaggle,
                                                                          block_size=args.block_size), deliver)
 
 

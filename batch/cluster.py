@@ -7,7 +7,7 @@ restricted unpickler as the service, and keeps the model for the whole run. The 
 the scheduler, so a worker that joins later (a replacement for one that died) gets the model too.
 
 Two ways to feed the workers, both calling `batch.score_block` exactly as the local engine does:
-- **Workers read** (`score_cells`): each task names a `batch.Cell`, a byte range of a file or URL every
+- **Workers read** (`score_cells`): each task names a `inputs.Cell`, a byte range of a file or URL every
   worker can open; the worker reads it, cuts it with the local engine's rule, scores it and, with
   `--output-dir`, writes its part into the output folder itself. The client only orders the results.
   Plain text needs each block's first line number in its rows, so a small task per block counts its
@@ -32,6 +32,7 @@ from distributed.scheduler import KilledWorker
 import kinds
 import util
 from batch import blocks as batch
+from batch import inputs
 from store.artifacts import ModelError
 
 # Blocks sent ahead per worker: enough that a worker never waits for the next one while the client
@@ -108,7 +109,7 @@ def score_on_worker(plugin_name, job, block):
 @refusing
 def count_on_worker(cell, block_size):
     """The Dask task that counts the lines of one cell, read on the worker."""
-    return batch.count_cell_lines(cell, block_size)
+    return inputs.count_cell_lines(cell, block_size)
 
 
 @refusing
@@ -118,7 +119,7 @@ def score_cell_on_worker(plugin_name, job, cell, block_size, first_line, staging
     part there itself, and data is its `batch.WrittenPart`; without, data is the rows' bytes."""
     model = worker_model(plugin_name)
     results = []
-    for number, block in enumerate(batch.read_cell_blocks(cell, block_size, first_line)):
+    for number, block in enumerate(inputs.read_cell_blocks(cell, block_size, first_line)):
         rows, data = batch.score_block(model, job, block)
         if staging is not None and rows:
             data = write_on_worker(staging, f".cell-{cell.file:06d}-{cell.offset or 0:015d}-{number:05d}.csv",
@@ -191,7 +192,7 @@ def killed(name, where):
 
 
 def score_cells(client, plugin_name, job, cells, deliver, *, block_size, staging=None):
-    """Score `batch.Cell`s the workers read themselves; `deliver(block, rows, data)` in input order.
+    """Score `inputs.Cell`s the workers read themselves; `deliver(block, rows, data)` in input order.
 
     With `staging`, the folder `batch.FolderOutput` is filling, the workers write the parts there and
     data is a `batch.WrittenPart`.
@@ -271,8 +272,9 @@ def check_code(client, scheduler):
     """Stop before any work, saying what to do, when the scheduler or a worker cannot import this repository's
     modules: both unpickle the tasks, which name its functions and classes."""
     try:
-        client.run_on_scheduler(exec, "import batch.blocks, batch.cluster")  # exec returns None: nothing to send back
-        client.run(exec, "import batch.blocks, batch.cluster")
+        modules = "import batch.blocks, batch.cluster, batch.inputs"
+        client.run_on_scheduler(exec, modules)  # exec returns None: nothing to send back
+        client.run(exec, modules)
     except ImportError as exc:
         raise ConnectionError(f"the Dask cluster at {scheduler} cannot import this repository's code ({exc}); "
                               "start `dask scheduler` and `dask worker` with the checkout, at the client's commit, "

@@ -21,7 +21,7 @@ import pytest
 import kinds
 import predict
 import util
-from batch import blocks as batch
+from batch import inputs
 from kinds.text import FAST_PATH_MAX_BATCH
 from support import FILLER, ROOT, WORDS, run_predict, wait_for
 
@@ -380,7 +380,7 @@ def test_peak_memory_does_not_grow_with_the_input(model_dir, tmp_path):
     common = ["--model-dir", model_dir, "--model", "binary", "--quiet"]
     small_peak = peak_memory_kib(small, "-o", tmp_path / "small.csv", *common)
     large_peak = peak_memory_kib(large, "-o", tmp_path / "large.csv", *common)
-    assert large.stat().st_size > 10 * batch.BLOCK_SIZE
+    assert large.stat().st_size > 10 * inputs.BLOCK_SIZE
     assert large_peak <= 1.25 * small_peak, (small_peak, large_peak)
     rows_out = [(tmp_path / name).read_bytes().count(b"\n") - 1 for name in ("small.csv", "large.csv")]
     assert rows_out[1] == 10 * rows_out[0]

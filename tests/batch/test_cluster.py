@@ -7,7 +7,7 @@ import pytest
 
 import util
 from batch import blocks as batch
-from batch import cluster
+from batch import cluster, inputs
 from store import artifacts
 from store.artifacts import ModelError
 from support import ROOT, write_kaggle_test, write_reviews
@@ -37,14 +37,14 @@ def collected():
 def local(verified, job, paths):
     """What the local engine delivers for `paths`."""
     delivered, deliver = collected()
-    batch.run_local(verified, job, batch.read_blocks(paths, kaggle=job.kaggle, block_size=SIZE), deliver)
+    batch.run_local(verified, job, inputs.read_blocks(paths, kaggle=job.kaggle, block_size=SIZE), deliver)
     return delivered
 
 
 def on_workers(dask, job, paths, staging=None):
     """What the workers deliver when they read `paths` themselves."""
     delivered, deliver = collected()
-    cluster.score_cells(*dask, job, batch.plan_cells(paths, kaggle=job.kaggle, block_size=SIZE), deliver,
+    cluster.score_cells(*dask, job, inputs.plan_cells(paths, kaggle=job.kaggle, block_size=SIZE), deliver,
                         block_size=SIZE, staging=staging)
     return delivered
 
@@ -53,7 +53,7 @@ def test_blocks_the_client_reads_come_back_as_the_local_engines_rows_in_input_or
     path = write_reviews(tmp_path / "reviews.txt", 3000)
     job = batch.Job(kaggle=False)
     delivered, deliver = collected()
-    cluster.score_blocks(*dask, job, batch.read_blocks([path], kaggle=False, block_size=SIZE), deliver)
+    cluster.score_blocks(*dask, job, inputs.read_blocks([path], kaggle=False, block_size=SIZE), deliver)
     expected = local(fine_grained, job, [path])
     assert len(expected) > 20 and delivered == expected
 
@@ -80,11 +80,11 @@ def test_workers_write_their_own_parts_and_the_folder_matches_the_local_engines(
     job = batch.Job(kaggle=False)
     header = job.header(fine_grained.labels)
     with batch.FolderOutput(tmp_path / "local", header) as output:
-        batch.run_local(fine_grained, job, batch.read_blocks([path], kaggle=False, block_size=SIZE),
+        batch.run_local(fine_grained, job, inputs.read_blocks([path], kaggle=False, block_size=SIZE),
                         lambda block, rows, data: output.write(block, data))
     with batch.FolderOutput(tmp_path / "workers", header) as output:
         delivered, deliver = collected()
-        cells = batch.plan_cells([path], kaggle=False, block_size=SIZE)
+        cells = inputs.plan_cells([path], kaggle=False, block_size=SIZE)
         cluster.score_cells(*dask, job, cells, lambda block, rows, data: (output.write(block, data),
                                                                            deliver(block, rows, data)),
                             block_size=SIZE, staging=str(output.staging))
@@ -108,7 +108,7 @@ def test_a_bad_line_far_into_a_file_is_named_with_its_file_and_line(dask, tmp_pa
 def test_a_file_that_shrinks_during_the_run_stops_it_naming_the_file(dask, tmp_path):
     path = write_reviews(tmp_path / "reviews.txt", 3000)
     size = path.stat().st_size
-    cells = batch.plan_cells([path], kaggle=False, block_size=SIZE)
+    cells = inputs.plan_cells([path], kaggle=False, block_size=SIZE)
     path.write_bytes(path.read_bytes()[: size // 2])
     with pytest.raises(util.DataError, match=rf"^{path}: changed during the run \({size:,} bytes when it started"):
         cluster.score_cells(*dask, batch.Job(kaggle=False), cells, lambda *_: None, block_size=SIZE)
