@@ -24,6 +24,9 @@ from training import data as training_data
 from training import recipes
 
 TOLERANCE = 1e-9
+# The Kaggle tests take every 10th phrase: the arithmetic at the corpus' scale and spread of texts, in a
+# tenth of the time (every phrase, explained one at a time, cost minutes a model).
+KAGGLE_SAMPLE = 10
 # Texts the tiny data lacks: repeated terms (tf > 1), capitals, accents, punctuation, unknown words only.
 EXTRA_TEXTS = ["Brilliant brilliant BRILLIANT film , film !", "the the the movie movie", "Café déjà vu",
                "zzz qqq", " ", "", "a", "awful... but  DAZZLING; a masterpiece? No."]
@@ -142,12 +145,18 @@ def tiny_texts(tiny_data):
     return [*train["Phrase"], *test["Phrase"], *EXTRA_TEXTS]
 
 
-@pytest.mark.parametrize("name", ["binary", "fine-grained"])
-def test_fast_scorer_matches_scikit_learn_on_every_kaggle_phrase(kaggle_dir, kaggle_model_dir, name):
-    loaded = kinds.load(kaggle_model_dir / name)
+def kaggle_phrases(kaggle_dir, every=KAGGLE_SAMPLE):
+    """Every `every`-th phrase of Kaggle's train.tsv and test.tsv, in file order (22,236 of 222,352)."""
     texts = [*util.read_kaggle_train(kaggle_dir / "train.tsv.gz")["Phrase"],
              *util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"]]
     assert len(texts) == 156_060 + 66_292
+    return texts[::every]
+
+
+@pytest.mark.parametrize("name", ["binary", "fine-grained"])
+def test_fast_scorer_matches_scikit_learn_on_kaggle_phrases(kaggle_dir, kaggle_model_dir, name):
+    loaded = kinds.load(kaggle_model_dir / name)
+    texts = kaggle_phrases(kaggle_dir)
     assert loaded.temperature != 1.0  # the served probabilities are the calibrated ones
     assert_same_probabilities(loaded.scorer_.predict_proba(texts),
                               sklearn_probabilities(loaded.vectorizer, loaded.classifier, texts, loaded.temperature),
@@ -322,11 +331,8 @@ def assert_explained(loaded, texts):
 
 
 @pytest.mark.parametrize("name", ["binary", "fine-grained"])
-def test_an_explanation_adds_up_to_the_log_odds_on_every_kaggle_phrase(kaggle_dir, kaggle_model_dir, name):
-    loaded = kinds.load(kaggle_model_dir / name)
-    texts = [*util.read_kaggle_train(kaggle_dir / "train.tsv.gz")["Phrase"],
-             *util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"]]
-    assert_explained(loaded, texts)
+def test_an_explanation_adds_up_to_the_log_odds_on_kaggle_phrases(kaggle_dir, kaggle_model_dir, name):
+    assert_explained(kinds.load(kaggle_model_dir / name), kaggle_phrases(kaggle_dir))
 
 
 @pytest.mark.parametrize("name", ["binary", "fine-grained"])
