@@ -107,11 +107,14 @@ def window_signals(rows, labels):
     return found
 
 
-def feedback_accuracy(labels_sent):
-    """(count, accuracy) of the latest label per answer: how often the answer agreed (None without labels)."""
+def feedback_accuracy(served, labels_sent):
+    """(count, accuracy) of the latest label per answer: one less the mean of the served model's error of each
+    answer (`error_of`: 0 or 1 for a label), so how often the answer agreed; None without labels."""
     if labels_sent.empty:
         return 0, None
-    return len(labels_sent), float((labels_sent["label"] == labels_sent["predicted"]).mean())
+    errors = [served.error_of(predicted, actual) for predicted, actual in zip(labels_sent["predicted"],
+                                                                             labels_sent["label"])]
+    return len(errors), 1.0 - float(np.mean(errors))
 
 
 def table(rows):
@@ -160,7 +163,7 @@ def main(argv=None):
                              reference))
             continue
         now = window_signals(rows, loaded.labels)
-        result = checks(reference, now, feedback_accuracy(labels_sent[labels_sent["model"] == name]))
+        result = checks(reference, now, feedback_accuracy(loaded, labels_sent[labels_sent["model"] == name]))
         found_drift |= any(row.drifted for row in result)
         sections.append((name, heading, result, rows, reference))
     for _, heading, result, _, _ in sections:

@@ -387,3 +387,10 @@ def test_score_gives_the_answers_of_predict_and_each_texts_tokens_and_known_toke
     assert scored.tokens == [len(analyze(text)) for text in texts]
     assert scored.known == [sum(t in words.vocabulary_ for t in analyze(text)) for text in texts]
     assert scored.known[-1:] == [0]
+
+
+def test_feedback_is_checked_against_the_models_labels_and_an_answer_is_wrong_or_right(model_dir):
+    loaded = kinds.load(model_dir / "fine-grained")
+    assert [loaded.check_target(label) for label in loaded.labels] == loaded.labels
+    assert loaded.check_target("Positive ") is None and loaded.check_target("positive") is None
+    assert loaded.error_of("Neutral", "Neutral") == 0.0 and loaded.error_of("Neutral", "Negative") == 1.0
