@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import util  # noqa: E402
-from batch.blocks import BLOCK_SIZE  # noqa: E402
+from batch.inputs import BLOCK_SIZE  # noqa: E402
 from tests.support import DaskCluster, build_models, write_tiny_kaggle  # noqa: E402
 
 ENGINES = {"local": [], "dask, 1 worker": ["--engine", "dask", "--workers", "1"],
