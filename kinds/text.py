@@ -86,6 +86,11 @@ class TextClassifier(ModelKind):
         return text_inputs.texts_from_post(body=body, max_length=settings.MAX_QUERY_LENGTH,
                                            max_batch=settings.MAX_BATCH_SIZE)
 
+    def inputs_from_v2(self, *, inputs, binary, settings):
+        """The texts of the protocol's one input, `text`."""
+        return text_inputs.texts_from_v2(inputs, binary, max_length=settings.MAX_QUERY_LENGTH,
+                                         max_batch=settings.MAX_BATCH_SIZE)
+
     # --- Scoring -----------------------------------------------------------------------------------
 
     def score(self, texts, *, explain=False):

@@ -74,6 +74,11 @@ class ModelKind:
         """(inputs, explain) of a POST body: a batch of inputs, in order; raise a named error."""
         raise NotImplementedError
 
+    def inputs_from_v2(self, *, inputs, binary, settings):
+        """The inputs of an Open Inference Protocol request: its "inputs" tensors as decoded, and the bytes after
+        its JSON part (its tensors sent as binary data); raise a named error."""
+        raise NotImplementedError
+
     # --- Scoring ------------------------------------------------------------------------------------
 
     def score(self, inputs, *, explain=False):

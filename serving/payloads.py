@@ -2,9 +2,11 @@
 
 Plain functions over what Flask hands over (bytes and strings), raising the named errors of
 `serving.errors`: the model kinds parse their inputs with them (`kinds/text_inputs.py`), and the HTTP
-face its own bodies (`web/parsing.py`, `web/open_inference.py`).
+face its own bodies (`web/parsing.py`, `web/open_inference.py`); the Open Inference Protocol's JSON
+objects and flags, and its BYTES tensors sent as binary data.
 """
 import json
+import struct
 from urllib.parse import parse_qs
 
 from serving.errors import BadQuery
@@ -60,3 +62,48 @@ def flag_from_json(value):
     if not isinstance(value, bool):
         raise BadQuery(f'explain must be true or false in JSON, not {json_type(value)}: send "explain": true.')
     return value
+
+
+def object_at(document, name, where=None):
+    """`document[name]`, an object ({} when absent)."""
+    value = document.get(name, {})
+    if not isinstance(value, dict):
+        raise BadQuery(f"{where or name} must be an object, not {json_type(value)}.")
+    return value
+
+
+def flag_at(parameters, name, where, default=False):
+    """A boolean parameter (`default` when absent)."""
+    value = parameters.get(name, default)
+    if not isinstance(value, bool):
+        raise BadQuery(f"{where} must be true or false, not {json_type(value)}.")
+    return value
+
+
+# The Open Inference Protocol's binary tensor data: a BYTES element is its length, then its bytes.
+LENGTH = struct.Struct("<I")
+
+
+def binary_texts(binary, size, count):
+    """`count` texts of an Open Inference Protocol BYTES tensor sent as binary data (`size` bytes, all of
+    `binary`): each a 4-byte little-endian length and that many UTF-8 bytes."""
+    if not isinstance(size, int) or isinstance(size, bool) or size != len(binary):
+        raise BadQuery(f"inputs[0].parameters.binary_data_size says {str(size)[:32]} bytes, but "
+                       f"{len(binary):,} follow the JSON part; send the size of the input's binary data.")
+    texts, offset = [], 0
+    while offset < size:
+        if offset + LENGTH.size > size:
+            raise BadQuery(f"inputs[0]'s binary data ends inside the length of text {len(texts)}.")
+        (length,) = LENGTH.unpack_from(binary, offset)
+        offset += LENGTH.size
+        if offset + length > size:
+            raise BadQuery(f"inputs[0]'s binary data ends inside text {len(texts)}, which says it is {length:,} bytes.")
+        try:
+            texts.append(binary[offset:offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadQuery(f"inputs[0].data[{len(texts)}] is not valid UTF-8.") from None
+        offset += length
+    if len(texts) != count:
+        raise BadQuery(f"inputs[0].shape says {count:,} text(s) but its binary data holds {len(texts):,}; "
+                       "make them agree.")
+    return texts

@@ -24,18 +24,15 @@ them, with the request's `parameters.binary_data_output: true`) come back so, th
 import json
 import struct
 
-from kinds.text_inputs import check_text
-from serving.errors import BadQuery, TooLarge
-from serving.payloads import json_type, parse_json
+from serving.errors import BadQuery
+from serving.payloads import LENGTH, flag_at, json_type, object_at, parse_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_TYPE = "application/octet-stream"
 SERVER_NAME = "sentiment"
 PROTOCOL_VERSION = "2"
 EXTENSIONS = ["binary_tensor_data"]
-INPUT = "text"
 OUTPUTS = ("label", "confidence", "probabilities", "id")
-LENGTH = struct.Struct("<I")
 
 
 def server_metadata():
@@ -58,18 +55,22 @@ def model_metadata(name, version, description):
 
 
 class InferRequest:
-    """A parsed inference request: its `texts`, its `id` (None if it had none), and `outputs`: the names
-    of the outputs to answer, in order, each with True when it is to be answered as binary data."""
+    """A parsed inference request: its `inputs` (as the model's kind reads them), its `id` (None if it had
+    none), and `outputs`: the names of the outputs to answer, in order, each with True when it is to be
+    answered as binary data."""
 
-    __slots__ = ("texts", "id", "outputs")
+    __slots__ = ("inputs", "id", "outputs")
 
-    def __init__(self, texts, request_id, outputs):
-        self.texts, self.id, self.outputs = texts, request_id, outputs
+    def __init__(self, inputs, request_id, outputs):
+        self.inputs, self.id, self.outputs = inputs, request_id, outputs
 
 
-def parse_infer(body, header_length, *, max_length, max_batch):
+def parse_infer(body, header_length, *, read_inputs):
     """The `InferRequest` of a POST .../infer body, with `header_length` the value of its
-    Inference-Header-Content-Length header (None without one); `BadQuery` or `TooLarge` otherwise."""
+    Inference-Header-Content-Length header (None without one); `BadQuery` or `TooLarge` otherwise.
+
+    The protocol's envelope is read here; its input tensors by `read_inputs(inputs, binary)`, the model's
+    kind (`ModelKind.inputs_from_v2`), given the request's "inputs" and the bytes after its JSON part."""
     json_part, binary = split_body(body, header_length)
     if not json_part.strip():
         raise BadQuery('The inference request is empty; send {"inputs": [{"name": "text", "datatype": "BYTES", '
@@ -82,8 +83,8 @@ def parse_infer(body, header_length, *, max_length, max_batch):
         raise BadQuery(f"id must be a string, not {json_type(request_id)}.")
     parameters = object_at(document, "parameters")
     binary_default = flag_at(parameters, "binary_data_output", "parameters.binary_data_output")
-    texts = input_texts(document, binary, max_length=max_length, max_batch=max_batch)
-    return InferRequest(texts, request_id, requested_outputs(document, binary_default))
+    inputs = read_inputs(document.get("inputs"), binary)
+    return InferRequest(inputs, request_id, requested_outputs(document, binary_default))
 
 
 def split_body(body, header_length):
@@ -107,88 +108,6 @@ def parse_json_part(raw):
     except BadQuery as exc:
         raise BadQuery(f"{exc.description} If the request carries binary tensor data, say where its JSON "
                        f"ends with the {HEADER_LENGTH} header.") from None
-
-
-def object_at(document, name, where=None):
-    """`document[name]`, an object ({} when absent)."""
-    value = document.get(name, {})
-    if not isinstance(value, dict):
-        raise BadQuery(f"{where or name} must be an object, not {json_type(value)}.")
-    return value
-
-
-def flag_at(parameters, name, where, default=False):
-    """A boolean parameter (`default` when absent)."""
-    value = parameters.get(name, default)
-    if not isinstance(value, bool):
-        raise BadQuery(f"{where} must be true or false, not {json_type(value)}.")
-    return value
-
-
-def input_texts(document, binary, *, max_length, max_batch):
-    """The texts of the request's one input, `text`, from its JSON data or the binary part."""
-    inputs = document.get("inputs")
-    shape_hint = f'"inputs": [{{"name": "{INPUT}", "datatype": "BYTES", "shape": [n], "data": ["...", ...]}}]'
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-        raise BadQuery(f"The request must have one input, {INPUT!r}: send {shape_hint}.")
-    tensor = inputs[0]
-    if tensor.get("name") != INPUT:
-        raise BadQuery(f"inputs[0].name must be {INPUT!r}, the models' one input; send {shape_hint}.")
-    if tensor.get("datatype") != "BYTES":
-        raise BadQuery(f"inputs[0].datatype must be \"BYTES\" (texts), not {json.dumps(tensor.get('datatype'))[:32]}.")
-    shape = tensor.get("shape")
-    # [n], or [n, 1]: a column of n texts, as MLServer's StringCodec writes it.
-    if (not isinstance(shape, list) or len(shape) not in (1, 2) or shape[1:] not in ([], [1])
-            or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape)):
-        raise BadQuery(f"inputs[0].shape must be [n] (or [n, 1]), n the number of texts, e.g. [1] for one text; "
-                       f"not {json.dumps(shape)[:64]}.")
-    count = shape[0]
-    if count < 1:
-        raise BadQuery(f"inputs[0].shape is [{count}]; send at least one text.")
-    if count > max_batch:
-        raise TooLarge(f"inputs[0] holds {count:,} texts; the limit is {max_batch:,} per request. Split the batch.")
-    size = object_at(tensor, "parameters", "inputs[0].parameters").get("binary_data_size")
-    if size is not None:
-        if "data" in tensor:
-            raise BadQuery("inputs[0] has both data and parameters.binary_data_size; send the texts one way.")
-        values = binary_texts(binary, size, count)
-    else:
-        if binary:
-            raise BadQuery(f"The request has {len(binary):,} bytes after its JSON part, but no input says "
-                           "parameters.binary_data_size.")
-        values = tensor.get("data")
-        if isinstance(values, list) and values and all(isinstance(v, list) for v in values):
-            values = [v for row in values for v in row]  # the protocol allows data nested as its shape is
-        if not isinstance(values, list):
-            raise BadQuery(f"inputs[0].data must be an array of strings, not {json_type(values)}.")
-        if len(values) != count:
-            raise BadQuery(f"inputs[0].shape says {count:,} text(s) but data holds {len(values):,}; "
-                           "make them agree.")
-    return [check_text(value, max_length=max_length, where=f"inputs[0].data[{i}]") for i, value in enumerate(values)]
-
-
-def binary_texts(binary, size, count):
-    """`count` texts from the binary part: each a 4-byte little-endian length and that many UTF-8 bytes."""
-    if not isinstance(size, int) or isinstance(size, bool) or size != len(binary):
-        raise BadQuery(f"inputs[0].parameters.binary_data_size says {str(size)[:32]} bytes, but "
-                       f"{len(binary):,} follow the JSON part; send the size of the input's binary data.")
-    texts, offset = [], 0
-    while offset < size:
-        if offset + LENGTH.size > size:
-            raise BadQuery(f"inputs[0]'s binary data ends inside the length of text {len(texts)}.")
-        (length,) = LENGTH.unpack_from(binary, offset)
-        offset += LENGTH.size
-        if offset + length > size:
-            raise BadQuery(f"inputs[0]'s binary data ends inside text {len(texts)}, which says it is {length:,} bytes.")
-        try:
-            texts.append(binary[offset:offset + length].decode("utf-8"))
-        except UnicodeDecodeError:
-            raise BadQuery(f"inputs[0].data[{len(texts)}] is not valid UTF-8.") from None
-        offset += length
-    if len(texts) != count:
-        raise BadQuery(f"inputs[0].shape says {count:,} text(s) but its binary data holds {len(texts):,}; "
-                       "make them agree.")
-    return texts
 
 
 def requested_outputs(document, binary_default):

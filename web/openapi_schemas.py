@@ -2,6 +2,7 @@
 among them, with the limits of the settings and the served models' labels; `web/openapi.py` builds the
 paths that refer to them.
 """
+from kinds import text_inputs
 from kinds.text_inputs import TEXT_PATTERN
 from kinds.text_scoring import MAX_UNKNOWN
 from web import open_inference
@@ -49,7 +50,7 @@ def protocol_schemas(settings):
                 "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
                     "type": "object", "required": ["name", "datatype", "shape", "data"],
                     "properties": {
-                        "name": {"const": open_inference.INPUT},
+                        "name": {"const": text_inputs.INPUT},
                         "datatype": {"const": "BYTES"},
                         "shape": {"type": "array", "minItems": 1, "maxItems": 2,
                                   "prefixItems": [{"type": "integer", "minimum": 1,

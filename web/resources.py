@@ -157,10 +157,11 @@ class ProtocolInference(Resource):
     def post(self, model_name, model_version=None):
         """The texts of the `text` input scored, answered as the outputs asked for."""
         served = protocol_model(self.models, model_name, model_version)
-        infer = open_inference.parse_infer(read_body(request), request.headers.get(open_inference.HEADER_LENGTH),
-                                           max_length=self.settings.MAX_QUERY_LENGTH,
-                                           max_batch=self.settings.MAX_BATCH_SIZE)
-        scored = score_and_record(served, infer.texts, explain=False, shadow=self.shadows.get(served.name),
+        infer = open_inference.parse_infer(
+            read_body(request), request.headers.get(open_inference.HEADER_LENGTH),
+            read_inputs=lambda inputs, binary: served.inputs_from_v2(inputs=inputs, binary=binary,
+                                                                      settings=self.settings))
+        scored = score_and_record(served, infer.inputs, explain=False, shadow=self.shadows.get(served.name),
                                   metrics=self.metrics, recorder=self.recorder)
         body, headers = open_inference.infer_response(infer, model_name=served.name, model_version=served.version,
                                                       labels=served.labels, scored=scored)

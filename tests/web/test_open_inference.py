@@ -10,6 +10,7 @@ import pytest
 import kinds
 from app import create_app
 from kinds.text import Scored
+from kinds.text_inputs import texts_from_v2
 from serving import prediction_log
 from serving.errors import BadQuery, TooLarge
 from support import flush
@@ -17,6 +18,11 @@ from web import open_inference
 from web.open_inference import HEADER_LENGTH, bytes_tensor, infer_response, parse_infer
 
 LIMITS = {"max_length": 50, "max_batch": 3}
+
+
+def read_texts(inputs, binary):
+    """The text kind's reading of a request's input tensors (`ModelKind.inputs_from_v2`), with LIMITS."""
+    return texts_from_v2(inputs, binary, **LIMITS)
 
 
 def request_body(texts, **extra):
@@ -49,28 +55,28 @@ def split_answer(body, headers):
 # --- Parsing -------------------------------------------------------------------------------------
 
 def test_a_json_request_gives_its_texts_its_id_and_every_output_as_json():
-    parsed = parse_infer(request_body(["a fine film", "dull"], id="req-1"), None, **LIMITS)
-    assert parsed.texts == ["a fine film", "dull"] and parsed.id == "req-1"
+    parsed = parse_infer(request_body(["a fine film", "dull"], id="req-1"), None, read_inputs=read_texts)
+    assert parsed.inputs == ["a fine film", "dull"] and parsed.id == "req-1"
     assert parsed.outputs == [(name, False) for name in open_inference.OUTPUTS]
 
 
 def test_binary_texts_after_the_json_part_read_as_the_same_texts():
     body, length = binary_request(["a fine film", "héllo ✓"])
-    assert parse_infer(body, length, **LIMITS).texts == ["a fine film", "héllo ✓"]
+    assert parse_infer(body, length, read_inputs=read_texts).inputs == ["a fine film", "héllo ✓"]
 
 
 @pytest.mark.parametrize("shape, data", [([2, 1], ["a", "b"]), ([2, 1], [["a"], ["b"]]), ([2], [["a", "b"]])])
 def test_a_column_of_texts_and_nested_data_are_taken_as_the_protocol_allows(shape, data):
     body = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": shape, "data": data}]}).encode()
-    assert parse_infer(body, None, **LIMITS).texts == ["a", "b"]
+    assert parse_infer(body, None, read_inputs=read_texts).inputs == ["a", "b"]
 
 
 def test_requested_outputs_are_answered_in_their_order_each_binary_or_not():
     body = request_body(["x"], outputs=[{"name": "probabilities", "parameters": {"binary_data": True}},
                                         {"name": "label"}])
-    assert parse_infer(body, None, **LIMITS).outputs == [("probabilities", True), ("label", False)]
+    assert parse_infer(body, None, read_inputs=read_texts).outputs == [("probabilities", True), ("label", False)]
     body = request_body(["x"], parameters={"binary_data_output": True}, outputs=[{"name": "id"}])
-    assert parse_infer(body, None, **LIMITS).outputs == [("id", True)]
+    assert parse_infer(body, None, read_inputs=read_texts).outputs == [("id", True)]
 
 
 @pytest.mark.parametrize("body, length, says", [
@@ -99,31 +105,31 @@ def test_requested_outputs_are_answered_in_their_order_each_binary_or_not():
 ])
 def test_a_bad_request_says_what_to_change(body, length, says):
     with pytest.raises(BadQuery) as refused:
-        parse_infer(body, length, **LIMITS)
+        parse_infer(body, length, read_inputs=read_texts)
     assert says in refused.value.description
 
 
 def test_broken_binary_data_is_refused_naming_the_text():
     body, length = binary_request(["good", "also good"])
     with pytest.raises(BadQuery, match="binary_data_size says"):
-        parse_infer(body[:-1], length, **LIMITS)
+        parse_infer(body[:-1], length, read_inputs=read_texts)
     cut = body[:-3]
     header = json.loads(cut[:int(length)])
     header["inputs"][0]["parameters"]["binary_data_size"] = len(cut) - int(length)
     fixed = json.dumps(header).encode()
     with pytest.raises(BadQuery, match="ends inside text 1"):
-        parse_infer(fixed + cut[int(length):], str(len(fixed)), **LIMITS)
+        parse_infer(fixed + cut[int(length):], str(len(fixed)), read_inputs=read_texts)
     body, length = binary_request(["x"])
     bad = body[:-1] + b"\xff"
     with pytest.raises(BadQuery, match=r"data\[0\] is not valid UTF-8"):
-        parse_infer(bad, length, **LIMITS)
+        parse_infer(bad, length, read_inputs=read_texts)
 
 
 def test_too_many_or_too_long_texts_are_413():
     with pytest.raises(TooLarge, match="limit is 3"):
-        parse_infer(request_body(["x"] * 4), None, **LIMITS)
+        parse_infer(request_body(["x"] * 4), None, read_inputs=read_texts)
     with pytest.raises(TooLarge, match="limit is 50"):
-        parse_infer(request_body(["x" * 51]), None, **LIMITS)
+        parse_infer(request_body(["x" * 51]), None, read_inputs=read_texts)
 
 
 # --- Answers -------------------------------------------------------------------------------------
@@ -136,7 +142,7 @@ def scored_two():
 
 
 def test_a_json_answer_has_every_output_unrounded_and_echoes_the_id():
-    parsed = parse_infer(request_body(["a", "b"], id="r-9"), None, **LIMITS)
+    parsed = parse_infer(request_body(["a", "b"], id="r-9"), None, read_inputs=read_texts)
     body, headers = infer_response(parsed, model_name="binary", model_version="v1", labels=["Negative", "Positive"],
                                    scored=scored_two())
     assert headers == {"Content-Type": "application/json"}
@@ -154,7 +160,7 @@ def test_binary_outputs_follow_the_json_part_with_its_length_in_the_header():
     parsed = parse_infer(request_body(["a", "b"], outputs=[{"name": "label", "parameters": {"binary_data": True}},
                                                            {"name": "probabilities",
                                                             "parameters": {"binary_data": True}},
-                                                           {"name": "confidence"}]), None, **LIMITS)
+                                                           {"name": "confidence"}]), None, read_inputs=read_texts)
     body, headers = infer_response(parsed, model_name="binary", model_version="v1", labels=["Negative", "Positive"],
                                    scored=scored_two())
     assert headers["Content-Type"] == open_inference.BINARY_TYPE
