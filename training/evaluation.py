@@ -15,7 +15,7 @@ from sklearn.naive_bayes import MultinomialNB
 import util
 from kinds.text_scoring import LinearTextScorer, softmax
 from serving import drift
-from training.recipes import fitted_logits, make_pipeline, parts
+from training.recipes import fitted_logits, make_pipeline, parts, worker_processes
 
 SEED = 42
 
@@ -106,7 +106,9 @@ def fit_temperature(data, recipe, train):
         return fitted_logits(fitted, texts[score_rows], len(data.labels))
 
     logits = np.empty((len(train), len(data.labels)))
-    for (_, score_rows), scored in zip(folds, Parallel(n_jobs=-1)(delayed(out_of_fold)(*fold) for fold in folds)):
+    with worker_processes():
+        fitted_folds = Parallel(n_jobs=-1)(delayed(out_of_fold)(*fold) for fold in folds)
+    for (_, score_rows), scored in zip(folds, fitted_folds):
         logits[score_rows] = scored
     labels = range(len(data.labels))
     found = minimize_scalar(lambda log_t: log_loss(y, softmax(logits / np.exp(log_t)), labels=labels),

@@ -7,6 +7,7 @@ the recipe as its `hyperparameters` (with the temperature), so a later build can
 model's recipe to compare with (the gate); a manifest without `classifier` is naive Bayes over words.
 """
 import numpy as np
+from joblib import parallel_config
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold
@@ -53,6 +54,17 @@ TUNING_SCORE = {"binary": "roc_auc", "fine-grained": "f1_macro"}
 ACCURACY_SLACK = 0.005
 # The tutorial used TfidfVectorizer() and MultinomialNB() with library defaults.
 TUTORIAL = {"classifier": NAIVE_BAYES, "features": WORDS}
+
+
+# Seconds a worker process of the build's parallel fits (the calibration folds, --tune's grid) outlives its
+# last task. joblib's default, 300, kept a killed build's workers (orphans, holding its output pipes) for five
+# minutes; the next model's folds start a new pair in about a second.
+WORKER_IDLE_SECONDS = 2
+
+
+def worker_processes():
+    """The context the build's parallel fits run in: joblib's process pool, its idle workers gone in seconds."""
+    return parallel_config(backend="loky", idle_worker_timeout=WORKER_IDLE_SECONDS)
 
 
 def default_recipe(name, *, family=None, features=None):
@@ -113,7 +125,8 @@ def tune(data, train, seed, recipe):
             for key, values in PARAM_GRID[family].items()}
     search = GridSearchCV(make_pipeline(recipe), grid, cv=GroupKFold(n_splits=3), n_jobs=-1, refit=False,
                           scoring={"accuracy": "accuracy", "score": TUNING_SCORE[data.name]})
-    search.fit(data.texts[train], data.y[train], groups=data.groups[train])
+    with worker_processes():
+        search.fit(data.texts[train], data.y[train], groups=data.groups[train])
     cv = search.cv_results_
     score = TUNING_SCORE[data.name]
     rows = [{"params": jsonable(p), "accuracy": round(float(a), 4), score: round(float(s), 4)}

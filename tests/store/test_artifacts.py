@@ -523,7 +523,7 @@ def kill_build_at(moment, data, out):
     reached, switched = KILL_MOMENTS[moment]
     for _ in range(3):
         before = published(out)
-        process = run_build("--data", data, "--out", out)
+        process = run_build("--data", data, "--out", out, start_new_session=True)
         deadline = time.monotonic() + 60
         while not reached(out, process.pid, before):
             assert process.poll() is None, f"the build ended before the moment to kill it:\n{process.stderr.read()}"
@@ -531,8 +531,10 @@ def kill_build_at(moment, data, out):
             time.sleep(0.002)
         process.send_signal(signal.SIGSTOP)
         on_time = reached(out, process.pid, before) and switched_since(before, out) == switched
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
+        # The whole session, as a supervisor kills a unit: the build and any worker process of its calibration,
+        # which would outlive it for half a minute holding its output pipes.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=60)
         assert process.returncode == -signal.SIGKILL
         if on_time:
             return before, process.pid
