@@ -118,7 +118,6 @@ class TextClassifier(ModelKind):
         matrix, _, _ = self.scorer_.transform(texts)
         return [labels[i] for i in self.scorer_.logits_of_matrix(matrix).argmax(axis=1).tolist()]
 
-
     def predict(self, texts, *, explain=False):
         """Score texts; return one answer per text with prediction, confidence and probabilities."""
         return self.score(texts, explain=explain).answers

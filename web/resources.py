@@ -155,7 +155,8 @@ class ProtocolInference(Resource):
         self.metrics, self.recorder = metrics, recorder
 
     def post(self, model_name, model_version=None):
-        """The texts of the `text` input scored, answered as the outputs asked for."""
+        """The inputs the model's kind reads from the request's tensors, scored and answered as the outputs
+        asked for."""
         served = protocol_model(self.models, model_name, model_version)
         infer = open_inference.parse_infer(
             read_body(request), request.headers.get(open_inference.HEADER_LENGTH),
