@@ -10,6 +10,7 @@ through an exact allow-list (`kinds.text_loading`). Scoring has two paths that c
 probabilities: one text at a time with the scorer's plain floats, and large batches through a sparse
 matrix; `score` picks by batch size.
 """
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ CLASSIFIER_FILE = artifacts.CLASSIFIER_FILE
 FAST_PATH_MAX_BATCH = 100
 TOP_TERMS = 10
 MATRIX_CHUNK = 10_000  # texts per sparse matrix in `predict_proba_matrix`
+THREE = itertools.repeat(3)  # the decimals of an answer's figures, as round()'s second argument
 
 
 class TextClassifier(ModelKind):
@@ -154,12 +156,10 @@ class TextClassifier(ModelKind):
 
     def answer(self, probabilities):
         """Turn one text's probabilities (a list of Python floats, one per label) into the answer the API returns."""
-        best = max(range(len(probabilities)), key=probabilities.__getitem__)
-        return {
-            "prediction": self.labels[best],
-            "confidence": round(probabilities[best], 3),
-            "probabilities": {label: round(p, 3) for label, p in zip(self.labels, probabilities)},
-        }
+        rounded = list(map(round, probabilities, THREE))  # in C, not a comprehension: a POST makes 1,000 answers
+        best = probabilities.index(max(probabilities))  # the first of equals, as argmax
+        return {"prediction": self.labels[best], "confidence": rounded[best],
+                "probabilities": dict(zip(self.labels, rounded))}
 
     def explained_answer(self, probabilities, explained):
         """`answer` with its `explanation`: the runner-up label, the log-odds against it and their parts."""

@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import random
 import struct
 
 FORMAT = 1
@@ -91,7 +92,7 @@ class Signer:
         """
         head = HEAD.pack(FORMAT, int(now * 1000).to_bytes(6, "big"), model_index)
         starts = {label: head + bytes((label,)) + version for label in set(label_indices)}
-        randoms = os.urandom(RANDOM_BYTES * len(label_indices))
+        randoms = unique_bytes(RANDOM_BYTES * len(label_indices))
         mac, encode = self.mac, binascii.b2a_base64
         issued = []
         for at, label in zip(range(0, len(randoms), RANDOM_BYTES), label_indices):
@@ -119,6 +120,14 @@ class Signer:
             return None
         _, millis, model_index, label_index, tag, _ = BODY.unpack(body)
         return Issued(int.from_bytes(millis, "big") / 1000, model_index, label_index, tag)
+
+
+def unique_bytes(count):
+    """`count` random bytes that keep ids apart: from the process's own generator (`random`, seeded from
+    the system's at start and again in every forked worker), not a system call per request. They need
+    not be secret (the MAC is what cannot be forged), only different; a system call let go of the
+    interpreter lock, and a busy worker's request waited to take it back."""
+    return random.getrandbits(8 * count).to_bytes(count, "little")
 
 
 def sampled(answer_id, share):

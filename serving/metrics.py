@@ -311,6 +311,9 @@ class SignalSums:
 
     def add(self, scored, texts):
         """Add one request's texts and answers."""
+        if len(texts) == 1:  # a GET: the same sums without the batch path's Counters and lists
+            self.add_one(scored.answers[0]["confidence"], len(texts[0]), scored.tokens[0], scored.known[0])
+            return
         self.texts += len(texts)
         self.tokens += sum(scored.tokens)
         self.known += sum(scored.known)
@@ -327,6 +330,17 @@ class SignalSums:
             self.length[bucket] += count
         self.confidence_sum = reduce(add, confidences, self.confidence_sum)
         self.length_sum = reduce(add, lengths, self.length_sum)
+
+    def add_one(self, confidence, length, tokens, known):
+        """Add one text: its answer's confidence, its length, its tokens and known tokens."""
+        self.texts += 1
+        self.tokens += tokens
+        self.known += known
+        self.without += known == 0
+        self.confidence[CONFIDENCE_BUCKET(confidence)] += 1
+        self.length[LENGTH_BUCKET(length)] += 1
+        self.confidence_sum += confidence
+        self.length_sum += length
 
     def write_to(self, texts, tokens, known, without, confidence, length):
         """Add the sums to the labelled series of one model."""

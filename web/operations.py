@@ -5,7 +5,7 @@ and, through the objects it is given, the request metrics (`metrics.Metrics`) an
 (`logs.AccessLog`). gunicorn's own error answers (`serving.lifecycle`) carry the same `NO_SNIFF` and `NO_STORE`
 (both defined in `serving.config`).
 """
-import os
+import random
 import re
 import time
 
@@ -39,7 +39,7 @@ class Operations:
         """Answer through the app, adding headers, metrics and the log line when it starts its response."""
         started = time.perf_counter()
         given = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = given if GOOD_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+        request_id = given if GOOD_REQUEST_ID.fullmatch(given) else new_request_id()
         environ[REQUEST_ID_KEY] = request_id  # for the prediction log's rows
 
         def start(status, headers, exc_info=None):
@@ -96,6 +96,12 @@ class Operations:
             if IP_ADDRESS.fullmatch(last):
                 return last
         return peer
+
+
+def new_request_id():
+    """32 hex digits from the process's own generator (seeded again in every forked worker): unique, not
+    secret, and no system call (`ids.unique_bytes`)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 # What a browser script on another origin may send and read. Preflights are answered for every path:

@@ -131,8 +131,9 @@ def test_the_reference_of_each_models_build_is_exported_as_gauges(client, model_
             reference["text_length_quantiles"]["0.5"]
 
 
+@pytest.mark.parametrize("per_request", [1, 7])  # GETs (SignalSums.add_one) and batches
 @pytest.mark.parametrize("observed", [[], [0.2], [0.5, 0.5, 0.55, 0.999, 1.0], [0.3, 0.31, 0.95, 0.7] * 50])
-def test_summed_signals_write_what_observing_them_one_by_one_would(observed):
+def test_summed_signals_write_what_observing_them_one_by_one_would(observed, per_request):
     import prometheus_client
 
     from kinds.text import Scored
@@ -153,16 +154,18 @@ def test_summed_signals_write_what_observing_them_one_by_one_would(observed):
         one_by_one[4].observe(confidence)
         one_by_one[5].observe(len(text))
     sums = SignalSums()
-    for start in range(0, len(observed), 7):  # several requests
-        part = observed[start:start + 7]
-        sums.add(Scored([{"confidence": c} for c in part], [3] * len(part), [2] * len(part), [[c] for c in part]),
-                 texts[start:start + 7])
+    known = [2 * (i % 3 > 0) for i in range(len(observed))]  # every third text without a known term
+    for start in range(0, len(observed), per_request):  # several requests
+        part = observed[start:start + per_request]
+        sums.add(Scored([{"confidence": c} for c in part], [3] * len(part), known[start:start + per_request],
+                        [[c] for c in part]), texts[start:start + per_request])
     sums.write_to(*summed)
     table = samples(prometheus_client.generate_latest(registry).decode())
     for (name, labels), v in table.items():
         if name.startswith(("one_confidence", "one_length")):
             assert table[(name.replace("one_", "many_", 1), labels)] == pytest.approx(v), name
     assert value(table, "many_0_total") == len(observed) and value(table, "many_1_total") == 3 * len(observed)
+    assert value(table, "many_2_total") == sum(known) and value(table, "many_3_total") == known.count(0)
 
 
 def test_drift_signals_are_written_at_most_every_half_second_and_at_stop(model_dir):
