@@ -46,10 +46,12 @@ class ModelError(Exception):
 
 # --- Writing ------------------------------------------------------------------------------------
 
-def write_manifest(folder, *, name, kind, labels, hyperparameters, training_data, release=None):
+def write_manifest(folder, *, name, kind, labels, hyperparameters, training_data, release=None, inputs=None,
+                   target=None):
     """Write `manifest.json` for the files already in `folder`: what the model is, every file's sha256, and
     `release`, what the build decided: the gate's comparison with the live model, whether the version went
-    live, and whether `--promote` overrode the gate."""
+    live, and whether `--promote` overrode the gate. A model of named inputs (not one text) lists them in
+    `inputs`, and a regressor describes its number in `target`."""
     util.write_json(Path(folder) / MANIFEST_FILE, {
         "name": name,
         "kind": kind,
@@ -61,6 +63,8 @@ def write_manifest(folder, *, name, kind, labels, hyperparameters, training_data
         "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "artifacts": {p.name: util.sha256_file(p) for p in sorted(Path(folder).iterdir()) if p.name != MANIFEST_FILE},
         **({"release": release} if release is not None else {}),
+        **({"inputs": inputs} if inputs is not None else {}),
+        **({"target": target} if target is not None else {}),
     })
 
 

@@ -49,6 +49,12 @@ def gate(data, recipe, train, test, metrics, live, why_none, *, tolerance, figur
     checks = {"same_rows": (metrics, same), "held_out": (metrics, live.metrics)}
     if metrics.get("feedback", {}).get("live_model"):
         checks["feedback"] = (metrics["feedback"], metrics["feedback"]["live_model"])
+    return compare(checks, live.version, tolerance=tolerance, figures=figures)
+
+
+def compare(checks, live_version, *, tolerance, figures):
+    """The gate's record of `checks` ({check: (new build's figures, live model's)}), each figure of
+    `figures` ({name: HIGHER or LOWER}) compared: what `gate` returns, for any kind of model."""
     record = {}
     for check, (new, old) in checks.items():
         compared = {key: {"new": new[key], "live": old[key], "passed": not_worse(new[key], old[key], better, tolerance)}
@@ -57,7 +63,7 @@ def gate(data, recipe, train, test, metrics, live, why_none, *, tolerance, figur
     passed = all(c["passed"] for c in record.values())
     failed = [f"{check} {key} {c[key]['new']:.3f} {'<' if better == HIGHER else '>'} {c[key]['live']:.3f}"
               for check, c in record.items() for key, better in figures.items() if key in c and not c[key]["passed"]]
-    return {"live_model": live.version, "passed": passed, "tolerance": tolerance, "checks": record,
+    return {"live_model": live_version, "passed": passed, "tolerance": tolerance, "checks": record,
             "directions": dict(figures),
             "why": "not worse than the live model" if passed else "worse than the live model: " + "; ".join(failed)}
 

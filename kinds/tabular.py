@@ -1,0 +1,320 @@
+"""The tabular regressor: a number (a film's IMDb rating) from named, typed inputs, by a linear model
+written as plain numbers. No HTTP here.
+
+A folder of this kind holds `regressor.json` (`training.ratings.export`: the intercept, each category's
+weight, each number's fill value, scaling and weights) and its manifest's `inputs` (each input's name,
+type, whether it is required, and its allowed values or the range the model knows) and `target`. Both
+are JSON: nothing in the folder can run code. Scoring one input is a handful of look-ups and sums, the
+same sum scikit-learn's `Pipeline.predict` makes (a test holds them to 1e-9), with no DataFrame.
+
+Input types:
+- `category`: one of a closed list (a genre); anything else is refused with the list;
+- `name`: an open list (a director); a name the model never saw is accepted, adds nothing, and the
+  answer says so;
+- `number`: finite and positive (a budget in US dollars), with the range the model knows; `year`
+  values may lie YEAR_MARGIN years beyond it.
+"""
+import json
+import math
+from pathlib import Path
+
+from serving.errors import BadQuery, TooLarge
+from serving.kind import LOWER, ModelKind, Scored
+from serving.payloads import is_json, json_type, parse_form, parse_json
+from store import artifacts
+from store.artifacts import ModelError
+
+REGRESSOR_FILE = "regressor.json"
+FORMAT = 1
+MISSING = ""  # a category or name not given, as the model was trained to read it
+YEAR_MARGIN = 5  # years beyond the training range a year input may take
+MAX_NAME = 200  # characters in a category or name
+INPUT_TYPES = ("category", "name", "number")
+DECIMALS = 2  # of a prediction, as answered
+
+
+class TabularRegressor(ModelKind):
+    """A verified, loaded tabular regressor: its inputs, its weights, its manifest and metrics."""
+
+    KIND = "tabular-regressor"
+    FILES = (REGRESSOR_FILE,)
+    GATE_FIGURES = {"mae": LOWER}
+
+    def __init__(self, *, weights, manifest, metrics):
+        super().__init__(manifest=manifest, metrics=metrics)
+        self.inputs = check_inputs(manifest.get("inputs"))
+        self.target = manifest.get("target") or {}
+        self.intercept, self.categories, self.numbers = check_weights(weights, self.inputs)
+        self.by_name = {spec["name"]: spec for spec in self.inputs}
+        quantiles = metrics.get("absolute_error_quantiles") or {}
+        self.typical_error = round(quantiles["0.5"], DECIMALS) if isinstance(quantiles.get("0.5"), float) else None
+
+    @classmethod
+    def load(cls, folder):
+        """Verify and load a model folder; raise `ModelError` naming the file at fault."""
+        folder = artifacts.resolve_folder(folder)
+        return cls.from_files(artifacts.read_files(folder, cls.FILES), folder)
+
+    @classmethod
+    def from_files(cls, files, origin):
+        """Load a model from `artifacts.read_files`' bytes (sent from `origin`), checked again here."""
+        origin = Path(origin)
+        manifest, metrics = artifacts.check_files(files, origin, cls.FILES)
+        try:
+            weights = json.loads(files[REGRESSOR_FILE])
+            return cls(weights=weights, manifest=manifest, metrics=metrics)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelError(f"{origin / REGRESSOR_FILE}: not the weights of a tabular regressor ({exc}). "
+                             "Rebuild the model with build_model.py.") from None
+
+    # --- Requests to inputs: one dict of named values per input --------------------------------------
+
+    def inputs_from_get(self, *, query_string, mimetype, body, settings):
+        """([the one input of the query string, a form body or a JSON object], False)."""
+        fields = parse_form(query_string, "URL query string")
+        given = {name: values for name, values in fields.items()}
+        if mimetype == "application/x-www-form-urlencoded":
+            for name, values in parse_form(body, "form body").items():
+                given.setdefault(name, []).extend(values)
+        elif is_json(mimetype) and body.strip():
+            document = parse_json(body)
+            if not isinstance(document, dict):
+                raise BadQuery(f"The JSON body must be an object of inputs, not {json_type(document)}.")
+            for name, value in document.items():
+                given.setdefault(name, []).append(value)
+        for name, values in given.items():
+            if len(values) > 1:
+                raise BadQuery(f"{name[:64]} was sent {len(values)} times; send it once.")
+        return [self.check_input({name: values[0] for name, values in given.items()}, where="")], False
+
+    def inputs_from_post(self, *, body, settings):
+        """(the inputs of {"instances": [{...}, ...]}, in order, False)."""
+        example = self.example_text()
+        if not body.strip():
+            raise BadQuery(f'POST takes a JSON body {{"instances": [{example}, ...]}}; the body is empty.')
+        document = parse_json(body)
+        if not isinstance(document, dict) or "instances" not in document:
+            raise BadQuery(f'POST takes a JSON object {{"instances": [{example}, ...]}}. For one, GET with '
+                           "query parameters works too.")
+        unknown = sorted(set(document) - {"instances"})
+        if unknown:
+            raise BadQuery(f"Unknown field {unknown[0][:64]!r} in the body; it holds only \"instances\".")
+        instances = document["instances"]
+        if not isinstance(instances, list):
+            raise BadQuery(f"instances must be an array of objects, not {json_type(instances)}.")
+        if not instances:
+            raise BadQuery("instances is empty; send at least one.")
+        if len(instances) > settings.MAX_BATCH_SIZE:
+            raise TooLarge(f"instances holds {len(instances):,} items; the limit is {settings.MAX_BATCH_SIZE:,} "
+                           "per request. Split the batch.")
+        checked = []
+        for i, instance in enumerate(instances):
+            if not isinstance(instance, dict):
+                raise BadQuery(f"instances[{i}] must be an object like {example}, not {json_type(instance)}.")
+            checked.append(self.check_input(instance, where=f"instances[{i}]."))
+        return checked, False
+
+    def check_input(self, given, *, where):
+        """One input ({name: value}, values as text from a URL or form, or JSON values), checked: {name:
+        value or None} over every input of the model. Raises `BadQuery` naming the field and what to send."""
+        unknown = sorted(set(given) - set(self.by_name))
+        if unknown:
+            raise BadQuery(f"{where}{unknown[0][:64]} is not an input of the {self.name} model; its inputs are "
+                           f"{', '.join(self.by_name)}.")
+        row = {}
+        for spec in self.inputs:
+            name = spec["name"]
+            value = given.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                if spec["required"]:
+                    raise BadQuery(f"{where}{name} is missing; it is required ({describe_input(spec)}).")
+                row[name] = None
+                continue
+            row[name] = check_value(spec, value, f"{where}{name}")
+        return row
+
+    def example_text(self):
+        """A short example input for messages."""
+        return "{" + ", ".join(f'"{spec["name"]}": ...' for spec in self.inputs if spec["required"]) + "}"
+
+    # --- Scoring -----------------------------------------------------------------------------------
+
+    def predict_value(self, row):
+        """The model's number for one checked input, unrounded: scikit-learn's sum, term by term."""
+        total = self.intercept
+        for name, weights in self.categories:
+            value = row[name]
+            total += weights.get(MISSING if value is None else value, 0.0)
+        for name, log, fill, mean, scale, weight, missing in self.numbers:
+            value = row[name]
+            if value is None:
+                value = fill
+            elif log:
+                value = math.log(value)
+            total += weight * ((value - mean) / scale)
+            if missing is not None:
+                total += missing[2] * (((1.0 if row[name] is None else 0.0) - missing[0]) / missing[1])
+        return total
+
+    def unseen(self, row):
+        """The inputs of `row` whose value the model never saw in training: a name it does not know, or a
+        number outside the range it was trained on."""
+        names = []
+        for name, weights in self.categories:
+            value = row[name]
+            if value is not None and value not in weights:
+                names.append(name)
+        for spec in self.inputs:
+            value = row[spec["name"]]
+            if spec["type"] == "number" and value is not None and not spec["min"] <= value <= spec["max"]:
+                names.append(spec["name"])
+        return names
+
+    def score(self, inputs, *, explain=False):
+        """Score checked inputs; return `Scored`: one answer per input, and the unrounded numbers."""
+        values = [self.predict_value(row) for row in inputs]
+        answers = [{"prediction": round(value, DECIMALS), "typical_error": self.typical_error,
+                    "unseen": self.unseen(row)} for value, row in zip(values, inputs)]
+        return Scored(answers, None, None, [[value] for value in values])
+
+    def predictions_of(self, inputs):
+        """Each input's prediction, as `score` answers it."""
+        return [round(self.predict_value(row), DECIMALS) for row in inputs]
+
+    # --- Feedback: the true number -------------------------------------------------------------------
+
+    def check_target(self, value):
+        """The true value sent back, if it is a finite number on the target's scale; else None."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        low, high = self.target.get("min", -math.inf), self.target.get("max", math.inf)
+        return float(value) if low <= value <= high else None
+
+    def error_of(self, prediction, target):
+        """The absolute error."""
+        return abs(float(prediction) - float(target))
+
+    # --- Describing itself -------------------------------------------------------------------------
+
+    def describe(self):
+        """Named inputs in; one number out."""
+        return {"kind": self.KIND, "target": self.target, "labels": None,
+                "inputs": [{**spec, "datatype": "FP64" if spec["type"] == "number" else "BYTES", "shape": [-1]}
+                           for spec in self.inputs],
+                "outputs": [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]}
+
+    def info(self):
+        """What `/models` shows of this model, with its inputs and target."""
+        return {**super().info(), "inputs": self.inputs, "target": self.target}
+
+
+def check_value(spec, value, where):
+    """One given value of an input, checked against its spec: the value as scored, or `BadQuery`."""
+    kind = spec["type"]
+    if kind == "number":
+        number = parse_number(value, where, spec)
+        if not math.isfinite(number) or number <= 0:
+            raise BadQuery(f"{where} must be a finite positive number ({describe_input(spec)}), not {value!r:.64}.")
+        if spec.get("year"):
+            low, high = spec["min"] - YEAR_MARGIN, spec["max"] + YEAR_MARGIN
+            if number != int(number) or not low <= number <= high:
+                raise BadQuery(f"{where} must be a whole year from {low:.0f} to {high:.0f} (the model knows films "
+                               f"from {spec['min']:.0f} to {spec['max']:.0f}), not {value!r:.64}.")
+        return float(number)
+    if not isinstance(value, str):
+        raise BadQuery(f"{where} must be a string ({describe_input(spec)}), not {json_type(value)}.")
+    text = value.strip()
+    if len(text) > MAX_NAME:
+        raise BadQuery(f"{where} is {len(text):,} characters long; the limit is {MAX_NAME}.")
+    if kind == "category" and text not in spec["values"]:
+        raise BadQuery(f"{where} {text[:64]!r} is not one the model knows; send one of: {', '.join(spec['values'])}.")
+    return text
+
+
+def parse_number(value, where, spec):
+    """A number from JSON (not a boolean) or from text (a URL or form)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadQuery(f"{where} must be a number ({describe_input(spec)}), not {json_type(value)}.")
+    if isinstance(value, str):
+        try:
+            if "_" in value:  # float() reads 1_000 as a thousand; a number in a URL is digits, a point, an e
+                raise ValueError(value)
+            return float(value)
+        except ValueError:
+            raise BadQuery(f"{where} must be a number ({describe_input(spec)}), not {value[:64]!r}.") from None
+    return float(value)
+
+
+def describe_input(spec):
+    """An input's spec in words, for messages."""
+    if spec["type"] == "number":
+        unit = f" {spec['unit']}" if spec.get("unit") else ""
+        return f"a number{unit}; the model was trained on {spec['min']:,.0f} to {spec['max']:,.0f}"
+    if spec["type"] == "category":
+        return "one of: " + ", ".join(spec["values"])
+    return "a name; one the model never saw is accepted"
+
+
+def check_inputs(inputs):
+    """The manifest's `inputs`, checked: a list of {name, type, required, ...} with what each type needs."""
+    if not isinstance(inputs, list) or not inputs:
+        raise ModelError("the manifest has no inputs")
+    names = set()
+    for spec in inputs:
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or spec["name"] in names:
+            raise ModelError(f"an input of the manifest is not a named, distinct input: {str(spec)[:80]}")
+        if spec.get("type") not in INPUT_TYPES or not isinstance(spec.get("required"), bool):
+            raise ModelError(f"input {spec['name']!r}: type must be one of {', '.join(INPUT_TYPES)}, required a boolean")
+        if spec["type"] == "category" and not (isinstance(spec.get("values"), list) and spec["values"]
+                                               and all(isinstance(v, str) for v in spec["values"])):
+            raise ModelError(f"input {spec['name']!r}: a category needs its list of values")
+        if spec["type"] == "number" and not all(is_finite(spec.get(k)) for k in ("min", "max")):
+            raise ModelError(f"input {spec['name']!r}: a number needs a finite min and max")
+        names.add(spec["name"])
+    return inputs
+
+
+def check_weights(weights, inputs):
+    """regressor.json's content, checked against the inputs: (intercept, [(name, {value: weight})],
+    [(name, log, fill, mean, scale, weight, missing (mean, scale, weight) or None)])."""
+    if not isinstance(weights, dict) or weights.get("format") != FORMAT:
+        raise ValueError(f"format must be {FORMAT}")
+    if not is_finite(weights.get("intercept")):
+        raise ValueError("the intercept is not a finite number")
+    kinds_ = {spec["name"]: spec["type"] for spec in inputs}
+    required = {spec["name"] for spec in inputs if spec["required"]}
+    categories, numbers = weights.get("categories"), weights.get("numbers")
+    if not isinstance(categories, dict) or not isinstance(numbers, dict):
+        raise ValueError("categories and numbers must be objects")
+    if {n for n, k in kinds_.items() if k != "number"} != set(categories) or \
+            {n for n, k in kinds_.items() if k == "number"} != set(numbers):
+        raise ValueError("the weights' inputs are not the manifest's")
+    checked_categories = []
+    for name, table in categories.items():
+        if not isinstance(table, dict) or not all(isinstance(k, str) and is_finite(v) for k, v in table.items()):
+            raise ValueError(f"{name}: each value's weight must be a finite number")
+        checked_categories.append((name, {k: float(v) for k, v in table.items()}))
+    checked_numbers = []
+    for name, spec in numbers.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("log"), bool):
+            raise ValueError(f"{name}: not a number's weights")
+        fill = spec.get("fill")
+        if not all(is_finite(spec.get(k)) for k in ("mean", "scale", "weight")) or spec["scale"] <= 0 or \
+                (fill is not None and not is_finite(fill)):
+            raise ValueError(f"{name}: mean, scale (positive) and weight must be finite numbers")
+        if fill is None and name not in required:
+            raise ValueError(f"{name}: an optional number needs a fill value")
+        missing = spec.get("missing")
+        if missing is not None:
+            if not isinstance(missing, dict) or not all(is_finite(missing.get(k)) for k in ("mean", "scale", "weight")) \
+                    or missing["scale"] <= 0:
+                raise ValueError(f"{name}: its missing-value weights must be finite numbers (scale positive)")
+            missing = (float(missing["mean"]), float(missing["scale"]), float(missing["weight"]))
+        checked_numbers.append((name, spec["log"], float(fill) if fill is not None else math.nan, float(spec["mean"]),
+                                float(spec["scale"]), float(spec["weight"]), missing))
+    return float(weights["intercept"]), checked_categories, checked_numbers
+
+
+def is_finite(value):
+    """True for a finite int or float (not a boolean)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
