@@ -1,7 +1,8 @@
-"""The command that trains, evaluates honestly and publishes the sentiment models.
+"""The command that trains, evaluates honestly and publishes the models: sentiment and ratings.
 
-    python build_model.py [--data PATH] [--out DIR] [--classifier FAMILY] [--features SET] [--tune]
-                          [--seed N] [--feedback [URL]] [--tolerance X] [--promote] [--keep N]
+    python build_model.py [--data PATH] [--movies PATH] [--only text|ratings] [--out DIR]
+                          [--classifier FAMILY] [--features SET] [--tune] [--seed N] [--feedback [URL]]
+                          [--tolerance X] [--promote] [--keep N]
 
 The work, and what each flag does, is in the training package: `training/build.py` runs it.
 """

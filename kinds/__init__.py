@@ -7,11 +7,12 @@ and the commands load models through these two, and never ask which kind they ho
 """
 from pathlib import Path
 
+from kinds.tabular import TabularRegressor
 from kinds.text import TextClassifier
 from store import artifacts
 from store.artifacts import ModelError
 
-KINDS = {kind.KIND: kind for kind in (TextClassifier,)}
+KINDS = {kind.KIND: kind for kind in (TextClassifier, TabularRegressor)}
 DEFAULT_KIND = TextClassifier.KIND
 
 

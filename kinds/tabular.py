@@ -31,6 +31,9 @@ YEAR_MARGIN = 5  # years beyond the training range a year input may take
 MAX_NAME = 200  # characters in a category or name
 INPUT_TYPES = ("category", "name", "number")
 DECIMALS = 2  # of a prediction, as answered
+# A shadow version agrees with the live one on an input when their numbers are this close: a tenth of a
+# rating point, well under the model's typical error (about 0.66 on held-out films).
+SHADOW_TOLERANCE = 0.1
 
 
 class TabularRegressor(ModelKind):
@@ -125,7 +128,7 @@ class TabularRegressor(ModelKind):
         for spec in self.inputs:
             name = spec["name"]
             value = given.get(name)
-            if value is None or (isinstance(value, str) and not value.strip()):
+            if value is None:  # not sent (JSON null too); a blank value is refused below, as any bad one
                 if spec["required"]:
                     raise BadQuery(f"{where}{name} is missing; it is required ({describe_input(spec)}).")
                 row[name] = None
@@ -181,6 +184,10 @@ class TabularRegressor(ModelKind):
         """Each input's prediction, as `score` answers it."""
         return [round(self.predict_value(row), DECIMALS) for row in inputs]
 
+    def agrees(self, answered, shadowed):
+        """A shadow's number agrees with the answer's when within SHADOW_TOLERANCE of it."""
+        return abs(answered - shadowed) <= SHADOW_TOLERANCE
+
     # --- Feedback: the true number -------------------------------------------------------------------
 
     def check_target(self, value):
@@ -223,11 +230,16 @@ def check_value(spec, value, where):
         return float(number)
     if not isinstance(value, str):
         raise BadQuery(f"{where} must be a string ({describe_input(spec)}), not {json_type(value)}.")
+    if kind == "category":
+        if value not in spec["values"]:
+            raise BadQuery(f"{where} {value[:64]!r} is not one the model knows; send one of: "
+                           f"{', '.join(spec['values'])}.")
+        return value
     text = value.strip()
-    if len(text) > MAX_NAME:
-        raise BadQuery(f"{where} is {len(text):,} characters long; the limit is {MAX_NAME}.")
-    if kind == "category" and text not in spec["values"]:
-        raise BadQuery(f"{where} {text[:64]!r} is not one the model knows; send one of: {', '.join(spec['values'])}.")
+    if not text:
+        raise BadQuery(f"{where} is empty; send a name, or leave {where.rsplit('.', 1)[-1]} out if it is unknown.")
+    if len(value) > MAX_NAME:
+        raise BadQuery(f"{where} is {len(value):,} characters long; the limit is {MAX_NAME}.")
     return text
 
 
@@ -237,7 +249,7 @@ def parse_number(value, where, spec):
         raise BadQuery(f"{where} must be a number ({describe_input(spec)}), not {json_type(value)}.")
     if isinstance(value, str):
         try:
-            if "_" in value:  # float() reads 1_000 as a thousand; a number in a URL is digits, a point, an e
+            if "_" in value or not value.strip():  # float() reads 1_000 as a thousand; a number in a URL is digits, a point, an e
                 raise ValueError(value)
             return float(value)
         except ValueError:

@@ -18,7 +18,8 @@ DEFAULT_PREDICTION_LOG = "sqlite:///" + str(DEFAULT_STATE_DIR / "predictions.sql
 PREDICTION_LOG_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
 
 # The scoring routes, by the model each serves (the model folder's name under MODEL_DIR).
-MODEL_ROUTES = {"binary": "/", "fine-grained": "/fine-grained"}
+MODEL_ROUTES = {"binary": "/", "fine-grained": "/fine-grained", "ratings": "/ratings"}
+NUMBER_MODELS = frozenset({"ratings"})  # the routes of models of named inputs answering a number
 # Every JSON and metrics route, by endpoint name; the pages' routes are in pages.PAGE_ROUTES.
 ROUTES = {**MODEL_ROUTES, "feedback": "/feedback", "health": "/health", "models": "/models",
           "openapi": "/openapi.json", "metrics": "/metrics"}

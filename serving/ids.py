@@ -20,7 +20,7 @@ import os
 import random
 import struct
 
-FORMAT = 1
+FORMAT = 1  # an answer with a label
 # format (1 byte), issued at in ms (6), model (1), label (1), version tag (4), random (7) = 20 bytes;
 # then 12 bytes of the HMAC: 96 bits, far beyond guessing at any request rate.
 BODY = struct.Struct(">B6sBB4s7s")
@@ -29,6 +29,12 @@ RANDOM_BYTES = 7
 MAC_BYTES = 12
 ID_LENGTH = 43  # len(base64.urlsafe_b64encode(32 bytes)) without its "=" padding
 KEY_BYTES = 32
+VALUE_FORMAT = 2  # an answer with a number (a regressor's)
+# format (1), issued at in ms (6), model (1), version tag (4), the number as answered (8, a double),
+# random (7) = 27 bytes; then the same 12 bytes of HMAC: 39 bytes, 52 characters and no padding.
+VALUE_BODY = struct.Struct(">B6sB4sd7s")
+VALUE_ID_LENGTH = 52
+ID_LENGTHS = (ID_LENGTH, VALUE_ID_LENGTH)
 
 
 def new_key():
@@ -45,10 +51,11 @@ class Issued:
     """What a verified id says: when it was issued (Unix seconds), the model's and the label's positions,
     and the version tag."""
 
-    __slots__ = ("time", "model_index", "label_index", "version_tag")
+    __slots__ = ("time", "model_index", "label_index", "version_tag", "value")
 
-    def __init__(self, time, model_index, label_index, version_tag):
+    def __init__(self, time, model_index, label_index, version_tag, value=None):
         self.time, self.model_index, self.label_index, self.version_tag = time, model_index, label_index, version_tag
+        self.value = value  # the number answered, for an id of VALUE_FORMAT (label_index is then None)
 
 
 # HMAC's inner and outer pads (RFC 2104), as translation tables over the padded key's bytes.
@@ -101,10 +108,22 @@ class Signer:
             issued.append(encode(body + mac(body), newline=False)[:ID_LENGTH].translate(URL_SAFE).decode("ascii"))
         return issued
 
+    def issue_values(self, *, model_index, values, version, now):
+        """New ids for the answers of one request to a regressor, one per number answered (as answered:
+        the feedback's error is measured from it), all issued at `now`."""
+        millis = int(now * 1000).to_bytes(6, "big")
+        randoms = unique_bytes(RANDOM_BYTES * len(values))
+        pack, mac = VALUE_BODY.pack, self.mac
+        return [base64.urlsafe_b64encode(body + mac(body)).decode("ascii")
+                for body in (pack(VALUE_FORMAT, millis, model_index, version, value, randoms[at:at + RANDOM_BYTES])
+                             for at, value in zip(range(0, len(randoms), RANDOM_BYTES), values))]
+
     def verify(self, given):
         """The `Issued` of an id this key signed, or None for anything else (any string, any type)."""
-        if not isinstance(given, str) or len(given) != ID_LENGTH:
+        if not isinstance(given, str) or len(given) not in ID_LENGTHS:
             return None
+        if len(given) == VALUE_ID_LENGTH:
+            return self.verify_value(given)
         try:
             raw = base64.urlsafe_b64decode(given + "=")
         except (binascii.Error, ValueError):
@@ -120,6 +139,20 @@ class Signer:
             return None
         _, millis, model_index, label_index, tag, _ = BODY.unpack(body)
         return Issued(int.from_bytes(millis, "big") / 1000, model_index, label_index, tag)
+
+    def verify_value(self, given):
+        """`verify` for an id of VALUE_FORMAT (52 characters, no padding, so one spelling only)."""
+        try:
+            raw = base64.urlsafe_b64decode(given)
+        except (binascii.Error, ValueError):
+            return None
+        body, mac = raw[:VALUE_BODY.size], raw[VALUE_BODY.size:]
+        if len(raw) != VALUE_BODY.size + MAC_BYTES or body[0] != VALUE_FORMAT:
+            return None
+        if base64.urlsafe_b64encode(raw).decode("ascii") != given or not hmac.compare_digest(mac, self.mac(body)):
+            return None
+        _, millis, model_index, tag, value, _ = VALUE_BODY.unpack(body)
+        return Issued(int.from_bytes(millis, "big") / 1000, model_index, None, tag, value)
 
 
 def unique_bytes(count):
@@ -137,5 +170,6 @@ def sampled(answer_id, share):
         return True
     if share <= 0.0:
         return False
-    mac = base64.urlsafe_b64decode(answer_id + "=")[BODY.size:BODY.size + 4]
+    size = VALUE_BODY.size if len(answer_id) == VALUE_ID_LENGTH else BODY.size
+    mac = base64.urlsafe_b64decode(answer_id + "=" * (len(answer_id) % 4 and 4 - len(answer_id) % 4))[size:size + 4]
     return int.from_bytes(mac, "big") < share * 2**32

@@ -90,6 +90,10 @@ class ModelKind:
         gives beside the live one, at a fraction of `score`'s cost."""
         raise NotImplementedError
 
+    def agrees(self, answered, shadowed):
+        """Whether a shadow version's prediction agrees with the one answered: the same label, by default."""
+        return answered == shadowed
+
     # --- Feedback -----------------------------------------------------------------------------------
 
     def check_target(self, value):

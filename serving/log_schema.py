@@ -17,10 +17,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.config import ConfigError, without_password
 
-SCHEMA_VERSION = 3  # 2: tokens and known_tokens; 3: shadow_version and shadow_label
+SCHEMA_VERSION = 4  # 2: tokens and known_tokens; 3: shadow_version and shadow_label; 4: numbers (below)
 metadata = sa.MetaData()
-# One row per scored text. `time` is Unix seconds: the same arithmetic on both engines, and windows
-# are plain comparisons on an index.
+# One row per scored input: a text and its label, or (from schema 4) a regressor's named inputs and its
+# number, the text columns then empty. `time` is Unix seconds: the same arithmetic on both engines, and
+# windows are plain comparisons on an index.
 predictions = sa.Table(
     "predictions", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
@@ -28,11 +29,11 @@ predictions = sa.Table(
     sa.Column("request_id", sa.String(128)),
     sa.Column("model", sa.String(64), nullable=False),
     sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("label", sa.String(64), nullable=False),
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("probabilities", sa.Text, nullable=False),  # JSON {label: probability}, as answered
-    sa.Column("text_length", sa.Integer, nullable=False),
-    sa.Column("text_sha256", sa.String(64), nullable=False),
+    sa.Column("label", sa.String(64)),  # a classifier's (every row before schema 4)
+    sa.Column("confidence", sa.Float),
+    sa.Column("probabilities", sa.Text),  # JSON {label: probability}, as answered
+    sa.Column("text_length", sa.Integer),  # a text model's
+    sa.Column("text_sha256", sa.String(64)),
     sa.Column("text", sa.Text),  # only with PREDICTION_LOG_TEXTS=true
     # The drift signals of the text: its tokens, and those the model knows (None in rows of schema 1).
     sa.Column("tokens", sa.Integer),
@@ -40,6 +41,10 @@ predictions = sa.Table(
     # The shadow version that scored the same text, and its label (None without a shadow, and before schema 3).
     sa.Column("shadow_version", sa.String(64)),
     sa.Column("shadow_label", sa.String(64)),
+    # A regressor's (schema 4): the number, unrounded; the named inputs as JSON; the shadow's number.
+    sa.Column("value", sa.Float),
+    sa.Column("inputs", sa.Text),
+    sa.Column("shadow_value", sa.Float),
 )
 # The latest label sent back for an answer, keyed by the answer's id. Model, version and verdict come
 # from the signed id, so feedback stands on its own even when its prediction row was sampled out.
@@ -50,8 +55,11 @@ feedback = sa.Table(
     sa.Column("issued", sa.Float, nullable=False),  # when the answer was given
     sa.Column("model", sa.String(64), nullable=False),
     sa.Column("model_version", sa.String(64)),  # None when no served model has the id's version tag
-    sa.Column("predicted", sa.String(64), nullable=False),
-    sa.Column("label", sa.String(64), nullable=False),
+    sa.Column("predicted", sa.String(64), nullable=False),  # a regressor's number as text (repr), from schema 4
+    sa.Column("label", sa.String(64), nullable=False),  # the true label, or a regressor's true number as text
+    # How wrong the answer was, as its model's kind measures it (schema 4): 0 or 1 for a label, the absolute
+    # error for a number. None in older rows, whose labels are compared instead.
+    sa.Column("error", sa.Float),
 )
 # Small facts the processes share: the schema version, the key that signs ids, the last retention run.
 meta = sa.Table(
@@ -73,8 +81,34 @@ def add_shadow_columns(connection):
         connection.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} VARCHAR(64)"))
 
 
+NOW_OPTIONAL = ("label", "confidence", "probabilities", "text_length", "text_sha256")
+
+
+def add_number_columns(connection):
+    """Schema 3 to 4: rows of regressors. The predictions' label and text columns may be empty; the
+    value, inputs and shadow_value columns, and feedback's error, are added (empty in the rows there).
+
+    PostgreSQL drops the NOT NULL constraints in place. SQLite cannot, so its predictions table is made
+    anew and the rows copied, in the migration's transaction: a large log takes a while, once."""
+    if connection.dialect.name == "postgresql":
+        for name in NOW_OPTIONAL:
+            connection.execute(sa.text(f"ALTER TABLE predictions ALTER COLUMN {name} DROP NOT NULL"))
+        for name, type_ in (("value", "DOUBLE PRECISION"), ("inputs", "TEXT"), ("shadow_value", "DOUBLE PRECISION")):
+            connection.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} {type_}"))
+    else:
+        kept = [column["name"] for column in sa.inspect(connection).get_columns("predictions")]
+        connection.execute(sa.text("ALTER TABLE predictions RENAME TO predictions_schema3"))
+        for index in sa.inspect(connection).get_indexes("predictions_schema3"):
+            connection.execute(sa.text(f'DROP INDEX "{index["name"]}"'))
+        predictions.create(connection)
+        names = ", ".join(f'"{name}"' for name in kept)
+        connection.execute(sa.text(f"INSERT INTO predictions ({names}) SELECT {names} FROM predictions_schema3"))
+        connection.execute(sa.text("DROP TABLE predictions_schema3"))
+    connection.execute(sa.text("ALTER TABLE feedback ADD COLUMN error FLOAT"))
+
+
 # Steps from each schema version to the next, run in order at start: {from_version: function(connection)}.
-MIGRATIONS = {1: add_token_counts, 2: add_shadow_columns}
+MIGRATIONS = {1: add_token_counts, 2: add_shadow_columns, 3: add_number_columns}
 
 
 class PredictionLogError(ConfigError):
@@ -176,9 +210,18 @@ def prediction_rows(model, version, request_id, now, scored, texts, tokens, know
     return [(answer_id, now, request_id, model, version, label, confidence, probabilities_json(probabilities),
              len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
              text if texts_kept else None, token_count, known_count, shadow_version if shadow_label else None,
-             shadow_label)
+             shadow_label, None, None, None)
             for (answer_id, label, confidence, probabilities), text, token_count, known_count, shadow_label
             in zip(scored, texts, tokens, known, shadow_labels)]
+
+
+def value_rows(model, version, request_id, now, scored, inputs, shadow_version, shadow_values):
+    """The `predictions` rows of one request to a regressor: each (id, number) as `scored` gives them, with
+    its named inputs (JSON) and the shadow's number."""
+    return [(answer_id, now, request_id, model, version, None, None, None, None, None, None, None, None,
+             shadow_version if shadow_value is not None else None, None, value,
+             json.dumps(row, separators=(",", ":"), ensure_ascii=False), shadow_value)
+            for (answer_id, value), row, shadow_value in zip(scored, inputs, shadow_values)]
 
 
 def insert_predictions(connection, rows):
@@ -236,10 +279,16 @@ def raised_as_sqlalchemy(statement, errors):
         raise sa.exc.DBAPIError.instance(statement, None, exc, errors) from None
 
 
-def summarize_feedback(connection, *, since):
-    """Feedback count and accuracy per model since a Unix time."""
-    right = sa.func.sum(sa.case((feedback.c.predicted == feedback.c.label, 1), else_=0))
-    query = (sa.select(feedback.c.model, sa.func.count(), right)
+def summarize_feedback(connection, *, since, regressors=()):
+    """Feedback per model since a Unix time: its count, and its accuracy (a classifier) or mean absolute
+    error (the models named in `regressors`)."""
+    # Rows before schema 4 have no error: a label that is not the one predicted was wrong.
+    error = sa.func.coalesce(feedback.c.error, sa.case((feedback.c.predicted == feedback.c.label, 0.0), else_=1.0))
+    query = (sa.select(feedback.c.model, sa.func.count(), sa.func.sum(error))
              .where(feedback.c.time >= since).group_by(feedback.c.model))
-    return {model: {"count": count, "accuracy": round(correct / count, 4) if count else None}
-            for model, count, correct in connection.execute(query)}
+    summary = {}
+    for model, count, total in connection.execute(query):
+        mean = total / count if count else None
+        summary[model] = ({"count": count, "mae": None if mean is None else round(mean, 4)} if model in regressors
+                          else {"count": count, "accuracy": None if mean is None else round(1 - mean, 4)})
+    return summary

@@ -3,20 +3,19 @@
 `use_values_in` chooses where the values live, in memory or in files shared by gunicorn's workers;
 `web.factory.create_app` calls it with the app's settings just before it builds the app's `Metrics`.
 """
-import bisect
 import logging
 import os
 import threading
 import time
 from collections import Counter
 from datetime import datetime
-from functools import partial, reduce
-from operator import add, itemgetter
+from functools import partial
 
 import prometheus_client
 from prometheus_client import multiprocess, values
 
 from serving import drift
+from serving.signal_sums import PREDICTION, SignalSums, ValueSums
 
 log = logging.getLogger("sentiment")
 KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -80,6 +79,19 @@ class Metrics:
         self.text_length = prometheus_client.Histogram(
             "text_length_chars", "Length of each text scored, in characters, by model.", ["model"],
             buckets=drift.LENGTH_BUCKETS, **common)
+        # A regressor's drift signals: rows scored, per input the rows missing it and those with a value the
+        # model never saw, and the predictions (their mean is sum / count).
+        self.rows_scored = prometheus_client.Counter(
+            "rows_scored", "Inputs scored by a model of named inputs (a regressor), by model.", ["model"], **common)
+        self.input_missing = prometheus_client.Counter(
+            "input_missing", "Rows scored without a value for an optional input, by model and input.",
+            ["model", "input"], **common)
+        self.input_unseen = prometheus_client.Counter(
+            "input_unseen", "Rows scored with a value the model never saw (a name not in its training data, a "
+            "number outside its training range), by model and input.", ["model", "input"], **common)
+        self.predicted_value = prometheus_client.Summary(
+            "predicted_value", "A regressor's answers (the rating predicted), by model: sum and count.", ["model"],
+            **common)
         # The same signals on the build's held-out side (metrics.json's reference), for rules to compare with.
         reference = {"registry": self.registry, "namespace": "sentiment", "subsystem": "reference",
                      "multiprocess_mode": "livemax"}
@@ -103,6 +115,18 @@ class Metrics:
             "text_length_quantiles": prometheus_client.Gauge(
                 "text_length_chars", "Quantiles of the held-out texts' length in characters, at build time.",
                 ["model", "quantile"], **reference),
+            "mae": prometheus_client.Gauge(
+                "mae", "A regressor's mean absolute error on the held-out rows, at build time.", ["model"],
+                **reference),
+            "predicted_value_mean": prometheus_client.Gauge(
+                "predicted_value_mean", "A regressor's mean prediction on the held-out rows, at build time.",
+                ["model"], **reference),
+            "input_missing_shares": prometheus_client.Gauge(
+                "input_missing_share", "Share of held-out rows without a value for each input, at build time.",
+                ["model", "input"], **reference),
+            "input_unseen_shares": prometheus_client.Gauge(
+                "input_unseen_share", "Share of held-out rows with a value of each input the model fitted on the "
+                "training side never saw, at build time.", ["model", "input"], **reference),
         }
         # Every live worker serves the same models, so their values agree: "livemax" shows one series
         # per model, and drops a worker's series when it exits (e.g. replaced after a rebuild + HUP).
@@ -122,6 +146,9 @@ class Metrics:
         self.feedback = prometheus_client.Counter(
             "feedback", "Labels sent back to POST /feedback, by model, predicted and actual label.",
             ["model", "predicted", "actual"], **common)
+        self.feedback_error = prometheus_client.Summary(
+            "feedback_absolute_error", "A regressor's absolute error on the true values sent back to POST "
+            "/feedback, by model: sum / count is its live mean absolute error.", ["model"], **common)
         self.log_dropped = prometheus_client.Counter(
             "prediction_log_dropped", "Prediction-log rows never written: queue_full (the queue was full), "
             "database_error (the database refused or was unreachable), writer_lost (the writer process ended "
@@ -173,11 +200,13 @@ class Metrics:
         when the worker stops): in gunicorn's shared files each write costs a lock and a file write, and a
         GET would make eight of them.
         """
-        self.count_predictions(model_name, scored.answers)
+        numbers = scored.tokens is None  # a regressor's: no labels to count, and the signals of its inputs
+        if not numbers:
+            self.count_predictions(model_name, scored.answers)
         with self.signals_lock:
             sums = self.signals.get(model_name)
             if sums is None:
-                sums = self.signals[model_name] = SignalSums()
+                sums = self.signals[model_name] = ValueSums() if numbers else SignalSums()
             sums.add(scored, texts)
             due = time.monotonic() >= self.signals_due
         if due:
@@ -189,6 +218,12 @@ class Metrics:
             taken, self.signals = self.signals, {}
             self.signals_due = time.monotonic() + SIGNALS_EVERY
         for model_name, sums in taken.items():
+            if isinstance(sums, ValueSums):
+                sums.write_to(self.rows_scored.labels(model_name),
+                              partial(self.input_missing.labels, model_name),
+                              partial(self.input_unseen.labels, model_name), self.predicted_value.labels(model_name))
+                self.write_shadow(model_name, sums)
+                continue
             series = self.scored_series.get(model_name)
             if series is None:
                 series = self.scored_series[model_name] = tuple(
@@ -238,14 +273,16 @@ class Metrics:
                 series = self.prediction_series[key] = self.predictions.labels(model_name, label)
             series.inc(count)
 
-    def count_shadow(self, model_name, answers, shadow_labels):
-        """Count the texts whose shadow label agreed with the answer's, and those whose did not: summed in
-        this process and written with the drift signals (`write_signals`), for the same reason."""
-        agree = sum(1 for answer, label in zip(answers, shadow_labels) if answer["prediction"] == label)
+    def count_shadow(self, model_name, answers, shadow_labels, agrees=None, *, numbers=False):
+        """Count the inputs whose shadow prediction agreed with the answer's (`agrees(answered, shadow's)`,
+        equality by default), and those whose did not: summed in this process and written with the drift
+        signals (`write_signals`), for the same reason. `numbers`: the model is a regressor."""
+        agrees = agrees or (lambda answered, shadowed: answered == shadowed)
+        agree = sum(1 for answer, label in zip(answers, shadow_labels) if agrees(answer["prediction"], label))
         with self.signals_lock:
             sums = self.signals.get(model_name)
             if sums is None:
-                sums = self.signals[model_name] = SignalSums()
+                sums = self.signals[model_name] = ValueSums() if numbers else SignalSums()
             sums.shadow_agreed += agree
             sums.shadow_disagreed += len(answers) - agree
 
@@ -265,9 +302,13 @@ class Metrics:
         """Count one version a running server loaded (or refused) after a release."""
         self.model_loads.labels(model_name, role, outcome).inc()
 
-    def count_feedback(self, model_name, predicted, actual):
-        """Count one label sent back for an answer of `model_name`."""
-        self.feedback.labels(model_name, predicted, actual).inc()
+    def count_feedback(self, model_name, predicted, actual, error=None, *, numeric=False):
+        """Count one label sent back for an answer of `model_name`; for a regressor (`numeric`), its
+        absolute `error` instead (its numbers would make a series each)."""
+        if numeric:
+            self.feedback_error.labels(model_name).observe(error)
+        else:
+            self.feedback.labels(model_name, predicted, actual).inc()
 
     def count_dropped(self, reason, count):
         """Count prediction-log rows that will never be written (called from the prediction log's feeder thread too)."""
@@ -292,80 +333,6 @@ class Metrics:
             registry = prometheus_client.CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
         return prometheus_client.generate_latest(registry)
-
-
-class SignalSums:
-    """One model's drift signals summed over requests: texts, tokens, known tokens, texts with no known
-    term, the confidence and length histograms' bucket counts and sums, and the shadow's agreement."""
-
-    __slots__ = ("texts", "tokens", "known", "without", "confidence", "confidence_sum", "length", "length_sum",
-                 "shadow_agreed", "shadow_disagreed")
-
-    def __init__(self):
-        self.texts = self.tokens = self.known = self.without = 0
-        self.shadow_agreed = self.shadow_disagreed = 0  # texts whose shadow label was the answer's, and was not
-        # One count per bucket, the last for +Inf.
-        self.confidence = [0] * (len(drift.CONFIDENCE_BUCKETS) + 1)
-        self.length = [0] * (len(drift.LENGTH_BUCKETS) + 1)
-        self.confidence_sum = self.length_sum = 0.0
-
-    def add(self, scored, texts):
-        """Add one request's texts and answers."""
-        if len(texts) == 1:  # a GET: the same sums without the batch path's Counters and lists
-            self.add_one(scored.answers[0]["confidence"], len(texts[0]), scored.tokens[0], scored.known[0])
-            return
-        self.texts += len(texts)
-        self.tokens += sum(scored.tokens)
-        self.known += sum(scored.known)
-        self.without += scored.known.count(0)
-        # Where a value falls: bisect_left over the upper bounds, as `observe` (value <= bound). Mapped and
-        # counted in C rather than in a Python loop per answer (a POST of 1,000 spent ~2 ms here). The sums
-        # add one value at a time to the running sum, in order, as that loop did (`reduce`, not `sum`, which
-        # compensates its rounding from Python 3.12 on).
-        confidences = list(map(CONFIDENCE, scored.answers))
-        lengths = list(map(len, texts))
-        for bucket, count in Counter(map(CONFIDENCE_BUCKET, confidences)).items():
-            self.confidence[bucket] += count
-        for bucket, count in Counter(map(LENGTH_BUCKET, lengths)).items():
-            self.length[bucket] += count
-        self.confidence_sum = reduce(add, confidences, self.confidence_sum)
-        self.length_sum = reduce(add, lengths, self.length_sum)
-
-    def add_one(self, confidence, length, tokens, known):
-        """Add one text: its answer's confidence, its length, its tokens and known tokens."""
-        self.texts += 1
-        self.tokens += tokens
-        self.known += known
-        self.without += known == 0
-        self.confidence[CONFIDENCE_BUCKET(confidence)] += 1
-        self.length[LENGTH_BUCKET(length)] += 1
-        self.confidence_sum += confidence
-        self.length_sum += length
-
-    def write_to(self, texts, tokens, known, without, confidence, length):
-        """Add the sums to the labelled series of one model."""
-        for series, value in ((texts, self.texts), (tokens, self.tokens), (known, self.known),
-                              (without, self.without)):
-            if value:
-                series.inc(value)
-        add_to_histogram(confidence, self.confidence, self.confidence_sum)
-        add_to_histogram(length, self.length, self.length_sum)
-
-
-PREDICTION, CONFIDENCE = itemgetter("prediction"), itemgetter("confidence")
-CONFIDENCE_BUCKET = partial(bisect.bisect_left, drift.CONFIDENCE_BUCKETS)
-LENGTH_BUCKET = partial(bisect.bisect_left, drift.LENGTH_BUCKETS)
-
-
-def add_to_histogram(histogram, counts, total):
-    """Add per-bucket counts (the last is +Inf's) and their sum to a labelled histogram, as that many
-    `observe` calls would, through the histogram's own values (`_buckets`, `_sum`: stable since
-    prometheus-client 0.4; a test checks the result against `observe`, value by value)."""
-    for bucket, count in zip(histogram._buckets, counts):
-        if count:
-            bucket.inc(count)
-    if total:
-        histogram._sum.inc(total)
 
 
 SIGNALS_EVERY = 0.5  # seconds between writes of a process's drift-signal sums

@@ -48,6 +48,7 @@ from serving.log_schema import (  # noqa: F401 (PredictionLogError: what callers
     redacted,
     summarize_feedback,
     upsert,
+    value_rows,
 )
 
 log = logging.getLogger("sentiment.prediction_log")
@@ -90,6 +91,7 @@ class PredictionLog:
         self.deadline = None  # when a stop must be over (monotonic)
         self.last_warning = float("-inf")
         self.summary = (float("-inf"), None)  # (read at, feedback summary)
+        self.regressors = set()  # the models whose feedback is a number (`Recorder.learn` says which)
 
     @property
     def enabled(self):
@@ -177,8 +179,11 @@ class PredictionLog:
             self.engine.dispose()
             self.engine = None
 
-    def record(self, *, model, version, request_id, now, answers, texts, tokens=None, known=None, shadow=None):
-        """Queue one row per scored text (its answer already has its `id`); never blocks or raises.
+    def record(self, *, model, version, request_id, now, answers, texts, tokens=None, known=None, shadow=None,
+               values=None):
+        """Queue one row per scored input (its answer already has its `id`); never blocks or raises. For a
+        text model `texts` are the texts; for a regressor, the named inputs (dicts), with its unrounded
+        numbers in `values` and the shadow's numbers in `shadow`.
 
         The request queues what its rows are made from, pickled into one bytes object; the writer process
         makes the rows (`prediction_rows`), so neither the client nor the worker waits for them. Bytes,
@@ -196,8 +201,13 @@ class PredictionLog:
             answers, texts = [answers[i] for i in kept], [texts[i] for i in kept]
             tokens, known = [tokens[i] for i in kept], [known[i] for i in kept]
             shadow_labels = [shadow_labels[i] for i in kept]
+            values = None if values is None else [values[i] for i in kept]
         room = self.reserve(len(answers))
-        if room:
+        if room and values is not None:  # a regressor's: its numbers and named inputs
+            self.queue.put(("value", room, pickle.dumps(
+                (model, version, request_id, now, [(a["id"], v) for a, v in zip(answers[:room], values)],
+                 texts[:room], shadow_version, shadow_labels[:room]), protocol=pickle.HIGHEST_PROTOCOL)))
+        elif room:
             self.queue.put(("prediction", room, pickle.dumps(
                 (model, version, request_id, now,
                  [(a["id"], a["prediction"], a["confidence"], a["probabilities"]) for a in answers[:room]],
@@ -349,7 +359,7 @@ class PredictionLog:
                     insert_predictions(connection, rows)
                 if labels:
                     upsert(connection, feedback, labels, ["id"],
-                           ["time", "model_version", "label"], where=lambda table, new: new.time >= table.c.time)
+                           ["time", "model_version", "label", "error"], where=lambda table, new: new.time >= table.c.time)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             if self.engine is not None:
                 self.engine.dispose()  # reconnect next time: the server may have restarted
@@ -390,7 +400,8 @@ class PredictionLog:
             return summary
         try:
             with self.connection() as connection:
-                summary = summarize_feedback(connection, since=time.time() - self.days * DAY)
+                summary = summarize_feedback(connection, since=time.time() - self.days * DAY,
+                                             regressors=self.regressors)
         except (sa.exc.SQLAlchemyError, OSError):
             summary = None
         self.summary = (time.monotonic(), summary)
@@ -439,6 +450,8 @@ def batch_from(items, *, texts_kept):
         made_from = pickle.loads(pickled)
         if kind == "prediction":
             batch[kind].extend(prediction_rows(*made_from, texts_kept=texts_kept))
+        elif kind == "value":
+            batch["prediction"].extend(value_rows(*made_from))
         else:
             batch[kind].extend(made_from)
     return batch

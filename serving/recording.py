@@ -46,8 +46,11 @@ class Recorder:
         tag = ids.version_tag(served.version)
         self.by_tag[tag] = served.version
         self.latest[served.name] = served
-        stamp = self.stamps[served.version] = (MODEL_NAMES.index(served.name), tag,
-                                               {label: i for i, label in enumerate(served.labels)})
+        if served.labels is None:  # a regressor: its ids carry the number answered, its feedback is a number
+            self.log.regressors.add(served.name)
+        stamp = self.stamps[served.version] = (
+            MODEL_NAMES.index(served.name), tag,
+            None if served.labels is None else {label: i for i, label in enumerate(served.labels)})
         return stamp
 
     def stamp(self, served, scored, texts, *, request_id, shadow=None):
@@ -59,21 +62,26 @@ class Recorder:
         # A request thread can score with a version the follower has switched in but not yet told us about.
         model_index, tag, label_index = self.stamps.get(version) or self.learn(served)
         now = time.time()
-        # One call for the request's ids: what they share is made once (see `ids.Signer.issue_many`).
-        issued = self.signer.issue_many(model_index=model_index, version=tag, now=now,
-                                        label_indices=[label_index[answer["prediction"]] for answer in answers])
+        if label_index is None:  # a regressor's answers: numbers
+            issued = self.signer.issue_values(model_index=model_index, version=tag, now=now,
+                                              values=[answer["prediction"] for answer in answers])
+        else:  # One call for the request's ids: what they share is made once (see `ids.Signer.issue_many`).
+            issued = self.signer.issue_many(model_index=model_index, version=tag, now=now,
+                                            label_indices=[label_index[answer["prediction"]] for answer in answers])
         for answer, answer_id in zip(answers, issued):
             answer["id"] = answer_id
             answer["model_version"] = version
         return functools.partial(self.log.record, model=served.name, version=version, request_id=request_id,
                                  now=now, answers=answers, texts=texts, tokens=scored.tokens, known=scored.known,
-                                 shadow=shadow)
+                                 shadow=shadow,
+                                 values=None if label_index is not None else [p[0] for p in scored.probabilities])
 
     def feedback(self, items):
-        """Check every (where, id, label) item, then count and queue them all; return what was accepted.
+        """Check every (where, id, target) item, then count and queue them all; return what was accepted.
 
         All or nothing: the first bad item raises `UnknownAnswer` (an id not issued here, or past the
-        retention) or `BadQuery` (a label the answering model does not have), and nothing is recorded.
+        retention) or `BadQuery` (a label the answering model does not have, or a number it cannot
+        take), and nothing is recorded.
         """
         if not self.log.enabled:
             raise NoFeedback("This server keeps no prediction log (PREDICTION_LOG=off), so it takes no feedback. "
@@ -81,26 +89,47 @@ class Recorder:
         now = time.time()
         oldest = now - self.log.days * DAY
         rows = []
-        for where, answer_id, label in items:
+        for where, answer_id, target in items:
             at = f"{where}: " if where else ""
             issued = self.signer.verify(answer_id)
             model = MODEL_NAMES[issued.model_index] if issued and issued.model_index < len(MODEL_NAMES) else None
             served = self.latest.get(model)
-            # Labels come from the model's manifest: a version of another label set cannot be named by an id.
-            if served is None or issued.label_index >= len(served.labels):
+            # Labels come from the model's manifest: a version of another label set cannot be named by an id;
+            # a regressor's ids carry its number.
+            if served is None or (served.labels is None) != (issued.value is not None) or (
+                    served.labels is not None and issued.label_index >= len(served.labels)):
                 raise UnknownAnswer(f"{at}No answer with id {answer_id[:64]!r} was given by this service. "
                                     "Send the `id` of an answer exactly as it came.")
             if issued.time < oldest:
                 raise UnknownAnswer(f"{at}The answer {answer_id!r} is older than the {self.log.days} days this "
                                     "service keeps; feedback for it is no longer taken.")
-            if served.check_target(label) is None:
-                raise BadQuery(f"{at}{label[:64]!r} is not a label of the {model} model, which gave this "
-                               f"answer; send one of: {', '.join(served.labels)}.")
-            labels = served.labels
+            checked = served.check_target(target)
+            if served.labels is None:
+                if checked is None or isinstance(target, str):
+                    low, high = served.target.get("min"), served.target.get("max")
+                    raise BadQuery(f"{at}The {model} model answers a number: send the true one as \"value\", "
+                                   f"from {low} to {high}, not {str(target)[:64]!r}.")
+                predicted, label = repr(issued.value), repr(checked)
+                error = served.error_of(issued.value, checked)
+            else:
+                if checked is None:
+                    raise BadQuery(f"{at}{str(target)[:64]!r} is not a label of the {model} model, which gave this "
+                                   f"answer; send one of: {', '.join(served.labels)}.")
+                predicted, label = served.labels[issued.label_index], checked
+                error = served.error_of(predicted, label)
             rows.append({"id": answer_id, "time": now, "issued": issued.time, "model": model,
-                         "model_version": self.by_tag.get(issued.version_tag),
-                         "predicted": labels[issued.label_index], "label": label})
+                         "model_version": self.by_tag.get(issued.version_tag), "predicted": predicted,
+                         "label": label, "error": error})
         for row in rows:
-            self.metrics.count_feedback(row["model"], row["predicted"], row["label"])
+            self.metrics.count_feedback(row["model"], row["predicted"], row["label"], row["error"],
+                                        numeric=self.latest[row["model"]].labels is None)
         self.log.record_feedback(rows)
-        return [{name: row[name] for name in ("id", "model", "model_version", "predicted", "label")} for row in rows]
+        return [feedback_answer(row, numeric=self.latest[row["model"]].labels is None) for row in rows]
+
+
+def feedback_answer(row, *, numeric):
+    """What POST /feedback answers of one accepted item: for a regressor, the numbers and the error."""
+    if numeric:
+        return {"id": row["id"], "model": row["model"], "model_version": row["model_version"],
+                "predicted": float(row["predicted"]), "value": float(row["label"]), "error": row["error"]}
+    return {name: row[name] for name in ("id", "model", "model_version", "predicted", "label")}

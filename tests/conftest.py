@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from support import ROOT, Server, build_models, write_tiny_kaggle
+from support import ROOT, Server, build_models, write_tiny_kaggle, write_tiny_movies
 
 E2E_DIR = ROOT / "tests" / "e2e"
 
@@ -40,14 +40,17 @@ def own_prediction_log(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
-    """A folder with a tiny Kaggle-format train.tsv and test.tsv."""
-    return write_tiny_kaggle(tmp_path_factory.mktemp("tiny-data"))
+    """A folder with a tiny Kaggle-format train.tsv and test.tsv, and a tiny movies.json."""
+    folder = write_tiny_kaggle(tmp_path_factory.mktemp("tiny-data"))
+    write_tiny_movies(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def model_dir(tiny_data, tmp_path_factory):
-    """Both models built from the tiny data set, once per session. Tests must not modify it."""
-    return build_models(tiny_data / "train.tsv", tmp_path_factory.mktemp("models"))
+    """Every model (the two text models, and ratings) built from the tiny data sets, once per session. Tests
+    must not modify it."""
+    return build_models(tiny_data / "train.tsv", tmp_path_factory.mktemp("models"), movies=tiny_data / "movies.json")
 
 
 @pytest.fixture

@@ -71,6 +71,50 @@ def write_tiny_kaggle(folder, *, sentences=200, seed=0):
     return folder
 
 
+MOVIE_GENRES = {"Drama": 6.8, "Comedy": 5.9, "Action": 6.0, "Horror": 5.2, "Documentary": 7.2, "Western": 6.5}
+MOVIE_RATINGS_MPAA = ["G", "PG", "PG-13", "R"]
+MOVIE_SOURCES = ["Original Screenplay", "Based on Book/Short Story", "Remake"]
+MOVIE_TYPES = ["Contemporary Fiction", "Fantasy", "Science Fiction"]
+MOVIE_DIRECTORS = [f"Director {n}" for n in range(30)]
+MOVIE_DISTRIBUTORS = ["Big Studio", "Small Studio", "Art House"]
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def write_tiny_movies(folder, *, films=400, seed=0):
+    """Write movies.json in vega-datasets' format: films whose IMDb rating follows their genre, budget and
+    director, with the file's faults: missing fields, a rating missing, a century-late date, a title shared
+    by a remake pair, a title stored as a number. Returns its path."""
+    rng = random.Random(seed)
+    records = []
+    for n in range(films):
+        genre = rng.choice(list(MOVIE_GENRES))
+        budget = round(10 ** rng.uniform(5, 8.3))
+        director = rng.choice(MOVIE_DIRECTORS)
+        year = rng.randint(1970, 2010)
+        rating = MOVIE_GENRES[genre] + 0.3 * (int(director.split()[1]) % 5 - 2) - 0.2 * (budget > 5e7) + rng.gauss(0, 0.5)
+        records.append({
+            "Title": f"Film {n}", "US Gross": rng.randint(0, 10**8), "Worldwide Gross": rng.randint(0, 10**8),
+            "US DVD Sales": None, "Production Budget": budget,
+            "Release Date": f"{rng.choice(MONTHS)} {rng.randint(1, 28):02d} {year}",
+            "MPAA Rating": rng.choice(MOVIE_RATINGS_MPAA + [None]), "Running Time min": rng.choice([None, rng.randint(80, 180)]),
+            "Distributor": rng.choice(MOVIE_DISTRIBUTORS), "Source": rng.choice(MOVIE_SOURCES),
+            "Major Genre": genre, "Creative Type": rng.choice(MOVIE_TYPES),
+            "Director": director if rng.random() < 0.7 else None, "Rotten Tomatoes Rating": None,
+            "IMDB Rating": round(min(max(rating, 1.0), 10.0), 1), "IMDB Votes": rng.randint(100, 10**5),
+        })
+    for n in range(20):  # every year from 1991 to 2010 holds at least ten films
+        records[n]["Release Date"] = f"Jan 01 {1991 + n % 20}"
+    records[1]["IMDB Rating"] = None
+    records[2]["Release Date"] = "Mar 03 2035"  # a century late: 1935
+    records[3]["Title"] = records[4]["Title"] = "The Same Title"  # a remake pair sharing one rating
+    records[5]["Title"] = 1941  # a title stored as a number
+    records[6]["Major Genre"] = None  # no genre: not kept
+    path = Path(folder) / "movies.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records))
+    return path
+
+
 def write_reviews(path, count, *, seed=0, packed=False):
     """Write `count` short reviews, one per line (a blank line now and then), to `path`, gzip-compressed if
     `packed`; return it."""
@@ -104,11 +148,13 @@ def non_review_text():
     return lines
 
 
-def build_models(train, out, *, args=()):
-    """Build both models from the Kaggle-format `train` file into `out`, quietly, with build_model.py's
-    other `args` (e.g. ["--classifier", "naive-bayes"]); return `out`."""
+def build_models(train, out, *, args=(), movies=None):
+    """Build both text models from the Kaggle-format `train` file into `out`, and the ratings model from
+    `movies` (a movies.json; none without it), quietly, with build_model.py's other `args` (e.g.
+    ["--classifier", "naive-bayes"]); return `out`."""
     with contextlib.redirect_stdout(io.StringIO()) as said:
-        code = build_model.main(["--data", str(train), "--out", str(out), *args])
+        code = build_model.main(["--data", str(train), "--out", str(out),
+                                 *(["--movies", str(movies)] if movies else []), *args])
     if code != 0:
         raise RuntimeError(f"building the models from {train} failed:\n{said.getvalue()}")
     return Path(out)

