@@ -249,7 +249,8 @@ def parse_number(value, where, spec):
         raise BadQuery(f"{where} must be a number ({describe_input(spec)}), not {json_type(value)}.")
     if isinstance(value, str):
         try:
-            if "_" in value or not value.strip():  # float() reads 1_000 as a thousand; a number in a URL is digits, a point, an e
+            # float() reads 1_000 as a thousand and " 5" as 5; a number in a URL is digits, a point, an e.
+            if "_" in value or not value.strip():
                 raise ValueError(value)
             return float(value)
         except ValueError:
@@ -276,7 +277,8 @@ def check_inputs(inputs):
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or spec["name"] in names:
             raise ModelError(f"an input of the manifest is not a named, distinct input: {str(spec)[:80]}")
         if spec.get("type") not in INPUT_TYPES or not isinstance(spec.get("required"), bool):
-            raise ModelError(f"input {spec['name']!r}: type must be one of {', '.join(INPUT_TYPES)}, required a boolean")
+            raise ModelError(f"input {spec['name']!r}: type must be one of {', '.join(INPUT_TYPES)}, "
+                             "required a boolean")
         if spec["type"] == "category" and not (isinstance(spec.get("values"), list) and spec["values"]
                                                and all(isinstance(v, str) for v in spec["values"])):
             raise ModelError(f"input {spec['name']!r}: a category needs its list of values")
@@ -318,8 +320,8 @@ def check_weights(weights, inputs):
             raise ValueError(f"{name}: an optional number needs a fill value")
         missing = spec.get("missing")
         if missing is not None:
-            if not isinstance(missing, dict) or not all(is_finite(missing.get(k)) for k in ("mean", "scale", "weight")) \
-                    or missing["scale"] <= 0:
+            if not isinstance(missing, dict) or missing.get("scale", 0) <= 0 or \
+                    not all(is_finite(missing.get(k)) for k in ("mean", "scale", "weight")):
                 raise ValueError(f"{name}: its missing-value weights must be finite numbers (scale positive)")
             missing = (float(missing["mean"]), float(missing["scale"]), float(missing["weight"]))
         checked_numbers.append((name, spec["log"], float(fill) if fill is not None else math.nan, float(spec["mean"]),

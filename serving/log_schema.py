@@ -86,10 +86,14 @@ NOW_OPTIONAL = ("label", "confidence", "probabilities", "text_length", "text_sha
 
 def add_number_columns(connection):
     """Schema 3 to 4: rows of regressors. The predictions' label and text columns may be empty; the
-    value, inputs and shadow_value columns, and feedback's error, are added (empty in the rows there).
+    value, inputs and shadow_value columns, and feedback's error (unless the feedback table was just made
+    with it), are added, empty in the rows there.
 
     PostgreSQL drops the NOT NULL constraints in place. SQLite cannot, so its predictions table is made
     anew and the rows copied, in the migration's transaction: a large log takes a while, once."""
+    inspector = sa.inspect(connection)
+    if "error" not in {column["name"] for column in inspector.get_columns("feedback")}:
+        connection.execute(sa.text("ALTER TABLE feedback ADD COLUMN error FLOAT"))
     if connection.dialect.name == "postgresql":
         for name in NOW_OPTIONAL:
             connection.execute(sa.text(f"ALTER TABLE predictions ALTER COLUMN {name} DROP NOT NULL"))
@@ -104,7 +108,6 @@ def add_number_columns(connection):
         names = ", ".join(f'"{name}"' for name in kept)
         connection.execute(sa.text(f"INSERT INTO predictions ({names}) SELECT {names} FROM predictions_schema3"))
         connection.execute(sa.text("DROP TABLE predictions_schema3"))
-    connection.execute(sa.text("ALTER TABLE feedback ADD COLUMN error FLOAT"))
 
 
 # Steps from each schema version to the next, run in order at start: {from_version: function(connection)}.

@@ -359,7 +359,8 @@ class PredictionLog:
                     insert_predictions(connection, rows)
                 if labels:
                     upsert(connection, feedback, labels, ["id"],
-                           ["time", "model_version", "label", "error"], where=lambda table, new: new.time >= table.c.time)
+                           ["time", "model_version", "label", "error"],
+                           where=lambda table, new: new.time >= table.c.time)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             if self.engine is not None:
                 self.engine.dispose()  # reconnect next time: the server may have restarted

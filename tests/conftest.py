@@ -13,6 +13,10 @@ from app import create_app
 from support import ROOT, Server, build_models, write_tiny_kaggle, write_tiny_movies
 
 E2E_DIR = ROOT / "tests" / "e2e"
+# vega-datasets' real movies.json, for the tests that ask for it (`movies_file`). Taken out of the
+# environment, so that no build of the tests (nor a server's) finds it unasked: a build given only
+# `--data` looks for movies.json there.
+REAL_MOVIES_DIR = os.environ.pop("MOVIES_DATA_DIR", None)
 
 
 def pytest_addoption(parser):
@@ -83,6 +87,14 @@ def kaggle_dir():
     if not folder or not (Path(folder) / "train.tsv.gz").is_file():
         pytest.skip("set KAGGLE_DATA_DIR to the folder with Kaggle's train.tsv.gz to run this test")
     return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def movies_file():
+    """vega-datasets' real movies.json, or skip: set MOVIES_DATA_DIR to the folder holding it."""
+    if not REAL_MOVIES_DIR or not (Path(REAL_MOVIES_DIR) / "movies.json").is_file():
+        pytest.skip("set MOVIES_DATA_DIR to the folder with vega-datasets' movies.json to run this test")
+    return Path(REAL_MOVIES_DIR) / "movies.json"
 
 
 @pytest.fixture(scope="session")

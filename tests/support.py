@@ -27,9 +27,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import util  # noqa: E402
-from serving.config import Settings  # noqa: E402
+from serving.config import (  # noqa: E402
+    MODEL_ROUTES,
+    NUMBER_MODELS,
+    Settings,  # noqa: E402
+)
 from store import artifacts  # noqa: E402
 from training import build as build_model  # noqa: E402
+
+# The routes of the text models (every model but the regressors, which take named inputs).
+TEXT_ROUTES = {name: route for name, route in MODEL_ROUTES.items() if name not in NUMBER_MODELS}
 
 # Words by Kaggle label (0 = Negative ... 4 = Positive): sentences are made from them so that each
 # label has phrases a model can learn, with some noise words shared by all.
@@ -91,12 +98,14 @@ def write_tiny_movies(folder, *, films=400, seed=0):
         budget = round(10 ** rng.uniform(5, 8.3))
         director = rng.choice(MOVIE_DIRECTORS)
         year = rng.randint(1970, 2010)
-        rating = MOVIE_GENRES[genre] + 0.3 * (int(director.split()[1]) % 5 - 2) - 0.2 * (budget > 5e7) + rng.gauss(0, 0.5)
+        rating = (MOVIE_GENRES[genre] + 0.3 * (int(director.split()[1]) % 5 - 2) - 0.2 * (budget > 5e7)
+                  + rng.gauss(0, 0.5))
         records.append({
             "Title": f"Film {n}", "US Gross": rng.randint(0, 10**8), "Worldwide Gross": rng.randint(0, 10**8),
             "US DVD Sales": None, "Production Budget": budget,
             "Release Date": f"{rng.choice(MONTHS)} {rng.randint(1, 28):02d} {year}",
-            "MPAA Rating": rng.choice(MOVIE_RATINGS_MPAA + [None]), "Running Time min": rng.choice([None, rng.randint(80, 180)]),
+            "MPAA Rating": rng.choice(MOVIE_RATINGS_MPAA + [None]),
+            "Running Time min": rng.choice([None, rng.randint(80, 180)]),
             "Distributor": rng.choice(MOVIE_DISTRIBUTORS), "Source": rng.choice(MOVIE_SOURCES),
             "Major Genre": genre, "Creative Type": rng.choice(MOVIE_TYPES),
             "Director": director if rng.random() < 0.7 else None, "Rotten Tomatoes Rating": None,

@@ -201,4 +201,4 @@ def test_release_reads_the_model_folder_from_config(monkeypatch, tmp_path):
 
 def test_a_candidate_never_counts_as_a_model_folder(models, tiny_data, tmp_path):
     build("--data", scrambled(tiny_data / "train.tsv", tmp_path / "broken.tsv"), "--out", models)
-    assert sorted(p.name for p in artifacts.model_folders(models)) == ["binary", "fine-grained"]
+    assert sorted(p.name for p in artifacts.model_folders(models)) == ["binary", "fine-grained", "ratings"]

@@ -5,7 +5,8 @@
                           [--tolerance X] [--promote] [--keep N]
 
 The ratings model (a film's IMDb rating, `/ratings`) is built by `training.build_ratings`, from
-vega-datasets' movies.json (`training.movies`). For each text model (`binary`: Kaggle labels 0 and 4; `fine-grained`: all five labels) this
+vega-datasets' movies.json (`training.movies`). For each text model (`binary`: Kaggle labels 0 and 4;
+`fine-grained`: all five labels) this
 1. holds out 20% of the *sentences* (GroupShuffleSplit on SentenceId, so no sentence has phrases on
    both sides), fits the model's recipe (`training.recipes`: a family, naive Bayes or logistic
    regression, over TF-IDF of words, or of words and characters) on the rest and scores the held-out

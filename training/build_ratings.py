@@ -10,6 +10,7 @@ from pathlib import Path
 import util
 from kinds.tabular import REGRESSOR_FILE, TabularRegressor
 from store import artifacts, releases
+from training import data as training_data
 from training import movies as movie_data
 from training import ratings
 from training.data import log
@@ -97,6 +98,6 @@ def ratings_from(path):
     from the npm registry into lib/data. `util.DataError` says what to do when none can be had."""
     found = movie_data.movies_path(path)
     if found is None:
-        found = movie_data.fetch_movies(movie_data.DATA_DIR)
+        found = movie_data.fetch_movies(training_data.DATA_DIR)
     return movie_data.read_movies(found)
 

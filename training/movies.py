@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 import util
-from training.data import DATA_DIR, log
+from training import data as training_data
+from training.data import log
 
 MOVIES_FILE = "movies.json"
 MOVIES_ENV = "MOVIES_DATA_DIR"  # a folder holding movies.json, as KAGGLE_DATA_DIR holds train.tsv.gz
@@ -140,7 +141,8 @@ def movies_path(given):
     if given is not None:
         return Path(given)
     folders = [Path(os.environ[MOVIES_ENV])] if os.environ.get(MOVIES_ENV) else []
-    return next((folder / MOVIES_FILE for folder in [*folders, DATA_DIR] if (folder / MOVIES_FILE).is_file()), None)
+    return next((folder / MOVIES_FILE for folder in [*folders, training_data.DATA_DIR]
+                 if (folder / MOVIES_FILE).is_file()), None)
 
 
 def fetch_movies(data_dir, *, url=NPM_TARBALL):

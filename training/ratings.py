@@ -108,7 +108,8 @@ def export(fitted, table):
     encode, ridge = fitted.named_steps["encode"], fitted.named_steps["ridge"]
     weights = iter(ridge.coef_.tolist())
     one_hot = encode.named_transformers_["categories"]
-    categories = {name: dict(zip(values.tolist(), weights)) for name, values in zip(CATEGORY_INPUTS, one_hot.categories_)}
+    categories = {name: dict(zip(values.tolist(), weights))
+                  for name, values in zip(CATEGORY_INPUTS, one_hot.categories_)}
     logs = encode.named_transformers_["logs"].named_steps["scale"]
     numbers = {}
     for i, name in enumerate(LOG_INPUTS):

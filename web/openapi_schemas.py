@@ -173,7 +173,8 @@ def components(settings, labels):
             },
             "FeedbackBatch": {
                 "type": "object", "required": ["feedback"], "additionalProperties": False,
-                "properties": {"feedback": {"type": "array", "items": {"oneOf": [ref("Feedback"), ref("FeedbackValue")]},
+                "properties": {"feedback": {"type": "array",
+                                            "items": {"oneOf": [ref("Feedback"), ref("FeedbackValue")]},
                                             "minItems": 1,
                                             "maxItems": max_batch,
                                             "description": f"1 to {max_batch:,} items (more answers 413)."}},

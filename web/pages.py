@@ -11,7 +11,7 @@ import swagger_ui
 from flask import current_app, make_response, render_template_string, send_from_directory
 from werkzeug.exceptions import NotFound
 
-from serving.config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES, NUMBER_MODELS
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Swagger UI's files ship inside the swagger-ui-py wheel: /docs works offline, with no CDN.
@@ -46,10 +46,10 @@ def docs_page():
 
 
 def demo_page():
-    """The demo page, with one section per scoring route and the text limit of this server."""
+    """The demo page, with one section per text model's route and the text limit of this server."""
     # Relative paths, so the page also works when a proxy serves the API under a prefix.
     models = [{"name": name, "title": name.capitalize(), "path": route.lstrip("/") or "."}
-              for name, route in MODEL_ROUTES.items()]
+              for name, route in MODEL_ROUTES.items() if name not in NUMBER_MODELS]  # the text models
     response = make_response(render_template_string((STATIC_DIR / "demo.html").read_text(encoding="utf-8"),
                                                      models=models, max_length=current_app.config["MAX_QUERY_LENGTH"]))
     response.headers["Cache-Control"] = "no-cache, max-age=0"  # as send_from_directory's other pages

@@ -59,8 +59,9 @@ def score_and_record(served, inputs, *, explain, shadow, metrics, recorder):
 def built(name, served):
     """`served`, the loaded model `name`, or a 404 that says how to build it."""
     if served is None:
-        raise ModelNotBuilt(f"The {name} model is not built on this server. {HOW_TO_BUILD.get(name, HOW_TO_BUILD[None])}"
-                            ", then restart the server or send it SIGHUP.")
+        how = HOW_TO_BUILD.get(name, HOW_TO_BUILD[None])
+        raise ModelNotBuilt(f"The {name} model is not built on this server. {how}, then restart the server or "
+                            "send it SIGHUP.")
     return served
 
 

