@@ -87,3 +87,34 @@ def test_ids_issued_together_are_each_what_issue_gives_and_verify():
     assert [(f.time, f.model_index, f.label_index, f.version_tag) for f in found] == [
         (1_790_000_000.123, 1, label, TAG) for label in labels]
     assert signer.issue_many(model_index=1, label_indices=[], version=TAG, now=0.0) == []
+
+
+# --- A regressor's ids: the number answered, signed --------------------------------------------
+
+def test_a_regressor_id_carries_its_number_and_verifies_only_unaltered():
+    signer = ids.Signer(KEY)
+    issued = signer.issue_values(model_index=2, values=[6.64, 1.0, 6.64], version=TAG, now=1_790_000_000.5)
+    assert len(set(issued)) == 3 and all(len(i) == ids.VALUE_ID_LENGTH <= 64 for i in issued)
+    found = signer.verify(issued[0])
+    assert (found.value, found.model_index, found.label_index, found.version_tag) == (6.64, 2, None, TAG)
+    assert found.time == pytest.approx(1_790_000_000.5, abs=0.001)
+    assert ids.Signer(bytes(32)).verify(issued[0]) is None  # another key
+    for at in range(len(issued[0])):  # any one character changed
+        changed = issued[0][:at] + ("A" if issued[0][at] != "A" else "B") + issued[0][at + 1:]
+        assert signer.verify(changed) is None, at
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_a_regressor_id_keeps_any_finite_number_exactly(value):
+    signer = ids.Signer(KEY)
+    (issued,) = signer.issue_values(model_index=2, values=[value], version=TAG, now=1_790_000_000.0)
+    assert signer.verify(issued).value == value
+
+
+def test_sampling_decides_on_both_kinds_of_id_alike():
+    signer = ids.Signer(KEY)
+    labels = signer.issue_many(model_index=0, label_indices=[0] * 2000, version=TAG, now=1.0)
+    values = signer.issue_values(model_index=2, values=[5.0] * 2000, version=TAG, now=1.0)
+    for issued in (labels, values):
+        assert 800 < sum(ids.sampled(i, 0.5) for i in issued) < 1200
+        assert all(ids.sampled(i, 1.0) for i in issued) and not any(ids.sampled(i, 0.0) for i in issued)

@@ -1,0 +1,124 @@
+"""The tabular regressor: the ratings model loaded from plain numbers, scored exactly as scikit-learn's
+pipeline, its inputs checked one by one."""
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kinds
+from kinds.tabular import REGRESSOR_FILE, TabularRegressor
+from serving.config import Settings
+from serving.errors import BadQuery, TooLarge
+from store import artifacts
+from training import movies, ratings
+
+SETTINGS = Settings.from_mapping({})
+
+
+@pytest.fixture(scope="module")
+def regressor(model_dir):
+    return kinds.load(model_dir / "ratings")
+
+
+def rows_of(frame):
+    """A frame's films as the checked inputs the kind scores: None for a missing value."""
+    table = ratings.features(frame)
+    return [{name: (None if value == ratings.MISSING or (isinstance(value, float) and math.isnan(value)) else value)
+             for name, value in record.items()} for record in table.to_dict("records")]
+
+
+def test_the_served_sum_is_scikit_learns_prediction(regressor, tiny_data):
+    films = movies.read_movies(tiny_data / "movies.json")
+    fitted = ratings.make_pipeline().fit(ratings.features(films.frame), films.frame["rating"].to_numpy())
+    ours = np.array([regressor.predict_value(row) for row in rows_of(films.frame)])
+    assert np.abs(ours - fitted.predict(ratings.features(films.frame))).max() < 1e-9
+
+
+def test_a_get_reads_typed_values_and_refuses_what_is_wrong(regressor):
+    def get(query):
+        return regressor.inputs_from_get(query_string=query.encode(), mimetype="", body=b"", settings=SETTINGS)
+    (row,), explain = get("genre=Drama&budget=1e6&release_year=2001&director=+Someone+")
+    assert row["genre"] == "Drama" and row["budget"] == 1e6 and row["release_year"] == 2001.0
+    assert row["director"] == "Someone" and row["mpaa_rating"] is None and explain is False
+    for query, message in [
+            ("budget=5", "genre is missing; it is required"),
+            ("genre=Drama", "budget is missing"),
+            ("genre=Dramaa&budget=5", "send one of: "),
+            ("genre=Drama&budget=0", "finite positive number"),
+            ("genre=Drama&budget=nan", "finite positive number"),
+            ("genre=Drama&budget=1_000", "must be a number"),
+            ("genre=Drama&budget=lots", "must be a number"),
+            ("genre=Drama&budget=5&release_year=1800", "must be a whole year"),
+            ("genre=Drama&budget=5&release_year=2001.5", "must be a whole year"),
+            ("genre=Drama&budget=5&title=x", "title is not an input of the ratings model"),
+            ("genre=Drama&budget=5&director=", "director is empty"),
+            ("genre=Drama&genre=Comedy&budget=5", "genre was sent 2 times")]:
+        with pytest.raises(BadQuery, match=message):
+            get(query)
+
+
+def test_a_post_names_the_bad_instance_and_field(regressor):
+    def post(body):
+        return regressor.inputs_from_post(body=json.dumps(body).encode(), settings=SETTINGS)
+    inputs, _ = post({"instances": [{"genre": "Drama", "budget": 5}, {"genre": "Comedy", "budget": 7.5e7}]})
+    assert [row["budget"] for row in inputs] == [5.0, 7.5e7]
+    for body, message in [({"instances": [{"genre": "Drama", "budget": 5}, {"genre": "Drama", "budget": True}]},
+                           r"instances\[1\]\.budget must be a number"),
+                          ({"instances": [{"genre": "Drama", "budget": "5"}, 3]}, r"instances\[1\] must be an object"),
+                          ({"instances": [{"genre": 3, "budget": 5}]}, r"instances\[0\]\.genre must be a string"),
+                          ({"instances": []}, "instances is empty"), ({"rows": []}, "POST takes a JSON object"),
+                          ({"instances": [], "extra": 1}, "Unknown field 'extra'")]:
+        with pytest.raises(BadQuery, match=message):
+            post(body)
+    with pytest.raises(TooLarge):
+        post({"instances": [{"genre": "Drama", "budget": 5}] * (SETTINGS.MAX_BATCH_SIZE + 1)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["genre", "budget", "director", "release_year", "running_time", "other"]),
+                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
+                                 st.lists(st.integers(), max_size=2)), max_size=6))
+def test_any_instance_is_scored_or_refused_with_a_named_error(model_dir, instance):
+    regressor = kinds.load(model_dir / "ratings")
+    try:
+        inputs, _ = regressor.inputs_from_post(body=json.dumps({"instances": [instance]}).encode(), settings=SETTINGS)
+    except BadQuery as exc:
+        assert exc.description.startswith("instances[0]")
+        return
+    (answer,) = regressor.score(inputs).answers
+    assert math.isfinite(answer["prediction"])
+
+
+def test_unseen_names_and_numbers_outside_the_training_range_are_said(regressor):
+    known = sorted(regressor.categories[[n for n, _ in regressor.categories].index("director")][1])[-1]
+    row = dict.fromkeys((spec["name"] for spec in regressor.inputs), None)
+    assert regressor.unseen({**row, "genre": "Drama", "budget": 1e6, "director": known}) == []
+    assert regressor.unseen({**row, "genre": "Drama", "budget": 1e12, "director": "Nobody Yet"}) == \
+        ["director", "budget"]
+
+
+def test_feedback_is_a_number_on_the_target_scale(regressor):
+    assert regressor.check_target(7.2) == 7.2 and regressor.check_target(10) == 10.0
+    assert all(regressor.check_target(v) is None for v in (0.5, 11, True, "7", float("nan"), None))
+    assert regressor.error_of(6.5, 7.25) == 0.75
+
+
+@pytest.mark.parametrize("damage", [
+    lambda w: w.update(intercept="x"), lambda w: w.update(format=9),
+    lambda w: w["categories"]["genre"].update(Drama=float("inf")),
+    lambda w: w["numbers"]["budget"].update(scale=0), lambda w: w["categories"].pop("genre"),
+    lambda w: w["numbers"]["running_time"].update(fill=None)])
+def test_weights_that_are_not_a_model_are_refused_naming_the_file(model_dir, tmp_path, damage):
+    folder = shutil.copytree((model_dir / "ratings").resolve(), tmp_path / "ratings")
+    weights = json.loads((folder / REGRESSOR_FILE).read_text())
+    damage(weights)
+    (folder / REGRESSOR_FILE).write_text(json.dumps(weights))
+    manifest = json.loads((folder / artifacts.MANIFEST_FILE).read_text())
+    manifest["artifacts"][REGRESSOR_FILE] = __import__("util").sha256_file(folder / REGRESSOR_FILE)
+    (folder / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(artifacts.ModelError, match=REGRESSOR_FILE):
+        TabularRegressor.load(folder)

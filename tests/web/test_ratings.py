@@ -1,0 +1,103 @@
+"""/ratings through the app: a film's rating from typed query parameters or a batch of instances, with an
+id, a row in the prediction log, feedback as a number, drift signals and its place in the contract."""
+import time
+
+import pytest
+from openapi_spec_validator import validate
+
+from app import create_app
+from serving import prediction_log
+from support import assert_json_error, flush, samples, value
+
+FILM = {"genre": "Drama", "budget": "20000000", "director": "Director 3", "release_year": "2004"}
+
+
+def test_a_get_answers_a_rating_with_its_typical_error_id_and_version(client):
+    response = client.get("/ratings", query_string=FILM)
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert set(answer) == {"prediction", "typical_error", "unseen", "id", "model_version"}
+    assert 1 <= answer["prediction"] <= 10 and answer["typical_error"] > 0 and answer["unseen"] == []
+    unknown = client.get("/ratings", query_string={**FILM, "director": "A Newcomer"}).get_json()
+    assert unknown["unseen"] == ["director"]
+
+
+def test_a_post_answers_each_instance_in_order_as_a_get_would(client):
+    instances = [{"genre": "Horror", "budget": 1e6}, {"genre": "Documentary", "budget": 5e5, "mpaa_rating": "PG"}]
+    response = client.post("/ratings", json={"instances": instances})
+    assert response.status_code == 200
+    batch = [a["prediction"] for a in response.get_json()["predictions"]]
+    singles = [client.get("/ratings", query_string={k: str(v) for k, v in i.items()}).get_json()["prediction"]
+               for i in instances]
+    assert batch == singles and batch[0] < batch[1]  # the tiny films: documentaries rate above horror
+
+
+@pytest.mark.parametrize("query, status, hint", [
+    ({"budget": "5"}, 400, "genre is missing"),
+    ({"genre": "Noir", "budget": "5"}, 400, "send one of: "),
+    ({"genre": "Drama", "budget": "-3"}, 400, "budget must be a finite positive number"),
+    ({"genre": "Drama", "budget": "5", "query": "good"}, 400, "query is not an input of the ratings model"),
+])
+def test_a_bad_get_answers_400_naming_the_field(client, query, status, hint):
+    response = client.get("/ratings", query_string=query)
+    assert_json_error(response.status_code, response.get_data(as_text=True), status, hint)
+
+
+def test_without_the_ratings_model_the_route_says_how_to_build_it(model_dir, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(model_dir, models, symlinks=True)
+    (models / "ratings").unlink()
+    response = create_app({"MODEL_DIR": str(models)}).test_client().get("/ratings", query_string=FILM)
+    assert_json_error(response.status_code, response.get_data(as_text=True), 404, "build_model.py --only ratings")
+
+
+def test_feedback_takes_the_true_rating_and_models_shows_the_error(recording, own_prediction_log):
+    client = recording.test_client()
+    with client.get("/ratings", query_string=FILM) as response:
+        answer = response.get_json()
+    taken = client.post("/feedback", json={"id": answer["id"], "value": 7.5})
+    assert taken.status_code == 202
+    (accepted,) = taken.get_json()["accepted"]
+    assert accepted["predicted"] == answer["prediction"] and accepted["value"] == 7.5
+    assert accepted["error"] == pytest.approx(abs(7.5 - answer["prediction"]))
+    refused = client.post("/feedback", json={"id": answer["id"], "label": "Positive"})
+    assert_json_error(refused.status_code, refused.get_data(as_text=True), 400, 'send the true one as "value"')
+    out_of_scale = client.post("/feedback", json={"id": answer["id"], "value": 12})
+    assert out_of_scale.status_code == 400
+    flush(recording)
+    time.sleep(0.1)
+    rows = prediction_log.read_predictions(own_prediction_log, model="ratings")
+    assert rows["id"].tolist() == [answer["id"]] and rows["label"].isna().all()
+    assert round(rows["value"].iloc[0], 2) == answer["prediction"] and '"genre":"Drama"' in rows["inputs"].iloc[0]
+    summary = {m["name"]: m["feedback"] for m in client.get("/models").get_json()["models"]}
+    assert summary["ratings"]["count"] == 1 and summary["ratings"]["mae"] == pytest.approx(accepted["error"], abs=1e-4)
+    table = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(table, "sentiment_feedback_absolute_error_count", model="ratings") == 1
+    assert value(table, "sentiment_feedback_absolute_error_sum", model="ratings") == pytest.approx(accepted["error"])
+
+
+def test_the_drift_signals_count_missing_and_unseen_inputs(client):
+    client.get("/ratings", query_string=FILM)
+    client.get("/ratings", query_string={"genre": "Comedy", "budget": "1e12", "director": "A Newcomer"})
+    table = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(table, "sentiment_rows_scored_total", model="ratings") == 2
+    assert value(table, "sentiment_input_unseen_total", model="ratings", input="director") == 1
+    assert value(table, "sentiment_input_unseen_total", model="ratings", input="budget") == 1
+    assert value(table, "sentiment_input_missing_total", model="ratings", input="mpaa_rating") == 2
+    assert value(table, "sentiment_input_missing_total", model="ratings", input="director") == 0
+    assert value(table, "sentiment_predicted_value_count", model="ratings") == 2
+    assert value(table, "sentiment_texts_scored_total", model="ratings") == 0  # no text signals for it
+
+
+def test_the_contract_lists_each_input_typed_with_its_allowed_values(client):
+    document = client.get("/openapi.json").get_json()
+    validate(document)
+    parameters = {p["name"]: p for p in document["paths"]["/ratings"]["get"]["parameters"]}
+    assert list(parameters) == ["genre", "budget", "director", "distributor", "mpaa_rating", "running_time",
+                                "release_year", "source", "creative_type"]
+    assert parameters["genre"]["required"] and parameters["budget"]["required"]
+    assert "Drama" in parameters["genre"]["schema"]["enum"]
+    assert parameters["budget"]["schema"] == {"type": "number", "exclusiveMinimum": 0}
+    assert parameters["release_year"]["schema"]["type"] == "integer"
