@@ -86,7 +86,26 @@ def evaluate_ratings(movies, seed=SEED):
                   "test_rows": int(len(test))},
         "time_split": time_split_scores(table, y, movies.frame["release_date"]),
     }
+    metrics["reference"] = drift_reference(table.iloc[train], table.iloc[test], predicted, mae=metrics["mae"])
     return metrics, fitted, table.iloc[test], predicted
+
+
+def drift_reference(train, test, predicted, *, mae):
+    """The drift signals of the held-out rows as the model fitted on the training side met them: per input,
+    the share missing and the share with a value that side never saw (a name not in it, a number outside
+    its range); the predictions' mean; the held-out MAE. What the service's signals are compared with."""
+    missing, unseen = {}, {}
+    for name in CATEGORY_INPUTS:
+        given = test[name] != MISSING
+        missing[name] = float((~given).mean())
+        if name in NAMES:  # a closed list's value the served model never saw is refused, not counted
+            unseen[name] = float((given & ~test[name].isin(set(train[name]))).mean())
+    for name in LOG_INPUTS + NUMBER_INPUTS:
+        given = test[name].notna()
+        missing[name] = float((~given).mean())
+        unseen[name] = float((given & ~test[name].between(train[name].min(), train[name].max())).mean())
+    return {"rows": int(len(test)), "input_missing_shares": missing, "input_unseen_shares": unseen,
+            "predicted_value_mean": float(np.mean(predicted)), "mae": float(mae)}
 
 
 def time_split_scores(table, y, released):

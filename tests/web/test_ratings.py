@@ -101,3 +101,17 @@ def test_the_contract_lists_each_input_typed_with_its_allowed_values(client):
     assert "Drama" in parameters["genre"]["schema"]["enum"]
     assert parameters["budget"]["schema"] == {"type": "number", "exclusiveMinimum": 0}
     assert parameters["release_year"]["schema"]["type"] == "integer"
+
+
+def test_the_builds_reference_is_exported_beside_the_live_signals(client, model_dir):
+    import util
+
+    reference = util.read_json(model_dir / "ratings" / "metrics.json")["reference"]
+    assert set(reference["input_unseen_shares"]) == {"director", "distributor", "budget", "running_time",
+                                                     "release_year"}
+    table = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(table, "sentiment_reference_mae", model="ratings") == pytest.approx(reference["mae"])
+    assert value(table, "sentiment_reference_input_missing_share", model="ratings", input="director") == \
+        pytest.approx(reference["input_missing_shares"]["director"])
+    assert value(table, "sentiment_reference_predicted_value_mean", model="ratings") == \
+        pytest.approx(reference["predicted_value_mean"])
