@@ -18,6 +18,7 @@ import json
 import math
 from pathlib import Path
 
+from kinds import tabular_inputs
 from serving.errors import BadQuery, TooLarge
 from serving.kind import LOWER, ModelKind, Scored
 from serving.payloads import is_json, json_type, parse_form, parse_json
@@ -116,6 +117,19 @@ class TabularRegressor(ModelKind):
                 raise BadQuery(f"instances[{i}] must be an object like {example}, not {json_type(instance)}.")
             checked.append(self.check_input(instance, where=f"instances[{i}]."))
         return checked, False
+
+    def inputs_from_v2(self, *, inputs, binary, settings):
+        """The rows of the protocol's tensors, one per input (`kinds.tabular_inputs`), each checked as a
+        POST's instance."""
+        rows = tabular_inputs.rows_from_v2(inputs, binary, self.inputs, max_batch=settings.MAX_BATCH_SIZE)
+        return [self.check_input({name: value for name, value in row.items() if value is not None},
+                                 where=f"row {j}: ") for j, row in enumerate(rows)]
+
+    V2_OUTPUTS = ("prediction", "id")
+
+    def v2_columns(self, scored):
+        """The numbers predicted, unrounded."""
+        return {"prediction": ("FP64", [len(scored.answers)], lambda: [row[0] for row in scored.probabilities])}
 
     def check_input(self, given, *, where):
         """One input ({name: value}, values as text from a URL or form, or JSON values), checked: {name:

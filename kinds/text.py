@@ -93,6 +93,16 @@ class TextClassifier(ModelKind):
         return text_inputs.texts_from_v2(inputs, binary, max_length=settings.MAX_QUERY_LENGTH,
                                          max_batch=settings.MAX_BATCH_SIZE)
 
+    V2_OUTPUTS = ("label", "confidence", "probabilities", "id")
+
+    def v2_columns(self, scored):
+        """The label, its confidence and every label's probability (unrounded), in the labels' order."""
+        answers, probabilities = scored.answers, scored.probabilities
+        return {"label": ("BYTES", [len(answers)], lambda: [a["prediction"] for a in answers]),
+                "confidence": ("FP64", [len(answers)], lambda: [max(row) for row in probabilities]),
+                "probabilities": ("FP64", [len(answers), len(self.labels)],
+                                  lambda: [p for row in probabilities for p in row])}
+
     # --- Scoring -----------------------------------------------------------------------------------
 
     def score(self, texts, *, explain=False):

@@ -79,6 +79,14 @@ class ModelKind:
         its JSON part (its tensors sent as binary data); raise a named error."""
         raise NotImplementedError
 
+    # The Open Inference Protocol's outputs, in their default order; "id" (each answer's) is answered too.
+    V2_OUTPUTS = ()
+
+    def v2_columns(self, scored):
+        """The protocol's outputs of `scored` but "id": {name: (datatype, shape, a function giving the
+        values, flat)}; the values are made only for the outputs asked for."""
+        raise NotImplementedError
+
     # --- Scoring ------------------------------------------------------------------------------------
 
     def score(self, inputs, *, explain=False):

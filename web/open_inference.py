@@ -9,10 +9,12 @@ resources in web/resources.py call these functions, and `web.errors.error_respon
     GET  /v2/models/{model_name}[/versions/{v}]/ready
     POST /v2/models/{model_name}[/versions/{v}]/infer
 
-A model's version is the `model_version` every answer carries. One input, `text` (BYTES, shape [n],
-or [n, 1] as MLServer's codecs write it);
-four outputs: `label` (BYTES, [n]), `confidence` (FP64, [n]), `probabilities` (FP64, [n, k], the
-labels in the metadata's order) and `id` (BYTES, [n]: each answer's id, which POST /feedback takes).
+A model's version is the `model_version` every answer carries. Its tensors are its kind's
+(`ModelKind.inputs_from_v2`, `V2_OUTPUTS`, `v2_columns`). A text model: one input, `text` (BYTES,
+shape [n], or [n, 1] as MLServer's codecs write it); outputs `label` (BYTES, [n]), `confidence` (FP64,
+[n]), `probabilities` (FP64, [n, k], the labels in the metadata's order). A model of named inputs
+(`/ratings`): one tensor per input, and the output `prediction` (FP64, [n], unrounded). Every model
+answers `id` too (BYTES, [n]: each answer's id, which POST /feedback takes).
 
 Triton's binary tensor data extension, which `tritonclient` uses by default, is spoken both ways: a
 request whose `Inference-Header-Content-Length` header says how long its JSON part is carries the
@@ -65,12 +67,13 @@ class InferRequest:
         self.inputs, self.id, self.outputs = inputs, request_id, outputs
 
 
-def parse_infer(body, header_length, *, read_inputs):
+def parse_infer(body, header_length, *, read_inputs, outputs=OUTPUTS):
     """The `InferRequest` of a POST .../infer body, with `header_length` the value of its
     Inference-Header-Content-Length header (None without one); `BadQuery` or `TooLarge` otherwise.
 
     The protocol's envelope is read here; its input tensors by `read_inputs(inputs, binary)`, the model's
-    kind (`ModelKind.inputs_from_v2`), given the request's "inputs" and the bytes after its JSON part."""
+    kind (`ModelKind.inputs_from_v2`), given the request's "inputs" and the bytes after its JSON part.
+    `outputs` are the names of the model's outputs (`ModelKind.V2_OUTPUTS`)."""
     json_part, binary = split_body(body, header_length)
     if not json_part.strip():
         raise BadQuery('The inference request is empty; send {"inputs": [{"name": "text", "datatype": "BYTES", '
@@ -84,7 +87,7 @@ def parse_infer(body, header_length, *, read_inputs):
     parameters = object_at(document, "parameters")
     binary_default = flag_at(parameters, "binary_data_output", "parameters.binary_data_output")
     inputs = read_inputs(document.get("inputs"), binary)
-    return InferRequest(inputs, request_id, requested_outputs(document, binary_default))
+    return InferRequest(inputs, request_id, requested_outputs(document, binary_default, outputs))
 
 
 def split_body(body, header_length):
@@ -110,37 +113,32 @@ def parse_json_part(raw):
                        f"ends with the {HEADER_LENGTH} header.") from None
 
 
-def requested_outputs(document, binary_default):
-    """[(output name, as binary)] of the request's `outputs`, or all of them when it names none."""
+def requested_outputs(document, binary_default, names=OUTPUTS):
+    """[(output name, as binary)] of the request's `outputs`, or all of the model's (`names`) when it names none."""
     if "outputs" not in document:
-        return [(name, binary_default) for name in OUTPUTS]
+        return [(name, binary_default) for name in names]
     asked = document["outputs"]
     if not isinstance(asked, list) or not asked:
-        raise BadQuery(f"outputs must be an array of {{\"name\": ...}} objects, e.g. [{{\"name\": \"label\"}}]; "
-                       f"leave it out for all of {', '.join(OUTPUTS)}.")
+        raise BadQuery(f"outputs must be an array of {{\"name\": ...}} objects, e.g. [{{\"name\": \"{names[0]}\"}}]; "
+                       f"leave it out for all of {', '.join(names)}.")
     outputs = []
     for i, output in enumerate(asked):
-        if not isinstance(output, dict) or output.get("name") not in OUTPUTS:
+        if not isinstance(output, dict) or output.get("name") not in names:
             named = json.dumps(output.get("name"))[:64] if isinstance(output, dict) else json_type(output)
-            raise BadQuery(f"outputs[{i}] names {named}, not an output of these models; ask for any of "
-                           f"{', '.join(OUTPUTS)}.")
+            raise BadQuery(f"outputs[{i}] names {named}, not an output of this model; ask for any of "
+                           f"{', '.join(names)}.")
         parameters = object_at(output, "parameters", f"outputs[{i}].parameters")
         outputs.append((output["name"], flag_at(parameters, "binary_data", f"outputs[{i}].parameters.binary_data",
                                                 binary_default)))
     return outputs
 
 
-def infer_response(request, *, model_name, model_version, labels, scored):
-    """The body and headers of the answer to `request`, scored as `scored` (a `model.Scored` whose
-    answers have their ids): JSON, or JSON and binary data when an output is asked for as binary."""
-    probabilities = scored.probabilities
+def infer_response(request, *, model_name, model_version, columns, scored):
+    """The body and headers of the answer to `request`, scored as `scored` (a `Scored` whose answers have
+    their ids), its outputs `columns` ({name: (datatype, shape, function giving the flat values)}, the
+    kind's `v2_columns`): JSON, or JSON and binary data when an output is asked for as binary."""
     answers = scored.answers
-    columns = {
-        "label": ("BYTES", [len(answers)], lambda: [a["prediction"] for a in answers]),
-        "confidence": ("FP64", [len(answers)], lambda: [max(row) for row in probabilities]),
-        "probabilities": ("FP64", [len(answers), len(labels)], lambda: [p for row in probabilities for p in row]),
-        "id": ("BYTES", [len(answers)], lambda: [a["id"] for a in answers]),
-    }
+    columns = {**columns, "id": ("BYTES", [len(answers)], lambda: [a["id"] for a in answers])}
     outputs, chunks = [], []
     for name, binary in request.outputs:
         datatype, shape, make = columns[name]

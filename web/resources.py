@@ -167,11 +167,12 @@ class ProtocolInference(Resource):
         infer = open_inference.parse_infer(
             read_body(request), request.headers.get(open_inference.HEADER_LENGTH),
             read_inputs=lambda inputs, binary: served.inputs_from_v2(inputs=inputs, binary=binary,
-                                                                      settings=self.settings))
+                                                                      settings=self.settings),
+            outputs=served.V2_OUTPUTS)
         scored = score_and_record(served, infer.inputs, explain=False, shadow=self.shadows.get(served.name),
                                   metrics=self.metrics, recorder=self.recorder)
         body, headers = open_inference.infer_response(infer, model_name=served.name, model_version=served.version,
-                                                      labels=served.labels, scored=scored)
+                                                      columns=served.v2_columns(scored), scored=scored)
         return current_app.response_class(body, 200, headers)
 
 

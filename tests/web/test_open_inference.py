@@ -4,12 +4,13 @@ gunicorn are in e2e/test_open_inference_live.py.
 """
 import json
 import struct
+from types import SimpleNamespace
 
 import pytest
 
 import kinds
 from app import create_app
-from kinds.text import Scored
+from kinds.text import Scored, TextClassifier
 from kinds.text_inputs import texts_from_v2
 from serving import prediction_log
 from serving.errors import BadQuery, TooLarge
@@ -141,10 +142,16 @@ def scored_two():
     return Scored(answers, [2, 3], [2, 3], probabilities)
 
 
+def text_columns(scored):
+    """The text kind's output columns of `scored`, for a model labelled Negative and Positive."""
+    return TextClassifier.v2_columns(SimpleNamespace(labels=["Negative", "Positive"]), scored)
+
+
 def test_a_json_answer_has_every_output_unrounded_and_echoes_the_id():
     parsed = parse_infer(request_body(["a", "b"], id="r-9"), None, read_inputs=read_texts)
-    body, headers = infer_response(parsed, model_name="binary", model_version="v1", labels=["Negative", "Positive"],
-                                   scored=scored_two())
+    scored = scored_two()
+    body, headers = infer_response(parsed, model_name="binary", model_version="v1", columns=text_columns(scored),
+                                   scored=scored)
     assert headers == {"Content-Type": "application/json"}
     answer = json.loads(body)
     assert (answer["model_name"], answer["model_version"], answer["id"]) == ("binary", "v1", "r-9")
@@ -161,8 +168,9 @@ def test_binary_outputs_follow_the_json_part_with_its_length_in_the_header():
                                                            {"name": "probabilities",
                                                             "parameters": {"binary_data": True}},
                                                            {"name": "confidence"}]), None, read_inputs=read_texts)
-    body, headers = infer_response(parsed, model_name="binary", model_version="v1", labels=["Negative", "Positive"],
-                                   scored=scored_two())
+    scored = scored_two()
+    body, headers = infer_response(parsed, model_name="binary", model_version="v1", columns=text_columns(scored),
+                                   scored=scored)
     assert headers["Content-Type"] == open_inference.BINARY_TYPE
     document, chunks = split_answer(body, headers)
     assert [o["name"] for o in document["outputs"]] == ["label", "probabilities", "confidence"]

@@ -1,5 +1,6 @@
 """/ratings through the app: a film's rating from typed query parameters or a batch of instances, with an
 id, a row in the prediction log, feedback as a number, drift signals and its place in the contract."""
+import json
 import time
 
 import pytest
@@ -115,3 +116,56 @@ def test_the_builds_reference_is_exported_beside_the_live_signals(client, model_
         pytest.approx(reference["input_missing_shares"]["director"])
     assert value(table, "sentiment_reference_predicted_value_mean", model="ratings") == \
         pytest.approx(reference["predicted_value_mean"])
+
+
+# --- The Open Inference Protocol: one tensor per input --------------------------------------------
+
+def tensor(name, datatype, data):
+    """One input tensor, in JSON."""
+    return {"name": name, "datatype": datatype, "shape": [len(data)], "data": data}
+
+
+def test_v2_takes_a_tensor_per_input_and_answers_the_unrounded_prediction_and_ids(client):
+    metadata = client.get("/v2/models/ratings").get_json()
+    assert [(t["name"], t["datatype"]) for t in metadata["inputs"]][:2] == [("genre", "BYTES"), ("budget", "FP64")]
+    assert [o["name"] for o in metadata["outputs"]] == ["prediction", "id"]
+    body = {"inputs": [tensor("genre", "BYTES", ["Drama", "Horror"]), tensor("budget", "FP64", [2e7, 1e6]),
+                       tensor("director", "BYTES", ["Director 3", None])]}
+    answer = client.post("/v2/models/ratings/infer", json=body).get_json()
+    outputs = {o["name"]: o["data"] for o in answer["outputs"]}
+    gets = [client.get("/ratings", query_string=q).get_json() for q in (
+        {"genre": "Drama", "budget": "20000000", "director": "Director 3"}, {"genre": "Horror", "budget": "1000000"})]
+    assert [round(p, 2) for p in outputs["prediction"]] == [g["prediction"] for g in gets]
+    assert len(outputs["id"]) == 2 and all(len(i) == 52 for i in outputs["id"])
+
+
+def test_v2_binary_tensors_as_tritonclient_sends_them(client):
+    import struct
+
+    genres = b"".join(struct.pack("<I", len(g)) + g for g in (b"Drama", b"Comedy"))
+    budgets = struct.pack("<2d", 2e7, float("nan"))  # NaN: missing, as pandas writes it; budget is required
+    json_part = json.dumps({"inputs": [
+        {"name": "genre", "datatype": "BYTES", "shape": [2, 1], "parameters": {"binary_data_size": len(genres)}},
+        {"name": "budget", "datatype": "FP64", "shape": [2], "parameters": {"binary_data_size": len(budgets)}}]})
+    response = client.post("/v2/models/ratings/infer", data=json_part.encode() + genres + budgets,
+                           headers={"Inference-Header-Content-Length": str(len(json_part))},
+                           content_type="application/octet-stream")
+    assert response.status_code == 400 and "row 1: budget is missing" in response.get_json()["error"]
+    budgets = struct.pack("<2d", 2e7, 3e6)
+    response = client.post("/v2/models/ratings/infer", data=json_part.encode() + genres + budgets,
+                           headers={"Inference-Header-Content-Length": str(len(json_part))},
+                           content_type="application/octet-stream")
+    assert response.status_code == 200 and len(response.get_json()["outputs"][0]["data"]) == 2
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ([], "one input per column"),
+    ([tensor("genre", "BYTES", ["Drama"])], "row 0: budget is missing"),
+    ([tensor("genre", "FP64", [1.0])], "datatype must be BYTES for genre"),
+    ([tensor("plot", "BYTES", ["x"])], 'inputs[0].name "plot" is not an input'),
+    ([tensor("genre", "BYTES", ["Drama"]), tensor("budget", "FP64", [1.0, 2.0])], "the inputs before it 1"),
+    ([tensor("genre", "BYTES", ["Drama"]), tensor("genre", "BYTES", ["Drama"])], "sent twice"),
+])
+def test_a_bad_v2_request_answers_400_naming_the_tensor(client, inputs, message):
+    response = client.post("/v2/models/ratings/infer", json={"inputs": inputs})
+    assert response.status_code == 400 and message in response.get_json()["error"], response.get_json()
