@@ -67,5 +67,10 @@ KNOWN_SHARE_DROP = 0.10  # the known-token share, below the reference
 LABEL_SHARE_SHIFT = 0.15  # any label's share, either way
 CONFIDENCE_DROP = 0.05  # the mean confidence, below the reference
 ACCURACY_DROP = 0.10  # the accuracy of the labels sent back, below the held-out accuracy
-MIN_TEXTS = 200  # texts in the window before a share says anything
+MIN_TEXTS = 200  # texts (or a regressor's rows) in the window before a share says anything
+# A model of named inputs (a regressor): how far its signals may move from the reference.
+UNSEEN_SHARE_RISE = 0.10  # an input's share of values the model never saw, above the reference
+MISSING_SHARE_SHIFT = 0.20  # an input's share of rows missing it, either way
+PREDICTION_SHIFT_OF_MAE = 0.5  # the mean prediction's move, as a share of the held-out MAE
+FEEDBACK_MAE_RATIO = 1.25  # the MAE of the true values sent back, as a multiple of the held-out MAE
 MIN_FEEDBACK = 50  # labels sent back before their accuracy does

@@ -51,6 +51,8 @@ def test_every_alert_has_a_summary_a_severity_a_unit_test_and_a_line_in_the_docs
 def test_the_rules_name_only_metrics_the_service_exports(client):
     client.get("/?query=good")
     client.post("/feedback", json={"id": client.get("/?query=good").get_json()["id"], "label": "Positive"})
+    rating = client.get("/ratings?genre=Drama&budget=1000000&director=Nobody+Yet").get_json()
+    client.post("/feedback", json={"id": rating["id"], "value": 6.0})
     exported = {name for name, _ in samples(client.get("/metrics").get_data(as_text=True))} | {"up"}
     recorded = {rule["record"] for rule in rules() if "record" in rule}
     named = set()
@@ -75,6 +77,12 @@ def test_the_alerts_use_the_margins_and_counts_the_drift_report_applies():
                                          f">= {drift.MIN_TEXTS}"],
         "SentimentFeedbackAccuracyLow": [f"sentiment_reference_accuracy) - {drift.ACCURACY_DROP:.2f})",
                                          f">= {drift.MIN_FEEDBACK}"],
+        "SentimentInputUnseen": [f") > {drift.UNSEEN_SHARE_RISE:.2f}", f">= {drift.MIN_TEXTS}"],
+        "SentimentInputMissing": [f")) > {drift.MISSING_SHARE_SHIFT:.2f}", f">= {drift.MIN_TEXTS}"],
+        "SentimentPredictionShift": [f"({drift.PREDICTION_SHIFT_OF_MAE} * max by (model) (sentiment_reference_mae))",
+                                     f">= {drift.MIN_TEXTS}"],
+        "SentimentFeedbackErrorHigh": [f"({drift.FEEDBACK_MAE_RATIO} * max by (model) (sentiment_reference_mae))",
+                                       f">= {drift.MIN_FEEDBACK}"],
     }
     for alert, parts in expected.items():
         for part in parts:
