@@ -94,6 +94,8 @@ def test_the_dashboard_names_only_exported_metrics_and_recorded_rules(client):
 
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "sentiment.json").read_text())
     client.get("/?query=good")  # so that the request metrics have a series
+    rating = client.get("/ratings?genre=Drama&budget=1000000&director=Nobody+Yet").get_json()  # and the ratings'
+    client.post("/feedback", json={"id": rating["id"], "value": 6.0})
     exported = {name.removesuffix("_bucket") for name, _ in samples(client.get("/metrics").get_data(as_text=True))}
     exported |= {name + "_bucket" for name in exported}
     recorded = {rule["record"] for rule in rules() if "record" in rule}
