@@ -202,7 +202,7 @@ def components(settings, labels):
             "ModelInfo": {
                 "type": "object",
                 "required": ["name", "version", "labels", "created_at", "hyperparameters", "training_data",
-                             "metrics", "top_terms", "shadow_version", "feedback"],
+                             "metrics", "shadow_version", "feedback"],
                 "properties": {
                     "name": {"type": "string"},
                     "kind": {"type": "string", "description": "Its kind of model, e.g. `text-classifier`."},
@@ -213,21 +213,28 @@ def components(settings, labels):
                                        "description": "The version scored in shadow beside it (its labels go "
                                                       "to the prediction log, not to answers), or null."},
                     "feedback": {
-                        "type": ["object", "null"], "required": ["count", "accuracy", "days"],
-                        "description": "Labels sent back for its answers within the prediction log's retention, "
-                                       "and its accuracy on them; null when this server keeps no log or cannot "
-                                       "read it now.",
+                        "type": ["object", "null"], "required": ["count", "days"],
+                        "description": "Labels (or a regressor's true values) sent back for its answers within the "
+                                       "prediction log's retention, and its accuracy (or mean absolute error) on "
+                                       "them; null when this server keeps no log or cannot read it now.",
                         "properties": {"count": {"type": "integer", "minimum": 0},
                                        "accuracy": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                                       "mae": {"type": ["number", "null"], "minimum": 0},
                                        "days": {"type": "integer", "minimum": 1}}},
-                    "labels": {"type": "array", "items": {"type": "string"}},
+                    "labels": {"type": ["array", "null"], "items": {"type": "string"},
+                               "description": "A classifier's labels; null for a regressor."},
+                    "inputs": {"type": "array", "items": {"type": "object"},
+                               "description": "A model of named inputs': each input's name, type, whether it is "
+                                              "required, and its values or range."},
+                    "target": {"type": "object", "description": "A regressor's number: its name and range."},
                     "created_at": {"type": "string", "format": "date-time"},
                     "hyperparameters": {"type": "object"},
                     "training_data": {"type": "object", "description": "File name, sha256 and row counts."},
                     "metrics": {"type": "object", "description": "Held-out accuracy, macro F1, log loss, ..."},
                     "top_terms": {"type": "object", "additionalProperties": {"type": "array",
                                                                              "items": {"type": "string"}},
-                                  "description": "For each label, the terms it favours most over the others."},
+                                  "description": "A text classifier's: for each label, the terms it favours most "
+                                                 "over the others."},
                 },
             },
             **protocol_schemas(settings),

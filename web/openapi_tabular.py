@@ -37,9 +37,11 @@ def tabular_path(name, description, settings):
     specs = description["inputs"] if description else []
     parameters = [{"name": spec["name"], "in": "query", "required": spec["required"],
                    "schema": input_schema(spec), "description": input_description(spec)} for spec in specs]
+    # In JSON an optional input may also be null: not given, as when it is left out.
     instance = {"type": "object", "additionalProperties": False,
                 "required": [spec["name"] for spec in specs if spec["required"]],
-                "properties": {spec["name"]: input_schema(spec) for spec in specs}}
+                "properties": {spec["name"]: input_schema(spec) if spec["required"] else
+                               {"anyOf": [input_schema(spec), {"type": "null"}]} for spec in specs}}
     operation = name.replace("-", "_")
     return {
         "get": {

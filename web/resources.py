@@ -106,7 +106,8 @@ class Models(Resource):
         summary = self.log.feedback_summary()
         return {"models": [{**m.info(), "shadow_version": s.version if (s := self.shadows.get(m.name)) else None,
                             "feedback": None if summary is None else {
-                                "count": 0, "accuracy": None, **summary.get(m.name, {}), "days": self.log.days}}
+                                "count": 0, ("accuracy" if m.labels else "mae"): None, **summary.get(m.name, {}),
+                                "days": self.log.days}}
                            for m in list(self.models.values())]}
 
 
