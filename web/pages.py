@@ -18,7 +18,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SWAGGER_UI_DIR = Path(swagger_ui.__file__).resolve().parent / "static"
 SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 # The pages' own scripts and style sheet; only these files of static/ are reachable by URL.
-PAGE_ASSETS = ("demo.css", "demo.js", "docs.js")
+PAGE_ASSETS = ("demo.css", "demo.js", "docs.js", "ratings.js")
 # URL rules of the pages and their assets, by endpoint name; openapi.py describes the same ones.
 PAGE_ROUTES = {"docs": "/docs", "docs_asset": "/docs/<name>", "demo": "/demo", "page_asset": "/static/<name>"}
 

@@ -13,8 +13,7 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from serving.config import MODEL_ROUTES
-from support import Server
+from support import TEXT_ROUTES, Server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -123,7 +122,7 @@ def test_typing_a_phrase_and_pressing_enter_scores_it_and_updates_the_address(pa
 
 def test_demo_shows_the_apis_message_for_a_whitespace_only_phrase(page, live_server):
     page.goto(live_server.url + "/demo?query=%20%20")
-    for section in (page.locator(f"#{name}") for name in MODEL_ROUTES):
+    for section in (page.locator(f"#{name}") for name in TEXT_ROUTES):
         expect(section).to_have_attribute("data-state", "error")
         expect(section.locator(".error")).to_be_visible()
         expect(section.locator(".error")).to_have_text(re.compile(r"^Error 400: query is empty or only whitespace"))
@@ -139,6 +138,7 @@ def test_demo_shows_a_verdict_and_how_to_build_the_missing_model_side_by_side(br
         expect(page.locator("#binary")).to_have_attribute("data-state", "done")
         expect(page.locator("#fine-grained")).to_have_attribute("data-state", "error")
         expect(page.locator("#fine-grained .error")).to_have_text(re.compile(r"^Error 404: .*build_model\.py --data"))
+        expect(page.locator("#film .error")).to_have_text(re.compile("not built on this server.*--only ratings"))
         page.close()
     finally:
         server.stop()
@@ -147,7 +147,7 @@ def test_demo_shows_a_verdict_and_how_to_build_the_missing_model_side_by_side(br
 def test_demo_shades_each_word_of_the_phrase_by_the_apis_contribution_with_a_legend(page, live_server):
     text = "The BRILLIANT film, a dull-ish masterpiece! zzzqx"
     page.goto(live_server.url + "/demo?" + urlencode({"query": text}))
-    for name, route in MODEL_ROUTES.items():
+    for name, route in TEXT_ROUTES.items():
         section = page.locator(f"#{name}")
         expect(section).to_have_attribute("data-state", "done")
         answer = explained(live_server, route, text)
@@ -186,3 +186,26 @@ def test_on_the_kaggle_models_boring_pushes_the_binary_verdict_toward_negative(b
         api = explained(kaggle_server, "/", text)
         assert api["prediction"] == "Negative"
         assert contribution == {t["term"]: t["contribution"] for t in api["explanation"]["terms"]}["boring"]
+
+
+def test_the_film_form_asks_what_the_ratings_model_takes_and_shows_its_answer(page, live_server):
+    page.goto(live_server.url + "/demo")
+    expect(page.locator("#film")).to_have_attribute("data-state", "ready")
+    options = page.locator("#film-genre option").all_inner_texts()
+    document = requests.get(live_server.url + "/openapi.json", timeout=5).json()
+    genres = next(p for p in document["paths"]["/ratings"]["get"]["parameters"] if p["name"] == "genre")
+    assert options == genres["schema"]["enum"]  # required: no "not given"
+    assert page.locator("#film-mpaa_rating option").first.inner_text() == "not given"
+    page.select_option("#film-genre", "Documentary")
+    page.fill("#film-budget", "500000")
+    page.fill("#film-director", "Someone New")
+    page.click("#predict")
+    expect(page.locator("#film")).to_have_attribute("data-state", "done")
+    api = requests.get(live_server.url + "/ratings", params={"genre": "Documentary", "budget": "500000",
+                                                             "director": "Someone New"}, timeout=5).json()
+    expect(page.locator("#film .verdict")).to_have_text(
+        f"{api['prediction']:.2f} out of 10 (typically within {api['typical_error']:.2f}); never seen: director")
+    page.fill("#film-budget", "-5")
+    page.click("#predict")
+    expect(page.locator("#film")).to_have_attribute("data-state", "error")
+    expect(page.locator("#film .error")).to_have_text(re.compile("^Error 400: budget must be a finite positive"))
