@@ -1,6 +1,6 @@
 """The drift report: the prediction log of a window against the served models' references.
 
-    python monitor.py --since 24h                      # both models; PREDICTION_LOG and MODEL_DIR as the service
+    python monitor.py --since 24h                      # every model; PREDICTION_LOG and MODEL_DIR as the service
     python monitor.py --since 7d --model binary --report drift.html
     python monitor.py --since 2h --log postgresql://USER@HOST/DB --model-dir /srv/models
 
@@ -9,13 +9,15 @@ back, computes the drift signals (serving/drift.py) and prints, for each, the re
 (`metrics.json`), the value now, the change and a verdict, with the margins of the alert rules
 (deploy/prometheus/alerts.yml). `--report` writes an HTML page with the table and pictures: the
 confidence histogram now against the reference, the label mix, the known-token share and the accuracy
-from feedback over the window.
+from feedback over the window. A model of named inputs (`ratings`) is compared on each input's share
+of unseen and of missing values, its mean prediction and the mean absolute error of the values sent back.
 
 Exit status: 0 no drift, 1 drift found (so cron or CI can act on it), 2 a bad argument, log or model.
 """
 import argparse
 import base64
 import html
+import json
 import re
 import sys
 import time
@@ -93,6 +95,45 @@ def checks(reference, now, feedback):
     return rows
 
 
+def value_checks(reference, now, feedback):
+    """The table of a regressor: each input's unseen and missing shares and the mean prediction of `now`
+    (drift.value_signals of the window) against `reference`, and the MAE of the values sent back
+    (`feedback`: (count, mae)), with the margins of its alert rules."""
+    rows = []
+    for name, share in reference["input_unseen_shares"].items():
+        value = now["input_unseen_shares"].get(name, 0.0)
+        rows.append(Check(f"unseen: {name}", share, value, drifted=value > share + drift.UNSEEN_SHARE_RISE,
+                          rule=f"over {drift.UNSEEN_SHARE_RISE:.2f} above"))
+    for name, share in reference["input_missing_shares"].items():
+        value = now["input_missing_shares"].get(name, 0.0)
+        rows.append(Check(f"missing: {name}", share, value, drifted=abs(value - share) > drift.MISSING_SHARE_SHIFT,
+                          rule=f"over {drift.MISSING_SHARE_SHIFT:.2f} away"))
+    margin = drift.PREDICTION_SHIFT_OF_MAE * reference["mae"]
+    rows.append(Check("mean prediction", reference["predicted_value_mean"], now["predicted_value_mean"],
+                      drifted=abs(now["predicted_value_mean"] - reference["predicted_value_mean"]) > margin,
+                      rule=f"over {margin:.2f} away"))
+    count, mae = feedback
+    rows.append(Check(f"MAE from feedback ({count:,} values)", reference["mae"], mae,
+                      drifted=count >= drift.MIN_FEEDBACK and mae > drift.FEEDBACK_MAE_RATIO * reference["mae"],
+                      rule=f"over {drift.FEEDBACK_MAE_RATIO} times"))
+    return rows
+
+
+def window_values(rows, served):
+    """drift.value_signals of a regressor's logged rows (a DataFrame with `inputs` JSON and `value`)."""
+    inputs = [json.loads(text) for text in rows["inputs"]]
+    return drift.value_signals(inputs, rows["value"].to_numpy(float), served.unseen)
+
+
+def feedback_error(served, values_sent):
+    """(count, mean absolute error) of the latest value per answer, by the served model's `error_of`."""
+    if values_sent.empty:
+        return 0, None
+    errors = [served.error_of(float(predicted), float(actual))
+              for predicted, actual in zip(values_sent["predicted"], values_sent["label"])]
+    return len(errors), float(np.mean(errors))
+
+
 def window_signals(rows, labels):
     """drift.signals of a model's logged rows (a DataFrame); the token signals only from rows that have them."""
     position = {label: i for i, label in enumerate(labels)}
@@ -162,8 +203,14 @@ def main(argv=None):
             sections.append((name, heading + f"; fewer than {drift.MIN_TEXTS} texts, so no verdict.", None, rows,
                              reference))
             continue
+        sent = labels_sent[labels_sent["model"] == name]
+        if loaded.labels is None:  # a regressor: its inputs and numbers
+            result = value_checks(reference, window_values(rows, loaded), feedback_error(loaded, sent))
+            found_drift |= any(row.drifted for row in result)
+            sections.append((name, heading.replace(" texts ", " rows "), result, rows, None))
+            continue
         now = window_signals(rows, loaded.labels)
-        result = checks(reference, now, feedback_accuracy(loaded, labels_sent[labels_sent["model"] == name]))
+        result = checks(reference, now, feedback_accuracy(loaded, sent))
         found_drift |= any(row.drifted for row in result)
         sections.append((name, heading, result, rows, reference))
     for _, heading, result, _, _ in sections:
@@ -205,6 +252,8 @@ def write_report(path, sections, labels_sent, since):
             parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells[:4])
                          + f"<td class='{'drift' if row.drifted else ''}'>{html.escape(cells[4])}</td></tr>")
         parts.append("</table>")
+        if reference is None:  # a regressor's report is its table
+            continue
         pictures = plots.drift_pictures(rows, reference, labels_sent[labels_sent["model"] == name])
         for title, png in pictures:
             parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' "

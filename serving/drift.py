@@ -74,3 +74,19 @@ MISSING_SHARE_SHIFT = 0.20  # an input's share of rows missing it, either way
 PREDICTION_SHIFT_OF_MAE = 0.5  # the mean prediction's move, as a share of the held-out MAE
 FEEDBACK_MAE_RATIO = 1.25  # the MAE of the true values sent back, as a multiple of the held-out MAE
 MIN_FEEDBACK = 50  # labels sent back before their accuracy does
+
+
+def value_signals(rows, predicted, unseen):
+    """A regressor's drift signals of logged rows: `rows` its inputs (dicts, None for a value not given),
+    `predicted` the numbers answered, `unseen(row)` the inputs whose value the served model never saw.
+    The reference's keys (`training.ratings.drift_reference`): rows, each input's missing and unseen shares,
+    the predictions' mean."""
+    count = len(rows)
+    if count == 0:
+        return {"rows": 0}
+    names = {name for row in rows for name in row}
+    never_seen = [set(unseen(row)) for row in rows]
+    return {"rows": count,
+            "input_missing_shares": {name: sum(row.get(name) is None for row in rows) / count for name in names},
+            "input_unseen_shares": {name: sum(name in found for found in never_seen) / count for name in names},
+            "predicted_value_mean": float(np.mean(predicted))}

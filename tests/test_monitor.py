@@ -92,3 +92,58 @@ def test_bad_arguments_exit_2_with_one_line(model_dir, args, says, capsys):
         return
     status, said = run(capsys, *(["--model-dir", str(model_dir)] if args[0] != "--model-dir" else []), *args)
     assert status == 2 and says in said.err and said.err.count("\n") == 1 and "secret" not in said.err
+
+
+# --- A model of named inputs (/ratings) ------------------------------------------------------------
+
+def fill_films(model_dir, url, instances, *, truth=None):
+    """POST `instances` to /ratings through the app, recording to `url`; send back `truth(answer)` for each
+    answer when given."""
+    application = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG": url})
+    lifecycle.start_services(application)
+    client = application.test_client()
+    answers = []
+    for start in range(0, len(instances), 100):
+        with client.post("/ratings", json={"instances": instances[start:start + 100]}) as answer:
+            assert answer.status_code == 200, answer.get_json()
+            answers += answer.get_json()["predictions"]
+    if truth:
+        with client.post("/feedback", json={"feedback": [{"id": a["id"], "value": truth(a)} for a in answers]}) as sent:
+            assert sent.status_code == 202, sent.get_json()
+    lifecycle.stop_services(application, 10)
+
+
+def tiny_films(tiny_data):
+    """The tiny movies.json's films as /ratings instances: the kind of films the tiny model learned from."""
+    from training import movies
+
+    frame = movies.read_movies(tiny_data / "movies.json").frame
+    names = ["genre", "budget", "director", "distributor", "mpaa_rating", "running_time", "release_year",
+             "source", "creative_type"]
+    return [{k: v for k, v in zip(names, row) if v == v and v is not None}
+            for row in frame[names].itertuples(index=False)]
+
+
+def test_films_like_the_training_ones_are_no_drift_for_the_ratings_model(model_dir, tiny_data, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/p.sqlite3"
+    fill_films(model_dir, url, tiny_films(tiny_data))
+    status, said = run(capsys, "--since", "1h", "--model", "ratings", "--log", url, "--model-dir", str(model_dir))
+    assert status == 0, said.out
+    assert re.search(r"^ratings \(served version .*\): 396 rows in the last 1h", said.out, re.M)
+    assert re.search(r"^unseen: director\s", said.out, re.M) and "DRIFT" not in said.out
+
+
+def test_new_directors_a_missing_input_and_far_off_values_are_drift_for_the_ratings_model(
+        model_dir, tiny_data, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/p.sqlite3"
+    films = [{**film, "director": f"Newcomer {i}"} for i, film in enumerate(tiny_films(tiny_data))]
+    for film in films:
+        film.pop("mpaa_rating", None)
+    fill_films(model_dir, url, films, truth=lambda answer: 10.0 if answer["prediction"] < 5.5 else 1.0)
+    status, said = run(capsys, "--since", "1h", "--model", "ratings", "--log", url, "--model-dir", str(model_dir))
+    assert status == 1, said.out
+    lines = {line.split("  ")[0]: line for line in said.out.splitlines()}
+    assert "DRIFT (over 0.10 above)" in lines["unseen: director"]
+    assert "DRIFT (over 0.20 away)" in lines["missing: mpaa_rating"]
+    assert "DRIFT (over 1.25 times)" in lines["MAE from feedback (396 values)"]
+    assert "ok" in lines["unseen: budget"]
