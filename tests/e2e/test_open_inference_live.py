@@ -47,7 +47,7 @@ def test_tritonclient_sees_a_live_ready_server_and_its_models(triton_client, liv
         assert not triton_client.is_model_ready(name, "19990101T000000Z-00000000")
         metadata = triton_client.get_model_metadata(name, version)
         assert metadata["versions"] == [version]
-        assert [i["name"] for i in metadata["inputs"]] == ["text"]
+        assert [i["name"] for i in metadata["inputs"]][:1] == (["genre"] if name == "ratings" else ["text"])
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary-data", "json"])
@@ -108,3 +108,21 @@ def test_mlserver_codecs_see_health_and_an_error(live_server):
     request = InferenceRequest(inputs=[StringCodec.encode_input("words", ["x"], use_bytes=False)])
     response = post_json(live_server, "/v2/models/binary/infer", request)
     assert response.status_code == 400 and "inputs[0].name must be 'text'" in response.json()["error"]
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary-data", "json"])
+def test_tritonclient_predicts_ratings_from_a_tensor_per_input(triton_client, live_server, binary):
+    genre = triton.InferInput("genre", [2, 1], "BYTES")
+    genre.set_data_from_numpy(np.array([["Drama"], ["Horror"]], dtype=object), binary_data=binary)
+    budget = triton.InferInput("budget", [2], "FP64")
+    budget.set_data_from_numpy(np.array([2e7, 1e6]), binary_data=binary)
+    year = triton.InferInput("release_year", [2], "INT64")
+    year.set_data_from_numpy(np.array([2004, 1999], dtype=np.int64), binary_data=binary)
+    outputs = [triton.InferRequestedOutput(n, binary_data=binary) for n in ("prediction", "id")]
+    result = triton_client.infer("ratings", [genre, budget, year], outputs=outputs)
+    predicted = result.as_numpy("prediction")
+    answers = requests.post(live_server.url + "/ratings", json={"instances": [
+        {"genre": "Drama", "budget": 2e7, "release_year": 2004}, {"genre": "Horror", "budget": 1e6,
+                                                                  "release_year": 1999}]}, timeout=10).json()
+    assert [round(float(p), 2) for p in predicted] == [a["prediction"] for a in answers["predictions"]]
+    assert len(result.as_numpy("id")) == 2
