@@ -3,6 +3,7 @@
     python predict.py test.tsv -o submission.csv             # Kaggle test.tsv (plain or .gz)
     python predict.py reviews.txt -o scores.csv --model binary
     python predict.py reviews.txt --explain 3                # and each line's three strongest terms
+    python predict.py films.jsonl -o ratings.csv --model ratings   # one film a line: {"genre": ..., "budget": ...}
     python predict.py 'corpus/*.txt.gz' --output-dir scores/ --engine dask --scheduler tcp://10.0.0.5:8786
     python predict.py 's3://reviews/2026/*.txt' --output-dir /shared/scores --engine dask --scheduler tcp://10.0.0.5:8786
 
@@ -13,7 +14,9 @@ line number, the predicted label, the confidence and every label's probability; 
 a last column `explanation` holds the K terms that moved the answer most, strongest first, as
 `term:contribution;...`: each term's share of the log-odds of the prediction against the runner-up
 label (positive pushes toward the prediction). Explanations are only for plain text: Kaggle's
-submission format has no room for them, so `--explain` with a test.tsv is refused.
+submission format has no room for them, so `--explain` with a test.tsv is refused. With `--model ratings`
+each line is a film as a JSON object (the instances of `POST /ratings`), and its row holds the line
+number, the rating predicted and the inputs the model never saw (`batch/films.py`).
 
 With `--engine dask` the workers read their own byte ranges and write their own parts when they can
 open the inputs (URLs, a local cluster, or a scheduler on this machine); `--read-on client` makes this
@@ -163,8 +166,13 @@ def read_on_workers(args, paths):
     return False
 
 
-def input_kind(paths, explain):
-    """True for Kaggle test files, False for plain text; `DataError` for a mix, or --explain with Kaggle files."""
+def input_kind(paths, explain, model):
+    """True for Kaggle test files, False for plain text (or a model's films); `DataError` for a mix, or
+    --explain with Kaggle files or films."""
+    if model in config.NUMBER_MODELS:  # films, as JSON lines: never a Kaggle file
+        if explain:
+            raise util.DataError(f"--explain is for the text models' answers; the {model} model's are numbers.")
+        return False
     kinds = {path: inputs.is_kaggle_test(path) for path in paths}
     if len(set(kinds.values())) > 1:
         kaggle = next(path for path, kind in kinds.items() if kind)
@@ -197,7 +205,8 @@ def load_model(args, kaggle):
 def score(args, paths, kaggle):
     """Run the job; return (rows scored, model name)."""
     verified = load_model(args, kaggle)
-    job = batch.Job(kaggle=kaggle, explain=args.explain, file_column=len(paths) > 1 and not kaggle)
+    job = batch.Job(kaggle=kaggle, explain=args.explain, file_column=len(paths) > 1 and not kaggle,
+                    films=verified.labels is None)
     if args.output_dir:
         output = batch.FolderOutput(args.output_dir, job.header(verified.labels))
     else:
@@ -211,7 +220,8 @@ def score(args, paths, kaggle):
             output.write(block, data)
             rows += count
             bar.update(block.disk_bytes)
-            bar.set_postfix_str(f"{rows:,} {'phrases' if kaggle else 'lines'}", refresh=False)
+            bar.set_postfix_str(f"{rows:,} {'phrases' if kaggle else 'films' if job.films else 'lines'}",
+                                refresh=False)
 
         if args.engine == "local":
             batch.run_local(verified, job, inputs.read_blocks(paths, kaggle=kaggle, block_size=args.block_size),
@@ -245,7 +255,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         paths = input_files(args.inputs)
-        kaggle = input_kind(paths, args.explain)
+        kaggle = input_kind(paths, args.explain, args.model)
         check_output(args)
         rows, name = score(args, paths, kaggle)
     except util.DataError as exc:
@@ -262,7 +272,8 @@ def main(argv=None):
                     "interrupted; nothing was written.", 130)
     if not args.quiet:
         where = args.output_dir or args.output
-        print(f"scored {rows:,} {'phrases' if kaggle else 'lines'} with the {name} model -> {where}", file=sys.stderr)
+        unit = "phrases" if kaggle else "films" if args.model in config.NUMBER_MODELS else "lines"
+        print(f"scored {rows:,} {unit} with the {name} model -> {where}", file=sys.stderr)
     return 0
 
 

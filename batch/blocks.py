@@ -26,6 +26,7 @@ import numpy as np
 
 import kinds
 import util
+from batch import films
 from batch.inputs import decode
 from store import artifacts
 
@@ -42,15 +43,20 @@ class Job:
     explain : int or None
         Plain text only: add each line's `explain` strongest terms.
     file_column : bool
-        Plain text from several files: a first column names each line's file.
+        Plain text (or films) from several files: a first column names each line's file.
+    films : bool
+        JSON lines of films, for a model of named inputs (`batch/films.py`).
     """
     kaggle: bool
     explain: int | None = None
     file_column: bool = False
+    films: bool = False  # JSON lines of films, for a model of named inputs (batch/films.py)
 
     def header(self, labels):
         """The CSV header of this job's output, as bytes."""
-        if self.kaggle:
+        if self.films:
+            columns = [*(["file"] if self.file_column else []), *films.HEADER]
+        elif self.kaggle:
             columns = SUBMISSION_HEADER
         else:
             columns = [*(["file"] if self.file_column else []), "line", "prediction", "confidence", *labels,
@@ -118,6 +124,8 @@ def score_block(scorer, job, block):
     vectorised path (`predict_proba_matrix`), whose rows do not depend on the other texts in the call, so the
     bytes do not depend on where blocks end.
     """
+    if job.films:
+        return films.score_films(scorer, job, block)
     keys, texts = parse_block(job, block)
     if not texts:
         return 0, b""

@@ -404,3 +404,46 @@ def test_a_run_stopped_by_sigterm_leaves_no_output(model_dir, tmp_path):
     _, error = process.communicate(timeout=60)
     assert process.returncode == 130 and error == "error: interrupted; nothing was written.\n"
     assert sorted(tmp_path.iterdir()) == [path]
+
+
+# --- Films, for the ratings model ------------------------------------------------------------------
+
+def test_films_as_json_lines_get_the_apis_rating_and_unseen_inputs(model_dir, tmp_path, capsys):
+    import json
+
+    from app import create_app
+
+    films = [{"genre": "Drama", "budget": 2e7, "director": "Director 3"}, {"genre": "Horror", "budget": 1000000},
+             {"genre": "Documentary", "budget": 5e5, "director": "A Newcomer", "release_year": 2009}]
+    source = tmp_path / "films.jsonl"
+    source.write_text(json.dumps(films[0]) + "\n\n" + "\n".join(json.dumps(f) for f in films[1:]) + "\n")
+    out = tmp_path / "ratings.csv"
+    assert predict.main([str(source), "--model", "ratings", "--model-dir", str(model_dir), "-o", str(out)]) == 0
+    assert "scored 3 films with the ratings model" in capsys.readouterr().err
+    rows = list(csv.reader(out.open()))
+    client = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG": "off"}).test_client()
+    answers = client.post("/ratings", json={"instances": films}).get_json()["predictions"]
+    assert rows[0] == ["line", "prediction", "unseen"]
+    assert rows[1:] == [[str(line), repr(a["prediction"]), ";".join(a["unseen"])]
+                        for line, a in zip([1, 3, 4], answers)]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"genre": "Drama"', "line 2: not JSON"),
+    ('["Drama", 5]', "line 2: a JSON list, not an object"),
+    ('{"genre": "Drama", "budget": -1}', "line 2: budget must be a finite positive number"),
+    ('{"genre": "Noir", "budget": 5}', "line 2: genre 'Noir' is not one the model knows"),
+])
+def test_a_bad_film_stops_the_run_naming_its_line(model_dir, tmp_path, capsys, line, message):
+    source = tmp_path / "films.jsonl"
+    source.write_text('{"genre": "Drama", "budget": 5}\n' + line + "\n")
+    out = tmp_path / "ratings.csv"
+    assert predict.main([str(source), "--model", "ratings", "--model-dir", str(model_dir), "-o", str(out)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_explanations_are_refused_for_the_ratings_model(model_dir, tmp_path, capsys):
+    source = tmp_path / "films.jsonl"
+    source.write_text('{"genre": "Drama", "budget": 5}\n')
+    assert predict.main([str(source), "--model", "ratings", "--model-dir", str(model_dir), "--explain", "3"]) == 2
+    assert "the ratings model's are numbers" in capsys.readouterr().err
