@@ -35,6 +35,8 @@ the repo's real gunicorn.conf.py:
   v2        the service spoken to in the Open Inference Protocol: wrk POSTs one text to
             /v2/models/binary/infer (JSON, every output), and the POST rounds send the same 1,000
             phrases there as the others send to POST /;
+  ratings   the service asked a film's rating (GET /ratings, typed query parameters) instead of a
+            text's sentiment: the tabular regressor against the text classifier, in the same app;
   shadow    the service with a version of each model in shadow (`release.py shadow`): every text is
             scored by the shadow too, its label counted and recorded. The shadow is a copy of the live
             version under another folder: the same size and cost as any other version of the recipe.
@@ -74,24 +76,26 @@ from werkzeug.test import EnvironBuilder
 import kinds
 from serving import lifecycle, prediction_log
 from store import artifacts, releases
-from tests.support import PostgresCluster, Server, build_models, postgres_bin, write_tiny_kaggle
+from tests.support import PostgresCluster, Server, build_models, postgres_bin, write_tiny_kaggle, write_tiny_movies
 from training import recipes
 
 ROOT = bench_scoring.ROOT
 APPS = {"service": "app:app", "log-off": "app:app", "postgres": "app:app", "before": "app:app",
         "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
         "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app", "explain": "app:app",
-        "v2": "app:app", "shadow": "app:app", "other": "app:app"}
+        "v2": "app:app", "shadow": "app:app", "other": "app:app", "ratings": "app:app"}
 OTHERS = ("baseline", "constant", "stack", "log-off")  # the table's ratio columns
 # The service asked to explain every answer (the same app; the query adds explain=true).
 EXPLAINED = {"explain"}
 # The rows whose app keeps a prediction log of this checkout (checked at the end), and where it is kept.
 RECORDING = {"service": "SQLite", "postgres": "PostgreSQL", "stack": "SQLite", "no-ops": "SQLite", "explain": "SQLite",
-            "v2": "SQLite", "shadow": "SQLite", "other": "SQLite"}
+            "v2": "SQLite", "shadow": "SQLite", "other": "SQLite", "ratings": "SQLite"}
 # The rows whose POST / (v2: its infer) is measured.
 POSTED = ("service", "log-off", "postgres", "before", "v2", "other")
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
 V2_INFER = "/v2/models/binary/infer"
+# The ratings row's GET: a film as a person describes it (vega-datasets knows its director).
+RATINGS_PATH = "/ratings?genre=Drama&budget=20000000&director=Christopher%20Nolan&release_year=2008"
 
 
 def v2_body(texts):
@@ -160,6 +164,14 @@ def latency_ms(output, percentile):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def movies_file():
+    """vega-datasets' movies.json, from MOVIES_DATA_DIR (default ../shared/data/vega-movies); exit if absent."""
+    folder = Path(os.environ.get("MOVIES_DATA_DIR", ROOT.parent / "shared" / "data" / "vega-movies"))
+    if not (folder / "movies.json").is_file():
+        sys.exit(f"error: no movies.json in {folder}; set MOVIES_DATA_DIR (or use --smoke).")
+    return folder / "movies.json"
+
+
 def in_turn(servers, round_number):
     """The servers in this round's order: forwards, then backwards, so no app always runs after the same one."""
     order = list(servers.items())
@@ -181,6 +193,8 @@ def load_rounds(servers, *, rounds, seconds, script=None):
             try:
                 if name == "v2":
                     result = wrk(server.url + V2_INFER, seconds=seconds, script=script)
+                elif name == "ratings":
+                    result = wrk(server.url + RATINGS_PATH, seconds=seconds)
                 else:
                     result = wrk(server.url + url_path + ("&explain=true" if name in EXPLAINED else ""),
                                  seconds=seconds)
@@ -227,7 +241,8 @@ def ratio_line(label, ratios):
     return f"{label}: {ratio_text(ratios)} (rounds: {' '.join(f'{r:.2f}' for r in ratios)})"
 
 
-def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False, v2=False, env=None, root=ROOT):
+def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False, v2=False, path=None, env=None,
+                  root=ROOT):
     """Median us per GET /?query=... through one app's WSGI callable, with no server and no network.
 
     Each app is timed in a process of its own (the --wsgi-us mode of `root`'s copy of this script), as
@@ -238,7 +253,8 @@ def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False, v2=Fa
     environment = {**os.environ, "MODEL_DIR": str(model_dir), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                    **(env or {})}
     done = subprocess.run([sys.executable, str(Path(root) / "benchmarks" / "bench_serving.py"), "--wsgi-us", target,
-                           "--calls", str(calls), *(["--explain"] if explain else []), *(["--v2"] if v2 else [])],
+                           "--calls", str(calls), *(["--explain"] if explain else []), *(["--v2"] if v2 else []),
+                           *(["--path", path] if path else [])],
                           cwd=root,
                           env=environment, capture_output=True, text=True)
     if done.returncode != 0:
@@ -246,7 +262,7 @@ def in_process_us(target, model_dir, metrics_dir, *, calls, explain=False, v2=Fa
     return float(done.stdout)
 
 
-def time_wsgi(target, calls, *, explain=False, v2=False):
+def time_wsgi(target, calls, *, explain=False, v2=False, path=None):
     """Import `target` (module:name), call it `calls` times with the benchmark's GET (with `v2`, its
     Open Inference Protocol request of the same text), print the median us.
 
@@ -258,8 +274,11 @@ def time_wsgi(target, calls, *, explain=False, v2=False):
     application = getattr(importlib.import_module(module), name)
     query = {"query": QUERY, **({"explain": "true"} if explain else {})}
     request_body = v2_body([QUERY]).encode() if v2 else b""
-    base = (EnvironBuilder(path=V2_INFER, method="POST", data=request_body, content_type="application/json")
-            if v2 else EnvironBuilder(path="/", query_string=query)).get_environ()
+    if path:  # another GET, e.g. the ratings row's
+        base = EnvironBuilder(path=path.split("?")[0], query_string=path.partition("?")[2]).get_environ()
+    else:
+        base = (EnvironBuilder(path=V2_INFER, method="POST", data=request_body, content_type="application/json")
+                if v2 else EnvironBuilder(path="/", query_string=query)).get_environ()
 
     def get():
         body = application(dict(base, **{"wsgi.input": io.BytesIO(request_body)}),
@@ -440,9 +459,10 @@ def main(argv=None):
     parser.add_argument("--calls", type=int, default=2000, help="GETs per timing with --wsgi-us (default 2000)")
     parser.add_argument("--explain", action="store_true", help="with --wsgi-us: GETs with explain=true")
     parser.add_argument("--v2", action="store_true", help="with --wsgi-us: the Open Inference Protocol's POST")
+    parser.add_argument("--path", help="with --wsgi-us: GET this path and query instead, e.g. the ratings row's")
     args = parser.parse_args(argv)
     if args.wsgi_us:
-        time_wsgi(args.wsgi_us, args.calls, explain=args.explain, v2=args.v2)
+        time_wsgi(args.wsgi_us, args.calls, explain=args.explain, v2=args.v2, path=args.path)
         return 0
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
@@ -477,7 +497,7 @@ def main(argv=None):
                                                  figures["answered"], figures["dropped"])
             in_process = {name: in_process_us(APPS[name], figures["model_dirs"][name], tmp / f"metrics-{name}",
                                               calls=200 if args.smoke else 2000, explain=name in EXPLAINED,
-                                              v2=name == "v2",
+                                              v2=name == "v2", path=RATINGS_PATH if name == "ratings" else None,
                                               env={"PREDICTION_LOG": log_url(name, "in-process", tmp, cluster)},
                                               root=roots[name])
                           for name in names}
@@ -552,7 +572,10 @@ def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra, re
     # The checkout before builds its own models, beside this one's build (on the other core).
     building = (start_build_elsewhere(roots["before"], train, tmp / "models-before", tmp / "build-before.log")
                 if "before" in names else None)
-    model_dir = build_models(train, tmp / "models", args=build_args(recipe))
+    # The ratings model too, served by the same app (the row `ratings`): vega-datasets' movies.json from
+    # MOVIES_DATA_DIR, or with --smoke the tests' tiny films.
+    movies = write_tiny_movies(tmp / "data-movies") if smoke else movies_file()
+    model_dir = build_models(train, tmp / "models", args=build_args(recipe), movies=movies)
     phrases = bench_scoring.test_phrases(data_dir)
     test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
 
@@ -619,6 +642,9 @@ def print_figures(figures, in_process, recorded, *, before, rounds, seconds, pos
                          round_ratios(results, "explain", "service")))
     if "v2" in results:
         print(ratio_line("Open Inference Protocol, one text, against GET /", round_ratios(results, "v2", "service")))
+    if "ratings" in results:
+        print(ratio_line("GET /ratings (a film's rating) against GET / (a text's sentiment), the same app",
+                         round_ratios(results, "ratings", "service")))
     if "shadow" in results:
         print(ratio_line("GET with a version in shadow against the same GET without",
                          round_ratios(results, "shadow", "service")))
