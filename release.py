@@ -38,6 +38,7 @@ def version_rows(model_dir, name):
         try:
             manifest = artifacts.read_manifest(folder)
             metrics = json.loads((folder / artifacts.METRICS_FILE).read_bytes())
+            figures = kinds.kind_of(manifest, folder).GATE_FIGURES  # unknown kind: ModelError, as unreadable
         except (artifacts.ModelError, OSError, ValueError) as exc:
             rows.append({"version": folder.name, "state": "unreadable", "note": str(exc)})
             continue
@@ -49,7 +50,7 @@ def version_rows(model_dir, name):
             "version": artifacts.model_version(manifest), "state": state,
             "created": datetime.fromisoformat(manifest["created_at"]).strftime("%Y-%m-%d %H:%M"),
             "data": f"{data.get('name', '?')} ({data.get('rows_used', '?')} rows)",
-            "accuracy": metrics.get("accuracy", float("nan")), "macro_f1": metrics.get("macro_f1", float("nan")),
+            "figures": {key: metrics.get(key, float("nan")) for key in figures},
             "gate": ("promoted over the gate: " if release.get("promoted_over_gate") else "")
                     + release.get("gate", {}).get("why", "built before the gate"),
         })
@@ -59,15 +60,22 @@ def version_rows(model_dir, name):
 def show_list(model_dir, names):
     """Print every kept version of each model."""
     for name in names:
+        rows = version_rows(model_dir, name)
+        # The figures the model's kind is gated on: accuracy and macro F1 for a text model, MAE for a regressor.
+        keys = next((list(row["figures"]) for row in rows if "figures" in row), ["accuracy", "macro_f1"])
         print(f"{name}")
-        print(f"  {'version':<26} {'state':<10} {'created (UTC)':<17} {'accuracy':>8} {'macro F1':>8}  "
-              f"{'training data':<30} gate")
-        for row in version_rows(model_dir, name):
+        print(f"  {'version':<26} {'state':<10} {'created (UTC)':<17} "
+              + "".join(f"{FIGURE_NAMES.get(key, key):>8} " for key in keys) + f" {'training data':<30} gate")
+        for row in rows:
             if row["state"] == "unreadable":
                 print(f"  {row['version']:<26} unreadable: {row['note']}")
                 continue
-            print(f"  {row['version']:<26} {row['state']:<10} {row['created']:<17} {row['accuracy']:>8.3f} "
-                  f"{row['macro_f1']:>8.3f}  {row['data']:<30} {row['gate']}")
+            print(f"  {row['version']:<26} {row['state']:<10} {row['created']:<17} "
+                  + "".join(f"{row['figures'].get(key, float('nan')):>8.3f} " for key in keys)
+                  + f" {row['data']:<30} {row['gate']}")
+
+
+FIGURE_NAMES = {"accuracy": "accuracy", "macro_f1": "macro F1", "mae": "MAE"}  # the list's column headings
 
 
 def show_history(model_dir, name):
