@@ -9,9 +9,10 @@ the app is built in each worker, and gunicorn.conf.py's post_worker_init starts 
 the worker loaded. The gap between it and the service is what scoring costs; the gap between it and
 constant_app is what the service's own middleware and recording cost.
 """
+import kinds
 from app import create_app
 from kinds.text import TextClassifier
-from serving.config import Settings
+from serving.config import NUMBER_MODELS, Settings
 from serving.kind import Scored
 from store import artifacts
 
@@ -28,5 +29,7 @@ class ConstantModel(TextClassifier):
 
 
 settings = Settings.from_env()
-models = {m.name: m for m in map(ConstantModel.load, artifacts.model_folders(settings.MODEL_DIR))}
+# The text models answer a constant; any other kind (the ratings model) is served as it is.
+models = {m.name: m for m in (ConstantModel.load(folder) if folder.name not in NUMBER_MODELS else kinds.load(folder)
+                              for folder in artifacts.model_folders(settings.MODEL_DIR))}
 app = create_app(settings, models=models)
