@@ -53,8 +53,10 @@ def read_predictions(url, *, since=None, model=None):
 
 def read_feedback(url, *, since=None):
     """The feedback (the latest label per id) beside its prediction where one was logged: a DataFrame with
-    the feedback's columns and the prediction's `confidence`, `text_sha256` and `text` (None when absent)."""
-    query = (sa.select(feedback, predictions.c.confidence, predictions.c.text_sha256, predictions.c.text)
+    the feedback's columns and the prediction's `confidence`, `text_sha256`, `text` and (a regressor's)
+    `inputs` (None when absent)."""
+    query = (sa.select(feedback, predictions.c.confidence, predictions.c.text_sha256, predictions.c.text,
+                       predictions.c.inputs)
              .select_from(feedback.outerjoin(predictions, predictions.c.id == feedback.c.id))
              .order_by(feedback.c.time))
     if since is not None:

@@ -246,6 +246,8 @@ def main(argv=None):
                 check_split(data, args.seed)
         if args.only != "text":
             films, no_films = movies_for(args)
+            if films is not None and args.feedback is not None:
+                log(build_ratings.add_feedback(films, feedback_url(args.feedback)))
     except util.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,11 +4,16 @@ The data is `training.movies`'; the recipe, its evaluation and the file it is wr
 `training.ratings`'. The gate compares the new build's held-out figures with the live model's, mean
 absolute error lower being better (`kinds.tabular.TabularRegressor.GATE_FIGURES`).
 """
+import hashlib
+import json
 import time
 from pathlib import Path
 
+import pandas as pd
+
 import util
 from kinds.tabular import REGRESSOR_FILE, TabularRegressor
+from serving import log_reads, log_schema
 from store import artifacts, releases
 from training import data as training_data
 from training import movies as movie_data
@@ -30,26 +35,34 @@ def build_ratings(movies, out_dir, *, tolerance=GATE_TOLERANCE, promote=False, k
         + ", ".join(f"{step.replace('_', ' ')} {count}" for step, count in movies.source["cleaning"].items()) + ")")
     metrics, _, _, _ = ratings.evaluate_ratings(movies)
     live, why_none = live_model(out_dir, NAME)
+    if "feedback" in metrics and live is not None:  # the live model on the same held-out feedback
+        held = movies.frame[(ratings.feedback_rows(movies.frame) == True).to_numpy()]  # noqa: E712
+        predicted = [live.predict_value(row) for row in kind_rows(ratings.features(held))]
+        metrics["feedback"]["live_model"] = {**ratings.regression_scores(held["rating"].to_numpy(), predicted),
+                                             "model_version": live.version}
     if live is None:
         checked = {"live_model": None, "passed": True, "why": why_none, "tolerance": tolerance, "checks": {}}
     else:
-        checked = compare({"held_out": (metrics, live.metrics)}, live.version, tolerance=tolerance,
-                          figures=TabularRegressor.GATE_FIGURES)
+        checks = {"held_out": (metrics, live.metrics)}
+        if metrics.get("feedback", {}).get("live_model"):
+            checks["feedback"] = (metrics["feedback"], metrics["feedback"]["live_model"])
+        checked = compare(checks, live.version, tolerance=tolerance, figures=TabularRegressor.GATE_FIGURES)
     goes_live = checked["passed"] or promote
     release = {"gate": checked, "live": goes_live, "promoted_over_gate": goes_live and not checked["passed"]}
     log(gate_table(NAME, checked) if checked["live_model"] else f"[{NAME}] gate: {checked['why']}")
-    table = ratings.features(frame)
-    shipped = ratings.make_pipeline().fit(table, frame["rating"].to_numpy())
-    metrics["shipped_model"] = (f"refit on all {len(frame)} films after evaluation; the figures above are from "
-                                "the model fitted on the training side only")
+    shipping = ratings.shipped_rows(frame)
+    table = ratings.features(shipping)
+    shipped = ratings.make_pipeline().fit(table, shipping["rating"].to_numpy())
+    metrics["shipped_model"] = (f"refit on all {len(shipping)} films after evaluation (held-out feedback "
+                                "excepted); the figures above are from the model fitted on the training side only")
 
     def write(folder):
         util.write_json(folder / REGRESSOR_FILE, ratings.export(shipped, table))
         util.write_json(folder / artifacts.METRICS_FILE, metrics)
         artifacts.write_manifest(folder, name=NAME, kind=TabularRegressor.KIND, labels=None,
                                  hyperparameters={"model": "ridge", "alpha": ratings.ALPHA},
-                                 training_data={**movies.source, "rows_used": int(len(frame))},
-                                 release=release, inputs=input_specs(frame), target=TARGET)
+                                 training_data={**movies.source, "rows_used": int(len(shipping))},
+                                 release=release, inputs=input_specs(shipping), target=TARGET)
 
     why = "build: " + checked["why"] + ("; --promote overrode the gate" if release["promoted_over_gate"] else "")
     folder = releases.publish(out_dir, NAME, write, live=goes_live, keep=keep, why=why)
@@ -60,6 +73,39 @@ def build_ratings(movies, out_dir, *, tolerance=GATE_TOLERANCE, promote=False, k
         log(f"[{NAME}] NOT LIVE: {checked['why']}. Published {version} as a candidate ({folder}); it serves "
             f"nothing. Serve it anyway: python release.py promote {NAME} {version}")
     return metrics, goes_live
+
+
+def add_feedback(movies, url):
+    """Add the true ratings users sent back for the ratings model's answers (the prediction log keeps each
+    answer's inputs) to `movies`, as films with no release date; a fixed fifth of them, by a hash of their
+    inputs, is held out of every fit (`held`). Return a line saying what was added."""
+    try:
+        frame = log_reads.read_feedback(url)
+    except log_schema.PredictionLogError as exc:
+        raise util.DataError(f"--feedback: {exc}") from None
+    rows = frame[(frame["model"] == NAME) & frame["inputs"].notna()]
+    if rows.empty:
+        return "ratings feedback added: none"
+    films = pd.DataFrame([json.loads(text) for text in rows["inputs"]])
+    films = films.reindex(columns=[*movie_data.CATEGORIES, *movie_data.NAMES, *movie_data.NUMBERS, "release_year"])
+    films["rating"] = rows["label"].astype(float).to_numpy()
+    films["release_date"] = pd.NaT
+    films["feedback_held"] = [hashlib.sha256(text.encode()).digest()[0] % 5 == 0 for text in rows["inputs"]]
+    movies.frame = pd.concat([movies.frame.assign(feedback_held=pd.NA), films], ignore_index=True)
+    held = int(films["feedback_held"].sum())
+    movies.source["feedback"] = {"source": log_schema.redacted(url), "rows": int(len(films)),
+                                 "trained_on": int(len(films) - held), "held_out": held,
+                                 "holdout": FEEDBACK_HOLDOUT}
+    return f"ratings feedback added: {len(films):,} ({held:,} held out)"
+
+
+FEEDBACK_HOLDOUT = "sha256(inputs) mod 5 == 0"  # the same films are held out of every build
+
+
+def kind_rows(table):
+    """A feature table's rows as the served kind takes them: None for a value not given."""
+    return [{name: None if value == ratings.MISSING or value != value else value for name, value in record.items()}
+            for record in table.to_dict("records")]
 
 
 def input_specs(frame):

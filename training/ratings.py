@@ -73,7 +73,10 @@ def evaluate_ratings(movies, seed=SEED):
     """Fit on the random split's training side and score its held-out side, beside the mean; then the
     same on the time split. Returns (metrics, fitted pipeline, held-out table, held-out predictions)."""
     table, y = features(movies.frame), movies.frame["rating"].to_numpy()
-    train, test = train_test_split(np.arange(len(y)), test_size=TEST_SIZE, random_state=seed)
+    origin = feedback_rows(movies.frame)  # None: a film of the file; False/True: feedback trained on / held out
+    own = np.flatnonzero(origin.isna().to_numpy())
+    train, test = train_test_split(own, test_size=TEST_SIZE, random_state=seed)
+    train = np.concatenate([train, np.flatnonzero((origin == False).to_numpy())])  # noqa: E712 (a nullable column)
     fitted = make_pipeline().fit(table.iloc[train], y[train])
     predicted = fitted.predict(table.iloc[test])
     residuals = np.abs(y[test] - predicted)
@@ -87,7 +90,21 @@ def evaluate_ratings(movies, seed=SEED):
         "time_split": time_split_scores(table, y, movies.frame["release_date"]),
     }
     metrics["reference"] = drift_reference(table.iloc[train], table.iloc[test], predicted, mae=metrics["mae"])
+    held = np.flatnonzero((origin == True).to_numpy())  # noqa: E712
+    if len(held):  # the true ratings users sent back that no fit saw
+        metrics["feedback"] = {**regression_scores(y[held], fitted.predict(table.iloc[held])), "rows": int(len(held))}
     return metrics, fitted, table.iloc[test], predicted
+
+
+def feedback_rows(frame):
+    """Per film: None for the file's own, False for feedback trained on, True for feedback held out."""
+    return frame["feedback_held"] if "feedback_held" in frame else pd.Series([None] * len(frame), index=frame.index,
+                                                                                  dtype=object)
+
+
+def shipped_rows(frame):
+    """The rows the shipped model is refit on: every one but the held-out feedback."""
+    return frame[(feedback_rows(frame) != True).to_numpy()]  # noqa: E712
 
 
 def drift_reference(train, test, predicted, *, mae):

@@ -44,3 +44,35 @@ def test_a_worse_ratings_build_is_held_back_by_the_gate(tiny_data, tmp_path):
     noisy.write_text(__import__("json").dumps(films))
     assert build_main(["--only", "ratings", "--movies", str(noisy), "--out", str(tmp_path)]) == 3
     assert util.read_json(tmp_path / "ratings" / "metrics.json")["mae"] == live  # the live one still serves
+
+
+def test_the_true_ratings_sent_back_join_the_next_build_a_fifth_held_out(model_dir, tiny_data, tmp_path):
+    import shutil
+
+    from app import create_app
+    from serving import lifecycle
+
+    models = tmp_path / "models"
+    shutil.copytree(model_dir, models, symlinks=True)
+    url = f"sqlite:///{tmp_path}/log.sqlite3"
+    application = create_app({"MODEL_DIR": str(models), "PREDICTION_LOG": url})
+    lifecycle.start_services(application)
+    client = application.test_client()
+    films = [{"genre": genre, "budget": 10 ** (5 + i % 30 / 10), "director": f"Director {i % 30}"}
+             for i, genre in enumerate(["Drama", "Comedy", "Horror"] * 40)]
+    with client.post("/ratings", json={"instances": films}) as answered:
+        answers = answered.get_json()["predictions"]
+    with client.post("/feedback", json={"feedback": [{"id": a["id"], "value": 9.0} for a in answers]}) as sent:
+        assert sent.status_code == 202
+    lifecycle.stop_services(application, 10)
+    assert build_main(["--only", "ratings", "--movies", str(tiny_data / "movies.json"), "--out", str(models),
+                       "--feedback", url, "--promote"]) == 0
+    manifest = util.read_json(models / "ratings" / "manifest.json")
+    feedback = manifest["training_data"]["feedback"]
+    assert feedback["rows"] == 120 and feedback["held_out"] + feedback["trained_on"] == 120
+    assert 0 < feedback["held_out"] < 60
+    metrics = util.read_json(models / "ratings" / "metrics.json")
+    assert metrics["feedback"]["rows"] == feedback["held_out"]
+    # The users said 9: the new build, trained on four fifths of it, is nearer than the live one was.
+    assert metrics["feedback"]["mae"] < metrics["feedback"]["live_model"]["mae"]
+    assert manifest["training_data"]["rows_used"] == 396 + feedback["trained_on"]
