@@ -122,3 +122,22 @@ def test_weights_that_are_not_a_model_are_refused_naming_the_file(model_dir, tmp
     (folder / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(artifacts.ModelError, match=REGRESSOR_FILE):
         TabularRegressor.load(folder)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["genre", "budget", "director", "release_year", "running_time",
+                                        "mpaa_rating", "query"]),
+                       st.one_of(st.text(max_size=12), st.sampled_from(["Drama", "1e6", "2001", "-1", "nan", "R"])),
+                       max_size=6))
+def test_any_query_string_is_scored_or_refused_with_a_named_error(model_dir, query):
+    from urllib.parse import urlencode
+
+    regressor = kinds.load(model_dir / "ratings")
+    try:
+        (row,), _ = regressor.inputs_from_get(query_string=urlencode(query).encode(), mimetype="", body=b"",
+                                              settings=SETTINGS)
+    except BadQuery as exc:
+        assert any(name in exc.description for name in (*query, "genre", "budget")), exc.description
+        return
+    assert row["genre"] in regressor.by_name["genre"]["values"] and row["budget"] > 0
+    assert math.isfinite(regressor.score([row]).answers[0]["prediction"])
