@@ -8,7 +8,7 @@ import math
 import struct
 
 from serving.errors import BadQuery, TooLarge
-from serving.payloads import LENGTH, json_type, object_at
+from serving.payloads import bytes_elements, json_type, object_at
 
 NUMBER_TYPES = {"FP64": "d", "FP32": "f", "INT64": "q", "INT32": "i"}
 
@@ -97,20 +97,7 @@ def binary_column(part, kind, n, where):
             raise BadQuery(f"{where}'s binary data is {len(part):,} bytes; {n:,} {kind} values are "
                            f"{n * item.size:,}.")
         return [None if isinstance(v, float) and math.isnan(v) else v for (v,) in item.iter_unpack(part)]
-    values, offset = [], 0
-    while offset < len(part):
-        if offset + LENGTH.size > len(part):
-            raise BadQuery(f"{where}'s binary data ends inside the length of value {len(values)}.")
-        (length,) = LENGTH.unpack_from(part, offset)
-        offset += LENGTH.size
-        if offset + length > len(part):
-            raise BadQuery(f"{where}'s binary data ends inside value {len(values)}, which says it is {length:,} "
-                           "bytes.")
-        try:
-            values.append(part[offset:offset + length].decode("utf-8"))
-        except UnicodeDecodeError:
-            raise BadQuery(f"{where}.data[{len(values)}] is not valid UTF-8.") from None
-        offset += length
+    values = bytes_elements(part, where)
     if len(values) != n:
         raise BadQuery(f"{where}.shape says {n:,} row(s) but its binary data holds {len(values):,}; make them agree.")
     return values

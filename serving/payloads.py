@@ -90,20 +90,28 @@ def binary_texts(binary, size, count):
     if not isinstance(size, int) or isinstance(size, bool) or size != len(binary):
         raise BadQuery(f"inputs[0].parameters.binary_data_size says {str(size)[:32]} bytes, but "
                        f"{len(binary):,} follow the JSON part; send the size of the input's binary data.")
-    texts, offset = [], 0
-    while offset < size:
-        if offset + LENGTH.size > size:
-            raise BadQuery(f"inputs[0]'s binary data ends inside the length of text {len(texts)}.")
-        (length,) = LENGTH.unpack_from(binary, offset)
-        offset += LENGTH.size
-        if offset + length > size:
-            raise BadQuery(f"inputs[0]'s binary data ends inside text {len(texts)}, which says it is {length:,} bytes.")
-        try:
-            texts.append(binary[offset:offset + length].decode("utf-8"))
-        except UnicodeDecodeError:
-            raise BadQuery(f"inputs[0].data[{len(texts)}] is not valid UTF-8.") from None
-        offset += length
+    texts = bytes_elements(binary, "inputs[0]", "text")
     if len(texts) != count:
         raise BadQuery(f"inputs[0].shape says {count:,} text(s) but its binary data holds {len(texts):,}; "
                        "make them agree.")
+    return texts
+
+
+def bytes_elements(data, where, element="value"):
+    """The UTF-8 texts of a BYTES tensor's binary data: each a 4-byte little-endian length and that many
+    bytes; `BadQuery` naming the tensor (`where`) and the element when the data ends inside one."""
+    texts, offset, size = [], 0, len(data)
+    while offset < size:
+        if offset + LENGTH.size > size:
+            raise BadQuery(f"{where}'s binary data ends inside the length of {element} {len(texts)}.")
+        (length,) = LENGTH.unpack_from(data, offset)
+        offset += LENGTH.size
+        if offset + length > size:
+            raise BadQuery(f"{where}'s binary data ends inside {element} {len(texts)}, which says it is "
+                           f"{length:,} bytes.")
+        try:
+            texts.append(data[offset:offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadQuery(f"{where}.data[{len(texts)}] is not valid UTF-8.") from None
+        offset += length
     return texts
