@@ -99,8 +99,11 @@ def movies_file():
 
 @pytest.fixture(scope="session")
 def kaggle_model_dir(kaggle_dir, tmp_path_factory):
-    """Both models built from Kaggle's real train.tsv with the shipped defaults, once per session."""
-    return build_models(kaggle_dir / "train.tsv.gz", tmp_path_factory.mktemp("kaggle-models"))
+    """Both text models built from Kaggle's real train.tsv with the shipped defaults, and the ratings model from
+    vega-datasets' real movies.json when MOVIES_DATA_DIR has it, once per session."""
+    movies = Path(REAL_MOVIES_DIR) / "movies.json" if REAL_MOVIES_DIR else None
+    return build_models(kaggle_dir / "train.tsv.gz", tmp_path_factory.mktemp("kaggle-models"),
+                        movies=movies if movies and movies.is_file() else None)
 
 
 @pytest.fixture

@@ -213,7 +213,7 @@ def section(text, heading):
 # and the API's details that moved to docs/api.md from it (feedback, errors, the Open Inference Protocol).
 DOCS_API = (ROOT / "docs" / "api.md").read_text()
 EXAMPLE_SECTIONS = {
-    "README.md": section(README, "## Calling the API"),
+    "README.md": section(README, "## Calling the API") + section(README, "## Predicting a film's rating"),
     **{f"docs/api.md {heading}": section(DOCS_API, heading)
        for heading in ("## Feedback", "## Errors", "## The Open Inference Protocol")},
 }
