@@ -1,7 +1,8 @@
 # The sentiment API in a container: gunicorn serving models that are built into the image.
 #
 #   docker build -t sentiment-api .        # trains on lib/data/train.tsv[.gz] if you put Kaggle's file there,
-#                                          # else on the public Rotten Tomatoes corpus (binary model only)
+#                                          # else on the public Rotten Tomatoes corpus (binary model only);
+#                                          # ratings from lib/data/movies.json, else fetched from npm
 #   docker run -p 127.0.0.1:5000:5000 sentiment-api       # on this machine only, for trying it
 #   docker run -p 127.0.0.1:5000:5000 -v /srv/models:/models:ro -e MODEL_DIR=/models sentiment-api   # your models
 #   docker compose -f deploy/compose.yaml up --build       # on a network: nginx in front (docs/running.md)

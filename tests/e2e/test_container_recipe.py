@@ -25,11 +25,13 @@ from serving.config import MODEL_ROUTES
 from support import (
     ROOT,
     SERVICE_VARIABLES,
+    TEXT_ROUTES,
     dockerfile_env,
     dockerfile_instructions,
     dockerfile_last,
     free_port,
     write_tiny_kaggle,
+    write_tiny_movies,
 )
 
 # What the test does with each: runs RUN, COPY, ENV, WORKDIR, CMD and HEALTHCHECK as described above;
@@ -58,6 +60,7 @@ def build_context(destination):
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, destination / name)
     write_tiny_kaggle(destination / "lib" / "data")  # where the Dockerfile's header says to put Kaggle's file
+    write_tiny_movies(destination / "lib" / "data")  # and movies.json, which the build would otherwise fetch
     return destination
 
 
@@ -163,11 +166,13 @@ def passes_within_the_start_period(container):
 
 def test_the_recipes_server_passes_its_health_check_within_the_start_period(image, container):
     assert passes_within_the_start_period(container), container.output()
-    # It serves both models the RUN steps built from the data in lib/data, and writes nothing but its
+    # It serves every model the RUN steps built from the data in lib/data, and writes nothing but its
     # prediction log, in the state folder the recipe gives it.
     assert requests.get(container.url + "/health", timeout=5).json()["models"] == sorted(MODEL_ROUTES)
-    for route in MODEL_ROUTES.values():
+    for route in TEXT_ROUTES.values():
         assert requests.get(container.url + route, params={"query": "a superb film"}, timeout=5).status_code == 200
+    film = {"genre": "Drama", "budget": "20000000"}
+    assert requests.get(container.url + "/ratings", params=film, timeout=5).status_code == 200
     written = files_under(image[0]) - container.files_before
     assert {path.parts[0] for path in written} == {"state"}, written
     assert Path("state/predictions.sqlite3") in written

@@ -65,7 +65,8 @@ def test_a_model_rebuilt_under_load_is_served_after_sighup_with_no_failed_reques
     try:
         old = server.models_created_at()
         with Load(server.url, threads=4) as load:
-            assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--out", str(models)]) == 0
+            assert build_model.main(["--data", str(tiny_data / "train.tsv"), "--movies", str(tiny_data / "movies.json"),
+                                     "--out", str(models)]) == 0
             new = {name: artifacts.read_manifest((models / name).resolve())["created_at"] for name in old}
             assert all(new[name] > old[name] for name in old)
             load.wait_for(50)

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from serving import prediction_log
 from serving.config import MODEL_ROUTES
-from support import FILLER, ROOT, WORDS, Server
+from support import FILLER, ROOT, TEXT_ROUTES, WORDS, Server
 from util import BINARY_LABELS, FINE_GRAINED_LABELS
 
 LABELS = {"binary": BINARY_LABELS, "fine-grained": FINE_GRAINED_LABELS}  # what each manifest must hold
@@ -254,7 +254,7 @@ def test_the_accuracy_shown_is_the_share_of_labels_that_agree_with_the_answer(wi
     expected = traffic.accuracy()
     assert all(0 < right < count for count, right in expected.values()), "each model needs right and wrong answers"
     shown = by_column(overall)
-    assert set(shown) == set(expected) == set(MODEL_ROUTES)
+    assert set(shown) == set(expected) == set(TEXT_ROUTES)
     for model, (count, right) in expected.items():
         assert (int(shown[model]["labels"]), int(shown[model]["right"])) == (count, right)
         assert float(shown[model]["accuracy"]) == pytest.approx(right / count, abs=1e-6)
@@ -277,7 +277,7 @@ def test_the_confusion_matrices_count_each_predicted_and_actual_pair(with_texts)
         assert [row[0] for row in table["body"]] == LABELS[model]
         shown[model] = {(row[0], actual): int(n) for row in table["body"] for actual, n in zip(LABELS[model], row[1:])}
     expected = Counter(traffic.labels.values())
-    assert set(shown) == set(MODEL_ROUTES)
+    assert set(shown) == set(TEXT_ROUTES)
     for model, matrix in shown.items():
         assert matrix == {(predicted, actual): expected[model, predicted, actual]
                           for predicted in LABELS[model] for actual in LABELS[model]}
@@ -312,7 +312,7 @@ def test_the_notebook_shows_what_get_models_says_of_the_same_feedback(with_texts
     for model, (count, right) in traffic.accuracy().items():
         assert int(rows[model]["count"]) == count
         assert float(rows[model]["accuracy"]) == pytest.approx(round(right / count, 4))
-    assert {row[0] for row in versions["body"]} == set(MODEL_ROUTES)
+    assert {row[0] for row in versions["body"]} == set(TEXT_ROUTES)
 
 
 def test_the_promql_reads_the_counter_the_service_exposes_and_counts_every_label_sent(with_texts):

@@ -212,7 +212,7 @@ def test_metrics_add_up_across_two_gunicorn_workers_and_each_request_is_logged_o
         assert value(table, "sentiment_http_request_duration_seconds_count", endpoint="binary") == len(sent)
         assert value(table, "sentiment_predictions_total", model="binary", label="Positive") == good
         info = [dict(labels)["model"] for (name, labels) in table if name == "sentiment_model_info"]
-        assert sorted(info) == ["binary", "fine-grained"]  # one series per model, not one per worker
+        assert sorted(info) == ["binary", "fine-grained", "ratings"]  # one series per model, not one per worker
     finally:
         output = server.stop()
     entries = [json.loads(line) for line in output.splitlines()]  # gunicorn's own lines are JSON too

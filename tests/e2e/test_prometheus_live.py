@@ -75,12 +75,18 @@ class Prometheus:
         self.log.close()
 
 
-class Sender:
-    """A thread POSTing batches of `texts` to both models, in turn, until stopped; what it was answered."""
+# Films for /ratings (the Kaggle server serves the real ratings model when MOVIES_DATA_DIR is set, as in CI).
+FILMS = [{"genre": "Drama", "budget": 2e7, "director": "Christopher Nolan", "release_year": 2008},
+         {"genre": "Horror", "budget": 1e6, "director": "A Newcomer"}, {"genre": "Comedy", "budget": 4.5e7}]
 
-    def __init__(self, url, texts, *, pause=0.05):
-        self.url, self.texts, self.pause = url, texts, pause
-        self.answers = {"binary": [], "fine-grained": []}
+
+class Sender:
+    """A thread POSTing batches of `texts` to both text models (and `films` to /ratings), in turn, until
+    stopped; what it was answered."""
+
+    def __init__(self, url, texts, *, pause=0.05, films=()):
+        self.url, self.texts, self.pause, self.films = url, texts, pause, list(films)
+        self.answers = {"binary": [], "fine-grained": [], "ratings": []}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -93,6 +99,10 @@ class Sender:
                 answer = session.post(self.url + path, json={"queries": batch}, timeout=30)
                 answer.raise_for_status()
                 self.answers[name].extend(answer.json()["predictions"])
+            if self.films:
+                answer = session.post(self.url + "/ratings", json={"instances": self.films}, timeout=30)
+                answer.raise_for_status()
+                self.answers["ratings"].extend(answer.json()["predictions"])
             time.sleep(self.pause)
 
     def __enter__(self):
@@ -184,7 +194,11 @@ def test_every_panel_of_the_grafana_dashboard_shows_data(watched, kaggle_dir):
     targets = [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
     assert len(dashboard["panels"]) >= 8
     phrases = [p for p in util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"] if p.strip()]
-    with Sender(server.url, phrases):
-        time.sleep(35)  # a full short window of traffic on both models
+    with Sender(server.url, phrases, films=FILMS) as sender:
+        assert wait_for(lambda: len(sender.answers["ratings"]) >= 10, timeout=30)
+        sent = requests.post(server.url + "/feedback", json={"feedback": [
+            {"id": a["id"], "value": 7.0} for a in sender.answers["ratings"][:10]]}, timeout=10)
+        assert sent.status_code == 202, sent.text
+        time.sleep(35)  # a full short window of traffic on every model
         empty = [(title, expr) for title, expr in targets if not prometheus.query(expr)]
     assert empty == [], f"panels whose query returns nothing: {empty}"
