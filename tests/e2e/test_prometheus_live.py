@@ -196,7 +196,9 @@ def test_every_panel_of_the_grafana_dashboard_shows_data(watched, kaggle_dir):
     phrases = [p for p in util.read_kaggle_test(kaggle_dir / "test.tsv.gz")["Phrase"] if p.strip()]
     with Sender(server.url, phrases, films=FILMS) as sender:
         assert wait_for(lambda: len(sender.answers["ratings"]) >= 10, timeout=30)
-        # True ratings in two goes, scrapes apart: the first makes the series, the second is an increase.
+        # Once Prometheus scrapes the films' series, true ratings in two goes, scrapes apart: the first makes
+        # the error's series, the second is an increase (sent before the first scrape, both are one value).
+        assert wait_for(lambda: prometheus.query('sentiment_rows_scored_total{model="ratings"}'), timeout=30)
         for start in (0, 5):
             sent = requests.post(server.url + "/feedback", json={"feedback": [
                 {"id": a["id"], "value": 7.0} for a in sender.answers["ratings"][start:start + 5]]}, timeout=10)
