@@ -199,9 +199,11 @@ def test_every_panel_of_the_grafana_dashboard_shows_data(watched, kaggle_dir):
         # Once Prometheus scrapes the films' series, true ratings in two goes, scrapes apart: the first makes
         # the error's series, the second is an increase (sent before the first scrape, both are one value).
         assert wait_for(lambda: prometheus.query('sentiment_rows_scored_total{model="ratings"}'), timeout=30)
-        for start in (0, 5):
+        for start in (0, 5):  # the text models' labels too, so the panel has data whichever test ran before
             sent = requests.post(server.url + "/feedback", json={"feedback": [
-                {"id": a["id"], "value": 7.0} for a in sender.answers["ratings"][start:start + 5]]}, timeout=10)
+                {"id": a["id"], "value": 7.0} for a in sender.answers["ratings"][start:start + 5]] + [
+                {"id": a["id"], "label": a["prediction"]} for a in sender.answers["binary"][start:start + 5]]},
+                timeout=10)
             assert sent.status_code == 202, sent.text
             time.sleep(3)
         time.sleep(32)  # a full short window of traffic on every model
