@@ -5,11 +5,11 @@ and, through the objects it is given, the request metrics (`metrics.Metrics`) an
 (`logs.AccessLog`). gunicorn's own error answers (`serving.lifecycle`) carry the same `NO_SNIFF` and `NO_STORE`
 (both defined in `serving.config`).
 """
-import random
 import re
 import time
 
 from serving.config import MODEL_ROUTES, NO_SNIFF, NO_STORE
+from serving.ids import unique_bytes
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_KEY = "sentiment.request_id"  # where the app finds the request's id in the WSGI environ
@@ -39,7 +39,8 @@ class Operations:
         """Answer through the app, adding headers, metrics and the log line when it starts its response."""
         started = time.perf_counter()
         given = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = given if GOOD_REQUEST_ID.fullmatch(given) else new_request_id()
+        # Else 32 hex digits: unique, not secret, and no system call (`ids.unique_bytes`).
+        request_id = given if GOOD_REQUEST_ID.fullmatch(given) else unique_bytes(16).hex()
         environ[REQUEST_ID_KEY] = request_id  # for the prediction log's rows
 
         def start(status, headers, exc_info=None):
@@ -96,12 +97,6 @@ class Operations:
             if IP_ADDRESS.fullmatch(last):
                 return last
         return peer
-
-
-def new_request_id():
-    """32 hex digits from the process's own generator (seeded again in every forked worker): unique, not
-    secret, and no system call (`ids.unique_bytes`)."""
-    return f"{random.getrandbits(128):032x}"
 
 
 # What a browser script on another origin may send and read. Preflights are answered for every path:
