@@ -7,16 +7,19 @@ decimals) and the inputs whose value the model never saw, `;`-separated. A line 
 object, or a film the API would refuse, stops the run with the API's message and the line's place.
 """
 import json
+from itertools import repeat
 
 import util
 from batch.inputs import decode
+from kinds.tabular import DECIMALS
 from serving.errors import ApiError
 
 HEADER = ["line", "prediction", "unseen"]
 
 
 def parse_films(scorer, block):
-    """The block's (line numbers, checked films); `DataError` naming the file and line of a bad one."""
+    """The block's (line numbers, its films as checked columns: `columns_of`); `DataError` naming the file and
+    line of a bad one."""
     lines = decode(block.data, block.path, block.first_line).split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -27,17 +30,21 @@ def parse_films(scorer, block):
             raise ValueError("a line held more than one value")
     except ValueError:
         documents = [line_json(block.path, number, line) for number, line in numbered]
-    keys, films = [], []
     for (number, _), film in zip(numbered, documents):
-        if not isinstance(film, dict):
+        if film.__class__ is not dict:
             raise util.DataError(f"{block.path}: line {number}: a JSON {type(film).__name__}, not an object; each "
                                  'line holds one film, e.g. {"genre": "Drama", "budget": 20000000}.')
-        try:
-            films.append(scorer.check_input(film, where=""))
-        except ApiError as exc:
-            raise util.DataError(f"{block.path}: line {number}: {exc.description}") from None
-        keys.append(number)
-    return keys, films
+    keys = [number for number, _ in numbered]
+    columns = scorer.columns_of(documents)
+    if columns is None:  # some value is not plainly good: check film by film, for the first bad one's line
+        films = []
+        for number, film in zip(keys, documents):
+            try:
+                films.append(scorer.check_input(film, where=""))
+            except ApiError as exc:
+                raise util.DataError(f"{block.path}: line {number}: {exc.description}") from None
+        columns = {name: [film[name] for film in films] for name in scorer.by_name}
+    return keys, columns
 
 
 def line_json(path, number, line):
@@ -53,8 +60,8 @@ def score_films(scorer, job, block):
     """Score one block of films; return (row count, the rows as CSV bytes)."""
     from batch.blocks import csv_bytes
 
-    keys, films = parse_films(scorer, block)
-    prefix = [block.path] if job.file_column else []
-    predictions = scorer.predictions_of(films)
-    return len(keys), csv_bytes([*prefix, key, prediction, ";".join(scorer.unseen(film))]
-                                for key, film, prediction in zip(keys, films, predictions))
+    keys, columns = parse_films(scorer, block)
+    predictions = map(round, scorer.predict_columns(columns, len(keys)).tolist(), repeat(DECIMALS))
+    unseen = scorer.unseen_columns(columns, len(keys))
+    rows = zip(repeat(block.path), keys, predictions, unseen) if job.file_column else zip(keys, predictions, unseen)
+    return len(keys), csv_bytes(rows)

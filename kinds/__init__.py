@@ -4,16 +4,21 @@
 `kind` is a text classifier, as every folder was before there were kinds); `load_models(model_dir)`
 loads every live model of a model directory. The web app, the follower, the batch engines, the build
 and the commands load models through these two, and never ask which kind they hold.
+
+A kind's module is imported when a model of that kind is first loaded: the text classifier's brings in
+scikit-learn (its pickles are read as scikit-learn's classes), which costs a command like
+`predict.py --model ratings` more than a second it has no need of.
 """
+import importlib
 from pathlib import Path
 
-from kinds.tabular import TabularRegressor
-from kinds.text import TextClassifier
 from store import artifacts
 from store.artifacts import ModelError
 
-KINDS = {kind.KIND: kind for kind in (TextClassifier, TabularRegressor)}
-DEFAULT_KIND = TextClassifier.KIND
+# Each kind's name, as a manifest's `kind` says it, and where its class lives.
+KINDS = {"text-classifier": ("kinds.text", "TextClassifier"),
+         "tabular-regressor": ("kinds.tabular", "TabularRegressor")}
+DEFAULT_KIND = "text-classifier"
 
 
 def kind_of(manifest, origin):
@@ -22,7 +27,8 @@ def kind_of(manifest, origin):
     if name not in KINDS:
         raise ModelError(f"{origin}: a model of kind {str(name)[:64]!r}, which this server does not serve "
                          f"(it knows {', '.join(KINDS)}). Update the server, or rebuild the model.")
-    return KINDS[name]
+    module, cls = KINDS[name]
+    return getattr(importlib.import_module(module), cls)
 
 
 def load(folder):

@@ -15,6 +15,7 @@ versions kept, the release commands (`promote`, `rollback`, `shadow`) and their 
 ("Releases"); a running server follows the links by itself (`follower`).
 """
 import hashlib
+import importlib.metadata
 import json
 import pickle
 import platform
@@ -22,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import scipy
-import sklearn
 
 import util
 
@@ -38,6 +37,8 @@ KEEP_VERSIONS = 5  # versions of each model a publish keeps, besides the live an
 HISTORY_FILE = "releases.jsonl"
 SHADOW_DIR = "shadow"  # .versions/shadow/<name>: the link to the version scored in shadow, if any
 LOCK_FILE = ".lock"
+# The installed scikit-learn's version, read from its metadata: checking a manifest need not import it.
+SKLEARN_VERSION = importlib.metadata.version("scikit-learn")
 
 
 class ModelError(Exception):
@@ -58,8 +59,8 @@ def write_manifest(folder, *, name, kind, labels, hyperparameters, training_data
         "labels": None if labels is None else list(labels),
         "hyperparameters": hyperparameters,
         "training_data": training_data,
-        "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-                     "numpy": np.__version__, "scipy": scipy.__version__},
+        "versions": {"python": platform.python_version(), "scikit-learn": SKLEARN_VERSION,
+                     "numpy": np.__version__, "scipy": importlib.metadata.version("scipy")},
         "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "artifacts": {p.name: util.sha256_file(p) for p in sorted(Path(folder).iterdir()) if p.name != MANIFEST_FILE},
         **({"release": release} if release is not None else {}),
@@ -178,9 +179,9 @@ def parse_manifest(data, path):
         raise ModelError(f"{path}: not a valid manifest ({exc!r}). Rebuild the model.") from None
     if not isinstance(artifacts, dict):
         raise ModelError(f"{path}: 'artifacts' must map file names to sha256 hashes. Rebuild the model.")
-    if trained_with != sklearn.__version__:
+    if trained_with != SKLEARN_VERSION:
         raise ModelError(
-            f"{path}: trained with scikit-learn {trained_with}, but {sklearn.__version__} is installed. "
+            f"{path}: trained with scikit-learn {trained_with}, but {SKLEARN_VERSION} is installed. "
             "Install the version in requirements.txt or rebuild the model.")
     return manifest
 

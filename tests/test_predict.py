@@ -413,19 +413,21 @@ def test_films_as_json_lines_get_the_apis_rating_and_unseen_inputs(model_dir, tm
 
     from app import create_app
 
+    # The last film's budget is text, as a URL would send it: the API takes it, so predict.py does too.
     films = [{"genre": "Drama", "budget": 2e7, "director": "Director 3"}, {"genre": "Horror", "budget": 1000000},
-             {"genre": "Documentary", "budget": 5e5, "director": "A Newcomer", "release_year": 2009}]
+             {"genre": "Documentary", "budget": 5e5, "director": "A Newcomer", "release_year": 2009},
+             {"genre": "Drama", "budget": "3e6", "running_time": 95}]
     source = tmp_path / "films.jsonl"
     source.write_text(json.dumps(films[0]) + "\n\n" + "\n".join(json.dumps(f) for f in films[1:]) + "\n")
     out = tmp_path / "ratings.csv"
     assert predict.main([str(source), "--model", "ratings", "--model-dir", str(model_dir), "-o", str(out)]) == 0
-    assert "scored 3 films with the ratings model" in capsys.readouterr().err
+    assert "scored 4 films with the ratings model" in capsys.readouterr().err
     rows = list(csv.reader(out.open()))
     client = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG": "off"}).test_client()
     answers = client.post("/ratings", json={"instances": films}).get_json()["predictions"]
     assert rows[0] == ["line", "prediction", "unseen"]
     assert rows[1:] == [[str(line), repr(a["prediction"]), ";".join(a["unseen"])]
-                        for line, a in zip([1, 3, 4], answers)]
+                        for line, a in zip([1, 3, 4, 5], answers)]
 
 
 @pytest.mark.parametrize("line, message", [
@@ -433,6 +435,7 @@ def test_films_as_json_lines_get_the_apis_rating_and_unseen_inputs(model_dir, tm
     ('["Drama", 5]', "line 2: a JSON list, not an object"),
     ('{"genre": "Drama", "budget": -1}', "line 2: budget must be a finite positive number"),
     ('{"genre": "Noir", "budget": 5}', "line 2: genre 'Noir' is not one the model knows"),
+    ('{"genre": "Drama", "budget": 1' + "0" * 400 + "}", "line 2: budget must be a finite positive number"),
 ])
 def test_a_bad_film_stops_the_run_naming_its_line(model_dir, tmp_path, capsys, line, message):
     source = tmp_path / "films.jsonl"

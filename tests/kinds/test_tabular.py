@@ -93,6 +93,43 @@ def test_any_instance_is_scored_or_refused_with_a_named_error(model_dir, instanc
     assert math.isfinite(answer["prediction"])
 
 
+def test_a_json_integer_too_large_for_a_float_is_refused_not_a_crash(regressor):
+    huge = 10 ** 400  # JSON has no limit on an integer's digits; Python's float has one
+    for field in ("budget", "running_time", "release_year"):
+        instance = {"genre": "Drama", "budget": 5, field: huge}
+        with pytest.raises(BadQuery, match=rf"instances\[0\]\.{field} must be a finite positive number"):
+            regressor.inputs_from_post(body=json.dumps({"instances": [instance]}).encode(), settings=SETTINGS)
+        assert regressor.columns_of([instance]) is None  # left to check_input, which refuses it
+    assert regressor.check_target(huge) is None
+
+
+def test_columns_score_every_film_to_the_bit_as_one_by_one(regressor, tiny_data):
+    films = [{name: value for name, value in row.items() if value is not None}
+             for row in rows_of(movies.read_movies(tiny_data / "movies.json").frame)]
+    films += [{"genre": "Drama", "budget": 1e12, "director": "Nobody Yet"},
+              {"genre": "Comedy", "budget": 2e7, "running_time": 500}]
+    columns = regressor.columns_of(films)
+    rows = [regressor.check_input(film, where="") for film in films]
+    assert regressor.predict_columns(columns, len(films)).tolist() == [regressor.predict_value(r) for r in rows]
+    assert regressor.unseen_columns(columns, len(films)) == [";".join(regressor.unseen(r)) for r in rows]
+    assert regressor.unseen_columns(columns, len(films))[-2:] == ["director;budget", "running_time"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(
+    st.sampled_from(["genre", "budget", "director", "release_year", "running_time", "other"]),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.sampled_from(["Drama", "Comedy", " x", ""]),
+              st.text(max_size=8), st.lists(st.integers(), max_size=2)), max_size=6), max_size=4))
+def test_columns_are_taken_only_when_every_film_would_be(model_dir, documents):
+    regressor = kinds.load(model_dir / "ratings")
+    columns = regressor.columns_of(documents)
+    if columns is None:
+        return  # predict.py then checks film by film, as the API does
+    rows = [regressor.check_input(document, where="") for document in documents]  # raises if one was bad
+    assert regressor.predict_columns(columns, len(rows)).tolist() == [regressor.predict_value(r) for r in rows]
+    assert regressor.unseen_columns(columns, len(rows)) == [";".join(regressor.unseen(r)) for r in rows]
+
+
 def test_unseen_names_and_numbers_outside_the_training_range_are_said(regressor):
     known = sorted(regressor.categories[[n for n, _ in regressor.categories].index("director")][1])[-1]
     row = dict.fromkeys((spec["name"] for spec in regressor.inputs), None)
