@@ -354,7 +354,9 @@ def parse_number(value, where, spec):
 def describe_input(spec):
     """An input's spec in words, for messages."""
     if spec["type"] == "number":
-        unit = f" {spec['unit']}" if spec.get("unit") else ""
+        unit = f" in {spec['unit']}" if spec.get("unit") else ""
+        if spec.get("year"):
+            return f"a year; the model was trained on films from {spec['min']:.0f} to {spec['max']:.0f}"
         return f"a number{unit}; the model was trained on {spec['min']:,.0f} to {spec['max']:,.0f}"
     if spec["type"] == "category":
         return "one of: " + ", ".join(spec["values"])
