@@ -5,10 +5,15 @@
     python benchmarks/bench_batch.py --smoke                 # a minute, tiny data
     python benchmarks/bench_batch.py --cluster               # a running cluster of 2 workers, 2M lines
     python benchmarks/bench_batch.py --cluster --smoke
+    python benchmarks/bench_batch.py --films                 # films for the ratings model, from $MOVIES_DATA_DIR
+    python benchmarks/bench_batch.py --films --smoke
 
 Writes each corpus by repeating Kaggle's test phrases, one per line, to the size asked, then runs
 predict.py as a user does (a process of its own, `--model binary -o FILE`) with the local engine and
 with the Dask engine on a local cluster of 1 and of 2 workers, in alternation for `--rounds` rounds.
+With `--films` the corpus is films instead, one JSON object per line (`POST /ratings`' instances: the
+films of vega-datasets' movies.json as cleaned for training, each with the inputs it has, repeated), and
+predict.py runs `--model ratings`.
 For each engine and size it prints the median wall time (start-up included), phrases per second and
 the median peak resident memory of predict.py's own process (for the Dask engine, the client's). It
 checks that every engine wrote the same bytes, and prints each engine's start-up cost: the
@@ -23,7 +28,10 @@ marginal cost of the lines between them, model loading and start-up taken out. F
 block it prints what more workers would do on paper.
 """
 import argparse
+import contextlib
 import hashlib
+import io
+import json
 import os
 import statistics
 import subprocess
@@ -37,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import util  # noqa: E402
 from batch.inputs import BLOCK_SIZE  # noqa: E402
-from tests.support import DaskCluster, build_models, write_tiny_kaggle  # noqa: E402
+from tests.support import DaskCluster, build_models, write_tiny_kaggle, write_tiny_movies  # noqa: E402
 
 ENGINES = {"local": [], "dask, 1 worker": ["--engine", "dask", "--workers", "1"],
            "dask, 2 workers": ["--engine", "dask", "--workers", "2"]}
@@ -81,17 +89,17 @@ def write_corpus(phrases, lines, path):
     return path
 
 
-def run(corpus, out, model_dir, engine, options=None):
+def run(corpus, out, model_dir, engine, options=None, model="binary"):
     """One predict.py run; return (wall seconds, phrases scored, its process's peak resident KiB, its CPU s,
     its CPU s inside the engine's call). `options` are the engine's (default: `ENGINES[engine]`)."""
-    return finish(start(corpus, out, model_dir, engine, options))
+    return finish(start(corpus, out, model_dir, engine, options, model))
 
 
-def start(corpus, out, model_dir, engine, options=None):
+def start(corpus, out, model_dir, engine, options=None, model="binary"):
     """Start one predict.py run (`finish` waits for it); an option list ending in --output-dir takes `out`."""
     options = ENGINES[engine] if options is None else options
     where = [str(out)] if options[-1:] == ["--output-dir"] else ["-o", str(out)]
-    process = subprocess.Popen([sys.executable, "-c", MEASURED, str(corpus), "--model", "binary",
+    process = subprocess.Popen([sys.executable, "-c", MEASURED, str(corpus), "--model", model,
                                 "--model-dir", str(model_dir), *options, *where],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return engine, process, time.perf_counter()
@@ -107,6 +115,24 @@ def finish(started):
     said = [line for line in stderr.splitlines() if line.startswith("scored ")][-1]
     peak, cpu, engine_cpu = stdout.split()
     return wall, int(said.split()[1].replace(",", "")), int(peak), float(cpu), float(engine_cpu)
+
+
+def film_lines(movies_json):
+    """The films of a movies.json as cleaned for training, each as a JSON line of the inputs it has."""
+    from training import movies
+
+    frame = movies.read_movies(movies_json).frame
+    names = [*movies.CATEGORIES, *movies.NAMES, *movies.NUMBERS, "release_year"]
+    lines = []
+    for record in frame[names].to_dict("records"):
+        film = {}
+        for name, value in record.items():
+            if isinstance(value, float) and value == value and value.is_integer():
+                value = int(value)  # 20000000, as a person writes a budget, not 20000000.0
+            if value is not None and value == value:
+                film[name] = value
+        lines.append(json.dumps(film))
+    return lines
 
 
 def digest(path):
@@ -253,6 +279,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model-dir", type=Path, help="built models (default: built from $KAGGLE_DATA_DIR)")
     parser.add_argument("--smoke", action="store_true", help="tiny data, 20,000 and 60,000 lines, one round")
+    parser.add_argument("--films", action="store_true",
+                        help="films (JSON lines) for the ratings model instead of phrases for the binary one")
     parser.add_argument("--cluster", action="store_true",
                         help="a running cluster of 2 workers: workers reading, the client reading, CPU by process "
                              "(default 2,000,000 lines)")
@@ -262,6 +290,8 @@ def main():
         args.lines = [2_000_000]
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)
+        if args.films:
+            return films_main(args, tmp)
         if args.smoke:
             data = write_tiny_kaggle(tmp / "data")
             args.lines, args.rounds = ([60_000] if args.cluster else [20_000, 60_000]), 1
@@ -275,32 +305,62 @@ def main():
             return cluster_main(args, phrases, model_dir, tmp)
         print(f"corpora: Kaggle's {len(phrases):,} test phrases repeated; binary model; {os.cpu_count()} cores; "
               f"{args.rounds} round(s), medians")
-        startup = {engine: run(write_corpus(phrases, 1000, tmp / "small.txt"), tmp / "small.csv", model_dir, engine)[0]
-                   for engine in ENGINES}
-        print("start-up, wall time of 1,000 lines: "
-              + ", ".join(f"{engine} {seconds:.2f} s" for engine, seconds in startup.items()))
-        print(f"{'lines':>10}  {'engine':<16} {'wall s':>8} {'phrases/s':>10} {'x local':>8} {'peak MiB':>9}")
-        for lines in args.lines:
-            corpus = write_corpus(phrases, lines, tmp / f"corpus-{lines}.txt")
-            results = {engine: [] for engine in ENGINES}
-            digests = set()
-            for _ in range(args.rounds):
-                for engine in ENGINES:
-                    out = tmp / "out.csv"
-                    results[engine].append(run(corpus, out, model_dir, engine))
-                    digests.add(digest(out))
-                    out.unlink()
-            if len(digests) != 1:
-                sys.exit(f"error: the engines wrote different outputs for {lines:,} lines")
-            speed = {}
-            for engine, runs in results.items():
-                wall = statistics.median(r[0] for r in runs)
-                speed[engine] = runs[0][1] / wall
-                peak = statistics.median(r[2] for r in runs) / 1024
-                print(f"{lines:>10,}  {engine:<16} {wall:>8.2f} {speed[engine]:>10,.0f} "
-                      f"{speed[engine] / speed['local']:>7.2f}x {peak:>9.0f}")
-            corpus.unlink()
-        print("outputs: the same bytes from every engine")
+        compare_engines(args, phrases, model_dir, tmp, "binary", "phrases")
+
+
+def films_main(args, tmp):
+    """--films: films for the ratings model, from $MOVIES_DATA_DIR's movies.json (or tiny ones with --smoke)."""
+    from training.movies import MOVIES_ENV
+
+    if args.smoke:
+        movies_json = write_tiny_movies(tmp / "data")
+        args.lines, args.rounds = [20_000, 60_000], 1
+    else:
+        movies_json = Path(os.environ.get(MOVIES_ENV, ROOT.parent / "shared" / "data" / "vega-movies")) / "movies.json"
+        if args.model_dir is None and not movies_json.is_file():
+            sys.exit(f"error: no movies.json at {movies_json}; set {MOVIES_ENV} (or use --smoke).")
+    if args.model_dir is None:
+        import build_model
+
+        args.model_dir = tmp / "models"
+        with contextlib.redirect_stdout(io.StringIO()):
+            if build_model.main(["--only", "ratings", "--movies", str(movies_json), "--out", str(args.model_dir)]):
+                sys.exit("error: building the ratings model failed")
+    films = film_lines(movies_json)
+    print(f"corpora: {len(films):,} films of {movies_json.name} repeated, one JSON object per line; ratings model; "
+          f"{os.cpu_count()} cores; {args.rounds} round(s), medians")
+    compare_engines(args, films, args.model_dir, tmp, "ratings", "films")
+
+
+def compare_engines(args, items, model_dir, tmp, model, unit):
+    """Each engine in turn on each corpus size, `--rounds` times: the table of medians, one row per engine
+    and size, and a check that every engine wrote the same bytes."""
+    startup = {engine: run(write_corpus(items, 1000, tmp / "small.txt"), tmp / "small.csv", model_dir, engine,
+                           model=model)[0] for engine in ENGINES}
+    print("start-up, wall time of 1,000 lines: "
+          + ", ".join(f"{engine} {seconds:.2f} s" for engine, seconds in startup.items()))
+    print(f"{'lines':>10}  {'engine':<16} {'wall s':>8} {unit + '/s':>10} {'x local':>8} {'peak MiB':>9}")
+    for lines in args.lines:
+        corpus = write_corpus(items, lines, tmp / f"corpus-{lines}.txt")
+        results = {engine: [] for engine in ENGINES}
+        digests = set()
+        for _ in range(args.rounds):
+            for engine in ENGINES:
+                out = tmp / "out.csv"
+                results[engine].append(run(corpus, out, model_dir, engine, model=model))
+                digests.add(digest(out))
+                out.unlink()
+        if len(digests) != 1:
+            sys.exit(f"error: the engines wrote different outputs for {lines:,} lines")
+        speed = {}
+        for engine, runs in results.items():
+            wall = statistics.median(r[0] for r in runs)
+            speed[engine] = runs[0][1] / wall
+            peak = statistics.median(r[2] for r in runs) / 1024
+            print(f"{lines:>10,}  {engine:<16} {wall:>8.2f} {speed[engine]:>10,.0f} "
+                  f"{speed[engine] / speed['local']:>7.2f}x {peak:>9.0f}")
+        corpus.unlink()
+    print("outputs: the same bytes from every engine")
 
 
 if __name__ == "__main__":
