@@ -20,21 +20,22 @@ HEADER = ["line", "prediction", "unseen"]
 def parse_films(scorer, block):
     """The block's (line numbers, its films as checked columns: `columns_of`); `DataError` naming the file and
     line of a bad one."""
-    lines = decode(block.data, block.path, block.first_line).split("\n")
+    text = decode(block.data, block.path, block.first_line)
+    lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
     numbered = [(number, line) for number, line in enumerate(lines, start=block.first_line) if line.strip()]
-    try:  # the block's lines in one call to the JSON decoder; line by line only to find a bad one
-        documents = json.loads("[" + ",".join(line for _, line in numbered) + "]")
-        if len(documents) != len(numbered):
-            raise ValueError("a line held more than one value")
-    except ValueError:
+    documents = bulk_json([line for _, line in numbered]) if "[" not in text and "]" not in text else None
+    if documents is None:  # each line on its own, to find the bad one
         documents = [line_json(block.path, number, line) for number, line in numbered]
     for (number, _), film in zip(numbered, documents):
         if film.__class__ is not dict:
             raise util.DataError(f"{block.path}: line {number}: a JSON {type(film).__name__}, not an object; each "
                                  'line holds one film, e.g. {"genre": "Drama", "budget": 20000000}.')
     keys = [number for number, _ in numbered]
+    if b"\\u" in block.data:  # only an escape can make a lone surrogate
+        for number, film in zip(keys, documents):
+            check_characters(block.path, number, film)
     columns = scorer.columns_of(documents)
     if columns is None:  # some value is not plainly good: check film by film, for the first bad one's line
         films = []
@@ -45,6 +46,31 @@ def parse_films(scorer, block):
                 raise util.DataError(f"{block.path}: line {number}: {exc.description}") from None
         columns = {name: [film[name] for film in films] for name in scorer.by_name}
     return keys, columns
+
+
+def bulk_json(lines):
+    """Each line's one JSON value, in one call to the decoder; None if a line is not exactly one value.
+
+    The lines are joined as `[[line 1],[line 2],...]`: with no bracket in the lines (the caller's
+    condition; a film needs none), the only brackets are the joins, so a line holding two values gives a
+    list of two, and a string running over a line's end swallows a join and leaves fewer lists than lines.
+    """
+    try:
+        values = json.loads("[[" + "],[".join(lines) + "]]")
+    except ValueError:
+        return None
+    if len(values) != len(lines) or not all(len(value) == 1 for value in values):
+        return None
+    return [value[0] for value in values]
+
+
+def check_characters(path, number, film):
+    """`DataError` for a film holding half of a surrogate pair (`"\\ud800"`), which no CSV in UTF-8 can hold."""
+    try:
+        json.dumps(film, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise util.DataError(f"{path}: line {number}: the film holds a lone surrogate escape (such as \\ud800), "
+                             "which is not a character; write its text as UTF-8.") from None
 
 
 def line_json(path, number, line):

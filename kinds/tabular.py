@@ -11,8 +11,8 @@ Input types:
 - `category`: one of a closed list (a genre); anything else is refused with the list;
 - `name`: an open list (a director); a name the model never saw is accepted, adds nothing, and the
   answer says so;
-- `number`: finite and positive (a budget in US dollars), with the range the model knows; `year`
-  values may lie YEAR_MARGIN years beyond it.
+- `number`: finite and positive (a budget in US dollars), with the range the model knows; it may lie
+  NUMBER_MARGIN times beyond that range either way (`year` values YEAR_MARGIN years beyond it).
 """
 import json
 import math
@@ -33,6 +33,7 @@ REGRESSOR_FILE = "regressor.json"
 FORMAT = 1
 MISSING = ""  # a category or name not given, as the model was trained to read it
 YEAR_MARGIN = 5  # years beyond the training range a year input may take
+NUMBER_MARGIN = 10  # how many times beyond its training range another number input may lie (`number_bounds`)
 MAX_NAME = 200  # characters in a category or name
 INPUT_TYPES = ("category", "name", "number")
 LARGEST_FLOAT = sys.float_info.max
@@ -54,6 +55,9 @@ class TabularRegressor(ModelKind):
         super().__init__(manifest=manifest, metrics=metrics)
         self.inputs = check_inputs(manifest.get("inputs"))
         self.target = manifest.get("target") or {}
+        # A number is answered on the target's scale: a sum beyond it (only inputs far outside the training
+        # range make one) is taken to its nearest end.
+        self.lowest, self.highest = self.target.get("min", -math.inf), self.target.get("max", math.inf)
         self.intercept, self.categories, self.numbers = check_weights(weights, self.inputs)
         self.by_name = {spec["name"]: spec for spec in self.inputs}
         # Per input: (spec, name, required, a test that passes the values check_value would return as they
@@ -169,7 +173,8 @@ class TabularRegressor(ModelKind):
     # --- Scoring -----------------------------------------------------------------------------------
 
     def predict_value(self, row):
-        """The model's number for one checked input, unrounded: scikit-learn's sum, term by term."""
+        """The model's number for one checked input, unrounded: scikit-learn's sum, term by term, taken to
+        the nearest end of the target's scale if it lies beyond (as no held-out film's does)."""
         total = self.intercept
         for name, weights in self.categories:
             value = row[name]
@@ -183,7 +188,7 @@ class TabularRegressor(ModelKind):
             total += weight * ((value - mean) / scale)
             if missing is not None:
                 total += missing[2] * (((1.0 if row[name] is None else 0.0) - missing[0]) / missing[1])
-        return total
+        return self.lowest if total < self.lowest else self.highest if total > self.highest else total
 
     def unseen(self, row):
         """The inputs of `row` whose value the model never saw in training: a name it does not know, or a
@@ -245,7 +250,7 @@ class TabularRegressor(ModelKind):
             total += weight * ((np.where(absent, fill, given) - mean) / scale)
             if missing is not None:
                 total += missing[2] * ((absent.astype(float) - missing[0]) / missing[1])
-        return total
+        return np.clip(total, self.lowest, self.highest)
 
     def unseen_columns(self, columns, count):
         """`unseen` of every row of `columns_of`'s columns, each as `;`-joined text."""
@@ -304,8 +309,15 @@ def accepts(spec):
         low, high = spec["min"] - YEAR_MARGIN, spec["max"] + YEAR_MARGIN
         return lambda value: (value.__class__ is int or value.__class__ is float) and low <= value <= high \
             and value == int(value)
-    # A JSON integer may have hundreds of digits: a value past the largest float is left to check_value.
-    return lambda value: (value.__class__ is float or value.__class__ is int) and 0 < value <= LARGEST_FLOAT
+    low, high = number_bounds(spec)
+    return lambda value: (value.__class__ is float or value.__class__ is int) and low <= value <= high
+
+
+def number_bounds(spec):
+    """The values a number input takes (not a year): NUMBER_MARGIN times beyond the range the model was
+    trained on, either way. Further out a linear model's answer is an extrapolation that means nothing (a
+    running time of a million minutes would rate a film in the thousands)."""
+    return spec["min"] / NUMBER_MARGIN, spec["max"] * NUMBER_MARGIN
 
 
 def check_value(spec, value, where):
@@ -320,6 +332,12 @@ def check_value(spec, value, where):
             if number != int(number) or not low <= number <= high:
                 raise BadQuery(f"{where} must be a whole year from {low:.0f} to {high:.0f} (the model knows films "
                                f"from {spec['min']:.0f} to {spec['max']:.0f}), not {value!r:.64}.")
+            return float(number)
+        low, high = number_bounds(spec)
+        if not low <= number <= high:
+            raise BadQuery(f"{where} must be from {plain(low)} to {plain(high)}, {NUMBER_MARGIN} times beyond the "
+                           f"{plain(spec['min'])} to {plain(spec['max'])} the model was trained on either way "
+                           f"(further out its answer would mean nothing), not {value!r:.64}.")
         return float(number)
     if not isinstance(value, str):
         raise BadQuery(f"{where} must be a string ({describe_input(spec)}), not {json_type(value)}.")
@@ -334,6 +352,11 @@ def check_value(spec, value, where):
     if len(value) > MAX_NAME:
         raise BadQuery(f"{where} is {len(value):,} characters long; the limit is {MAX_NAME}.")
     return text
+
+
+def plain(number):
+    """A bound for a message: 3,000,000,000 and 21.8 rather than 3e+09 and 21.800000000000001."""
+    return f"{number:,.0f}" if number >= 100 else f"{number:.3g}"
 
 
 def parse_number(value, where, spec):

@@ -27,14 +27,15 @@ def rows_from_v2(inputs, binary, specs, *, max_batch):
         if not isinstance(tensor, dict):
             raise BadQuery(f"{where} must be an object like {example.split('}, ')[0]}}}, not {json_type(tensor)}.")
         name = tensor.get("name")
-        if name not in by_name:
+        if not isinstance(name, str) or name not in by_name:
             raise BadQuery(f"{where}.name {json.dumps(name)[:64]} is not an input of the model; its inputs are "
                            f"{', '.join(by_name)}.")
         if name in columns:
             raise BadQuery(f"{where}: the input {name} is sent twice; send each column once.")
         spec = by_name[name]
         kind = tensor.get("datatype")
-        if spec["type"] == "number" and kind not in NUMBER_TYPES or spec["type"] != "number" and kind != "BYTES":
+        if not isinstance(kind, str) or \
+                spec["type"] == "number" and kind not in NUMBER_TYPES or spec["type"] != "number" and kind != "BYTES":
             allowed = ", ".join(NUMBER_TYPES) if spec["type"] == "number" else "BYTES"
             raise BadQuery(f"{where}.datatype must be {allowed} for {name}, not {json.dumps(kind)[:32]}.")
         n = tensor_length(tensor.get("shape"), where, max_batch)

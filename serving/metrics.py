@@ -181,6 +181,13 @@ class Metrics:
         created = served.manifest["created_at"]
         self.model_info.labels(name, served.version, created).set(unix_time(created))
         self.describe_reference(name, served.metrics.get("reference") or {})
+        inputs = served.describe().get("inputs") if served.labels is None else None
+        if inputs:  # a regressor's series exist from the start, at 0: a rule sees an input never missing as 0
+            self.rows_scored.labels(name)
+            self.predicted_value.labels(name)
+            for spec in inputs:
+                self.input_missing.labels(name, spec["name"])
+                self.input_unseen.labels(name, spec["name"])
 
     def describe_reference(self, name, reference):
         """The reference gauges of one model (none for a model built before its build recorded one)."""

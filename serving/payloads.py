@@ -27,9 +27,17 @@ def parse_form(raw, where):
 
 
 def parse_json(body):
-    """Decode a JSON body; malformed, non-UTF-8 or absurdly nested JSON is a `BadQuery`."""
+    """Decode a JSON body; malformed, non-UTF-8 or absurdly nested JSON is a `BadQuery`, and so is a string
+    holding half of a surrogate pair (`"\\ud800"`): JSON's escapes can write one, but it is no character,
+    and no UTF-8 text (the prediction log's, a response's) can hold it."""
     try:
-        return json.loads(body.decode("utf-8"))
+        document = json.loads(body.decode("utf-8"))
+        if b"\\u" in body:  # only an escape can make a lone surrogate; encoding checks for one
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        return document
+    except UnicodeEncodeError:
+        raise BadQuery("The JSON body holds a lone surrogate escape (such as \\ud800), which is not a "
+                       "character. Send text as UTF-8, or escape both halves of a surrogate pair.") from None
     except UnicodeDecodeError:
         raise BadQuery("The JSON body is not valid UTF-8.") from None
     except RecursionError:

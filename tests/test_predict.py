@@ -434,12 +434,16 @@ def test_films_as_json_lines_get_the_apis_rating_and_unseen_inputs(model_dir, tm
     ('{"genre": "Drama"', "line 2: not JSON"),
     ('["Drama", 5]', "line 2: a JSON list, not an object"),
     ('{"genre": "Drama", "budget": -1}', "line 2: budget must be a finite positive number"),
-    ('{"genre": "Noir", "budget": 5}', "line 2: genre 'Noir' is not one the model knows"),
+    ('{"genre": "Noir", "budget": 5e6}', "line 2: genre 'Noir' is not one the model knows"),
     ('{"genre": "Drama", "budget": 1' + "0" * 400 + "}", "line 2: budget must be a finite positive number"),
+    ('{"genre": "Drama", "budget": 5e6, "director": "x\\ud800"}', "line 2: the film holds a lone surrogate"),
+    # Two objects on one line, the next line's object cut in two: each line must hold exactly one film.
+    ('{"genre": "Drama", "budget": 5e6},{"genre": "Comedy", "budget": 6e6}\n{"genre": "Horror", "budget": 7e6,\n'
+     '"director": "x"}', "line 2: not JSON"),
 ])
 def test_a_bad_film_stops_the_run_naming_its_line(model_dir, tmp_path, capsys, line, message):
     source = tmp_path / "films.jsonl"
-    source.write_text('{"genre": "Drama", "budget": 5}\n' + line + "\n")
+    source.write_text('{"genre": "Drama", "budget": 5e6}\n' + line + "\n")
     out = tmp_path / "ratings.csv"
     assert predict.main([str(source), "--model", "ratings", "--model-dir", str(model_dir), "-o", str(out)]) == 2
     assert message in capsys.readouterr().err and not out.exists()
@@ -447,6 +451,6 @@ def test_a_bad_film_stops_the_run_naming_its_line(model_dir, tmp_path, capsys, l
 
 def test_explanations_are_refused_for_the_ratings_model(model_dir, tmp_path, capsys):
     source = tmp_path / "films.jsonl"
-    source.write_text('{"genre": "Drama", "budget": 5}\n')
+    source.write_text('{"genre": "Drama", "budget": 5e6}\n')
     assert predict.main([str(source), "--model", "ratings", "--model-dir", str(model_dir), "--explain", "3"]) == 2
     assert "the ratings model's are numbers" in capsys.readouterr().err

@@ -3,7 +3,7 @@ parameter per input, with the allowed values and ranges the served model's manif
 of instances. `web/openapi.py` puts them in the document; the parser they describe is
 `kinds.tabular.TabularRegressor.check_input`.
 """
-from kinds.tabular import MAX_NAME, YEAR_MARGIN
+from kinds.tabular import MAX_NAME, NUMBER_MARGIN, YEAR_MARGIN, number_bounds
 from kinds.text_inputs import TEXT_PATTERN
 from web.openapi_schemas import json_content, ref
 
@@ -16,7 +16,8 @@ def input_schema(spec):
         return {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": TEXT_PATTERN}
     if spec.get("year"):
         return {"type": "integer", "minimum": int(spec["min"]) - YEAR_MARGIN, "maximum": int(spec["max"]) + YEAR_MARGIN}
-    return {"type": "number", "exclusiveMinimum": 0}
+    low, high = number_bounds(spec)
+    return {"type": "number", "minimum": low, "maximum": high}
 
 
 def input_description(spec):
@@ -27,7 +28,8 @@ def input_description(spec):
         return "A name; one the model never saw is accepted, and the answer's `unseen` lists it."
     unit = f" in {spec['unit']}" if spec.get("unit") else ""
     seen = f"The model was trained on {spec['min']:,.0f} to {spec['max']:,.0f}"
-    return f"A positive number{unit}. {seen}; a value outside that is accepted, and `unseen` lists it."
+    return (f"A positive number{unit}. {seen}; a value outside that, up to {NUMBER_MARGIN} times beyond it either "
+            "way, is accepted, and `unseen` lists it.")
 
 
 def tabular_path(name, description, settings):

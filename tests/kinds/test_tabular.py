@@ -45,18 +45,18 @@ def test_a_get_reads_typed_values_and_refuses_what_is_wrong(regressor):
     assert row["genre"] == "Drama" and row["budget"] == 1e6 and row["release_year"] == 2001.0
     assert row["director"] == "Someone" and row["mpaa_rating"] is None and explain is False
     for query, message in [
-            ("budget=5", "genre is missing; it is required"),
+            ("budget=5e6", "genre is missing; it is required"),
             ("genre=Drama", "budget is missing"),
-            ("genre=Dramaa&budget=5", "send one of: "),
+            ("genre=Dramaa&budget=5e6", "send one of: "),
             ("genre=Drama&budget=0", "finite positive number"),
             ("genre=Drama&budget=nan", "finite positive number"),
             ("genre=Drama&budget=1_000", "must be a number"),
             ("genre=Drama&budget=lots", "must be a number"),
-            ("genre=Drama&budget=5&release_year=1800", "must be a whole year"),
-            ("genre=Drama&budget=5&release_year=2001.5", "must be a whole year"),
-            ("genre=Drama&budget=5&title=x", "title is not an input of the ratings model"),
-            ("genre=Drama&budget=5&director=", "director is empty"),
-            ("genre=Drama&genre=Comedy&budget=5", "genre was sent 2 times")]:
+            ("genre=Drama&budget=5e6&release_year=1800", "must be a whole year"),
+            ("genre=Drama&budget=5e6&release_year=2001.5", "must be a whole year"),
+            ("genre=Drama&budget=5e6&title=x", "title is not an input of the ratings model"),
+            ("genre=Drama&budget=5e6&director=", "director is empty"),
+            ("genre=Drama&genre=Comedy&budget=5e6", "genre was sent 2 times")]:
         with pytest.raises(BadQuery, match=message):
             get(query)
 
@@ -64,18 +64,18 @@ def test_a_get_reads_typed_values_and_refuses_what_is_wrong(regressor):
 def test_a_post_names_the_bad_instance_and_field(regressor):
     def post(body):
         return regressor.inputs_from_post(body=json.dumps(body).encode(), settings=SETTINGS)
-    inputs, _ = post({"instances": [{"genre": "Drama", "budget": 5}, {"genre": "Comedy", "budget": 7.5e7}]})
-    assert [row["budget"] for row in inputs] == [5.0, 7.5e7]
-    for body, message in [({"instances": [{"genre": "Drama", "budget": 5}, {"genre": "Drama", "budget": True}]},
+    inputs, _ = post({"instances": [{"genre": "Drama", "budget": 5e6}, {"genre": "Comedy", "budget": 7.5e7}]})
+    assert [row["budget"] for row in inputs] == [5e6, 7.5e7]
+    for body, message in [({"instances": [{"genre": "Drama", "budget": 5e6}, {"genre": "Drama", "budget": True}]},
                            r"instances\[1\]\.budget must be a number"),
-                          ({"instances": [{"genre": "Drama", "budget": "5"}, 3]}, r"instances\[1\] must be an object"),
-                          ({"instances": [{"genre": 3, "budget": 5}]}, r"instances\[0\]\.genre must be a string"),
+                          ({"instances": [{"genre": "Drama", "budget": "5e6"}, 3]}, r"instances\[1\] must be an object"),
+                          ({"instances": [{"genre": 3, "budget": 5e6}]}, r"instances\[0\]\.genre must be a string"),
                           ({"instances": []}, "instances is empty"), ({"rows": []}, "POST takes a JSON object"),
                           ({"instances": [], "extra": 1}, "Unknown field 'extra'")]:
         with pytest.raises(BadQuery, match=message):
             post(body)
     with pytest.raises(TooLarge):
-        post({"instances": [{"genre": "Drama", "budget": 5}] * (SETTINGS.MAX_BATCH_SIZE + 1)})
+        post({"instances": [{"genre": "Drama", "budget": 5e6}] * (SETTINGS.MAX_BATCH_SIZE + 1)})
 
 
 @settings(max_examples=300, deadline=None)
@@ -96,17 +96,31 @@ def test_any_instance_is_scored_or_refused_with_a_named_error(model_dir, instanc
 def test_a_json_integer_too_large_for_a_float_is_refused_not_a_crash(regressor):
     huge = 10 ** 400  # JSON has no limit on an integer's digits; Python's float has one
     for field in ("budget", "running_time", "release_year"):
-        instance = {"genre": "Drama", "budget": 5, field: huge}
+        instance = {"genre": "Drama", "budget": 5e6, field: huge}
         with pytest.raises(BadQuery, match=rf"instances\[0\]\.{field} must be a finite positive number"):
             regressor.inputs_from_post(body=json.dumps({"instances": [instance]}).encode(), settings=SETTINGS)
         assert regressor.columns_of([instance]) is None  # left to check_input, which refuses it
     assert regressor.check_target(huge) is None
 
 
+def test_numbers_far_outside_the_training_range_are_refused_and_answers_stay_on_the_scale(regressor):
+    spec = regressor.by_name["running_time"]
+    highest = spec["max"] * 10  # NUMBER_MARGIN times the longest film it learned from
+    for given in (spec["min"] / 10 / 2, highest * 2, 5e-324, 1.7e308):
+        with pytest.raises(BadQuery, match="running_time must be from .* the model was trained on"):
+            regressor.check_input({"genre": "Drama", "budget": 5e6, "running_time": given}, where="")
+    row = regressor.check_input({"genre": "Drama", "budget": 5e6, "running_time": highest}, where="")
+    assert regressor.unseen(row) == ["running_time"]
+    low, high = regressor.target["min"], regressor.target["max"]
+    assert low <= regressor.predict_value(row) <= high
+    columns = regressor.columns_of([{"genre": "Drama", "budget": 5e6, "running_time": highest}])
+    assert regressor.predict_columns(columns, 1).tolist() == [regressor.predict_value(row)]
+
+
 def test_columns_score_every_film_to_the_bit_as_one_by_one(regressor, tiny_data):
     films = [{name: value for name, value in row.items() if value is not None}
              for row in rows_of(movies.read_movies(tiny_data / "movies.json").frame)]
-    films += [{"genre": "Drama", "budget": 1e12, "director": "Nobody Yet"},
+    films += [{"genre": "Drama", "budget": 1e9, "director": "Nobody Yet"},
               {"genre": "Comedy", "budget": 2e7, "running_time": 500}]
     columns = regressor.columns_of(films)
     rows = [regressor.check_input(film, where="") for film in films]
@@ -134,7 +148,7 @@ def test_unseen_names_and_numbers_outside_the_training_range_are_said(regressor)
     known = sorted(regressor.categories[[n for n, _ in regressor.categories].index("director")][1])[-1]
     row = dict.fromkeys((spec["name"] for spec in regressor.inputs), None)
     assert regressor.unseen({**row, "genre": "Drama", "budget": 1e6, "director": known}) == []
-    assert regressor.unseen({**row, "genre": "Drama", "budget": 1e12, "director": "Nobody Yet"}) == \
+    assert regressor.unseen({**row, "genre": "Drama", "budget": 1e9, "director": "Nobody Yet"}) == \
         ["director", "budget"]
 
 

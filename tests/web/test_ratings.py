@@ -34,14 +34,29 @@ def test_a_post_answers_each_instance_in_order_as_a_get_would(client):
 
 
 @pytest.mark.parametrize("query, status, hint", [
-    ({"budget": "5"}, 400, "genre is missing"),
-    ({"genre": "Noir", "budget": "5"}, 400, "send one of: "),
+    ({"budget": "5e6"}, 400, "genre is missing"),
+    ({"genre": "Noir", "budget": "5e6"}, 400, "send one of: "),
     ({"genre": "Drama", "budget": "-3"}, 400, "budget must be a finite positive number"),
-    ({"genre": "Drama", "budget": "5", "query": "good"}, 400, "query is not an input of the ratings model"),
+    ({"genre": "Drama", "budget": "5e6", "query": "good"}, 400, "query is not an input of the ratings model"),
 ])
 def test_a_bad_get_answers_400_naming_the_field(client, query, status, hint):
     response = client.get("/ratings", query_string=query)
     assert_json_error(response.status_code, response.get_data(as_text=True), status, hint)
+
+
+@pytest.mark.parametrize("path, body, hint", [
+    ("/ratings", '{"instances": [{"genre": "Drama", "budget": 5e6, "director": "x\\ud800"}]}', "lone surrogate"),
+    ("/v2/models/ratings/infer", {"inputs": [{"name": ["genre"], "datatype": "BYTES", "shape": [1], "data": ["Drama"]}]},
+     "is not an input of the model"),
+    ("/v2/models/ratings/infer", {"inputs": [{"name": "budget", "datatype": {"x": 1}, "shape": [1], "data": [5e6]}]},
+     "datatype must be"),
+])
+def test_a_body_no_parser_expected_answers_400_not_500(client, path, body, hint):
+    sent = {"data": body, "content_type": "application/json"} if isinstance(body, str) else {"json": body}
+    response = client.post(path, **sent)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    (message,) = response.get_json().values()  # {"message": ...}, or the protocol's {"error": ...}
+    assert hint in message and "Traceback" not in message
 
 
 def test_without_the_ratings_model_the_route_says_how_to_build_it(model_dir, tmp_path):
@@ -81,15 +96,17 @@ def test_feedback_takes_the_true_rating_and_models_shows_the_error(recording, ow
 
 def test_the_drift_signals_count_missing_and_unseen_inputs(client):
     client.get("/ratings", query_string=FILM)
-    client.get("/ratings", query_string={"genre": "Comedy", "budget": "1e12", "director": "A Newcomer"})
+    client.get("/ratings", query_string={"genre": "Comedy", "budget": "1e9", "director": "A Newcomer"})
     table = samples(client.get("/metrics").get_data(as_text=True))
     assert value(table, "sentiment_rows_scored_total", model="ratings") == 2
     assert value(table, "sentiment_input_unseen_total", model="ratings", input="director") == 1
     assert value(table, "sentiment_input_unseen_total", model="ratings", input="budget") == 1
     assert value(table, "sentiment_input_missing_total", model="ratings", input="mpaa_rating") == 2
-    assert value(table, "sentiment_input_missing_total", model="ratings", input="director") == 0
+    # Present at 0, not merely absent: every input's series exists from the model's load.
+    assert table[("sentiment_input_missing_total", frozenset({"model": "ratings", "input": "director"}.items()))] == 0
+    assert table[("sentiment_input_unseen_total", frozenset({"model": "ratings", "input": "genre"}.items()))] == 0
     assert value(table, "sentiment_predicted_value_count", model="ratings") == 2
-    assert value(table, "sentiment_texts_scored_total", model="ratings") == 0  # no text signals for it
+    assert ("sentiment_texts_scored_total", frozenset({"model": "ratings"}.items())) not in table  # none for it
 
 
 def test_the_contract_lists_each_input_typed_with_its_allowed_values(client):
@@ -100,7 +117,10 @@ def test_the_contract_lists_each_input_typed_with_its_allowed_values(client):
                                 "release_year", "source", "creative_type"]
     assert parameters["genre"]["required"] and parameters["budget"]["required"]
     assert "Drama" in parameters["genre"]["schema"]["enum"]
-    assert parameters["budget"]["schema"] == {"type": "number", "exclusiveMinimum": 0}
+    (ratings,) = [m for m in client.get("/models").get_json()["models"] if m["name"] == "ratings"]
+    budget = {spec["name"]: spec for spec in ratings["inputs"]}["budget"]
+    assert parameters["budget"]["schema"] == {"type": "number", "minimum": budget["min"] / 10,
+                                              "maximum": budget["max"] * 10}  # NUMBER_MARGIN either way
     assert parameters["release_year"]["schema"]["type"] == "integer"
 
 
