@@ -105,12 +105,30 @@ class Follower:
             new = self.load(folder)
             if new.name != name:
                 raise ModelError(f"{folder}: its manifest names the {new.name} model, not {name}.")
+            live = self.models.get(name)
+            if role == "shadow" and live is not None and not same_inputs(new, live):
+                raise ModelError(f"{folder}: its kind or inputs differ from the live version's; a shadow is "
+                                 "scored on the inputs the live version took, so it must take the same ones.")
         except (ModelError, OSError) as exc:
             self.metrics.count_model_load(name, role, "refused")
             log.error("release: refusing %s %s %s, %s; %s", name, role, folder.name, exc,
                       f"still serving {old.version}" if old is not None else "serving none")
             return
         served[name] = new  # one assignment: each request sees the old model or the new one
+        shadow = self.shadows.get(name)
+        if role == "live" and shadow is not None and not same_inputs(new, shadow):
+            del self.shadows[name]
+            log.error("release: %s shadow %s stops: its kind or inputs differ from the new live version's",
+                      name, shadow.version)
+            self.on_switch("shadow", name, shadow, None)
         self.metrics.count_model_load(name, role, "loaded")
         log.info("release: %s %s is now %s (was %s)", name, role, new.version, old.version if old else "none")
         self.on_switch(role, name, old, new)
+
+
+def same_inputs(one, other):
+    """Whether two loaded models are of one kind and take the same named inputs (a shadow is scored on
+    what the live version checked)."""
+    def inputs(model):
+        return [spec["name"] for spec in model.describe().get("inputs") or []]
+    return one.KIND == other.KIND and inputs(one) == inputs(other)

@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import util
@@ -88,7 +89,17 @@ def add_feedback(movies, url):
         return "ratings feedback added: none"
     films = pd.DataFrame([json.loads(text) for text in rows["inputs"]])
     films = films.reindex(columns=[*movie_data.CATEGORIES, *movie_data.NAMES, *movie_data.NUMBERS, "release_year"])
-    films["rating"] = rows["label"].astype(float).to_numpy()
+    films["rating"] = pd.to_numeric(rows["label"], errors="coerce").to_numpy()
+    # The service checked what it logged; a row it could not have taken (a log edited by hand, or written by
+    # other code) is left out rather than let one absurd number skew or stop the fit.
+    numbers = films[[*movie_data.NUMBERS, "release_year"]].apply(pd.to_numeric, errors="coerce")
+    usable = (numbers.isna() | ((numbers > 0) & np.isfinite(numbers))).all(axis=1) & films["rating"].between(1, 10)
+    dropped = int((~usable).sum())
+    films[numbers.columns] = numbers
+    films = films[usable.to_numpy()].reset_index(drop=True)
+    rows = rows[usable.to_numpy()]
+    if films.empty:
+        return f"ratings feedback added: none ({dropped:,} unusable)"
     films["release_date"] = pd.NaT
     films["feedback_held"] = [hashlib.sha256(text.encode()).digest()[0] % 5 == 0 for text in rows["inputs"]]
     movies.frame = pd.concat([movies.frame.assign(feedback_held=pd.NA), films], ignore_index=True)
@@ -96,7 +107,8 @@ def add_feedback(movies, url):
     movies.source["feedback"] = {"source": log_schema.redacted(url), "rows": int(len(films)),
                                  "trained_on": int(len(films) - held), "held_out": held,
                                  "holdout": FEEDBACK_HOLDOUT}
-    return f"ratings feedback added: {len(films):,} ({held:,} held out)"
+    return f"ratings feedback added: {len(films):,} ({held:,} held out" + \
+        (f"; {dropped:,} unusable rows left out)" if dropped else ")")
 
 
 FEEDBACK_HOLDOUT = "sha256(inputs) mod 5 == 0"  # the same films are held out of every build

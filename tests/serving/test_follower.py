@@ -212,6 +212,29 @@ def test_a_shadow_turned_off_is_dropped_and_no_longer_counted(models, candidate,
     assert [e["action"] for e in releases.release_history(models, "binary")][-2:] == ["shadow", "shadow-off"]
 
 
+def test_a_shadow_of_another_kind_is_refused_and_the_live_answers_go_on(models, own_prediction_log, tmp_path, caplog):
+    import shutil
+
+    from support import edit_manifest
+
+    # The ratings model's folder, renamed binary and linked as binary's shadow: it takes films, not texts.
+    odd = shutil.copytree(releases.live_folder(models, "ratings"), tmp_path / "odd")
+    edit_manifest(odd, lambda manifest: manifest.update(name="binary"))
+    link = models / artifacts.VERSIONS_DIR / releases.SHADOW_DIR / "binary"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(odd)
+    try:
+        application = following_app(models, own_prediction_log)
+        client = application.test_client()
+        assert client.get("/?query=fine").status_code == 200
+        table = metrics_table(client)
+        assert value(table, "sentiment_model_loads_total", model="binary", role="shadow", outcome="refused") == 1
+        assert sum(value(table, "sentiment_shadow_total", model="binary", agree=a) for a in ("true", "false")) == 0
+        assert any("kind or inputs differ from the live version's" in r.getMessage() for r in caplog.records)
+    finally:
+        link.unlink()
+
+
 def test_list_shows_the_shadow_and_promoting_it_ends_the_shadow(models, candidate):
     version = releases.version_of_folder(candidate)
     assert release_cli(models, "shadow", "binary", version).returncode == 0
