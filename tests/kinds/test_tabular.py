@@ -68,7 +68,8 @@ def test_a_post_names_the_bad_instance_and_field(regressor):
     assert [row["budget"] for row in inputs] == [5e6, 7.5e7]
     for body, message in [({"instances": [{"genre": "Drama", "budget": 5e6}, {"genre": "Drama", "budget": True}]},
                            r"instances\[1\]\.budget must be a number"),
-                          ({"instances": [{"genre": "Drama", "budget": "5e6"}, 3]}, r"instances\[1\] must be an object"),
+                          ({"instances": [{"genre": "Drama", "budget": "5e6"}, 3]},
+                           r"instances\[1\] must be an object"),
                           ({"instances": [{"genre": 3, "budget": 5e6}]}, r"instances\[0\]\.genre must be a string"),
                           ({"instances": []}, "instances is empty"), ({"rows": []}, "POST takes a JSON object"),
                           ({"instances": [], "extra": 1}, "Unknown field 'extra'")]:
@@ -106,9 +107,9 @@ def test_a_json_integer_too_large_for_a_float_is_refused_not_a_crash(regressor):
 def test_numbers_far_outside_the_training_range_are_refused_and_answers_stay_on_the_scale(regressor):
     spec = regressor.by_name["running_time"]
     highest = spec["max"] * 10  # NUMBER_MARGIN times the longest film it learned from
-    for given in (spec["min"] / 10 / 2, highest * 2, 5e-324, 1.7e308):
+    for sent in (spec["min"] / 10 / 2, highest * 2, 5e-324, 1.7e308):
         with pytest.raises(BadQuery, match="running_time must be from .* the model was trained on"):
-            regressor.check_input({"genre": "Drama", "budget": 5e6, "running_time": given}, where="")
+            regressor.check_input({"genre": "Drama", "budget": 5e6, "running_time": sent}, where="")
     row = regressor.check_input({"genre": "Drama", "budget": 5e6, "running_time": highest}, where="")
     assert regressor.unseen(row) == ["running_time"]
     low, high = regressor.target["min"], regressor.target["max"]

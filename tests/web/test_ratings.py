@@ -46,7 +46,8 @@ def test_a_bad_get_answers_400_naming_the_field(client, query, status, hint):
 
 @pytest.mark.parametrize("path, body, hint", [
     ("/ratings", '{"instances": [{"genre": "Drama", "budget": 5e6, "director": "x\\ud800"}]}', "lone surrogate"),
-    ("/v2/models/ratings/infer", {"inputs": [{"name": ["genre"], "datatype": "BYTES", "shape": [1], "data": ["Drama"]}]},
+    ("/v2/models/ratings/infer",
+     {"inputs": [{"name": ["genre"], "datatype": "BYTES", "shape": [1], "data": ["Drama"]}]},
      "is not an input of the model"),
     ("/v2/models/ratings/infer", {"inputs": [{"name": "budget", "datatype": {"x": 1}, "shape": [1], "data": [5e6]}]},
      "datatype must be"),
