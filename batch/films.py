@@ -11,7 +11,7 @@ from itertools import repeat
 
 import util
 from batch.inputs import decode
-from kinds.tabular import DECIMALS
+from kinds.tabular import rounded
 from serving.errors import ApiError
 
 HEADER = ["line", "prediction", "unseen"]
@@ -87,7 +87,7 @@ def score_films(scorer, job, block):
     from batch.blocks import csv_bytes
 
     keys, columns = parse_films(scorer, block)
-    predictions = map(round, scorer.predict_columns(columns, len(keys)).tolist(), repeat(DECIMALS))
+    predictions = rounded(scorer.predict_columns(columns, len(keys)))  # as the API rounds them
     unseen = scorer.unseen_columns(columns, len(keys))
     rows = zip(repeat(block.path), keys, predictions, unseen) if job.file_column else zip(keys, predictions, unseen)
     return len(keys), csv_bytes(rows)

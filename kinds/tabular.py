@@ -226,10 +226,18 @@ class TabularRegressor(ModelKind):
         columns = {}
         for spec, name, required, accepted in self.checks:
             column = list(map(dict.get, documents, repeat(name)))
-            # By class first: a boolean equals 0 or 1, so a set of values would hide it; a list is unhashable.
-            if not set(map(type, column)) <= (NUMBER_CLASSES if spec["type"] == "number" else TEXT_CLASSES) or \
-                    not all(value is None or accepted(value) for value in set(column)) or \
-                    (required and None in column):
+            try:
+                distinct = set(column)  # each value checked once: a film data set repeats its values
+            except TypeError:  # a list or an object
+                return None
+            classes = set(map(type, distinct))
+            if spec["type"] == "number":
+                # True equals 1 and False 0, so a set holding 1 may hide a boolean: look at every value then.
+                if not classes <= NUMBER_CLASSES or (1 in distinct or 0 in distinct) and bool in set(map(type, column)):
+                    return None
+            elif not classes <= TEXT_CLASSES:
+                return None
+            if not all(value is None or accepted(value) for value in distinct) or (required and None in distinct):
                 return None
             columns[name] = column
         return columns
@@ -256,13 +264,17 @@ class TabularRegressor(ModelKind):
         """`unseen` of every row of `columns_of`'s columns, each as `;`-joined text."""
         flags = []
         for name, weights in self.categories:
-            known = {*weights, None}
-            flags.append((name, ~np.fromiter(map(known.__contains__, columns[name]), bool, count)))
+            column = columns[name]
+            unseen = {value for value in set(column) if value is not None and value not in weights}
+            if unseen:  # a name it never saw; a listed category always has a weight
+                flags.append((name, np.fromiter(map(unseen.__contains__, column), bool, count)))
         for spec in self.inputs:
             if spec["type"] == "number":
                 given = np.array(columns[spec["name"]], dtype=float)  # NaN, for None, is in no range
                 flags.append((spec["name"], (given < spec["min"]) | (given > spec["max"])))
         texts = [""] * count
+        if not flags:
+            return texts
         for row in np.flatnonzero(np.logical_or.reduce([flag for _, flag in flags])).tolist():
             texts[row] = ";".join(name for name, flag in flags if flag[row])
         return texts
@@ -296,6 +308,20 @@ class TabularRegressor(ModelKind):
     def info(self):
         """What `/models` shows of this model, with its inputs and target."""
         return {**super().info(), "inputs": self.inputs, "target": self.target}
+
+
+def rounded(values):
+    """Python's `round(value, DECIMALS)` of each of an array of numbers, as a list of floats, in C for all
+    but a few: numpy's rint(value * 100) / 100 is that same float wherever value * 100 is clear of a
+    halfway point (its own rounding error is far under 1e-6 for values under 1e8), so only values within
+    1e-6 of one, or that large, go through `round` itself."""
+    scale = 10.0 ** DECIMALS
+    scaled = values * scale
+    answers = (np.rint(scaled) / scale).tolist()
+    doubtful = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | ~(np.abs(values) < 1e8)
+    for row in np.flatnonzero(doubtful).tolist():
+        answers[row] = round(float(values[row]), DECIMALS)
+    return answers
 
 
 def accepts(spec):

@@ -145,6 +145,16 @@ def test_columns_are_taken_only_when_every_film_would_be(model_dir, documents):
     assert regressor.unseen_columns(columns, len(rows)) == [";".join(regressor.unseen(r)) for r in rows]
 
 
+def test_many_numbers_are_rounded_as_pythons_round_rounds_each():
+    from kinds.tabular import rounded
+
+    rng = np.random.default_rng(0)
+    halves = (rng.integers(-10 ** 7, 10 ** 7, 20_000) + 0.5) / 100  # each near a halfway point, one side or other
+    values = np.concatenate([rng.uniform(0, 10, 20_000), rng.uniform(-1e6, 1e6, 20_000), halves,
+                             np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf), [2.675, 0.005, 1e8, 3e15]])
+    assert rounded(values) == [round(value, 2) for value in values.tolist()]
+
+
 def test_unseen_names_and_numbers_outside_the_training_range_are_said(regressor):
     known = sorted(regressor.categories[[n for n, _ in regressor.categories].index("director")][1])[-1]
     row = dict.fromkeys((spec["name"] for spec in regressor.inputs), None)
