@@ -198,8 +198,8 @@ def test_files_the_workers_cannot_see_stop_the_run_saying_to_let_the_client_read
 
 
 def test_a_model_a_worker_refuses_stops_the_run_with_the_workers_reason(model_dir, tmp_path):
-    other_sklearn = tmp_path / "other_sklearn.py"  # a worker with another scikit-learn installed
-    other_sklearn.write_text("import sklearn\nsklearn.__version__ = '0.24.2'\n")
+    other_sklearn = tmp_path / "other_sklearn.py"  # a worker with another scikit-learn installed, as it reads it
+    other_sklearn.write_text("import store.artifacts\nstore.artifacts.SKLEARN_VERSION = '0.24.2'\n")
     refusing = DaskCluster(tmp_path / "dask", workers=1, preload=other_sklearn)
     try:
         with refusing.client():
