@@ -127,9 +127,15 @@ class Recorder:
         return [feedback_answer(row, numeric=self.latest[row["model"]].labels is None) for row in rows]
 
 
+ERROR_DECIMALS = 6  # of a number's error in POST /feedback's answer
+
+
 def feedback_answer(row, *, numeric):
     """What POST /feedback answers of one accepted item: for a regressor, the numbers and the error."""
     if numeric:
         return {"id": row["id"], "model": row["model"], "model_version": row["model_version"],
-                "predicted": float(row["predicted"]), "value": float(row["label"]), "error": row["error"]}
+                "predicted": float(row["predicted"]), "value": float(row["label"]),
+                # 1.11, not 1.1100000000000003: the difference of two decimals, as a person reads it (the log
+                # keeps the float itself).
+                "error": round(row["error"], ERROR_DECIMALS)}
     return {name: row[name] for name in ("id", "model", "model_version", "predicted", "label")}
