@@ -15,7 +15,8 @@ import numpy as np
 from store.artifacts import ModelError
 from store.estimator_files import Node
 
-TEXT_VECTORIZERS = {"sklearn.feature_extraction.text.TfidfVectorizer", "sklearn.feature_extraction.text.CountVectorizer"}
+TEXT_VECTORIZERS = {"sklearn.feature_extraction.text.TfidfVectorizer",
+                    "sklearn.feature_extraction.text.CountVectorizer"}
 CLASSIFIERS = {"sklearn.linear_model._logistic.LogisticRegression", "sklearn.naive_bayes.MultinomialNB",
                "sklearn.naive_bayes.ComplementNB", "sklearn.tree._classes.DecisionTreeClassifier",
                "sklearn.ensemble._forest.RandomForestClassifier",

@@ -37,7 +37,8 @@ def test_a_tabular_regressor_names_each_input_with_its_type_and_values(films, tm
     prepare = ColumnTransformer([
         ("closed", OneHotEncoder(handle_unknown="error"), ["genre"]),
         ("open", OneHotEncoder(handle_unknown="ignore"), ["director"]),
-        ("code", Pipeline([("fill", SimpleImputer(strategy="most_frequent")), ("encode", OrdinalEncoder())]), ["rating"]),
+        ("code", Pipeline([("fill", SimpleImputer(strategy="most_frequent")), ("encode", OrdinalEncoder())]),
+         ["rating"]),
         ("budget", StandardScaler(), ["budget"])])
     described = describe(read(Pipeline([("prepare", prepare), ("model", Ridge())]).fit(frame, rating), tmp_path))
     assert described["kind"] == "tabular-regressor" and described["family"] == "Ridge" and described["labels"] is None
@@ -51,7 +52,8 @@ def test_a_tabular_regressor_names_each_input_with_its_type_and_values(films, tm
 def test_a_classifier_gives_its_labels_and_a_text_pipeline_is_the_text_kind(films, tmp_path):
     frame, rating = films
     forest = Pipeline([("prepare", ColumnTransformer([("budget", StandardScaler(), ["budget"])])),
-                       ("model", RandomForestClassifier(n_estimators=2))]).fit(frame, np.where(rating > 5, "good", "bad"))
+                       ("model", RandomForestClassifier(n_estimators=2))])
+    forest.fit(frame, np.where(rating > 5, "good", "bad"))
     described = describe(read(forest, tmp_path))
     assert described["kind"] == "tabular-classifier" and described["labels"] == ["bad", "good"]
     text = Pipeline([("words", TfidfVectorizer()), ("model", LogisticRegression())]).fit(
