@@ -45,7 +45,7 @@ def parse_args(argv=None):
                                                  "models' references; exit 1 on drift.")
     parser.add_argument("--since", type=window_seconds, default=window_seconds("24h"),
                         help="the window, back from now: 90m, 24h, 7d (default 24h)")
-    parser.add_argument("--model", choices=list(config.MODEL_ROUTES), help="one model (default: every one built)")
+    parser.add_argument("--model", help="one model (default: every one served)")
     parser.add_argument("--log", help="the prediction log's URL (default: the PREDICTION_LOG setting)")
     parser.add_argument("--model-dir", help="the served models (default: the MODEL_DIR setting)")
     parser.add_argument("--report", type=Path, help="also write an HTML report with the pictures here")
@@ -174,7 +174,11 @@ def main(argv=None):
         model_dir = Path(args.model_dir or settings.MODEL_DIR)
         if url == "off":
             raise util.DataError("PREDICTION_LOG=off: there is no log to read; pass --log URL.")
-        names = [args.model] if args.model else [n for n in config.MODEL_ROUTES if (model_dir / n).exists()]
+        built = [p.name for p in sorted(model_dir.iterdir()) if not p.name.startswith(".") and (
+            p.is_dir() or p.is_symlink())] if model_dir.is_dir() else []
+        if args.model and args.model not in built:
+            raise util.DataError(f"{model_dir} holds no {args.model} model (it holds: {', '.join(built) or 'none'}).")
+        names = [args.model] if args.model else built
         if not names:
             raise util.DataError(f"no model is built in {model_dir}: pass --model-dir, or build them with "
                                  "`python build_model.py`.")

@@ -40,6 +40,7 @@ import util
 from batch import blocks as batch
 from batch import inputs
 from serving import config
+from store import artifacts
 
 
 def positive_int(unit, asked, example):
@@ -79,8 +80,9 @@ def parse_args(argv):
     where.add_argument("-o", "--output", default="-", help="the CSV file to write (default: standard output)")
     where.add_argument("--output-dir", type=Path, metavar="DIR",
                        help="write one CSV per block (part-00000.csv, ...) and _SUCCESS into DIR, a new folder")
-    parser.add_argument("--model", default="fine-grained", choices=list(config.MODEL_ROUTES),
-                        help="which model scores plain text (a Kaggle submission always uses fine-grained)")
+    parser.add_argument("--model", default="fine-grained",
+                        help="which model scores the inputs: binary, fine-grained (the default; a Kaggle submission "
+                             "always uses it), ratings, or a model added with `release.py add`")
     parser.add_argument("--model-dir", type=Path, default=config.model_dir(),
                         help="where the models are (default $MODEL_DIR or lib/models)")
     parser.add_argument("--explain", type=positive_int("terms", "how many terms to show", "--explain 3"), metavar="K",
@@ -166,10 +168,21 @@ def read_on_workers(args, paths):
     return False
 
 
-def input_kind(paths, explain, model):
-    """True for Kaggle test files, False for plain text (or a model's films); `DataError` for a mix, or
-    --explain with Kaggle files or films."""
-    if model in config.NUMBER_MODELS:  # films, as JSON lines: never a Kaggle file
+def takes_rows(model_dir, model):
+    """Whether `model` takes named inputs, one JSON object a line (films, for ratings), not text."""
+    if model in config.NUMBER_MODELS:
+        return True
+    try:
+        return artifacts.read_manifest(artifacts.resolve_folder(Path(model_dir) / model)).get(
+            "kind", kinds.DEFAULT_KIND) != kinds.DEFAULT_KIND
+    except (kinds.ModelError, OSError, ValueError):
+        return False  # loading it says what is wrong
+
+
+def input_kind(paths, explain, model, rows=False):
+    """True for Kaggle test files, False for plain text (or a model's rows: `rows`); `DataError` for a mix,
+    or --explain with Kaggle files or rows."""
+    if rows:  # films, as JSON lines: never a Kaggle file
         if explain:
             raise util.DataError(f"--explain is for the text models' answers; the {model} model's are numbers.")
         return False
@@ -255,7 +268,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         paths = input_files(args.inputs)
-        kaggle = input_kind(paths, args.explain, args.model)
+        kaggle = input_kind(paths, args.explain, args.model, takes_rows(args.model_dir, args.model))
         check_output(args)
         rows, name = score(args, paths, kaggle)
     except util.DataError as exc:
@@ -272,7 +285,8 @@ def main(argv=None):
                     "interrupted; nothing was written.", 130)
     if not args.quiet:
         where = args.output_dir or args.output
-        unit = "phrases" if kaggle else "films" if args.model in config.NUMBER_MODELS else "lines"
+        unit = "phrases" if kaggle else "films" if args.model in config.NUMBER_MODELS else \
+            "rows" if takes_rows(args.model_dir, args.model) else "lines"
         print(f"scored {rows:,} {unit} with the {name} model -> {where}", file=sys.stderr)
     return 0
 

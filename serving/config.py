@@ -5,7 +5,9 @@ tools build `Settings.from_mapping({...})`, which never looks at the environment
 endpoints behind the token and the default model folder are defined here once and imported by
 `web/`, `predict.py`, `training/build.py` and the tests.
 """
+import hashlib
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -20,6 +22,10 @@ PREDICTION_LOG_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgre
 # The scoring routes, by the model each serves (the model folder's name under MODEL_DIR).
 MODEL_ROUTES = {"binary": "/", "fine-grained": "/fine-grained", "ratings": "/ratings"}
 NUMBER_MODELS = frozenset({"ratings"})  # the routes of models of named inputs answering a number
+# A model added with `release.py add` takes any other name of this shape, and is served at /NAME or the route
+# its manifest names (`model_route`).
+ADDED_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
+ADDED_ROUTE = re.compile(r"(/[a-z0-9][a-z0-9._-]{0,39}){1,3}")
 # Every JSON and metrics route, by endpoint name; the pages' routes are in pages.PAGE_ROUTES.
 ROUTES = {**MODEL_ROUTES, "feedback": "/feedback", "health": "/health", "models": "/models",
           "openapi": "/openapi.json", "metrics": "/metrics"}
@@ -36,11 +42,54 @@ V2_ROUTES = {
 # Endpoints that need the token when API_TOKEN is set; /health, /openapi.json, the pages, and the
 # protocol's health and metadata stay open for probes and people.
 PROTECTED_ENDPOINTS = frozenset(MODEL_ROUTES) | {"feedback", "models", "v2_infer"}
+# Paths an added model's route may not start with: the service's own, and the pages'.
+RESERVED_PATHS = frozenset({"feedback", "health", "models", "openapi.json", "metrics", "v2", "docs", "demo", "static"})
 LOG_FORMATS = ("text", "json")
 # On every answer, the app's and gunicorn's own (web.operations, serving.lifecycle): a browser must not guess
 # a type, nor a cache keep an answer.
 NO_SNIFF = ("X-Content-Type-Options", "nosniff")
 NO_STORE = ("Cache-Control", "no-store")
+
+
+def model_route(name, manifest):
+    """The route a model is scored at: a built model's fixed one, else its manifest's `route`, else /NAME."""
+    return MODEL_ROUTES.get(name) or manifest.get("route") or "/" + name
+
+
+def model_routes(models):
+    """{name: route} of a server: every built model's (one not built answers 404 saying how to build it),
+    then each added model it serves ({name: a loaded model})."""
+    return {**MODEL_ROUTES, **{name: served.route for name, served in models.items() if name not in MODEL_ROUTES}}
+
+
+def model_index(name):
+    """The byte an answer id carries its model as: a built model's position in MODEL_ROUTES, else one of the
+    other 253 values, from a hash of the name (`release.py add` refuses a name whose byte another model of
+    the folder has, so an id names one model)."""
+    if name in MODEL_ROUTES:
+        return list(MODEL_ROUTES).index(name)
+    return len(MODEL_ROUTES) + hashlib.sha256(name.encode()).digest()[0] % (256 - len(MODEL_ROUTES))
+
+
+def check_added(name, route, taken):
+    """Raise `ConfigError` unless `name` and `route` suit a model added beside `taken` ({name: route} of the
+    models already there, built or added); return the route, /NAME by default."""
+    if not ADDED_NAME.fullmatch(name or ""):
+        raise ConfigError(f"{name[:64]!r} cannot name a model: use 1 to 40 lower-case letters, digits and "
+                          "hyphens, starting with a letter (for example iris or house-prices).")
+    route = route or "/" + name
+    if not ADDED_ROUTE.fullmatch(route) or route.split("/")[1] in RESERVED_PATHS or name in RESERVED_PATHS:
+        raise ConfigError(f"{route[:64]!r} cannot be a model's route: use a path of lower-case letters, digits, "
+                          f"dots and hyphens like /{name}, not under /{', /'.join(sorted(RESERVED_PATHS))}.")
+    for other, other_route in taken.items():
+        if other == name:
+            continue
+        if other_route == route:
+            raise ConfigError(f"{route} is the {other} model's route; choose another with --route.")
+        if model_index(other) == model_index(name):
+            raise ConfigError(f"answer ids could not tell {name} from {other}, already in the model folder (their "
+                              "names hash alike); choose another name.")
+    return route
 
 
 def model_dir(environ=os.environ):

@@ -14,6 +14,7 @@ life of a request, as the machinery sees it:
 No Flask and no HTTP here: a kind parses what the HTTP layer hands over (the query string, a body)
 and raises the named errors of `serving.errors`, which the HTTP layer maps to statuses.
 """
+from serving import config
 from store import artifacts
 
 HIGHER, LOWER = "higher", "lower"  # which way a figure of the gate is better
@@ -43,6 +44,8 @@ class ModelKind:
         The contents of `manifest.json` and `metrics.json`.
     labels : list of str or None
         What it answers, for a classifier, in order (from the manifest only); None for a number.
+    route : str
+        Where it is scored: a built model's fixed route, or an added model's (`config.model_route`).
     """
 
     KIND = None  # the manifest's "kind"
@@ -55,6 +58,7 @@ class ModelKind:
         self.name = manifest["name"]
         self.version = artifacts.model_version(manifest)
         self.labels = list(manifest["labels"]) if manifest.get("labels") is not None else None
+        self.route = config.model_route(self.name, manifest)
 
     # --- Loading ------------------------------------------------------------------------------------
 

@@ -10,11 +10,9 @@ import functools
 import time
 
 from serving import ids
-from serving.config import MODEL_ROUTES
+from serving.config import model_index
 from serving.errors import BadQuery, NoFeedback, UnknownAnswer
 from serving.prediction_log import DAY
-
-MODEL_NAMES = list(MODEL_ROUTES)  # an id carries its model as a position in this list
 
 
 class Recorder:
@@ -35,8 +33,9 @@ class Recorder:
     def __init__(self, *, signer, log, models, metrics):
         self.signer, self.log, self.metrics = signer, log, metrics
         self.by_tag = {}  # version tag -> model_version, of every version this process has served
-        self.stamps = {}  # model_version -> (its model's position in MODEL_NAMES, its tag, {label: position})
+        self.stamps = {}  # model_version -> (its model's byte, `config.model_index`, its tag, {label: position})
         self.latest = {}  # model name -> the loaded model last learned: what feedback for that model is checked by
+        self.names = {}  # a model's byte -> its name
         for served in models.values():
             self.learn(served)
 
@@ -48,8 +47,9 @@ class Recorder:
         self.latest[served.name] = served
         if served.labels is None:  # a regressor: its ids carry the number answered, its feedback is a number
             self.log.regressors.add(served.name)
+        self.names[model_index(served.name)] = served.name
         stamp = self.stamps[served.version] = (
-            MODEL_NAMES.index(served.name), tag,
+            model_index(served.name), tag,
             None if served.labels is None else {label: i for i, label in enumerate(served.labels)})
         return stamp
 
@@ -92,7 +92,7 @@ class Recorder:
         for where, answer_id, target in items:
             at = f"{where}: " if where else ""
             issued = self.signer.verify(answer_id)
-            model = MODEL_NAMES[issued.model_index] if issued and issued.model_index < len(MODEL_NAMES) else None
+            model = self.names.get(issued.model_index) if issued else None
             served = self.latest.get(model)
             # Labels come from the model's manifest: a version of another label set cannot be named by an id;
             # a regressor's ids carry its number.

@@ -68,9 +68,11 @@ class JsonApi(Api):
         return error_response(e)
 
 
-def check_token(endpoint, authorization, token):
-    """Raise `Unauthorized` unless `token` is unset, `endpoint` is open, or the header carries the token."""
-    if token is None or endpoint not in PROTECTED_ENDPOINTS:
+def check_token(endpoint, authorization, token, protected=PROTECTED_ENDPOINTS):
+    """Raise `Unauthorized` unless `token` is unset, `endpoint` is open (not in `protected`: the built
+    models' endpoints and the others of PROTECTED_ENDPOINTS, and each added model's), or the header carries
+    the token."""
+    if token is None or endpoint not in protected:
         return
     scheme, _, given = (authorization or "").partition(" ")
     # compare_digest takes the same time wherever the strings differ. It refuses non-ASCII str, so compare

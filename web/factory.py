@@ -28,7 +28,16 @@ from flask import Flask, request
 
 import kinds
 from serving import follower, ids, lifecycle, logs, prediction_log, recording
-from serving.config import MODEL_ROUTES, ROUTES, V2_ROUTES, Settings
+from serving.config import (
+    MODEL_ROUTES,
+    PROTECTED_ENDPOINTS,
+    ROUTES,
+    V2_ROUTES,
+    ConfigError,
+    Settings,
+    check_added,
+    model_routes,
+)
 from serving.metrics import Metrics, use_values_in
 from web import openapi, operations, pages
 from web.errors import JsonApi, check_token, error_response
@@ -48,6 +57,7 @@ def create_app(config=None, *, models=None):
     app.config.update(vars(settings), ERROR_404_HELP=False)
     following = models is None  # models handed in are served as they are; those of MODEL_DIR follow its links
     models = kinds.load_models(settings.MODEL_DIR) if models is None else models
+    routes = served_routes(models)
     shadows = {}  # name -> the version scored in shadow beside the live one, filled by the follower
     use_values_in(settings.PROMETHEUS_MULTIPROC_DIR)  # process-wide: this app's settings decide, not the shell
     metrics = Metrics(multiprocess_dir=settings.PROMETHEUS_MULTIPROC_DIR)
@@ -61,24 +71,24 @@ def create_app(config=None, *, models=None):
         if role == "live":
             recorder.learn(new)
             metrics.describe_model(name, new, replaces=old)
-    releases = follower.Follower(model_dir=settings.MODEL_DIR, names=MODEL_ROUTES if following else (),
+    releases = follower.Follower(model_dir=settings.MODEL_DIR, names=list(routes) if following else (),
                                  models=models, shadows=shadows, interval=settings.MODEL_POLL_SECONDS,
                                  load=kinds.load,
                                  on_switch=switched, metrics=metrics)
     releases.check()  # here, in the master: the shadows' arrays are shared by every worker, as the models'
 
     api = JsonApi(app, catch_all_404s=True)
-    for name, route in MODEL_ROUTES.items():
+    for name, route in routes.items():
         api.add_resource(Predictions, route, endpoint=name,
                          resource_class_kwargs={"model_name": name, "models": models, "shadows": shadows,
                                                 "settings": settings, "metrics": metrics, "recorder": recorder})
-    for endpoint, routes in V2_ROUTES.items():
+    for endpoint, paths in V2_ROUTES.items():
         if endpoint == "v2_infer":
-            api.add_resource(ProtocolInference, *routes, endpoint=endpoint, resource_class_kwargs={
+            api.add_resource(ProtocolInference, *paths, endpoint=endpoint, resource_class_kwargs={
                 "models": models, "shadows": shadows, "settings": settings, "metrics": metrics,
                 "recorder": recorder})
         else:
-            api.add_resource(ProtocolMetadata, *routes, endpoint=endpoint,
+            api.add_resource(ProtocolMetadata, *paths, endpoint=endpoint,
                              resource_class_kwargs={"endpoint": endpoint, "models": models})
     api.add_resource(Feedback, ROUTES["feedback"], endpoint="feedback",
                      resource_class_kwargs={"settings": settings, "recorder": recorder})
@@ -87,7 +97,7 @@ def create_app(config=None, *, models=None):
                      resource_class_kwargs={"models": models, "shadows": shadows, "log": log_})
     api.add_resource(OpenApi, ROUTES["openapi"], endpoint="openapi",
                      resource_class_kwargs={"document": openapi.openapi_document(
-                         settings, {name: served.describe() for name, served in models.items()})})
+                         settings, {name: served.describe() for name, served in models.items()}, routes)})
     app.add_url_rule(ROUTES["metrics"], "metrics", lambda: (metrics.exposition(), 200,
                                                             {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}))
     pages.add_pages(app)
@@ -98,16 +108,30 @@ def create_app(config=None, *, models=None):
     app.extensions[lifecycle.SERVICES] = [log_, metrics, releases]
 
     if settings.API_TOKEN is not None:
+        protected = PROTECTED_ENDPOINTS | set(routes)
+
         @app.before_request
         def require_token():
             """Scoring and /models need `Authorization: Bearer <token>`; CORS preflights never carry it."""
             if request.method != "OPTIONS":
-                check_token(request.endpoint, request.headers.get("Authorization"), settings.API_TOKEN)
+                check_token(request.endpoint, request.headers.get("Authorization"), settings.API_TOKEN, protected)
 
     app.wsgi_app = operations.Operations(
         app.wsgi_app, metrics=metrics, access_log=logs.AccessLog(json_lines=settings.LOG_FORMAT == "json"),
-        cors_origins=settings.CORS_ORIGINS, trusted_proxies=settings.FORWARDED_ALLOW_IPS)
+        cors_origins=settings.CORS_ORIGINS, trusted_proxies=settings.FORWARDED_ALLOW_IPS, model_names=set(routes))
     return app
+
+
+def served_routes(models):
+    """{name: route} of every model route, the added models' checked as `release.py add` checked them (a
+    manifest edited by hand could name a route the service answers itself); `ModelError` if one cannot be."""
+    routes = model_routes(models)
+    for name in routes.keys() - MODEL_ROUTES.keys():
+        try:
+            check_added(name, routes[name], routes)
+        except ConfigError as exc:
+            raise kinds.ModelError(f"the {name} model cannot be served: {exc}") from None
+    return routes
 
 
 def build_in_master():

@@ -16,14 +16,14 @@ from web.openapi_schemas import components, flag_object, json_content, ref
 from web.openapi_tabular import tabular_path, tabular_schemas
 
 
-def openapi_document(settings, described):
+def openapi_document(settings, described, routes=MODEL_ROUTES):
     """The OpenAPI 3.1 document of the service, with the limits of `settings` and what each served model
     says of itself ({name: its `describe()`}: a text model's labels, a regressor's inputs; a model not built
-    here has none)."""
+    here has none), at its route ({name: route}, `config.model_routes`)."""
     protected = settings.API_TOKEN is not None
     labels = {name: d["labels"] for name, d in described.items() if d.get("labels")}
-    paths = {route: (tabular_path(name, described.get(name), settings) if name in NUMBER_MODELS
-                     else scoring_path(name, labels.get(name), settings)) for name, route in MODEL_ROUTES.items()}
+    paths = {route: (tabular_path(name, described.get(name), settings) if is_tabular(name, described)
+                     else scoring_path(name, labels.get(name), settings)) for name, route in routes.items()}
     paths.update({
         ROUTES["feedback"]: feedback_path(settings),
         ROUTES["health"]: simple_get("Liveness and readiness", "200 once every model is loaded and verified.",
@@ -43,11 +43,11 @@ def openapi_document(settings, described):
         openapi_path(pages.PAGE_ROUTES["demo"]): other_get(
             "Demo page", "A page to type a review and see every model's answer.", "text/html"),
     })
-    paths.update(protocol_paths(settings))
+    paths.update(protocol_paths(settings, routes))
     if protected:
-        for endpoint in PROTECTED_ENDPOINTS:
+        for endpoint in PROTECTED_ENDPOINTS | set(routes):
             unauthorized = "ProtocolUnauthorized" if endpoint in V2_ROUTES else "Unauthorized"
-            for route in V2_ROUTES.get(endpoint, [ROUTES.get(endpoint)]):
+            for route in V2_ROUTES.get(endpoint, [routes.get(endpoint) or ROUTES.get(endpoint)]):
                 for operation in paths[openapi_path(route)].values():
                     operation["security"] = [{"bearerToken": []}]
                     operation["responses"]["401"] = {"$ref": f"#/components/responses/{unauthorized}"}
@@ -159,9 +159,14 @@ def feedback_path(settings):
     }}
 
 
-def protocol_paths(settings):
+def is_tabular(name, described):
+    """Whether a model route takes named inputs: a built regressor's, or a served model's that says so."""
+    return name in NUMBER_MODELS or (described.get(name) or {}).get("kind", "text-classifier") != "text-classifier"
+
+
+def protocol_paths(settings, routes=MODEL_ROUTES):
     """The Open Inference Protocol's paths (see `open_inference`): errors answer {"error": "..."}."""
-    name = {"name": "model_name", "in": "path", "required": True, "schema": {"enum": list(MODEL_ROUTES)},
+    name = {"name": "model_name", "in": "path", "required": True, "schema": {"enum": list(routes)},
             "description": "The model's name."}
     version = {"name": "model_version", "in": "path", "required": True,
                "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9._-]+$",

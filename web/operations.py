@@ -28,8 +28,10 @@ class Operations:
     the tutorial baseline's requests/s, against ~2.8x now (benchmarks/bench_serving.py).
     """
 
-    def __init__(self, wsgi_app, *, metrics, access_log, cors_origins, trusted_proxies=()):
+    def __init__(self, wsgi_app, *, metrics, access_log, cors_origins, trusted_proxies=(),
+                 model_names=frozenset(MODEL_ROUTES)):
         self.wsgi_app, self.metrics, self.access_log = wsgi_app, metrics, access_log
+        self.model_names = frozenset(model_names)  # the endpoints that score, each named for its model
         self.any_origin = "*" in cors_origins
         self.cors_origins = frozenset(cors_origins)
         self.any_proxy = "*" in trusted_proxies
@@ -78,13 +80,13 @@ class Operations:
         rule = getattr(flask_request, "url_rule", None)
         endpoint = rule.endpoint if rule else "none"
         # The model a request scored: its route's, or the one an Open Inference Protocol path names.
-        model_name = endpoint if endpoint in MODEL_ROUTES else (getattr(flask_request, "view_args", None) or {}).get(
-            "model_name")
+        model_name = endpoint if endpoint in self.model_names else (
+            getattr(flask_request, "view_args", None) or {}).get("model_name")
         self.metrics.observe(endpoint, method, status, seconds)
         # The path without its query string: the texts people score may be private, and long.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         self.access_log.write(request_id=request_id, method=method, path=path, status=status, seconds=seconds,
-                              model_name=model_name if model_name in MODEL_ROUTES else None,
+                              model_name=model_name if model_name in self.model_names else None,
                               remote_addr=self.client_address(environ))
 
     def client_address(self, environ):

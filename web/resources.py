@@ -8,7 +8,7 @@ prediction log (`serving.recording`); errors are raised as the named errors of `
 from flask import after_this_request, current_app, request
 from flask_restful import Resource
 
-from serving.config import MODEL_ROUTES
+from serving.config import MODEL_ROUTES, model_routes
 from serving.errors import ModelNotBuilt, NotServed
 from web import open_inference
 from web.errors import V2_PREFIX
@@ -180,8 +180,8 @@ class ProtocolInference(Resource):
 def protocol_model(models, name, version):
     """The loaded model a protocol path names (and its version, if it names one), or a 404 saying what
     is served."""
-    if name not in MODEL_ROUTES:
-        raise NotServed(f"No model is named {name[:64]!r}; this server has {', '.join(MODEL_ROUTES)} "
+    if name not in MODEL_ROUTES and name not in models:
+        raise NotServed(f"No model is named {name[:64]!r}; this server has {', '.join(model_routes(models))} "
                         f"({V2_PREFIX}/models/NAME describes each).")
     served = built(name, models.get(name))
     if version is not None and version != served.version:
