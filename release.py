@@ -8,6 +8,9 @@
     python release.py compare NAME             the shadow's agreement with the live answers, and both
                                                versions' accuracy on the texts that got feedback
     python release.py history [NAME]           the release history: when, which model, from, to, why
+    python release.py add NAME FILE --data CSV [--target COLUMN] [--route /PATH]
+                                               serve a pipeline trained elsewhere (a skops, pickle or
+                                               joblib file, read without running it) as a version of NAME
 
 A thin command line over `artifacts`, which owns the versions, the links, the lock and the history: each
 command is one verified, atomic link switch taken in turn with builds, and written to the history.
@@ -23,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 import kinds
+import util
 from monitor import window_seconds
 from serving import config, log_reads, log_schema
 from store import artifacts, releases
@@ -138,7 +142,35 @@ def parse_args(argv=None):
     compare.add_argument("--since", type=window_seconds, help="only texts of this window back from now: 90m, 24h, 7d")
     history = commands.add_parser("history", help="the release history")
     history.add_argument("name", nargs="?")
+    add = commands.add_parser("add", help="serve a scikit-learn pipeline trained elsewhere as a version of NAME")
+    add.add_argument("new_name", metavar="NAME", help="the model's name: lower-case letters, digits and hyphens")
+    add.add_argument("file", type=Path, help="the fitted pipeline, saved with skops.io.dump, pickle or joblib")
+    add.add_argument("--data", type=Path, required=True,
+                     help="a CSV of rows the model was not fitted on: every input, and the true value")
+    add.add_argument("--target", help="the true value's column (default: the one column that is not an input)")
+    add.add_argument("--route", help="where it is scored (default: /NAME)")
+    add.add_argument("--promote", action="store_true", help="serve it even if it is worse than the live version")
+    add.add_argument("--why", default="", help="recorded in the history")
     return parser.parse_args(argv)
+
+
+def add_model(args):
+    """`add`: read, check, evaluate, gate and publish a model trained elsewhere; 0 when it went live, else
+    GATE_HELD_BACK (published as a candidate)."""
+    from training import adopt  # only here: pandas and the reading of model files
+    from training.gate import GATE_HELD_BACK
+
+    folder, _, live = adopt.add(args.new_name, args.file, args.data, model_dir=args.model_dir, target=args.target,
+                                route=args.route, promote=args.promote, why=args.why)
+    version = releases.version_of_folder(folder)
+    manifest = artifacts.read_manifest(folder)
+    if live:
+        print(f"{args.new_name}: {version} is live at {manifest['route']}. {FOLLOW} A new name is served once the "
+              "servers restart or get SIGHUP.")
+        return 0
+    print(f"{args.new_name}: {version} is a candidate, not live: {manifest['release']['gate']['why']}. Serve it "
+          f"anyway: python release.py promote {args.new_name} {version}")
+    return GATE_HELD_BACK
 
 
 def main(argv=None):
@@ -146,6 +178,8 @@ def main(argv=None):
     args = parse_args(argv)
     model_dir = args.model_dir
     try:
+        if args.command == "add":
+            return add_model(args)
         names = releases.model_names(model_dir)
         name = getattr(args, "name", None)
         if name is not None and name not in names:
@@ -168,7 +202,7 @@ def main(argv=None):
             else:
                 before, after = releases.rollback(model_dir, name, verify=kinds.load, why=args.why)
             print(f"{name}: {after} is live (was {before or 'none'}). {FOLLOW}")
-    except (releases.ReleaseError, artifacts.ModelError, config.ConfigError,
+    except (releases.ReleaseError, artifacts.ModelError, config.ConfigError, util.DataError,
             log_schema.PredictionLogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from kinds.pipelines import COLUMN_TRANSFORMER, PIPELINE, steps
 from store.artifacts import ModelError
 
 FORMAT = 1  # kinds.tabular.FORMAT
+MISSING = ""  # kinds.tabular.MISSING: a category not given
 LINEAR = {"sklearn.linear_model._ridge.Ridge", "sklearn.linear_model._base.LinearRegression"}
 ONE_HOT = "sklearn.preprocessing._encoders.OneHotEncoder"
 ORDINAL = "sklearn.preprocessing._encoders.OrdinalEncoder"
@@ -48,6 +49,9 @@ def linear_weights(graph):
             encoder = chain[-1][1].state
             if encoder.get("drop_idx_") is not None:
                 raise ModelError(f"{name}: a one-hot encoder that drops a category is not read; use drop=None.")
+            if kinds[-1] == ORDINAL and encoder.get("handle_unknown") != "error":
+                raise ModelError(f"{name}: an OrdinalEncoder that codes unknown values is not read; use "
+                                 "OneHotEncoder(handle_unknown='ignore') for a column with open values.")
             for column, values in zip(columns, encoder["categories_"]):
                 table = categories.setdefault(column, {})
                 values = [str(v) for v in np.asarray(values).tolist()]
@@ -58,6 +62,10 @@ def linear_weights(graph):
                     weight = next(weights)
                     for code, value in enumerate(values):
                         table[value] = table.get(value, 0.0) + code * weight
+            if len(chain) == 2:  # an imputer first: a value not given is scored as its fill
+                fills = np.asarray(chain[0][1].state.get("statistics_"), dtype=object).tolist()
+                for column, fill in zip(columns, fills):
+                    categories[column][MISSING] = categories[column].get(str(fill), 0.0)
             continue
         fill, centre, scale, indicator = number_steps(name, chain, kinds, len(columns))
         values = [next(weights) for _ in columns]

@@ -12,7 +12,9 @@ Input types:
 - `name`: an open list (a director); a name the model never saw is accepted, adds nothing, and the
   answer says so;
 - `number`: finite and positive (a budget in US dollars), with the range the model knows; it may lie
-  NUMBER_MARGIN times beyond that range either way (`year` values YEAR_MARGIN years beyond it).
+  NUMBER_MARGIN times beyond that range either way (`year` values YEAR_MARGIN years beyond it). A model
+  added with `release.py add` gives each number its `bounds` instead (`training.adopt`): any finite
+  number between them, negative or zero too.
 """
 import json
 import math
@@ -340,9 +342,12 @@ def accepts(spec):
 
 
 def number_bounds(spec):
-    """The values a number input takes (not a year): NUMBER_MARGIN times beyond the range the model was
-    trained on, either way. Further out a linear model's answer is an extrapolation that means nothing (a
-    running time of a million minutes would rate a film in the thousands)."""
+    """The values a number input takes (not a year): its `bounds` if it has them, else NUMBER_MARGIN times
+    beyond the range the model was trained on, either way. Further out a linear model's answer is an
+    extrapolation that means nothing (a running time of a million minutes would rate a film in the
+    thousands)."""
+    if "bounds" in spec:
+        return tuple(spec["bounds"])
     return spec["min"] / NUMBER_MARGIN, spec["max"] * NUMBER_MARGIN
 
 
@@ -351,6 +356,12 @@ def check_value(spec, value, where):
     kind = spec["type"]
     if kind == "number":
         number = parse_number(value, where, spec)
+        if "bounds" in spec:
+            low, high = spec["bounds"]
+            if not low <= number <= high:  # NaN and infinities too
+                raise BadQuery(f"{where} must be a number from {plain(low)} to {plain(high)} ({describe_input(spec)}"
+                               f"), not {value!r:.64}.")
+            return float(number)
         if not math.isfinite(number) or number <= 0:
             raise BadQuery(f"{where} must be a finite positive number ({describe_input(spec)}), not {value!r:.64}.")
         if spec.get("year"):
@@ -382,7 +393,7 @@ def check_value(spec, value, where):
 
 def plain(number):
     """A bound for a message: 3,000,000,000 and 21.8 rather than 3e+09 and 21.800000000000001."""
-    return f"{number:,.0f}" if number >= 100 else f"{number:.3g}"
+    return f"{number:,.0f}" if abs(number) >= 100 else f"{number:.3g}"
 
 
 def parse_number(value, where, spec):
@@ -406,6 +417,9 @@ def describe_input(spec):
         unit = f" in {spec['unit']}" if spec.get("unit") else ""
         if spec.get("year"):
             return f"a year; the model was trained on films from {spec['min']:.0f} to {spec['max']:.0f}"
+        if "bounds" in spec:
+            return (f"a number{unit}; the data the model was added with held {plain(spec['min'])} to "
+                    f"{plain(spec['max'])}")
         return f"a number{unit}; the model was trained on {spec['min']:,.0f} to {spec['max']:,.0f}"
     if spec["type"] == "category":
         return "one of: " + ", ".join(spec["values"])
@@ -428,6 +442,10 @@ def check_inputs(inputs):
             raise ModelError(f"input {spec['name']!r}: a category needs its list of values")
         if spec["type"] == "number" and not all(is_finite(spec.get(k)) for k in ("min", "max")):
             raise ModelError(f"input {spec['name']!r}: a number needs a finite min and max")
+        bounds = spec.get("bounds", [spec.get("min"), spec.get("max")])
+        if spec["type"] == "number" and not (isinstance(bounds, list) and len(bounds) == 2 and all(
+                map(is_finite, bounds)) and bounds[0] <= spec["min"] <= spec["max"] <= bounds[1]):
+            raise ModelError(f"input {spec['name']!r}: its bounds must be two finite numbers around its min and max")
         names.add(spec["name"])
     return inputs
 

@@ -107,8 +107,9 @@ class Recorder:
             if served.labels is None:
                 if checked is None or isinstance(target, str):
                     low, high = served.target.get("min"), served.target.get("max")
+                    scale = f"from {low} to {high}" if low is not None and high is not None else "a finite number"
                     raise BadQuery(f"{at}The {model} model answers a number: send the true one as \"value\", "
-                                   f"from {low} to {high}, not {str(target)[:64]!r}.")
+                                   f"{scale}, not {str(target)[:64]!r}.")
                 predicted, label = repr(issued.value), repr(checked)
                 error = served.error_of(issued.value, checked)
             else:

@@ -48,11 +48,12 @@ class ModelError(Exception):
 # --- Writing ------------------------------------------------------------------------------------
 
 def write_manifest(folder, *, name, kind, labels, hyperparameters, training_data, release=None, inputs=None,
-                   target=None):
+                   target=None, route=None):
     """Write `manifest.json` for the files already in `folder`: what the model is, every file's sha256, and
     `release`, what the build decided: the gate's comparison with the live model, whether the version went
     live, and whether `--promote` overrode the gate. A model of named inputs (not one text) lists them in
-    `inputs`, and a regressor describes its number in `target`."""
+    `inputs`, and a regressor describes its number in `target`; a model added with `release.py add` names
+    its `route`."""
     util.write_json(Path(folder) / MANIFEST_FILE, {
         "name": name,
         "kind": kind,
@@ -66,6 +67,7 @@ def write_manifest(folder, *, name, kind, labels, hyperparameters, training_data
         **({"release": release} if release is not None else {}),
         **({"inputs": inputs} if inputs is not None else {}),
         **({"target": target} if target is not None else {}),
+        **({"route": route} if route is not None else {}),
     })
 
 

@@ -77,7 +77,7 @@ def gate_table(name, record):
     """The gate's comparison as lines for the terminal."""
     lines = [f"[{name}] gate against the live model {record['live_model']} (tolerance {record['tolerance']}):"]
     labels = {"same_rows": "same held-out rows, live recipe refit", "feedback": "held-out feedback",
-              "held_out": "held-out figures, each build's own"}
+              "held_out": "held-out figures, each build's own", "given_data": "the data given, both versions"}
     for check, c in record["checks"].items():
         figures = "  ".join(f"{key} {c[key]['new']:.3f} vs {c[key]['live']:.3f}" for key in record["directions"]
                             if key in c)

@@ -3,7 +3,7 @@ parameter per input, with the allowed values and ranges the served model's manif
 of instances. `web/openapi.py` puts them in the document; the parser they describe is
 `kinds.tabular.TabularRegressor.check_input`.
 """
-from kinds.tabular import MAX_NAME, NUMBER_MARGIN, YEAR_MARGIN, number_bounds
+from kinds.tabular import MAX_NAME, NUMBER_MARGIN, YEAR_MARGIN, number_bounds, plain
 from kinds.text_inputs import TEXT_PATTERN
 from web.openapi_schemas import json_content, ref
 
@@ -27,6 +27,11 @@ def input_description(spec):
     if spec["type"] == "name":
         return "A name; one the model never saw is accepted, and the answer's `unseen` lists it."
     unit = f" in {spec['unit']}" if spec.get("unit") else ""
+    if "bounds" in spec:
+        low, high = spec["bounds"]
+        return (f"A number{unit}, from {plain(low)} to {plain(high)}. The data the model was added with held "
+                f"{plain(spec['min'])} to {plain(spec['max'])}; a value outside that is accepted, and `unseen` "
+                "lists it.")
     seen = f"The model was trained on {spec['min']:,.0f} to {spec['max']:,.0f}"
     return (f"A positive number{unit}. {seen}; a value outside that, up to {NUMBER_MARGIN} times beyond it either "
             "way, is accepted, and `unseen` lists it.")
