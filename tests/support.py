@@ -169,6 +169,51 @@ def build_models(train, out, *, args=(), movies=None):
     return Path(out)
 
 
+HOUSE_AREAS = ["north", "south", "east", "west"]
+
+
+def house_pipeline(*, seed=0, rows=300, alpha=1.0):
+    """A linear regression pipeline as a data scientist would fit one in a notebook (one-hot areas, imputed
+    and scaled numbers, Ridge), on made-up house prices: (fitted pipeline, held-out rows with the price)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"area": rng.choice(HOUSE_AREAS, rows), "rooms": rng.integers(1, 8, rows).astype(float),
+                          "age": rng.uniform(0, 80, rows), "distance": rng.normal(0, 3, rows)})
+    price = 100 + 30 * frame["rooms"] - 0.5 * frame["age"] + 4 * frame["distance"] + \
+        frame["area"].map({"north": 20, "south": -10, "east": 5, "west": 0}) + rng.normal(0, 10, rows)
+    frame.loc[::7, "age"] = np.nan
+    prepare = ColumnTransformer([
+        ("area", OneHotEncoder(handle_unknown="error"), ["area"]),
+        ("numbers", Pipeline([("fill", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+         ["rooms", "age", "distance"])])
+    train = rows * 3 // 4
+    fitted = Pipeline([("prepare", prepare), ("ridge", Ridge(alpha=alpha))]).fit(frame[:train], price[:train])
+    return fitted, frame[train:].assign(price=price[train:]).reset_index(drop=True)
+
+
+def save_estimator(fitted, path):
+    """Save a fitted estimator as its author would: skops for .skops, joblib for .joblib, else pickle."""
+    import pickle
+
+    path = Path(path)
+    if path.suffix == ".skops":
+        import skops.io
+        skops.io.dump(fitted, path)
+    elif path.suffix == ".joblib":
+        import joblib
+        joblib.dump(fitted, path)
+    else:
+        path.write_bytes(pickle.dumps(fitted))
+    return path
+
+
 def flush(application):
     """Write what an app's prediction log has queued (its services stopped and started again)."""
     from serving import lifecycle

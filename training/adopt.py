@@ -190,7 +190,7 @@ def checked_rows(served, frame, data_path):
         try:
             rows.append(served.check_input(given, where=""))
         except BadQuery as exc:
-            raise util.DataError(f"--data {data_path}: line {i + 2}: {exc}") from None
+            raise util.DataError(f"--data {data_path}: line {i + 2}: {exc.description}") from None
     return rows
 
 
@@ -219,7 +219,7 @@ def gate(name, model_dir, rows, values, metrics, tolerance):
         same = [live.check_input({k: v for k, v in row.items() if v is not None}, where="") for row in rows]
         predicted = [live.predict_value(row) for row in same]
     except (BadQuery, AttributeError, KeyError, TypeError) as exc:
-        detail = str(exc)[:200] if isinstance(exc, BadQuery) else "another kind of model"
+        detail = exc.description[:200] if isinstance(exc, BadQuery) else "another kind of model"
         return {"live_model": live.version, "passed": False, "tolerance": tolerance, "checks": {},
                 "why": f"the live version cannot score this data ({detail}), so the two cannot be compared; "
                        "pass --promote to serve the new one anyway"}

@@ -1,0 +1,122 @@
+"""A model added with `release.py add`, served beside the built ones: its route, its inputs checked, its
+answers the pipeline's own, V2, feedback, /models, the OpenAPI document and the token."""
+import time
+
+import numpy as np
+import pytest
+
+from app import create_app
+from tests.support import flush, house_pipeline, save_estimator
+from training import adopt
+
+
+@pytest.fixture(scope="module")
+def houses():
+    return house_pipeline()
+
+
+@pytest.fixture(scope="module")
+def added(houses, model_dir, tmp_path_factory):
+    """The built models' folder, with the houses pipeline added at /prices."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("added")
+    models = shutil.copytree(model_dir, folder / "models", symlinks=True)
+    fitted, held_out = houses
+    held_out.to_csv(folder / "houses.csv", index=False)
+    adopt.add("houses", save_estimator(fitted, folder / "houses.skops"), folder / "houses.csv", model_dir=models,
+              route="/prices")
+    return models
+
+
+@pytest.fixture
+def client(added, own_prediction_log):
+    """A client of an app serving the added model, its prediction log's writer running as in a worker."""
+    from serving import lifecycle
+
+    application = create_app({"MODEL_DIR": str(added), "PREDICTION_LOG": own_prediction_log})
+    lifecycle.start_services(application)
+    yield application.test_client(), application
+    lifecycle.stop_services(application, 10)
+
+
+def test_get_post_and_v2_answer_the_pipelines_own_numbers(client, houses):
+    client, _ = client
+    fitted, held_out = houses
+    inputs = held_out.drop(columns="price").iloc[:20]
+    theirs = fitted.predict(inputs)
+    for row, expected in zip(inputs.to_dict("records"), theirs):
+        query = {name: value for name, value in row.items() if value == value}  # NaN: not given
+        answer = client.get("/prices", query_string=query).get_json()
+        assert answer["prediction"] == round(expected, 2) and len(answer["id"]) == 52
+    instances = [{name: (None if value != value else value) for name, value in row.items()}
+                 for row in inputs.to_dict("records")]
+    answers = client.post("/prices", json={"instances": instances}).get_json()["predictions"]
+    assert [a["prediction"] for a in answers] == [round(v, 2) for v in theirs]
+    body = {"inputs": [{"name": name, "datatype": "BYTES" if name == "area" else "FP64", "shape": [len(inputs)],
+                        "data": [None if v != v else v for v in inputs[name].tolist()]} for name in inputs]}
+    answer = client.post("/v2/models/houses/infer", json=body).get_json()
+    predicted = next(o["data"] for o in answer["outputs"] if o["name"] == "prediction")
+    assert np.abs(np.array(predicted) - theirs).max() < 1e-9
+    assert client.get("/houses").status_code == 404  # served at its --route only
+
+
+@pytest.mark.parametrize("query, says", [
+    ({"area": "downtown"}, "area 'downtown' is not one the model knows; send one of: east, north, south, west"),
+    ({"rooms": "3"}, "area is missing; it is required"),
+    ({"area": "north", "rooms": "1e9"}, "rooms must be a number from"),
+    ({"area": "north", "rooms": "three"}, "rooms must be a number"),
+    ({"area": "north", "garden": "yes"}, "garden is not an input of the houses model; its inputs are area, rooms"),
+])
+def test_a_bad_input_answers_400_naming_the_field(client, query, says):
+    client, _ = client
+    response = client.get("/prices", query_string=query)
+    assert response.status_code == 400 and says in response.get_json()["message"]
+
+
+def test_feedback_models_and_the_openapi_document_know_the_added_model(client):
+    client, application = client
+    answer = client.get("/prices", query_string={"area": "north", "rooms": "3", "distance": "-2"}).get_json()
+    accepted = client.post("/feedback", json={"id": answer["id"], "value": 180.5})
+    assert accepted.status_code == 202
+    assert accepted.get_json()["accepted"][0] == {
+        "id": answer["id"], "model": "houses", "model_version": answer["model_version"],
+        "predicted": answer["prediction"], "value": 180.5, "error": round(abs(180.5 - answer["prediction"]), 6)}
+    refused = client.post("/feedback", json={"id": answer["id"], "label": "Positive"})
+    assert refused.status_code == 400
+    assert 'send the true one as "value", a finite number' in refused.get_json()["message"]
+    flush(application)
+    time.sleep(0.1)
+    described = next(m for m in client.get("/models").get_json()["models"] if m["name"] == "houses")
+    assert described["kind"] == "tabular-regressor" and described["feedback"]["count"] == 1
+    assert described["target"]["name"] == "price"
+    document = client.get("/openapi.json").get_json()
+    parameters = {p["name"]: p for p in document["paths"]["/prices"]["get"]["parameters"]}
+    assert parameters["area"]["schema"]["enum"] == ["east", "north", "south", "west"]
+    assert parameters["distance"]["schema"]["minimum"] < 0
+    assert "houses" in document["paths"]["/v2/models/{model_name}/infer"]["post"]["parameters"][0]["schema"]["enum"]
+
+
+def test_the_token_guards_an_added_model_as_the_built_ones(added):
+    application = create_app({"MODEL_DIR": str(added), "API_TOKEN": "s3cret", "PREDICTION_LOG": "off"})
+    client = application.test_client()
+    assert client.get("/prices", query_string={"area": "north"}).status_code == 401
+    assert client.get("/prices", query_string={"area": "north"},
+                      headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    document = client.get("/openapi.json").get_json()
+    assert document["paths"]["/prices"]["get"]["security"] == [{"bearerToken": []}]
+
+
+def test_a_manifest_naming_a_route_the_service_answers_itself_is_not_served(added, tmp_path):
+    import json
+    import shutil
+
+    from store import artifacts
+
+    models = shutil.copytree(added, tmp_path / "models", symlinks=True)
+    folder = (models / "houses").resolve()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["route"] = "/health"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(artifacts.ModelError, match="the houses model cannot be served: '/health' cannot be"):
+        create_app({"MODEL_DIR": str(models), "PREDICTION_LOG": "off"})
