@@ -85,7 +85,7 @@ def checks(reference, now, feedback):
     rows.append(Check("mean confidence (expected accuracy)", reference["confidence_mean"], now["confidence_mean"],
                       drifted=now["confidence_mean"] < reference["confidence_mean"] - drift.CONFIDENCE_DROP,
                       rule=f"over {drift.CONFIDENCE_DROP:.2f} below"))
-    for quantile, length in reference["text_length_quantiles"].items():
+    for quantile, length in reference.get("text_length_quantiles", {}).items():  # a text model's
         rows.append(Check(f"text length, quantile {quantile}", length, now["text_length_quantiles"][quantile],
                           digits=0))
     count, accuracy = feedback
@@ -95,10 +95,9 @@ def checks(reference, now, feedback):
     return rows
 
 
-def value_checks(reference, now, feedback):
-    """The table of a regressor: each input's unseen and missing shares and the mean prediction of `now`
-    (drift.value_signals of the window) against `reference`, and the MAE of the values sent back
-    (`feedback`: (count, mae)), with the margins of its alert rules."""
+def input_checks(reference, now):
+    """The rows of a model of named inputs: each input's unseen and missing shares of `now`
+    (drift.value_signals of the window) against `reference`, with the margins of their alert rules."""
     rows = []
     for name, share in reference["input_unseen_shares"].items():
         value = now["input_unseen_shares"].get(name, 0.0)
@@ -108,6 +107,13 @@ def value_checks(reference, now, feedback):
         value = now["input_missing_shares"].get(name, 0.0)
         rows.append(Check(f"missing: {name}", share, value, drifted=abs(value - share) > drift.MISSING_SHARE_SHIFT,
                           rule=f"over {drift.MISSING_SHARE_SHIFT:.2f} away"))
+    return rows
+
+
+def value_checks(reference, now, feedback):
+    """The table of a regressor: its inputs' rows (`input_checks`), the mean prediction of `now` against
+    `reference`, and the MAE of the values sent back (`feedback`: (count, mae))."""
+    rows = input_checks(reference, now)
     margin = drift.PREDICTION_SHIFT_OF_MAE * reference["mae"]
     rows.append(Check("mean prediction", reference["predicted_value_mean"], now["predicted_value_mean"],
                       drifted=abs(now["predicted_value_mean"] - reference["predicted_value_mean"]) > margin,
@@ -120,9 +126,10 @@ def value_checks(reference, now, feedback):
 
 
 def window_values(rows, served):
-    """drift.value_signals of a regressor's logged rows (a DataFrame with `inputs` JSON and `value`)."""
+    """drift.value_signals of the logged rows of a model of named inputs (a DataFrame with `inputs` JSON,
+    and a regressor's `value`)."""
     inputs = [json.loads(text) for text in rows["inputs"]]
-    return drift.value_signals(inputs, rows["value"].to_numpy(float), served.unseen)
+    return drift.value_signals(inputs, rows["value"].fillna(0).to_numpy(float), served.unseen)
 
 
 def feedback_error(served, values_sent):
@@ -139,7 +146,8 @@ def window_signals(rows, labels):
     position = {label: i for i, label in enumerate(labels)}
     counted = rows.dropna(subset=["tokens", "known_tokens"])
     found = drift.signals(labels=labels, predicted=rows["label"].map(position).to_numpy(),
-                          confidence=rows["confidence"].to_numpy(), lengths=rows["text_length"].to_numpy(),
+                          confidence=rows["confidence"].to_numpy(),
+                          lengths=rows["text_length"].fillna(0).to_numpy(),  # none for named inputs
                           tokens=np.zeros(len(rows)), known=np.zeros(len(rows)))
     if len(counted):
         found.update(drift.token_shares(counted["tokens"].to_numpy(float), counted["known_tokens"].to_numpy(float)))
@@ -215,8 +223,12 @@ def main(argv=None):
             continue
         now = window_signals(rows, loaded.labels)
         result = checks(reference, now, feedback_accuracy(loaded, sent))
+        pictured = reference  # a text model's report draws its signals
+        if "input_missing_shares" in reference:  # a classifier of named inputs: its inputs too, and no pictures
+            result = input_checks(reference, window_values(rows, loaded)) + result
+            heading, pictured = heading.replace(" texts ", " rows "), None
         found_drift |= any(row.drifted for row in result)
-        sections.append((name, heading, result, rows, reference))
+        sections.append((name, heading, result, rows, pictured))
     for _, heading, result, _, _ in sections:
         print(heading)
         if result:
@@ -256,7 +268,7 @@ def write_report(path, sections, labels_sent, since):
             parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells[:4])
                          + f"<td class='{'drift' if row.drifted else ''}'>{html.escape(cells[4])}</td></tr>")
         parts.append("</table>")
-        if reference is None:  # a regressor's report is its table
+        if reference is None:  # a model of named inputs' report is its table
             continue
         pictures = plots.drift_pictures(rows, reference, labels_sent[labels_sent["model"] == name])
         for title, png in pictures:

@@ -219,7 +219,7 @@ def score(args, paths, kaggle):
     """Run the job; return (rows scored, model name)."""
     verified = load_model(args, kaggle)
     job = batch.Job(kaggle=kaggle, explain=args.explain, file_column=len(paths) > 1 and not kaggle,
-                    films=verified.labels is None)
+                    films=not kaggle and takes_rows(args.model_dir, args.model))
     if args.output_dir:
         output = batch.FolderOutput(args.output_dir, job.header(verified.labels))
     else:

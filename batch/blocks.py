@@ -55,7 +55,7 @@ class Job:
     def header(self, labels):
         """The CSV header of this job's output, as bytes."""
         if self.films:
-            columns = [*(["file"] if self.file_column else []), *films.HEADER]
+            columns = [*(["file"] if self.file_column else []), *films.header(labels)]
         elif self.kaggle:
             columns = SUBMISSION_HEADER
         else:

@@ -3,7 +3,8 @@ instances of `POST /ratings`), with a model of named inputs (`kinds.tabular`).
 
 `batch.blocks.score_block` hands a block here when the job's model takes named inputs; each non-blank
 line becomes a CSV row `[file,]line,prediction,unseen`: the number as the API answers it (two
-decimals) and the inputs whose value the model never saw, `;`-separated. A line that is not a JSON
+decimals) and the inputs whose value the model never saw, `;`-separated (a classifier's row holds its
+label, its probability and every label's, three decimals, before `unseen`). A line that is not a JSON
 object, or a film the API would refuse, stops the run with the API's message and the line's place.
 """
 import json
@@ -92,7 +93,21 @@ def score_films(scorer, job, block):
     from batch.blocks import csv_bytes
 
     keys, columns = parse_films(scorer, block)
-    predictions = rounded(scorer.predict_columns(columns, len(keys)))  # as the API rounds them
     unseen = scorer.unseen_columns(columns, len(keys))
+    prefix = [block.path] if job.file_column else []
+    if scorer.labels is not None:  # a classifier: as the text models' rows, and the inputs never seen
+        from batch.blocks import text_rows
+
+        rows = text_rows(prefix, keys, scorer.labels, scorer.probability_columns(columns, len(keys)))
+        # csv_bytes([["", seen]]) is "," and the field as csv writes it (quoted only where it must be).
+        return len(keys), "".join(row + csv_bytes([["", seen]]).decode("utf-8") for row, seen in zip(
+            rows.decode("utf-8").splitlines(), unseen)).encode("utf-8")
+    predictions = rounded(scorer.predict_columns(columns, len(keys)))  # as the API rounds them
     rows = zip(repeat(block.path), keys, predictions, unseen) if job.file_column else zip(keys, predictions, unseen)
     return len(keys), csv_bytes(rows)
+
+
+def header(labels):
+    """The columns of a model of named inputs' rows: a regressor's number, or a classifier's label and
+    probabilities."""
+    return HEADER if labels is None else ["line", "prediction", "confidence", *labels, "unseen"]

@@ -17,7 +17,8 @@ from store.artifacts import ModelError
 
 # Each kind's name, as a manifest's `kind` says it, and where its class lives.
 KINDS = {"text-classifier": ("kinds.text", "TextClassifier"),
-         "tabular-regressor": ("kinds.tabular", "TabularRegressor")}
+         "tabular-regressor": ("kinds.tabular", "TabularRegressor"),
+         "tabular-classifier": ("kinds.tabular_classifier", "TabularClassifier")}
 DEFAULT_KIND = "text-classifier"
 
 

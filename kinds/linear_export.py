@@ -19,6 +19,7 @@ from store.artifacts import ModelError
 FORMAT = 1  # kinds.tabular.FORMAT
 MISSING = ""  # kinds.tabular.MISSING: a category not given
 LINEAR = {"sklearn.linear_model._ridge.Ridge", "sklearn.linear_model._base.LinearRegression"}
+LOGISTIC = "sklearn.linear_model._logistic.LogisticRegression"
 ONE_HOT = "sklearn.preprocessing._encoders.OneHotEncoder"
 ORDINAL = "sklearn.preprocessing._encoders.OrdinalEncoder"
 IMPUTER = "sklearn.impute._base.SimpleImputer"
@@ -27,16 +28,30 @@ MIN_MAX = "sklearn.preprocessing._data.MinMaxScaler"
 
 
 def linear_weights(graph):
-    """regressor.json's content for a linear regression pipeline's graph; `ModelError` naming what is not
-    one (then the pipeline is served, if at all, by a kind that runs its steps)."""
+    """The plain numbers of a linear pipeline's graph: regressor.json's content for a regression pipeline,
+    classifier.json's for a logistic regression (`kinds.tabular_classifier`: each weight a list, one per
+    logit); `ModelError` naming what is not one (then the pipeline is served, if at all, by a kind that
+    runs its steps)."""
     pipeline = steps(graph)
-    if len(pipeline) != 2 or pipeline[0][1].name != COLUMN_TRANSFORMER or pipeline[1][1].name not in LINEAR:
-        raise ModelError("not a ColumnTransformer followed by Ridge or LinearRegression.")
+    if len(pipeline) != 2 or pipeline[0][1].name != COLUMN_TRANSFORMER or pipeline[1][1].name not in LINEAR | {
+            LOGISTIC}:
+        raise ModelError("not a ColumnTransformer followed by Ridge, LinearRegression or LogisticRegression.")
     prepare, model = pipeline[0][1].state, pipeline[1][1].state
+    classifier = pipeline[1][1].name == LOGISTIC
     coef = np.asarray(model.get("coef_"), dtype=float)
-    if coef.ndim != 1 or not np.isfinite(coef).all() or not np.isfinite(model.get("intercept_", np.nan)):
+    intercept = np.atleast_1d(np.asarray(model.get("intercept_", np.nan), dtype=float))
+    if classifier:
+        classes = [str(c) for c in np.asarray(model.get("classes_")).tolist()]
+        logits = 1 if len(classes) == 2 else len(classes)
+        if model.get("solver") == "liblinear" and logits > 1 or model.get("multi_class") == "ovr":
+            raise ModelError("a one-vs-rest logistic regression is not read; fit it with the default solver.")
+        if coef.shape[:1] != (logits,) or intercept.shape != (logits,):
+            raise ModelError(f"the logistic regression's coefficients are not {logits} row(s) for its classes.")
+    elif coef.ndim != 1 or intercept.shape != (1,):
         raise ModelError("the linear model's coefficients are not one finite row (one target).")
-    weights = iter(coef.tolist())
+    if not np.isfinite(coef).all() or not np.isfinite(intercept).all():
+        raise ModelError("the linear model's coefficients are not all finite numbers.")
+    weights = iter(np.atleast_2d(coef).T)  # per feature, its weight in each logit (one for a regression)
     categories, numbers = {}, {}
     for name, part, columns in prepare.get("transformers_") or []:
         if part == "drop":
@@ -65,7 +80,7 @@ def linear_weights(graph):
             if len(chain) == 2:  # an imputer first: a value not given is scored as its fill
                 fills = np.asarray(chain[0][1].state.get("statistics_"), dtype=object).tolist()
                 for column, fill in zip(columns, fills):
-                    categories[column][MISSING] = categories[column].get(str(fill), 0.0)
+                    categories[column][MISSING] = categories[column].get(str(fill), 0.0 * intercept)
             continue
         fill, centre, scale, indicator = number_steps(name, chain, kinds, len(columns))
         values = [next(weights) for _ in columns]
@@ -78,7 +93,16 @@ def linear_weights(graph):
             numbers[columns[i]]["missing"] = {"mean": 0.0, "scale": 1.0, "weight": next(weights)}
     if next(weights, None) is not None:
         raise ModelError("the linear model has more coefficients than its inputs make features.")
-    return {"format": FORMAT, "intercept": float(model["intercept_"]), "categories": categories, "numbers": numbers}
+    plain = (lambda vector: [float(v) for v in vector]) if classifier else (lambda vector: float(vector[0]))
+    for table in categories.values():
+        for value in table:
+            table[value] = plain(table[value])
+    for number in numbers.values():
+        number["weight"] = plain(number["weight"])
+        if number["missing"] is not None:
+            number["missing"]["weight"] = plain(number["missing"]["weight"])
+    exported = {"format": FORMAT, "intercept": plain(intercept), "categories": categories, "numbers": numbers}
+    return {**exported, "classes": classes} if classifier else exported
 
 
 def number_steps(name, chain, kinds, count):

@@ -227,6 +227,15 @@ def value_rows(model, version, request_id, now, scored, inputs, shadow_version, 
             for (answer_id, value), row, shadow_value in zip(scored, inputs, shadow_values)]
 
 
+def labelled_rows(model, version, request_id, now, scored, inputs, shadow_version, shadow_labels):
+    """The `predictions` rows of one request to a classifier of named inputs: each (id, label, confidence,
+    probabilities) as `scored` gives them, with its named inputs (JSON) and the shadow's label."""
+    return [(answer_id, now, request_id, model, version, label, confidence, probabilities_json(probabilities),
+             None, None, None, None, None, shadow_version if shadow_label else None, shadow_label, None,
+             json.dumps(row, separators=(",", ":"), ensure_ascii=False), None)
+            for (answer_id, label, confidence, probabilities), row, shadow_label in zip(scored, inputs, shadow_labels)]
+
+
 def insert_predictions(connection, rows):
     """Insert queued predictions (tuples in PREDICTION_COLUMNS' order): PostgreSQL's COPY, or on SQLite
     INSERTs of SQLITE_ROWS rows each (the last few rows by executemany).

@@ -181,10 +181,12 @@ class Metrics:
         created = served.manifest["created_at"]
         self.model_info.labels(name, served.version, created).set(unix_time(created))
         self.describe_reference(name, served.metrics.get("reference") or {})
-        inputs = served.describe().get("inputs") if served.labels is None else None
-        if inputs:  # a regressor's series exist from the start, at 0: a rule sees an input never missing as 0
+        described = served.describe()
+        inputs = described.get("inputs") if described["kind"] != "text-classifier" else None
+        if inputs:  # named inputs' series exist from the start, at 0: a rule sees an input never missing as 0
             self.rows_scored.labels(name)
-            self.predicted_value.labels(name)
+            if served.labels is None:
+                self.predicted_value.labels(name)
             for spec in inputs:
                 self.input_missing.labels(name, spec["name"])
                 self.input_unseen.labels(name, spec["name"])
@@ -207,8 +209,8 @@ class Metrics:
         when the worker stops): in gunicorn's shared files each write costs a lock and a file write, and a
         GET would make eight of them.
         """
-        numbers = scored.tokens is None  # a regressor's: no labels to count, and the signals of its inputs
-        if not numbers:
+        numbers = scored.tokens is None  # a model of named inputs': the signals of its inputs
+        if scored.answers and isinstance(scored.answers[0]["prediction"], str):  # labels: counted by label
             self.count_predictions(model_name, scored.answers)
         with self.signals_lock:
             sums = self.signals.get(model_name)
@@ -228,7 +230,8 @@ class Metrics:
             if isinstance(sums, ValueSums):
                 sums.write_to(self.rows_scored.labels(model_name),
                               partial(self.input_missing.labels, model_name),
-                              partial(self.input_unseen.labels, model_name), self.predicted_value.labels(model_name))
+                              partial(self.input_unseen.labels, model_name),
+                              partial(self.predicted_value.labels, model_name))
                 self.write_shadow(model_name, sums)
                 continue
             series = self.scored_series.get(model_name)

@@ -39,6 +39,7 @@ from serving.log_schema import (  # noqa: F401 (PredictionLogError: what callers
     feedback,
     insert_missing,
     insert_predictions,
+    labelled_rows,
     make_engine,
     meta,
     migrate,
@@ -193,6 +194,7 @@ class PredictionLog:
         """
         if not self.enabled:
             return
+        named = tokens is None and values is None  # a classifier of named inputs: labels, and the inputs
         if tokens is None:
             tokens = known = [None] * len(answers)
         shadow_version, shadow_labels = shadow if shadow is not None else (None, [None] * len(answers))
@@ -206,6 +208,11 @@ class PredictionLog:
         if room and values is not None:  # a regressor's: its numbers and named inputs
             self.queue.put(("value", room, pickle.dumps(
                 (model, version, request_id, now, [(a["id"], v) for a, v in zip(answers[:room], values)],
+                 texts[:room], shadow_version, shadow_labels[:room]), protocol=pickle.HIGHEST_PROTOCOL)))
+        elif room and named:
+            self.queue.put(("labelled", room, pickle.dumps(
+                (model, version, request_id, now,
+                 [(a["id"], a["prediction"], a["confidence"], a["probabilities"]) for a in answers[:room]],
                  texts[:room], shadow_version, shadow_labels[:room]), protocol=pickle.HIGHEST_PROTOCOL)))
         elif room:
             self.queue.put(("prediction", room, pickle.dumps(
@@ -453,6 +460,8 @@ def batch_from(items, *, texts_kept):
             batch[kind].extend(prediction_rows(*made_from, texts_kept=texts_kept))
         elif kind == "value":
             batch["prediction"].extend(value_rows(*made_from))
+        elif kind == "labelled":
+            batch["prediction"].extend(labelled_rows(*made_from))
         else:
             batch[kind].extend(made_from)
     return batch

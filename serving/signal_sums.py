@@ -89,14 +89,15 @@ def add_to_histogram(histogram, counts, total):
 
 
 class ValueSums:
-    """One regressor's drift signals summed over requests: rows scored, per input the rows where it was
-    missing and where its value was one the model never saw (an unknown name, a number outside the
-    training range), the sum of the predictions, and the shadow's agreement."""
+    """The drift signals of a model of named inputs summed over requests: rows scored, per input the rows
+    where it was missing and where its value was one the model never saw (an unknown name, a number outside
+    the training range), a regressor's sum of the predictions (a classifier's labels are counted by label),
+    and the shadow's agreement."""
 
-    __slots__ = ("rows", "missing", "unseen", "value_sum", "shadow_agreed", "shadow_disagreed")
+    __slots__ = ("rows", "labelled", "missing", "unseen", "value_sum", "shadow_agreed", "shadow_disagreed")
 
     def __init__(self):
-        self.rows = 0
+        self.rows = self.labelled = 0
         self.missing, self.unseen = Counter(), Counter()
         self.value_sum = 0.0
         self.shadow_agreed = self.shadow_disagreed = 0
@@ -109,14 +110,19 @@ class ValueSums:
                 if value is None:
                     self.missing[name] += 1
             self.unseen.update(answer["unseen"])
-            self.value_sum += values[0]
+            if len(values) == 1:  # a number; a classifier's probabilities are counted by label instead
+                self.value_sum += values[0]
+            else:
+                self.labelled += 1
 
     def write_to(self, rows, missing, unseen, predicted):
-        """Add the sums to one model's series: `rows` and `predicted` (its sum and count) labelled, `missing`
-        and `unseen` functions of an input's name that give its labelled counter."""
+        """Add the sums to one model's series: `rows` labelled; `predicted()` gives the labelled summary of
+        the predictions' sum and count; `missing` and `unseen` are functions of an input's name that give its
+        labelled counter."""
         if self.rows:
             rows.inc(self.rows)
-            add_to_summary(predicted, self.rows, self.value_sum)
+        if self.rows > self.labelled:
+            add_to_summary(predicted(), self.rows - self.labelled, self.value_sum)
         for counts, series in ((self.missing, missing), (self.unseen, unseen)):
             for name, count in counts.items():
                 series(name).inc(count)

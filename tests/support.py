@@ -198,6 +198,32 @@ def house_pipeline(*, seed=0, rows=300, alpha=1.0):
     return fitted, frame[train:].assign(price=price[train:]).reset_index(drop=True)
 
 
+def plant_pipeline(*, seed=0, rows=400, classes=("fern", "moss", "palm"), C=1.0):
+    """A logistic regression pipeline on made-up plants (one-hot soil, imputed and scaled sizes): (fitted
+    pipeline, held-out rows with the species)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(seed)
+    species = rng.choice(list(classes), rows)
+    position = {name: i for i, name in enumerate(classes)}
+    frame = pd.DataFrame({"soil": rng.choice(["clay", "sand", "peat"], rows),
+                          "height": [rng.normal(10 + 15 * position[s], 6) for s in species],
+                          "leaf": [rng.normal(3 + 2 * position[s], 1.5) for s in species]})
+    frame.loc[::9, "leaf"] = np.nan
+    prepare = ColumnTransformer([
+        ("soil", OneHotEncoder(handle_unknown="ignore"), ["soil"]),
+        ("sizes", Pipeline([("fill", SimpleImputer()), ("scale", StandardScaler())]), ["height", "leaf"])])
+    train = rows * 3 // 4
+    fitted = Pipeline([("prepare", prepare), ("model", LogisticRegression(C=C))]).fit(frame[:train], species[:train])
+    return fitted, frame[train:].assign(species=species[train:]).reset_index(drop=True)
+
+
 def save_estimator(fitted, path):
     """Save a fitted estimator as its author would: skops for .skops, joblib for .joblib, else pickle."""
     import pickle

@@ -29,6 +29,7 @@ import kinds
 import util
 from kinds import linear_export, pipelines
 from kinds.tabular import REGRESSOR_FILE, TabularRegressor
+from kinds.tabular_classifier import CLASSIFIER_FILE, TabularClassifier
 from serving import config, drift
 from serving.errors import BadQuery
 from store import artifacts, estimator_files, releases
@@ -36,6 +37,10 @@ from training.data import log
 from training.gate import GATE_TOLERANCE, compare, gate_table, live_model
 from training.ratings import RESIDUAL_QUANTILES, regression_scores
 
+# What a pipeline is served as, by the kind `kinds.pipelines.describe` finds, and the file it is written to.
+KINDS = {TabularRegressor.KIND: (TabularRegressor, REGRESSOR_FILE),
+         TabularClassifier.KIND: (TabularClassifier, CLASSIFIER_FILE)}
+FIGURE_NAMES = {"mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro F1"}
 NUMBER_MARGIN = 10  # a number input is taken up to this many times its data's range beyond it, either way
 MAX_ROWS = 10_000_000  # of the data given: beyond, the CSV is refused rather than read into memory
 
@@ -52,36 +57,39 @@ def add(name, path, data_path, *, model_dir, target=None, route=None, tolerance=
         described = pipelines.describe(graph)
     except artifacts.ModelError as exc:
         raise artifacts.ModelError(f"{path}: {exc}") from None
-    if described["kind"] != TabularRegressor.KIND:
+    if described["kind"] not in KINDS:
         raise artifacts.ModelError(
             f"{path}: a {described['kind'].replace('-', ' ')} ({described['family']}); `release.py add` serves "
-            "tabular regression pipelines (a ColumnTransformer, then Ridge or LinearRegression) in this release.")
+            "tabular pipelines (a ColumnTransformer, then Ridge, LinearRegression or LogisticRegression) in this "
+            "release.")
+    kind, served_file = KINDS[described["kind"]]
     try:
         weights = linear_export.linear_weights(graph)
     except artifacts.ModelError as exc:
         raise artifacts.ModelError(f"{path}: {exc}") from None
     frame, target = read_data(data_path, [spec["name"] for spec in described["inputs"]], target)
     inputs = input_specs(described["inputs"], weights, frame)
-    values = frame[target].to_numpy(dtype=float)
-    manifest = {"name": name, "kind": TabularRegressor.KIND, "route": route, "labels": None, "inputs": inputs,
-                "target": {"name": target, "data_min": float(values.min()), "data_max": float(values.max())},
+    labels = weights.get("classes")
+    truth = true_values(frame, target, labels, data_path)
+    manifest = {"name": name, "kind": kind.KIND, "route": route, "labels": labels, "inputs": inputs,
+                "target": target_spec(target, truth, labels),
                 "created_at": "1970-01-01T00:00:00+00:00", "hyperparameters": {}, "training_data": {}, "artifacts": {}}
-    served = TabularRegressor(weights=weights, manifest=manifest, metrics={})
+    served = kind(weights=weights, manifest=manifest, metrics={})
     rows = checked_rows(served, frame, data_path)
-    metrics = evaluate(served, rows, values, data_path)
-    log(f"[{name}] {described['family']} from {path.name}, {len(rows):,} rows of {data_path.name}: MAE "
-        f"{metrics['mae']:.3f} (the data's mean: {metrics['baseline']['mae']:.3f}), RMSE {metrics['rmse']:.3f}, "
-        f"R2 {metrics['r2']:.3f}")
-    checked = gate(name, model_dir, rows, values, metrics, tolerance)
+    metrics = evaluate(served, rows, truth, data_path)
+    log(f"[{name}] {described['family']} from {path.name}, {len(rows):,} rows of {data_path.name}: "
+        + ", ".join(f"{FIGURE_NAMES[key]} {metrics[key]:.3f} (the baseline's {metrics['baseline'][key]:.3f})"
+                    for key in kind.GATE_FIGURES))
+    checked = gate(name, model_dir, kind, rows, truth, metrics, tolerance)
     goes_live = checked["passed"] or promote
     release = {"gate": checked, "live": goes_live, "promoted_over_gate": goes_live and not checked["passed"]}
     log(gate_table(name, checked) if checked["live_model"] else f"[{name}] gate: {checked['why']}")
 
     def write(folder):
-        util.write_json(folder / REGRESSOR_FILE, weights)
+        util.write_json(folder / served_file, weights)
         util.write_json(folder / artifacts.METRICS_FILE, metrics)
         artifacts.write_manifest(
-            folder, name=name, kind=TabularRegressor.KIND, labels=None, route=route, inputs=inputs,
+            folder, name=name, kind=kind.KIND, labels=labels, route=route, inputs=inputs,
             target=manifest["target"], release=release,
             hyperparameters={"model": described["family"], "added_from": path.name,
                              "file_format": file_format(path), "file_sha256": util.sha256_file(path)},
@@ -138,12 +146,6 @@ def read_data(data_path, names, target):
                              f"{target}; drop them from the file.")
     if frame.empty:
         raise util.DataError(f"--data {data_path}: a header but no rows.")
-    values = pd.to_numeric(frame[target], errors="coerce")
-    bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
-    if len(bad):
-        raise util.DataError(f"--data {data_path}: row {bad[0] + 2} (line of the file): {target} must be a finite "
-                             f"number, not {frame[target].iloc[bad[0]]!r:.64}.")
-    frame[target] = values
     return frame, target
 
 
@@ -194,37 +196,90 @@ def checked_rows(served, frame, data_path):
     return rows
 
 
-def evaluate(served, rows, values, data_path):
-    """The figures of a regressor on the data, scored by the served model: MAE, RMSE, R², beside the data's
-    mean; the absolute errors' quantiles (the answers' typical error); the drift signals' reference."""
+def true_values(frame, target, labels, data_path):
+    """The target column as the model answers it: numbers for a regressor, its labels (as text) for a
+    classifier; `DataError` naming the first row that is neither."""
+    if labels is None:
+        values = pd.to_numeric(frame[target], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        what = "a finite number"
+    else:
+        values = np.array([str(v) for v in frame[target].tolist()], dtype=object)
+        bad = np.flatnonzero(~np.isin(values, labels))
+        what = "one of the model's labels: " + ", ".join(labels)
+    if len(bad):
+        raise util.DataError(f"--data {data_path}: row {bad[0] + 2} (line of the file): {target} must be {what}, "
+                             f"not {frame[target].iloc[bad[0]]!r:.64}.")
+    return values
+
+
+def target_spec(target, truth, labels):
+    """The manifest's `target`: the true value's column, and its range (a number) or labels."""
+    if labels is None:
+        return {"name": target, "data_min": float(truth.min()), "data_max": float(truth.max())}
+    return {"name": target, "labels": labels}
+
+
+def evaluate(served, rows, truth, data_path):
+    """The figures of the model's kind on the data, scored by the served model, beside a baseline that
+    knows the answers' mix (the data's mean, or its most common label); the drift signals' reference."""
+    evaluation = {"evaluation": {"data": Path(data_path).name, "rows": len(rows),
+                                 "note": "scored on the data given with the model; rows it was fitted on flatter it"}}
+    if served.labels is not None:
+        return {**classifier_figures(served, rows, truth), **evaluation}
     predicted = np.array([served.predict_value(row) for row in rows])
-    residuals = np.abs(values - predicted)
-    metrics = {**regression_scores(values, predicted),
+    residuals = np.abs(truth - predicted)
+    metrics = {**regression_scores(truth, predicted),
                "baseline": {"method": "the data's own mean value (a constant that knows the answers' average)",
-                            **regression_scores(values, np.full(len(values), values.mean()))},
+                            **regression_scores(truth, np.full(len(truth), truth.mean()))},
                "absolute_error_quantiles": {repr(q): float(np.quantile(residuals, q)) for q in RESIDUAL_QUANTILES},
-               "evaluation": {"data": Path(data_path).name, "rows": len(rows),
-                              "note": "scored on the data given with the model; rows it was fitted on flatter it"}}
+               **evaluation}
     reference = drift.value_signals(rows, predicted.tolist(), served.unseen)
     metrics["reference"] = {**reference, "mae": metrics["mae"]}
     return metrics
 
 
-def gate(name, model_dir, rows, values, metrics, tolerance):
+def classifier_figures(served, rows, truth):
+    """Accuracy, macro F1 and log loss of a classifier, beside the most common label's; the reference."""
+    from sklearn.metrics import accuracy_score, f1_score, log_loss
+
+    probabilities = np.array([served.probabilities_of(row) for row in rows])
+    predicted = np.array(served.labels, dtype=object)[probabilities.argmax(axis=1)]
+    common = pd.Series(truth).value_counts().index[0]
+    always = np.full(len(truth), common, dtype=object)
+    scores = {"accuracy": float(accuracy_score(truth, predicted)),
+              "macro_f1": float(f1_score(truth, predicted, labels=served.labels, average="macro", zero_division=0)),
+              "log_loss": float(log_loss(truth, probabilities, labels=served.labels))}
+    reference = drift.value_signals(rows, [0.0] * len(rows), served.unseen)
+    reference.pop("predicted_value_mean")
+    shares = pd.Series(predicted).value_counts(normalize=True)
+    return {**scores,
+            "baseline": {"method": f"always the data's most common label, {common}",
+                         "accuracy": float(accuracy_score(truth, always)),
+                         "macro_f1": float(f1_score(truth, always, labels=served.labels, average="macro",
+                                                    zero_division=0))},
+            "reference": {**reference,
+                          "label_shares": {label: float(shares.get(label, 0.0)) for label in served.labels},
+                          "confidence_mean": float(probabilities.max(axis=1).mean()), "accuracy": scores["accuracy"]}}
+
+
+def gate(name, model_dir, kind, rows, truth, metrics, tolerance):
     """The gate's record: the new version beside the live one, both scoring the data given."""
     live, why_none = live_model(model_dir, name)
     if live is None:
         return {"live_model": None, "passed": True, "why": why_none, "tolerance": tolerance, "checks": {}}
     try:
+        if live.KIND != kind.KIND:
+            raise TypeError(live.KIND)
         same = [live.check_input({k: v for k, v in row.items() if v is not None}, where="") for row in rows]
-        predicted = [live.predict_value(row) for row in same]
-    except (BadQuery, AttributeError, KeyError, TypeError) as exc:
-        detail = exc.description[:200] if isinstance(exc, BadQuery) else "another kind of model"
+        live_metrics = evaluate(live, same, truth, "")
+    except (BadQuery, TypeError) as exc:
+        detail = exc.description[:200] if isinstance(exc, BadQuery) else f"a {live.KIND}"
         return {"live_model": live.version, "passed": False, "tolerance": tolerance, "checks": {},
                 "why": f"the live version cannot score this data ({detail}), so the two cannot be compared; "
                        "pass --promote to serve the new one anyway"}
-    return compare({"given_data": (metrics, regression_scores(values, predicted))}, live.version,
-                   tolerance=tolerance, figures=TabularRegressor.GATE_FIGURES)
+    return compare({"given_data": (metrics, live_metrics)}, live.version, tolerance=tolerance,
+                   figures=kind.GATE_FIGURES)
 
 
 def file_format(path):

@@ -50,6 +50,7 @@ def tabular_path(name, description, settings):
                 "properties": {spec["name"]: input_schema(spec) if spec["required"] else
                                {"anyOf": [input_schema(spec), {"type": "null"}]} for spec in specs}}
     operation = name.replace("-", "_")
+    answer = "LabelPrediction" if description and description.get("labels") else "ValuePrediction"
     return {
         "get": {
             "operationId": f"predict_{operation}",
@@ -58,8 +59,9 @@ def tabular_path(name, description, settings):
             "description": ("Each input is a query parameter. A missing required input, an unknown parameter, "
                             "a value of the wrong type or outside what the model takes answers 400 naming it."),
             "parameters": parameters,
-            "responses": {"200": {"description": "The number predicted, with its typical error.",
-                                  "content": json_content(ref("ValuePrediction"))},
+            "responses": {"200": {"description": "The number predicted, with its typical error; or the label "
+                                                 "predicted, with its probability.",
+                                  "content": json_content(ref(answer))},
                           **{status: {"$ref": f"#/components/responses/{response}"}
                              for status, response in (("400", "BadRequest"), ("404", "ModelNotBuilt"),
                                                       ("414", "UrlTooLong"))}},
@@ -74,7 +76,7 @@ def tabular_path(name, description, settings):
                 "properties": {"instances": {"type": "array", "items": instance, "minItems": 1,
                                              "maxItems": settings.MAX_BATCH_SIZE}}})},
             "responses": {"200": {"description": "One answer per instance, in order.",
-                                  "content": json_content(ref("ValuePredictions"))},
+                                  "content": json_content(ref(answer + "s"))},
                           **{status: {"$ref": f"#/components/responses/{response}"}
                              for status, response in (("400", "BadRequest"), ("404", "ModelNotBuilt"),
                                                       ("413", "TooLarge"))}},
@@ -100,6 +102,25 @@ def tabular_schemas():
         },
         "ValuePredictions": {"type": "object", "required": ["predictions"],
                              "properties": {"predictions": {"type": "array", "items": ref("ValuePrediction")}}},
+        "LabelPrediction": {
+            "type": "object",
+            "required": ["prediction", "confidence", "probabilities", "unseen", "id", "model_version"],
+            "properties": {
+                "prediction": {"type": "string", "description": "The label predicted."},
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                               "description": "Its probability (three decimals)."},
+                "probabilities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0,
+                                                                             "maximum": 1},
+                                  "description": "Every label's probability (three decimals)."},
+                "unseen": {"type": "array", "items": {"type": "string"},
+                           "description": "The inputs whose value the model never saw."},
+                "id": {**ref("AnswerId"), "description": "This answer's id: send it to POST /feedback with the "
+                                                         "true label."},
+                "model_version": {"type": "string", "maxLength": 64},
+            },
+        },
+        "LabelPredictions": {"type": "object", "required": ["predictions"],
+                             "properties": {"predictions": {"type": "array", "items": ref("LabelPrediction")}}},
         "FeedbackValue": {
             "type": "object", "required": ["id", "value"], "additionalProperties": False,
             "properties": {"id": {**ref("AnswerId"), "description": "The `id` of an answer of a regressor."},

@@ -4,18 +4,17 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
+from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import mean_absolute_error
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.preprocessing import FunctionTransformer
 
 import kinds
 import release
 from serving.config import ConfigError
 from serving.errors import BadQuery
 from store import artifacts, releases
-from tests.support import house_pipeline, save_estimator
+from tests.support import house_pipeline, plant_pipeline, save_estimator
 from training import adopt
 from training.gate import GATE_HELD_BACK
 from util import DataError
@@ -134,15 +133,15 @@ def test_a_route_taken_by_another_added_model_is_refused(handed, tmp_path):
 def test_what_is_not_served_is_refused_naming_it(houses, handed, tmp_path):
     fitted, held_out = houses
     _, data = handed
-    numbers = ["rooms", "distance"]
-    classifier = Pipeline([("prepare", ColumnTransformer([("n", StandardScaler(), numbers)])),
-                           ("model", LogisticRegression())]).fit(held_out[numbers], held_out["price"] > 150)
-    with pytest.raises(artifacts.ModelError, match=r"a tabular classifier \(LogisticRegression\); `release.py add` "
-                                                   "serves tabular regression pipelines"):
-        adopt.add("houses", save_estimator(classifier, tmp_path / "c.skops"), data, model_dir=tmp_path / "models")
+    forest = Pipeline([("prepare", fitted.steps[0][1]), ("model", RandomForestRegressor(n_estimators=3))]).fit(
+        held_out.drop(columns="price"), held_out["price"])
+    with pytest.raises(artifacts.ModelError, match="not a ColumnTransformer followed by Ridge, LinearRegression or "
+                                                   "LogisticRegression"):
+        adopt.add("houses", save_estimator(forest, tmp_path / "forest.skops"), data, model_dir=tmp_path / "models")
     hand_made = Pipeline([("log", FunctionTransformer(np.log1p)), ("model", fitted.steps[-1][1])])
     with pytest.raises(artifacts.ModelError, match="FunctionTransformer"):
         adopt.add("houses", save_estimator(hand_made, tmp_path / "f.pkl"), data, model_dir=tmp_path / "models")
+    assert not (tmp_path / "models").exists()
 
 
 def test_release_add_says_where_the_model_is_served_or_why_not(handed, houses, tmp_path, capsys):
@@ -164,3 +163,27 @@ def test_release_add_says_where_the_model_is_served_or_why_not(handed, houses, t
     assert "MAE" in listing and "houses.csv" in listing and "candidate" in listing
     history = [json.loads(line) for line in (models / ".versions" / "releases.jsonl").read_text().splitlines()]
     assert [entry["action"] for entry in history] == ["publish", "candidate"]
+
+
+def test_an_added_classifier_is_gated_on_accuracy_and_its_labels_checked(tmp_path):
+    from sklearn.metrics import accuracy_score
+
+    fitted, held_out = plant_pipeline()
+    held_out.to_csv(tmp_path / "plants.csv", index=False)
+    models = tmp_path / "models"
+    folder, metrics, live = adopt.add("plants", save_estimator(fitted, tmp_path / "p.skops"), tmp_path / "plants.csv",
+                                      model_dir=models)
+    inputs = held_out.drop(columns="species")
+    assert live and metrics["accuracy"] == pytest.approx(accuracy_score(held_out["species"], fitted.predict(inputs)))
+    assert metrics["baseline"]["method"].startswith("always the data's most common label")
+    assert set(metrics["reference"]["label_shares"]) == {"fern", "moss", "palm"}
+    manifest = artifacts.read_manifest(folder)
+    assert manifest["kind"] == "tabular-classifier" and manifest["labels"] == ["fern", "moss", "palm"]
+    weak = save_estimator(plant_pipeline(C=1e-4)[0], tmp_path / "weak.skops")  # near the most common label
+    _, _, live = adopt.add("plants", weak, tmp_path / "plants.csv", model_dir=models)
+    assert not live and (models / "plants").resolve() == folder.resolve()
+    held_out.assign(species=held_out["species"].where(held_out.index != 2, "cactus")).to_csv(
+        tmp_path / "plants.csv", index=False)
+    with pytest.raises(DataError, match=r"row 4 \(line of the file\): species must be one of the model's labels: "
+                                        "fern, moss, palm, not 'cactus'"):
+        adopt.add("plants", weak, tmp_path / "plants.csv", model_dir=models)

@@ -1,12 +1,14 @@
 """A model added with `release.py add`, served beside the built ones: its route, its inputs checked, its
 answers the pipeline's own, V2, feedback, /models, the OpenAPI document and the token."""
+import json
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from app import create_app
-from tests.support import flush, house_pipeline, save_estimator
+from tests.support import flush, house_pipeline, plant_pipeline, save_estimator
 from training import adopt
 
 
@@ -16,8 +18,14 @@ def houses():
 
 
 @pytest.fixture(scope="module")
-def added(houses, model_dir, tmp_path_factory):
-    """The built models' folder, with the houses pipeline added at /prices."""
+def plants():
+    return plant_pipeline()
+
+
+@pytest.fixture(scope="module")
+def added(houses, plants, model_dir, tmp_path_factory):
+    """The built models' folder, with the houses pipeline added at /prices and the plants classifier at
+    /plants."""
     import shutil
 
     folder = tmp_path_factory.mktemp("added")
@@ -26,6 +34,9 @@ def added(houses, model_dir, tmp_path_factory):
     held_out.to_csv(folder / "houses.csv", index=False)
     adopt.add("houses", save_estimator(fitted, folder / "houses.skops"), folder / "houses.csv", model_dir=models,
               route="/prices")
+    fitted, held_out = plants
+    held_out.to_csv(folder / "plants.csv", index=False)
+    adopt.add("plants", save_estimator(fitted, folder / "plants.joblib"), folder / "plants.csv", model_dir=models)
     return models
 
 
@@ -120,3 +131,69 @@ def test_a_manifest_naming_a_route_the_service_answers_itself_is_not_served(adde
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(artifacts.ModelError, match="the houses model cannot be served: '/health' cannot be"):
         create_app({"MODEL_DIR": str(models), "PREDICTION_LOG": "off"})
+
+
+def test_an_added_classifier_answers_its_labels_and_probabilities(client, plants):
+    client, application = client
+    fitted, held_out = plants
+    inputs = held_out.drop(columns="species").iloc[:30]
+    expected = fitted.predict_proba(inputs)
+    instances = [{name: (None if value != value else value) for name, value in row.items()}
+                 for row in inputs.to_dict("records")]
+    answers = client.post("/plants", json={"instances": instances}).get_json()["predictions"]
+    assert [a["prediction"] for a in answers] == fitted.predict(inputs).tolist()
+    assert [a["confidence"] for a in answers] == [round(p, 3) for p in expected.max(axis=1)]
+    one = client.get("/plants", query_string={"soil": "clay", "height": "30"}).get_json()
+    assert set(one) == {"prediction", "confidence", "probabilities", "unseen", "id", "model_version"}
+    body = {"inputs": [{"name": name, "datatype": "BYTES" if name == "soil" else "FP64", "shape": [len(inputs)],
+                        "data": [None if v != v else v for v in inputs[name].tolist()]} for name in inputs]}
+    outputs = {o["name"]: o for o in client.post("/v2/models/plants/infer", json=body).get_json()["outputs"]}
+    assert outputs["probabilities"]["shape"] == [len(inputs), 3]
+    assert np.abs(np.array(outputs["probabilities"]["data"]).reshape(-1, 3) - expected).max() < 1e-9
+    assert outputs["label"]["data"] == fitted.predict(inputs).tolist()
+    accepted = client.post("/feedback", json={"id": one["id"], "label": "palm"})
+    assert accepted.status_code == 202 and accepted.get_json()["accepted"][0]["label"] == "palm"
+    refused = client.post("/feedback", json={"id": one["id"], "label": "rose"})
+    assert refused.status_code == 400 and "send one of: fern, moss, palm" in refused.get_json()["message"]
+    flush(application)
+    time.sleep(0.1)
+    described = next(m for m in client.get("/models").get_json()["models"] if m["name"] == "plants")
+    assert described["kind"] == "tabular-classifier" and described["labels"] == ["fern", "moss", "palm"]
+    assert described["feedback"]["count"] == 1 and described["feedback"]["accuracy"] in (0.0, 1.0)
+    assert described["metrics"]["accuracy"] > described["metrics"]["baseline"]["accuracy"]
+    document = client.get("/openapi.json").get_json()
+    answer = document["paths"]["/plants"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/LabelPrediction"}
+
+
+def test_monitor_compares_an_added_classifiers_inputs_and_labels(client, added, own_prediction_log, capsys):
+    import monitor
+
+    client, application = client
+    instances = [{"soil": "clay", "height": 12.0}] * 150 + [{"soil": "gravel"}] * 100  # a soil never seen, no height
+    for start in range(0, len(instances), 50):
+        response = client.post("/plants", json={"instances": instances[start:start + 50]})
+        assert response.status_code == 200
+        response.close()  # its rows are queued once the answer is sent: when the server closes it
+    flush(application)
+    time.sleep(0.1)
+    code = monitor.main(["--log", own_prediction_log, "--model-dir", str(added), "--model", "plants"])
+    said = capsys.readouterr().out
+    assert "plants (served version" in said and "250 rows" in said
+    assert "unseen: soil" in said and "missing: height" in said and "label share: fern" in said
+    assert code == 1 and "drift found" in said  # two fifths of the soils never seen, and heights missing
+
+
+def test_predict_py_scores_an_added_model_offline(added, plants, tmp_path, capsys):
+    import predict
+
+    fitted, held_out = plants
+    inputs = held_out.drop(columns="species").iloc[:5]
+    lines = [json.dumps({k: v for k, v in row.items() if v == v}) for row in inputs.to_dict("records")]
+    (tmp_path / "plants.jsonl").write_text("\n".join(lines) + "\n")
+    assert predict.main([str(tmp_path / "plants.jsonl"), "--model", "plants", "--model-dir", str(added),
+                         "-o", str(tmp_path / "out.csv")]) == 0
+    table = pd.read_csv(tmp_path / "out.csv")
+    assert list(table.columns) == ["line", "prediction", "confidence", "fern", "moss", "palm", "unseen"]
+    assert table["prediction"].tolist() == fitted.predict(inputs).tolist()
+    assert np.allclose(table[["fern", "moss", "palm"]].to_numpy(), fitted.predict_proba(inputs).round(3))
