@@ -18,7 +18,9 @@ from store.artifacts import ModelError
 # Each kind's name, as a manifest's `kind` says it, and where its class lives.
 KINDS = {"text-classifier": ("kinds.text", "TextClassifier"),
          "tabular-regressor": ("kinds.tabular", "TabularRegressor"),
-         "tabular-classifier": ("kinds.tabular_classifier", "TabularClassifier")}
+         "tabular-classifier": ("kinds.tabular_classifier", "TabularClassifier"),
+         "tree-regressor": ("kinds.forest", "TreeRegressor"),
+         "tree-classifier": ("kinds.forest", "TreeClassifier")}
 DEFAULT_KIND = "text-classifier"
 
 

@@ -19,6 +19,8 @@ model beside the built ones, with no code of the file run at any point:
 The figures are only as honest as the data: rows the model was fitted on flatter it (the build's table
 and `metrics.json` say which file they come from).
 """
+import io
+import json
 import math
 from pathlib import Path
 
@@ -27,7 +29,8 @@ import pandas as pd
 
 import kinds
 import util
-from kinds import linear_export, pipelines
+from kinds import forest_export, linear_export, pipelines
+from kinds.forest import FOREST_FILE, TREES_FILE, TreeClassifier, TreeRegressor
 from kinds.tabular import REGRESSOR_FILE, TabularRegressor
 from kinds.tabular_classifier import CLASSIFIER_FILE, TabularClassifier
 from serving import config, drift
@@ -37,9 +40,9 @@ from training.data import log
 from training.gate import GATE_TOLERANCE, compare, gate_table, live_model
 from training.ratings import RESIDUAL_QUANTILES, regression_scores
 
-# What a pipeline is served as, by the kind `kinds.pipelines.describe` finds, and the file it is written to.
-KINDS = {TabularRegressor.KIND: (TabularRegressor, REGRESSOR_FILE),
-         TabularClassifier.KIND: (TabularClassifier, CLASSIFIER_FILE)}
+# The families of last step each export reads.
+LINEAR = {"Ridge", "LinearRegression", "LogisticRegression"}
+TREES = {"DecisionTreeRegressor", "DecisionTreeClassifier", "RandomForestRegressor", "RandomForestClassifier"}
 FIGURE_NAMES = {"mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro F1"}
 NUMBER_MARGIN = 10  # a number input is taken up to this many times its data's range beyond it, either way
 MAX_ROWS = 10_000_000  # of the data given: beyond, the CSV is refused rather than read into memory
@@ -57,24 +60,15 @@ def add(name, path, data_path, *, model_dir, target=None, route=None, tolerance=
         described = pipelines.describe(graph)
     except artifacts.ModelError as exc:
         raise artifacts.ModelError(f"{path}: {exc}") from None
-    if described["kind"] not in KINDS:
-        raise artifacts.ModelError(
-            f"{path}: a {described['kind'].replace('-', ' ')} ({described['family']}); `release.py add` serves "
-            "tabular pipelines (a ColumnTransformer, then Ridge, LinearRegression or LogisticRegression) in this "
-            "release.")
-    kind, served_file = KINDS[described["kind"]]
-    try:
-        weights = linear_export.linear_weights(graph)
-    except artifacts.ModelError as exc:
-        raise artifacts.ModelError(f"{path}: {exc}") from None
+    kind, parts, files, optional = export(graph, described, path)
     frame, target = read_data(data_path, [spec["name"] for spec in described["inputs"]], target)
-    inputs = input_specs(described["inputs"], weights, frame)
-    labels = weights.get("classes")
+    inputs = input_specs(described["inputs"], optional, frame)
+    labels = described["labels"]
     truth = true_values(frame, target, labels, data_path)
     manifest = {"name": name, "kind": kind.KIND, "route": route, "labels": labels, "inputs": inputs,
                 "target": target_spec(target, truth, labels),
                 "created_at": "1970-01-01T00:00:00+00:00", "hyperparameters": {}, "training_data": {}, "artifacts": {}}
-    served = kind(weights=weights, manifest=manifest, metrics={})
+    served = kind(**parts, manifest=manifest, metrics={})
     rows = checked_rows(served, frame, data_path)
     metrics = evaluate(served, rows, truth, data_path)
     log(f"[{name}] {described['family']} from {path.name}, {len(rows):,} rows of {data_path.name}: "
@@ -86,7 +80,8 @@ def add(name, path, data_path, *, model_dir, target=None, route=None, tolerance=
     log(gate_table(name, checked) if checked["live_model"] else f"[{name}] gate: {checked['why']}")
 
     def write(folder):
-        util.write_json(folder / served_file, weights)
+        for file_name, content in files.items():
+            (folder / file_name).write_bytes(content)
         util.write_json(folder / artifacts.METRICS_FILE, metrics)
         artifacts.write_manifest(
             folder, name=name, kind=kind.KIND, labels=labels, route=route, inputs=inputs,
@@ -100,6 +95,37 @@ def add(name, path, data_path, *, model_dir, target=None, route=None, tolerance=
     folder = releases.publish(model_dir, name, write, live=goes_live, keep=keep, why=(why + "; " if why else "") + note)
     kinds.load(folder)  # what a server will load: verified and loaded once here, never first there
     return folder, metrics, goes_live
+
+
+def export(graph, described, path):
+    """(the kind it is served as, what that kind is made of, {file: bytes} of its folder, the inputs it can
+    take missing) of a pipeline's graph; `ModelError` naming the file and what cannot be served."""
+    family, classifier = described["family"], described["labels"] is not None
+    try:
+        if described["kind"] == "text-classifier" or family not in LINEAR | TREES:
+            raise artifacts.ModelError(
+                f"a {described['kind'].replace('-', ' ')} ({family}); `release.py add` serves tabular pipelines: a "
+                f"ColumnTransformer, then one of {', '.join(sorted(LINEAR | TREES))}.")
+        if family in LINEAR:
+            weights = linear_export.linear_weights(graph)
+            optional = {name for name, number in weights["numbers"].items() if number["fill"] is not None} | {
+                name for name, table in weights["categories"].items() if linear_export.MISSING in table}
+            kind, file_name = (TabularClassifier, CLASSIFIER_FILE) if classifier else (TabularRegressor, REGRESSOR_FILE)
+            return kind, {"weights": weights}, {file_name: json_bytes(weights)}, optional
+        trees, arrays = forest_export.forest_arrays(graph)
+        optional = {f["input"] for f in trees["features"] if f["type"] == "number" and f["fill"] is not None} | set(
+            trees["fills"])
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return (TreeClassifier if classifier else TreeRegressor), {"described": trees, "arrays": arrays}, {
+            FOREST_FILE: json_bytes(trees), TREES_FILE: buffer.getvalue()}, optional
+    except artifacts.ModelError as exc:
+        raise artifacts.ModelError(f"{path}: {exc}") from None
+
+
+def json_bytes(content):
+    """A file's JSON, as `util.write_json` writes it."""
+    return (json.dumps(content, indent=2) + "\n").encode()
 
 
 def taken_routes(model_dir, name):
@@ -149,7 +175,7 @@ def read_data(data_path, names, target):
     return frame, target
 
 
-def input_specs(described, weights, frame):
+def input_specs(described, optional, frame):
     """The manifest's inputs: each one's type (the pipeline's), whether the model needs it (a number
     without a fill value, a category without one), its allowed values (a closed category), or its range in
     the data and the bounds it is taken within (a number)."""
@@ -163,11 +189,10 @@ def input_specs(described, weights, frame):
                                      "the model knows comes from them.")
             low, high = float(values.min()), float(values.max())
             reach = NUMBER_MARGIN * ((high - low) or max(abs(high), 1.0))  # a constant column: its size
-            specs.append({"name": name, "type": "number", "required": weights["numbers"][name]["fill"] is None,
+            specs.append({"name": name, "type": "number", "required": name not in optional,
                           "min": low, "max": high, "bounds": [low - reach, high + reach]})
         else:
-            required = linear_export.MISSING not in weights["categories"].get(name, {})
-            specs.append({"name": name, "type": spec["type"], "required": required,
+            specs.append({"name": name, "type": spec["type"], "required": name not in optional,
                           **({"values": spec["values"]} if spec["type"] == "category" else
                              {"known": len(spec["values"])})})
     return specs

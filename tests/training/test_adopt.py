@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -133,11 +133,12 @@ def test_a_route_taken_by_another_added_model_is_refused(handed, tmp_path):
 def test_what_is_not_served_is_refused_naming_it(houses, handed, tmp_path):
     fitted, held_out = houses
     _, data = handed
-    forest = Pipeline([("prepare", fitted.steps[0][1]), ("model", RandomForestRegressor(n_estimators=3))]).fit(
+    boosted = Pipeline([("prepare", fitted.steps[0][1]), ("model", HistGradientBoostingRegressor(max_iter=3))]).fit(
         held_out.drop(columns="price"), held_out["price"])
-    with pytest.raises(artifacts.ModelError, match="not a ColumnTransformer followed by Ridge, LinearRegression or "
-                                                   "LogisticRegression"):
-        adopt.add("houses", save_estimator(forest, tmp_path / "forest.skops"), data, model_dir=tmp_path / "models")
+    with pytest.raises(artifacts.ModelError, match=r"a tabular regressor \(HistGradientBoostingRegressor\); "
+                                                   "`release.py add` serves tabular pipelines: a ColumnTransformer, "
+                                                   "then one of DecisionTreeClassifier"):
+        adopt.add("houses", save_estimator(boosted, tmp_path / "boosted.skops"), data, model_dir=tmp_path / "models")
     hand_made = Pipeline([("log", FunctionTransformer(np.log1p)), ("model", fitted.steps[-1][1])])
     with pytest.raises(artifacts.ModelError, match="FunctionTransformer"):
         adopt.add("houses", save_estimator(hand_made, tmp_path / "f.pkl"), data, model_dir=tmp_path / "models")
