@@ -165,8 +165,7 @@ def add_model(args):
     version = releases.version_of_folder(folder)
     manifest = artifacts.read_manifest(folder)
     if live:
-        print(f"{args.new_name}: {version} is live at {manifest['route']}. {FOLLOW} A new name is served once the "
-              "servers restart or get SIGHUP.")
+        print(f"{args.new_name}: {version} is live at {manifest['route']}. {FOLLOW}")
         return 0
     print(f"{args.new_name}: {version} is a candidate, not live: {manifest['release']['gate']['why']}. Serve it "
           f"anyway: python release.py promote {args.new_name} {version}")

@@ -37,6 +37,10 @@ the repo's real gunicorn.conf.py:
             phrases there as the others send to POST /;
   ratings   the service asked a film's rating (GET /ratings, typed query parameters) instead of a
             text's sentiment: the tabular regressor against the text classifier, in the same app;
+  added-linear, added-forest
+            the service asked for a house's price (GET /houses, GET /forest: typed query parameters)
+            by a Ridge pipeline and a 50-tree random forest added with `release.py add` (made-up
+            houses, fitted here on 1,000 of them; the forest's trees are about 20 deep);
   shadow    the service with a version of each model in shadow (`release.py shadow`): every text is
             scored by the shadow too, its label counted and recorded. The shadow is a copy of the live
             version under another folder: the same size and cost as any other version of the recipe.
@@ -55,6 +59,7 @@ over Kaggle's test.tsv, time from start to a 200 on /health, and the memory (RSS
 gunicorn's master, workers and writers. The figures and what they show are in benchmarks/README.md.
 """
 import argparse
+import contextlib
 import importlib
 import io
 import json
@@ -83,19 +88,25 @@ ROOT = bench_scoring.ROOT
 APPS = {"service": "app:app", "log-off": "app:app", "postgres": "app:app", "before": "app:app",
         "baseline": "benchmarks.tutorial_app:app", "constant": "benchmarks.constant_app:app",
         "stack": "benchmarks.stack_constant_app:app", "no-ops": "benchmarks.no_ops_app:app", "explain": "app:app",
-        "v2": "app:app", "shadow": "app:app", "other": "app:app", "ratings": "app:app"}
+        "v2": "app:app", "shadow": "app:app", "other": "app:app", "ratings": "app:app", "added-linear": "app:app",
+        "added-forest": "app:app"}
 OTHERS = ("baseline", "constant", "stack", "log-off")  # the table's ratio columns
 # The service asked to explain every answer (the same app; the query adds explain=true).
 EXPLAINED = {"explain"}
 # The rows whose app keeps a prediction log of this checkout (checked at the end), and where it is kept.
 RECORDING = {"service": "SQLite", "postgres": "PostgreSQL", "stack": "SQLite", "no-ops": "SQLite", "explain": "SQLite",
-            "v2": "SQLite", "shadow": "SQLite", "other": "SQLite", "ratings": "SQLite"}
+            "v2": "SQLite", "shadow": "SQLite", "other": "SQLite", "ratings": "SQLite", "added-linear": "SQLite",
+            "added-forest": "SQLite"}
 # The rows whose POST / (v2: its infer) is measured.
 POSTED = ("service", "log-off", "postgres", "before", "v2", "other")
 QUERY = "a charming and often affecting journey"  # a short phrase, as a user types it
 V2_INFER = "/v2/models/binary/infer"
 # The ratings row's GET: a film as a person describes it (vega-datasets knows its director).
 RATINGS_PATH = "/ratings?genre=Drama&budget=20000000&director=Christopher%20Nolan&release_year=2008"
+# The added models' rows: a house as a person describes it, to a linear pipeline and a 50-tree forest added
+# with `release.py add` (made-up house prices, tests/support.py's).
+HOUSE = "area=north&rooms=3&age=20&distance=1.5"
+OTHER_PATHS = {"ratings": RATINGS_PATH, "added-linear": "/houses?" + HOUSE, "added-forest": "/forest?" + HOUSE}
 
 
 def v2_body(texts):
@@ -193,8 +204,8 @@ def load_rounds(servers, *, rounds, seconds, script=None):
             try:
                 if name == "v2":
                     result = wrk(server.url + V2_INFER, seconds=seconds, script=script)
-                elif name == "ratings":
-                    result = wrk(server.url + RATINGS_PATH, seconds=seconds)
+                elif name in OTHER_PATHS:
+                    result = wrk(server.url + OTHER_PATHS[name], seconds=seconds)
                 else:
                     result = wrk(server.url + url_path + ("&explain=true" if name in EXPLAINED else ""),
                                  seconds=seconds)
@@ -394,6 +405,26 @@ def predict_wall_s(test_file, model_dir, out, *, repeats):
     return statistics.median(timings), statistics.median(cpu)
 
 
+def add_pipelines(model_dir, tmp):
+    """Add the rows added-linear and added-forest's models to `model_dir`, as a data scientist would: a
+    Ridge pipeline at /houses and a 50-tree random forest on the same columns at /forest."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.pipeline import Pipeline
+
+    from tests.support import house_pipeline, save_estimator
+    from training import adopt
+
+    fitted, held_out = house_pipeline(rows=4000)
+    held_out.to_csv(tmp / "houses.csv", index=False)
+    inputs = held_out.drop(columns="price")
+    forest = Pipeline([("prepare", fitted.steps[0][1]), ("model", RandomForestRegressor(n_estimators=50,
+                                                                                        random_state=0))])
+    forest.fit(inputs, held_out["price"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        adopt.add("houses", save_estimator(fitted, tmp / "houses.skops"), tmp / "houses.csv", model_dir=model_dir)
+        adopt.add("forest", save_estimator(forest, tmp / "forest.skops"), tmp / "houses.csv", model_dir=model_dir)
+
+
 def start_service(model_dir, tmp, *, env, extra_args, label):
     """Launch the service alone; return it, the seconds to a 200 on /health, and its memory then."""
     server = Server(model_dir, target=APPS["service"], env=env, log_path=tmp / f"{label}.log", args=extra_args)
@@ -497,7 +528,7 @@ def main(argv=None):
                                                  figures["answered"], figures["dropped"])
             in_process = {name: in_process_us(APPS[name], figures["model_dirs"][name], tmp / f"metrics-{name}",
                                               calls=200 if args.smoke else 2000, explain=name in EXPLAINED,
-                                              v2=name == "v2", path=RATINGS_PATH if name == "ratings" else None,
+                                              v2=name == "v2", path=OTHER_PATHS.get(name),
                                               env={"PREDICTION_LOG": log_url(name, "in-process", tmp, cluster)},
                                               root=roots[name])
                           for name in names}
@@ -576,6 +607,8 @@ def measure(names, roots, logs, tmp, *, smoke, rounds, seconds, posts, extra, re
     # MOVIES_DATA_DIR, or with --smoke the tests' tiny films.
     movies = write_tiny_movies(tmp / "data-movies") if smoke else movies_file()
     model_dir = build_models(train, tmp / "models", args=build_args(recipe), movies=movies)
+    if {"added-linear", "added-forest"} & set(names):
+        add_pipelines(model_dir, tmp)
     phrases = bench_scoring.test_phrases(data_dir)
     test_file = next(p for p in (data_dir / "test.tsv.gz", data_dir / "test.tsv") if p.is_file())
 
@@ -645,6 +678,11 @@ def print_figures(figures, in_process, recorded, *, before, rounds, seconds, pos
     if "ratings" in results:
         print(ratio_line("GET /ratings (a film's rating) against GET / (a text's sentiment), the same app",
                          round_ratios(results, "ratings", "service")))
+    for name, what in (("added-linear", "a linear pipeline added with release.py add"),
+                       ("added-forest", "a 50-tree random forest added with release.py add")):
+        if name in results:
+            print(ratio_line(f"GET {OTHER_PATHS[name].split('?')[0]} ({what}) against GET /, the same app",
+                             round_ratios(results, name, "service")))
     if "shadow" in results:
         print(ratio_line("GET with a version in shadow against the same GET without",
                          round_ratios(results, "shadow", "service")))

@@ -33,6 +33,8 @@ class Follower:
         The folder whose links are followed.
     names : iterable of str
         The model names this server serves.
+    discover : bool
+        Also follow names that appear in MODEL_DIR later (a model added with `release.py add`).
     models, shadows : dict
         Name -> loaded model, live and in shadow; switched in place.
     interval : float
@@ -45,8 +47,8 @@ class Follower:
         Counts each load by model, role and outcome.
     """
 
-    def __init__(self, *, model_dir, names, models, shadows, interval, load, on_switch, metrics):
-        self.model_dir, self.names, self.interval = model_dir, tuple(names), interval
+    def __init__(self, *, model_dir, names, models, shadows, interval, load, on_switch, metrics, discover=False):
+        self.model_dir, self.names, self.interval, self.discover = model_dir, tuple(names), interval, discover
         self.models, self.shadows, self.on_switch, self.metrics = models, shadows, on_switch, metrics
         self.load = load
         self.seen = {}  # (role, name) -> the folder its link pointed at when last looked at
@@ -78,8 +80,12 @@ class Follower:
                               self.model_dir, self.interval)
 
     def check(self):
-        """Look at every link once, and switch each one that has moved."""
-        for name in self.names:
+        """Look at every link once, and switch each one that has moved; with `discover`, a model added to
+        MODEL_DIR since (`release.py add`) is loaded too."""
+        names = self.names
+        if self.discover:
+            names += tuple(name for name in releases.model_names(self.model_dir) if name not in self.names)
+        for name in names:
             for role in ROLES:
                 self.check_one(role, name)
 

@@ -194,7 +194,7 @@ class PredictionLog:
         """
         if not self.enabled:
             return
-        named = tokens is None and values is None  # a classifier of named inputs: labels, and the inputs
+        named = values is None and bool(texts) and isinstance(texts[0], dict)  # a classifier of named inputs
         if tokens is None:
             tokens = known = [None] * len(answers)
         shadow_version, shadow_labels = shadow if shadow is not None else (None, [None] * len(answers))

@@ -22,6 +22,7 @@ per-request middleware), `open_inference` (the Open Inference Protocol's documen
 models, no HTTP) over `store/` (the artifact contract).
 """
 import gc
+import logging
 
 import prometheus_client
 from flask import Flask, request
@@ -41,7 +42,16 @@ from serving.config import (
 from serving.metrics import Metrics, use_values_in
 from web import openapi, operations, pages
 from web.errors import JsonApi, check_token, error_response
-from web.resources import Feedback, Health, Models, OpenApi, Predictions, ProtocolInference, ProtocolMetadata
+from web.resources import (
+    AddedPredictions,
+    Feedback,
+    Health,
+    Models,
+    OpenApi,
+    Predictions,
+    ProtocolInference,
+    ProtocolMetadata,
+)
 
 
 def create_app(config=None, *, models=None):
@@ -66,22 +76,29 @@ def create_app(config=None, *, models=None):
     log_ = prediction_log.configured_log(settings, on_drop=metrics.count_dropped)
     recorder = recording.Recorder(signer=ids.Signer(log_.prepare()), log=log_, models=models, metrics=metrics)
 
+    added = {route: name for name, route in routes.items() if name not in MODEL_ROUTES}  # route -> added model
+
     def switched(role, name, old, new):
-        """After the follower switched a version in: the metrics and ids of a new live one."""
+        """After the follower switched a version in: the metrics and ids of a new live one, and the route of
+        a model added while the server runs."""
         if role == "live":
             recorder.learn(new)
             metrics.describe_model(name, new, replaces=old)
+            if name not in MODEL_ROUTES:
+                take_route(added, name, new.route)
     releases = follower.Follower(model_dir=settings.MODEL_DIR, names=list(routes) if following else (),
-                                 models=models, shadows=shadows, interval=settings.MODEL_POLL_SECONDS,
-                                 load=kinds.load,
+                                 discover=following, models=models, shadows=shadows,
+                                 interval=settings.MODEL_POLL_SECONDS, load=kinds.load,
                                  on_switch=switched, metrics=metrics)
     releases.check()  # here, in the master: the shadows' arrays are shared by every worker, as the models'
 
     api = JsonApi(app, catch_all_404s=True)
-    for name, route in routes.items():
-        api.add_resource(Predictions, route, endpoint=name,
-                         resource_class_kwargs={"model_name": name, "models": models, "shadows": shadows,
-                                                "settings": settings, "metrics": metrics, "recorder": recorder})
+    scoring = {"models": models, "shadows": shadows, "settings": settings, "metrics": metrics, "recorder": recorder}
+    for name, route in MODEL_ROUTES.items():
+        api.add_resource(Predictions, route, endpoint=name, resource_class_kwargs={"model_name": name, **scoring})
+    # Every other path: an added model's route, or a 404 (the rule comes after every fixed one).
+    api.add_resource(AddedPredictions, ADDED_RULE, endpoint=ADDED_ENDPOINT,
+                     resource_class_kwargs={"routes": added, **scoring})
     for endpoint, paths in V2_ROUTES.items():
         if endpoint == "v2_infer":
             api.add_resource(ProtocolInference, *paths, endpoint=endpoint, resource_class_kwargs={
@@ -108,18 +125,36 @@ def create_app(config=None, *, models=None):
     app.extensions[lifecycle.SERVICES] = [log_, metrics, releases]
 
     if settings.API_TOKEN is not None:
-        protected = PROTECTED_ENDPOINTS | set(routes)
-
         @app.before_request
         def require_token():
-            """Scoring and /models need `Authorization: Bearer <token>`; CORS preflights never carry it."""
-            if request.method != "OPTIONS":
-                check_token(request.endpoint, request.headers.get("Authorization"), settings.API_TOKEN, protected)
+            """Scoring and /models need `Authorization: Bearer <token>`; CORS preflights never carry it. An
+            added model's route needs it too; a path that is no model's answers 404 as it would without."""
+            if request.method != "OPTIONS" and (request.endpoint != ADDED_ENDPOINT or request.path in added):
+                check_token(request.endpoint, request.headers.get("Authorization"), settings.API_TOKEN,
+                            PROTECTED_ENDPOINTS | {ADDED_ENDPOINT})
 
     app.wsgi_app = operations.Operations(
         app.wsgi_app, metrics=metrics, access_log=logs.AccessLog(json_lines=settings.LOG_FORMAT == "json"),
-        cors_origins=settings.CORS_ORIGINS, trusted_proxies=settings.FORWARDED_ALLOW_IPS, model_names=set(routes))
+        cors_origins=settings.CORS_ORIGINS, trusted_proxies=settings.FORWARDED_ALLOW_IPS, added_routes=added,
+        models=models)
     return app
+
+
+ADDED_RULE, ADDED_ENDPOINT = "/<path:route>", "added"  # where added models are answered (`AddedPredictions`)
+
+
+def take_route(added, name, route):
+    """Answer the added model `name` at `route` from now on ({route: name} `added`), unless another model
+    has it; then the new one is not answered, and the log says why."""
+    taken = {**MODEL_ROUTES, **{other: path for path, other in added.items() if other != name}}
+    try:
+        check_added(name, route, taken)
+    except ConfigError as exc:
+        logging.getLogger("sentiment").error("release: the %s model is not answered: %s", name, exc)
+        return
+    for path in [path for path, other in added.items() if other == name and path != route]:
+        del added[path]  # a new version moved it
+    added[route] = name
 
 
 def served_routes(models):

@@ -29,9 +29,11 @@ class Operations:
     """
 
     def __init__(self, wsgi_app, *, metrics, access_log, cors_origins, trusted_proxies=(),
-                 model_names=frozenset(MODEL_ROUTES)):
+                 model_names=frozenset(MODEL_ROUTES), added_routes=None, models=None):
         self.wsgi_app, self.metrics, self.access_log = wsgi_app, metrics, access_log
         self.model_names = frozenset(model_names)  # the endpoints that score, each named for its model
+        self.added_routes = {} if added_routes is None else added_routes  # route -> an added model, kept current
+        self.models = {} if models is None else models  # name -> the served model, kept current
         self.any_origin = "*" in cors_origins
         self.cors_origins = frozenset(cors_origins)
         self.any_proxy = "*" in trusted_proxies
@@ -79,14 +81,20 @@ class Operations:
         flask_request = environ.get("werkzeug.request")
         rule = getattr(flask_request, "url_rule", None)
         endpoint = rule.endpoint if rule else "none"
-        # The model a request scored: its route's, or the one an Open Inference Protocol path names.
-        model_name = endpoint if endpoint in self.model_names else (
-            getattr(flask_request, "view_args", None) or {}).get("model_name")
+        # The model a request scored: its route's, an added model's (its name is the endpoint's), or the one
+        # an Open Inference Protocol path names.
+        if endpoint == "added":
+            endpoint = model_name = self.added_routes.get(environ.get("PATH_INFO"), "none")
+        elif endpoint in self.model_names:
+            model_name = endpoint
+        else:
+            model_name = (getattr(flask_request, "view_args", None) or {}).get("model_name")
         self.metrics.observe(endpoint, method, status, seconds)
         # The path without its query string: the texts people score may be private, and long.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         self.access_log.write(request_id=request_id, method=method, path=path, status=status, seconds=seconds,
-                              model_name=model_name if model_name in self.model_names else None,
+                              model_name=model_name if model_name in self.model_names or model_name in self.models
+                              else None,
                               remote_addr=self.client_address(environ))
 
     def client_address(self, environ):

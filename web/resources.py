@@ -7,6 +7,7 @@ prediction log (`serving.recording`); errors are raised as the named errors of `
 """
 from flask import after_this_request, current_app, request
 from flask_restful import Resource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from serving.config import MODEL_ROUTES, model_routes
 from serving.errors import ModelNotBuilt, NotServed
@@ -39,6 +40,49 @@ class Predictions(Resource):
         scored = score_and_record(served, inputs, explain=explain, shadow=self.shadows.get(self.name),
                                   metrics=self.metrics, recorder=self.recorder)
         return {"predictions": scored.answers}
+
+
+class AddedPredictions(Resource):
+    """The models added with `release.py add`, each at its own route (`/NAME`, or its manifest's), found
+    per request in `routes` ({route: name}), which the factory keeps current as releases add models: a
+    model added while the server runs is answered within MODEL_POLL_SECONDS, no restart. A path that is
+    no model's answers 404, as any unknown path."""
+
+    def __init__(self, *, routes, **served):
+        self.routes, self.served = routes, served
+
+    def model(self, route):
+        """The Predictions resource of the model at `route`; else a 405 where a fixed route answers other
+        methods (POST /health), or a 404, as werkzeug would answer without this rule."""
+        name = self.routes.get("/" + route)
+        if name is not None:
+            return Predictions(model_name=name, **self.served)
+        adapter, allowed = current_app.url_map.bind(""), set()
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            try:
+                endpoint, _ = adapter.match("/" + route, method=method)
+            except HTTPException:
+                continue
+            if endpoint != request.url_rule.endpoint:  # a fixed rule's
+                allowed |= next(current_app.url_map.iter_rules(endpoint)).methods
+        if not allowed:
+            raise NotFound()
+        raise MethodNotAllowed(valid_methods=sorted(allowed))
+
+    def get(self, route):
+        """One input in, one answer out."""
+        return self.model(route).get()
+
+    def post(self, route):
+        """Many inputs in, answers out in the same order."""
+        return self.model(route).post()
+
+    def other(self, route):
+        """Another method: 405 on a model's route, or where the path is another's (`model`)."""
+        self.model(route)
+        raise MethodNotAllowed(valid_methods=["GET", "POST"])
+
+    put = patch = delete = other
 
 
 def score_and_record(served, inputs, *, explain, shadow, metrics, recorder):

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from app import create_app
+from serving import lifecycle
+from serving.follower import Follower
 from tests.support import flush, house_pipeline, plant_pipeline, save_estimator
 from training import adopt
 
@@ -43,8 +45,6 @@ def added(houses, plants, model_dir, tmp_path_factory):
 @pytest.fixture
 def client(added, own_prediction_log):
     """A client of an app serving the added model, its prediction log's writer running as in a worker."""
-    from serving import lifecycle
-
     application = create_app({"MODEL_DIR": str(added), "PREDICTION_LOG": own_prediction_log})
     lifecycle.start_services(application)
     yield application.test_client(), application
@@ -197,3 +197,34 @@ def test_predict_py_scores_an_added_model_offline(added, plants, tmp_path, capsy
     assert list(table.columns) == ["line", "prediction", "confidence", "fern", "moss", "palm", "unseen"]
     assert table["prediction"].tolist() == fitted.predict(inputs).tolist()
     assert np.allclose(table[["fern", "moss", "palm"]].to_numpy(), fitted.predict_proba(inputs).round(3))
+
+
+def test_the_document_has_the_added_models_paths_and_no_others(client):
+    from tests.web.test_openapi import document_operations, url_map_operations
+
+    client, application = client
+    document = client.get("/openapi.json").get_json()
+    assert set(document_operations(document)) == url_map_operations(application, added=["/prices", "/plants"])
+
+
+def test_a_model_added_while_the_server_runs_is_answered_without_a_restart(added, houses, tmp_path):
+    import shutil
+
+    models = shutil.copytree(added, tmp_path / "models", symlinks=True)
+    application = create_app({"MODEL_DIR": str(models), "PREDICTION_LOG": "off", "MODEL_POLL_SECONDS": 0,
+                              "API_TOKEN": "s3cret"})
+    client = application.test_client()
+    bearer = {"Authorization": "Bearer s3cret"}
+    assert client.get("/condos", query_string={"area": "north"}, headers=bearer).status_code == 404
+    assert client.delete("/condos").status_code == 404 and client.post("/health").status_code == 405
+    fitted, held_out = houses
+    held_out.to_csv(tmp_path / "condos.csv", index=False)
+    adopt.add("condos", save_estimator(fitted, tmp_path / "condos.skops"), tmp_path / "condos.csv", model_dir=models)
+    follower = next(s for s in application.extensions[lifecycle.SERVICES] if isinstance(s, Follower))
+    follower.check()  # what its thread does every MODEL_POLL_SECONDS
+    assert client.get("/condos", query_string={"area": "north"}).status_code == 401  # behind the token too
+    answer = client.get("/condos", query_string={"area": "north", "rooms": "3"}, headers=bearer).get_json()
+    assert answer["prediction"] == round(fitted.predict(pd.DataFrame([{"area": "north", "rooms": 3.0, "age": None,
+                                                                         "distance": None}]))[0], 2)
+    assert client.delete("/condos", headers=bearer).status_code == 405
+    assert "condos" in [m["name"] for m in client.get("/models", headers=bearer).get_json()["models"]]

@@ -11,16 +11,19 @@ import pytest
 from openapi_spec_validator import validate
 
 from app import create_app
+from web.factory import ADDED_ENDPOINT
 
 TOKEN = "s3cret"
 # Requests that would score if they got through, so only the token check can refuse them.
 BODIES = {"get": {"query_string": {"query": "a superb film"}}, "post": {"json": {"queries": ["a superb film"]}}}
 
 
-def url_map_operations(app):
-    """{(OpenAPI path, method)} of every rule the app serves, HEAD and OPTIONS aside (Flask adds them)."""
+def url_map_operations(app, added=()):
+    """{(OpenAPI path, method)} of every rule the app serves, HEAD and OPTIONS aside (Flask adds them); the
+    rule of added models stands for their routes (`added`), each answering GET and POST."""
     return {(re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
-            for rule in app.url_map.iter_rules() for method in rule.methods - {"HEAD", "OPTIONS"}}
+            for rule in app.url_map.iter_rules() if rule.endpoint != ADDED_ENDPOINT
+            for method in rule.methods - {"HEAD", "OPTIONS"}} | {(route, m) for route in added for m in ("get", "post")}
 
 
 def document_operations(document):
