@@ -11,15 +11,17 @@ from kinds.linear_export import linear_weights
 from kinds.pipelines import describe
 from store.estimator_files import read_estimator
 from tests.support import plant_pipeline, save_estimator
-from training.adopt import input_specs
+from training.adopt import export, input_specs
 
 
 def served_from(fitted, held_out, tmp_path):
     """The classifier as `release.py add` makes it, without publishing it."""
-    graph = read_estimator(save_estimator(fitted, tmp_path / "plants.pkl"))
+    path = save_estimator(fitted, tmp_path / "plants.pkl")
+    graph = read_estimator(path)
     described, weights = describe(graph), linear_weights(graph)
+    _, _, _, optional = export(graph, described, path)
     manifest = {"name": "plants", "kind": "tabular-classifier", "labels": weights["classes"],
-                "inputs": input_specs(described["inputs"], weights, held_out), "artifacts": {},
+                "inputs": input_specs(described["inputs"], optional, held_out), "artifacts": {},
                 "created_at": "2026-12-07T00:00:00+00:00"}
     return tabular_classifier.TabularClassifier(weights=json.loads(json.dumps(weights)), manifest=manifest, metrics={})
 
