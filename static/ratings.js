@@ -1,15 +1,12 @@
-// The demo page's film form: predict a film's rating with /ratings. The fields are built from the
-// server's own contract (/openapi.json: each input's type, whether it is required, its allowed values),
-// so the form always asks what the served model takes. Plain browser JavaScript, no build step.
+// The demo page's forms of named inputs: a film's rating from /ratings, and each model added with
+// `release.py add`. The fields are built from the server's own contract (/openapi.json: each input's
+// type, whether it is required, its allowed values), so a form always asks what the served model takes.
+// Plain browser JavaScript, no build step.
 "use strict";
 
-const filmForm = document.getElementById("film-form");
-const fields = document.getElementById("film-fields");
-const film = document.getElementById("film");
-
-function field(parameter) {
+function field(prefix, parameter) {
   const label = document.createElement("label");
-  label.htmlFor = "film-" + parameter.name;
+  label.htmlFor = prefix + "-" + parameter.name;
   label.textContent = parameter.name.replace(/_/g, " ") + (parameter.required ? "" : " (optional)");
   let input;
   const schema = parameter.schema;
@@ -28,7 +25,7 @@ function field(parameter) {
     if (schema.type === "integer") input.step = "1";
     if (schema.type === "number") input.step = "any";
   }
-  input.id = "film-" + parameter.name;
+  input.id = prefix + "-" + parameter.name;
   input.name = parameter.name;
   input.required = parameter.required;
   input.title = parameter.description || "";
@@ -38,53 +35,71 @@ function field(parameter) {
   return row;
 }
 
-function show(kind, text) {
-  const verdict = film.querySelector(".verdict");
-  const error = film.querySelector(".error");
-  verdict.textContent = kind === "answer" ? text : "";
-  error.textContent = kind === "error" ? text : "";
-  error.hidden = kind !== "error";
-  film.dataset.state = kind === "answer" ? "done" : kind;
-}
-
-async function predict(event) {
-  event.preventDefault();
-  const query = new URLSearchParams();
-  for (const input of fields.querySelectorAll("input, select")) {
-    if (input.value.trim() !== "") query.set(input.name, input.value.trim());
-  }
-  film.dataset.state = "loading";
-  try {
-    const response = await fetch(film.dataset.path + "?" + query.toString(), {headers: {Accept: "application/json"}});
-    const body = await response.json();
-    if (!response.ok) {
-      show("error", "Error " + response.status + ": " + body.message);
-      return;
-    }
-    let text = body.prediction.toFixed(2) + " out of 10";
+// What an answer says: a label and its probability, or a number and its typical error; and the inputs
+// whose value the model never saw.
+function answerText(body, suffix) {
+  let text;
+  if (typeof body.prediction === "string") {
+    text = body.prediction + " (" + Math.round(body.confidence * 100) + "%)";
+  } else {
+    text = body.prediction.toFixed(2) + suffix;
     if (body.typical_error !== null) text += " (typically within " + body.typical_error.toFixed(2) + ")";
-    if (body.unseen.length) text += "; never seen: " + body.unseen.join(", ");
-    show("answer", text);
-  } catch (failure) {
-    show("error", "The server could not be reached: " + failure.message);
   }
+  if (body.unseen.length) text += "; never seen: " + body.unseen.join(", ");
+  return text;
 }
 
-async function build() {
-  try {
-    const document_ = await (await fetch("openapi.json")).json();
-    const operation = (document_.paths["/" + film.dataset.path] || {}).get;
-    if (!operation || !operation.parameters.length) {
-      show("error", "The ratings model is not built on this server: python build_model.py --only ratings builds it.");
-      return;
+function namedInputs(card) {
+  const form = document.getElementById(card.dataset.form);
+  const fields = form.querySelector(".named-fields");
+
+  function show(kind, text) {
+    const verdict = card.querySelector(".verdict");
+    const error = card.querySelector(".error");
+    verdict.textContent = kind === "answer" ? text : "";
+    error.textContent = kind === "error" ? text : "";
+    error.hidden = kind !== "error";
+    card.dataset.state = kind === "answer" ? "done" : kind;
+  }
+
+  async function predict(event) {
+    event.preventDefault();
+    const query = new URLSearchParams();
+    for (const input of fields.querySelectorAll("input, select")) {
+      if (input.value.trim() !== "") query.set(input.name, input.value.trim());
     }
-    fields.replaceChildren(...operation.parameters.map(field));
-    filmForm.hidden = false;
-    film.dataset.state = "ready";
-  } catch (failure) {
-    show("error", "The server's contract could not be read: " + failure.message);
+    card.dataset.state = "loading";
+    try {
+      const response = await fetch(card.dataset.path + "?" + query.toString(), {headers: {Accept: "application/json"}});
+      const body = await response.json();
+      if (!response.ok) {
+        show("error", "Error " + response.status + ": " + body.message);
+        return;
+      }
+      show("answer", answerText(body, card.dataset.suffix || ""));
+    } catch (failure) {
+      show("error", "The server could not be reached: " + failure.message);
+    }
   }
+
+  async function build() {
+    try {
+      const document_ = await (await fetch("openapi.json")).json();
+      const operation = (document_.paths["/" + card.dataset.path] || {}).get;
+      if (!operation || !operation.parameters.length) {
+        show("error", card.dataset.missing);
+        return;
+      }
+      fields.replaceChildren(...operation.parameters.map((parameter) => field(card.dataset.prefix, parameter)));
+      form.hidden = false;
+      card.dataset.state = "ready";
+    } catch (failure) {
+      show("error", "The server's contract could not be read: " + failure.message);
+    }
+  }
+
+  form.addEventListener("submit", predict);
+  build();
 }
 
-filmForm.addEventListener("submit", predict);
-build();
+document.querySelectorAll(".named-card").forEach(namedInputs);

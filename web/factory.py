@@ -123,6 +123,7 @@ def create_app(config=None, *, models=None):
     # (lifecycle.Service): started after gunicorn forks a worker (or by `python app.py`), stopped when it
     # exits. Add such parts here.
     app.extensions[lifecycle.SERVICES] = [log_, metrics, releases]
+    app.extensions[pages.ADDED_MODELS] = added
 
     if settings.API_TOKEN is not None:
         @app.before_request

@@ -20,6 +20,7 @@ SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png
 # The pages' own scripts and style sheet; only these files of static/ are reachable by URL.
 PAGE_ASSETS = ("demo.css", "demo.js", "docs.js", "ratings.js")
 # URL rules of the pages and their assets, by endpoint name; openapi.py describes the same ones.
+ADDED_MODELS = "sentiment.added"  # app.extensions' key for {route: added model's name}
 PAGE_ROUTES = {"docs": "/docs", "docs_asset": "/docs/<name>", "demo": "/demo", "page_asset": "/static/<name>"}
 
 # The pages may load and call nothing but this app: the browser enforces what the tests check.
@@ -46,12 +47,17 @@ def docs_page():
 
 
 def demo_page():
-    """The demo page, with one section per text model's route and the text limit of this server."""
+    """The demo page, with one section per text model's route and the text limit of this server, and a
+    form for each model added with `release.py add`."""
     # Relative paths, so the page also works when a proxy serves the API under a prefix.
     models = [{"name": name, "title": name.capitalize(), "path": route.lstrip("/") or "."}
               for name, route in MODEL_ROUTES.items() if name not in NUMBER_MODELS]  # the text models
+    # The models added with `release.py add` ({route: name}, kept current by the factory): a form each.
+    added = [{"name": name, "route": route, "path": route.lstrip("/")}
+             for route, name in sorted(current_app.extensions.get(ADDED_MODELS, {}).copy().items())]
     response = make_response(render_template_string((STATIC_DIR / "demo.html").read_text(encoding="utf-8"),
-                                                     models=models, max_length=current_app.config["MAX_QUERY_LENGTH"]))
+                                                     models=models, added=added,
+                                                     max_length=current_app.config["MAX_QUERY_LENGTH"]))
     response.headers["Cache-Control"] = "no-cache, max-age=0"  # as send_from_directory's other pages
     return with_policy(response)
 

@@ -209,3 +209,34 @@ def test_the_film_form_asks_what_the_ratings_model_takes_and_shows_its_answer(pa
     page.click("#predict")
     expect(page.locator("#film")).to_have_attribute("data-state", "error")
     expect(page.locator("#film .error")).to_have_text(re.compile("^Error 400: budget must be a finite positive"))
+
+
+def test_each_added_model_gets_a_form_of_its_inputs_and_shows_its_answers(browser, model_dir, tmp_path):
+    from support import plant_pipeline, save_estimator
+    from training import adopt
+
+    models = shutil.copytree(model_dir, tmp_path / "models", symlinks=True)
+    fitted, held_out = plant_pipeline()
+    held_out.to_csv(tmp_path / "plants.csv", index=False)
+    adopt.add("plants", save_estimator(fitted, tmp_path / "plants.skops"), tmp_path / "plants.csv", model_dir=models)
+    server = Server(models).wait_healthy()
+    try:
+        with guarded_page(browser, server) as page:
+            page.goto(server.url + "/demo")
+            card = page.locator("#added-plants")
+            expect(card).to_have_attribute("data-state", "ready")
+            expect(page.locator("#film")).to_have_attribute("data-state", "ready")  # the ratings form still there
+            assert page.locator("#added-plants-soil").count() == 1  # an open category: typed, not chosen
+            page.fill("#added-plants-soil", "clay")
+            page.fill("#added-plants-height", "40")
+            page.click("#added-plants-form button")
+            expect(card).to_have_attribute("data-state", "done")
+            api = requests.get(server.url + "/plants", params={"soil": "clay", "height": "40"}, timeout=5).json()
+            expect(card.locator(".verdict")).to_have_text(
+                f"{api['prediction']} ({round(api['confidence'] * 100)}%)")
+            page.fill("#added-plants-height", "1e9")
+            page.click("#added-plants-form button")
+            expect(card).to_have_attribute("data-state", "error")
+            expect(card.locator(".error")).to_have_text(re.compile("^Error 400: height must be a number from"))
+    finally:
+        server.stop()
