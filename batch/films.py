@@ -102,7 +102,7 @@ def score_films(scorer, job, block):
         # csv_bytes([["", seen]]) is "," and the field as csv writes it (quoted only where it must be).
         return len(keys), "".join(row + csv_bytes([["", seen]]).decode("utf-8") for row, seen in zip(
             rows.decode("utf-8").splitlines(), unseen)).encode("utf-8")
-    predictions = rounded(scorer.predict_columns(columns, len(keys)))  # as the API rounds them
+    predictions = rounded(scorer.predict_columns(columns, len(keys)), scorer.decimals)  # as the API rounds them
     rows = zip(repeat(block.path), keys, predictions, unseen) if job.file_column else zip(keys, predictions, unseen)
     return len(keys), csv_bytes(rows)
 

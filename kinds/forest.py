@@ -118,9 +118,7 @@ class TreeRegressor(TreeScoring, TabularRegressor):
         ModelKind.__init__(self, manifest=manifest, metrics=metrics)
         self.setup(described, arrays)
         self.lowest, self.highest = -math.inf, math.inf
-        quantiles = metrics.get("absolute_error_quantiles") or {}
-        self.typical_error = round(quantiles["0.5"], tabular.DECIMALS) if isinstance(quantiles.get("0.5"),
-                                                                                     float) else None
+        self.decimals, self.typical_error, self.tolerance = tabular.answer_scale(self.target, metrics)
 
     def predict_value(self, row):
         """The forest's number for one checked input, unrounded."""

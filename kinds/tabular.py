@@ -44,6 +44,8 @@ DECIMALS = 2  # of a prediction, as answered
 # A shadow version agrees with the live one on an input when their numbers are this close: a tenth of a
 # rating point, well under the model's typical error (about 0.66 on held-out films).
 SHADOW_TOLERANCE = 0.1
+SHADOW_SHARE = 0.15  # of an added regressor's typical error: the ratings model's 0.66 would give 0.1
+MAX_DECIMALS = 12
 
 
 class TabularRegressor(ModelKind):
@@ -66,8 +68,7 @@ class TabularRegressor(ModelKind):
         # are: a listed category, a plain name, a positive finite number not a year). Others go through
         # check_value, which refuses or converts them with its messages.
         self.checks = [(spec, spec["name"], spec["required"], accepts(spec)) for spec in self.inputs]
-        quantiles = metrics.get("absolute_error_quantiles") or {}
-        self.typical_error = round(quantiles["0.5"], DECIMALS) if isinstance(quantiles.get("0.5"), float) else None
+        self.decimals, self.typical_error, self.tolerance = answer_scale(self.target, metrics)
 
     @classmethod
     def load(cls, folder):
@@ -209,13 +210,13 @@ class TabularRegressor(ModelKind):
     def score(self, inputs, *, explain=False):
         """Score checked inputs; return `Scored`: one answer per input, and the unrounded numbers."""
         values = [self.predict_value(row) for row in inputs]
-        answers = [{"prediction": round(value, DECIMALS), "typical_error": self.typical_error,
+        answers = [{"prediction": round(value, self.decimals), "typical_error": self.typical_error,
                     "unseen": self.unseen(row)} for value, row in zip(values, inputs)]
         return Scored(answers, None, None, [[value] for value in values])
 
     def predictions_of(self, inputs):
         """Each input's prediction, as `score` answers it."""
-        return [round(self.predict_value(row), DECIMALS) for row in inputs]
+        return [round(self.predict_value(row), self.decimals) for row in inputs]
 
     # --- Many inputs at once, column by column (predict.py) ---------------------------------------
 
@@ -282,8 +283,8 @@ class TabularRegressor(ModelKind):
         return texts
 
     def agrees(self, answered, shadowed):
-        """A shadow's number agrees with the answer's when within SHADOW_TOLERANCE of it."""
-        return abs(answered - shadowed) <= SHADOW_TOLERANCE
+        """A shadow's number agrees with the answer's when within its tolerance (`answer_scale`)."""
+        return abs(answered - shadowed) <= self.tolerance
 
     # --- Feedback: the true number -------------------------------------------------------------------
 
@@ -312,18 +313,32 @@ class TabularRegressor(ModelKind):
         return {**super().info(), "inputs": self.inputs, "target": self.target}
 
 
-def rounded(values):
-    """Python's `round(value, DECIMALS)` of each of an array of numbers, as a list of floats, in C for all
-    but a few: numpy's rint(value * 100) / 100 is that same float wherever value * 100 is clear of a
-    halfway point (its own rounding error is far under 1e-6 for values under 1e8), so only values within
-    1e-6 of one, or that large, go through `round` itself."""
-    scale = 10.0 ** DECIMALS
+def rounded(values, decimals=DECIMALS):
+    """Python's `round(value, decimals)` of each of an array of numbers, as a list of floats, in C for all
+    but a few: numpy's rint(value * 10**decimals) / 10**decimals is that same float wherever the scaled
+    value is clear of a halfway point (its own rounding error is under 1e-7 while it is under 1e9), so
+    only values within 1e-6 of one, or that large, go through `round` itself."""
+    scale = 10.0 ** decimals
     scaled = values * scale
     answers = (np.rint(scaled) / scale).tolist()
-    doubtful = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | ~(np.abs(values) < 1e8)
+    doubtful = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | ~(np.abs(scaled) < 1e9)
     for row in np.flatnonzero(doubtful).tolist():
-        answers[row] = round(float(values[row]), DECIMALS)
+        answers[row] = round(float(values[row]), decimals)
     return answers
+
+
+def answer_scale(target, metrics):
+    """(the decimals a number is answered with, its typical error so rounded, how close a shadow's number
+    must be to agree) of a regressor: DECIMALS and SHADOW_TOLERANCE, unless the target says its decimals
+    (a model added with `release.py add`, in its data's units): then a shadow agrees within
+    SHADOW_SHARE of the typical error."""
+    decimals = target.get("decimals", DECIMALS)
+    if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= MAX_DECIMALS:
+        raise ValueError(f"the target's decimals must be a whole number from 0 to {MAX_DECIMALS}")
+    quantiles = metrics.get("absolute_error_quantiles") or {}
+    typical = quantiles.get("0.5") if isinstance(quantiles.get("0.5"), float) else None
+    tolerance = SHADOW_SHARE * typical if "decimals" in target and typical else SHADOW_TOLERANCE
+    return decimals, None if typical is None else round(typical, decimals), tolerance
 
 
 def accepts(spec):

@@ -77,6 +77,8 @@ def check_added(name, route, taken):
     if not ADDED_NAME.fullmatch(name or ""):
         raise ConfigError(f"{name[:64]!r} cannot name a model: use 1 to 40 lower-case letters, digits and "
                           "hyphens, starting with a letter (for example iris or house-prices).")
+    if name in MODEL_ROUTES:
+        raise ConfigError(f"{name} is a model build_model.py builds; give the added model another name.")
     route = route or "/" + name
     if not ADDED_ROUTE.fullmatch(route) or route.split("/")[1] in RESERVED_PATHS or name in RESERVED_PATHS:
         raise ConfigError(f"{route[:64]!r} cannot be a model's route: use a path of lower-case letters, digits, "

@@ -31,7 +31,7 @@ import kinds
 import util
 from kinds import forest_export, linear_export, pipelines
 from kinds.forest import FOREST_FILE, TREES_FILE, TreeClassifier, TreeRegressor
-from kinds.tabular import REGRESSOR_FILE, TabularRegressor
+from kinds.tabular import MAX_DECIMALS, REGRESSOR_FILE, TabularRegressor
 from kinds.tabular_classifier import CLASSIFIER_FILE, TabularClassifier
 from serving import config, drift
 from serving.errors import BadQuery
@@ -71,6 +71,8 @@ def add(name, path, data_path, *, model_dir, target=None, route=None, tolerance=
     served = kind(**parts, manifest=manifest, metrics={})
     rows = checked_rows(served, frame, data_path)
     metrics = evaluate(served, rows, truth, data_path)
+    if labels is None:
+        manifest["target"]["decimals"] = answer_decimals(metrics)
     log(f"[{name}] {described['family']} from {path.name}, {len(rows):,} rows of {data_path.name}: "
         + ", ".join(f"{FIGURE_NAMES[key]} {metrics[key]:.3f} (the baseline's {metrics['baseline'][key]:.3f})"
                     for key in kind.GATE_FIGURES))
@@ -236,6 +238,15 @@ def true_values(frame, target, labels, data_path):
         raise util.DataError(f"--data {data_path}: row {bad[0] + 2} (line of the file): {target} must be {what}, "
                              f"not {frame[target].iloc[bad[0]]!r:.64}.")
     return values
+
+
+def answer_decimals(metrics):
+    """The decimals a regressor's answers are rounded to: enough to show its typical error (the median
+    absolute error on the data) to two significant digits, 0 to MAX_DECIMALS."""
+    typical = metrics["absolute_error_quantiles"]["0.5"]
+    if not typical > 0:
+        return 6
+    return min(MAX_DECIMALS, max(0, 2 - math.floor(math.log10(typical))))
 
 
 def target_spec(target, truth, labels):

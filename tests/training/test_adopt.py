@@ -102,6 +102,7 @@ def test_the_data_is_checked_against_the_models_inputs_in_one_line(houses, hande
     ("houses", "/v2/houses", "cannot be a model's route"),
     ("houses", "/ratings", "is the ratings model's route"),
     ("models", None, "cannot be a model's route"),
+    ("ratings", None, "ratings is a model build_model.py builds; give the added model another name"),
 ])
 def test_a_name_or_route_the_service_cannot_take_is_refused(handed, tmp_path, name, route, says):
     with pytest.raises(ConfigError, match=says):
@@ -188,3 +189,17 @@ def test_an_added_classifier_is_gated_on_accuracy_and_its_labels_checked(tmp_pat
     with pytest.raises(DataError, match=r"row 4 \(line of the file\): species must be one of the model's labels: "
                                         "fern, moss, palm, not 'cactus'"):
         adopt.add("plants", weak, tmp_path / "plants.csv", model_dir=models)
+
+
+def test_a_regressors_answers_show_its_typical_error_to_two_digits_and_a_shadow_agrees_within_a_share(handed, tmp_path):
+    from kinds.tabular import SHADOW_SHARE
+
+    folder, metrics, _ = adopt.add("houses", *handed, model_dir=tmp_path / "models")
+    served = kinds.load(folder)
+    typical = metrics["absolute_error_quantiles"]["0.5"]
+    assert 1 <= typical < 10 and served.decimals == 2 and served.typical_error == round(typical, 2)
+    assert served.tolerance == pytest.approx(SHADOW_SHARE * typical)
+    assert adopt.answer_decimals({"absolute_error_quantiles": {"0.5": 0.0042}}) == 5
+    assert adopt.answer_decimals({"absolute_error_quantiles": {"0.5": 4200.0}}) == 0
+    row = served.check_input({"area": "north", "rooms": 3}, where="")
+    assert served.score([row]).answers[0]["prediction"] == round(served.predict_value(row), 2)
