@@ -21,7 +21,7 @@ import numpy as np
 
 from kinds import tabular
 from kinds.tabular import MISSING, TabularRegressor, check_inputs
-from kinds.tabular_classifier import TabularClassifier
+from kinds.tabular_classifier import TabularClassifier, probabilities
 from serving.kind import ModelKind
 from store import artifacts
 from store.artifacts import ModelError
@@ -43,12 +43,17 @@ class TreeScoring:
         self.by_name = {spec["name"]: spec for spec in self.inputs}
         self.checks = [(spec, spec["name"], spec["required"], tabular.accepts(spec)) for spec in self.inputs]
         features, fills = check_features(described, self.by_name)
+        outputs = 1 if not self.labels or len(self.labels) == 2 else len(self.labels)  # a boosted model's sums
+        self.combine, self.baseline, self.link = check_combination(described, outputs)
+        self.dtype = np.float32 if self.combine == "mean" else np.float64
         self.width = len(features)
         self.encode = encoders(features, fills, self.by_name)
         # unseen() looks here for a category or name's known values
         self.categories = [(name, {value: None for value in known}) for name, known in known_values(features).items()]
+        if self.combine == "mean":  # a forest's leaves: a number, or each label's share
+            outputs = len(self.labels) if self.labels else 1
         self.left, self.right, self.feature, self.threshold, self.value, self.roots = check_arrays(
-            arrays, self.width, len(self.labels) if self.labels else 1)
+            arrays, self.width, outputs)
         self.lists = (self.left.tolist(), self.right.tolist(), self.feature.tolist(), self.threshold.tolist())
         self.leaf_values = self.value.tolist()
 
@@ -67,28 +72,32 @@ class TreeScoring:
                              "with `release.py add`.") from None
 
     def features_of(self, row):
-        """One checked row's features as the trees compare them: float32 values, as Python floats."""
-        return np.array(self.row_features(row), dtype=np.float32).tolist()
+        """One checked row's features as the trees compare them: float32 values for a forest's (as
+        scikit-learn casts them), float64 for a boosted model's; as Python floats."""
+        return np.array(self.row_features(row), dtype=self.dtype).tolist()
 
     def leaves_mean(self, row):
-        """The mean of the leaves the row reaches, one walk per tree, as a list (one number, or a share per
-        label)."""
+        """The model's answer for one checked row, one walk per tree, as a list (one number, or each label's
+        probability): a forest's mean of the leaves reached, or a boosted model's sum of them and its
+        baseline, through its link."""
         left, right, feature, threshold = self.lists
         x = self.features_of(row)
-        total = None
+        total = list(self.baseline) if self.combine == "sum" else None
         for node in self.roots.tolist():
             while left[node] != -1:
                 node = left[node] if x[feature[node]] <= threshold[node] else right[node]
-            total = list(self.leaf_values[node]) if total is None else [a + b for a, b in zip(total,
-                                                                                            self.leaf_values[node])]
-        count = len(self.roots)
-        return [value / count for value in total]
+            reached = self.leaf_values[node]
+            total = list(reached) if total is None else [a + b for a, b in zip(total, reached)]
+        if self.combine == "mean":
+            total = [value / len(self.roots) for value in total]
+        return self.link(np.array([total]))[0].tolist()
 
     def leaves_mean_columns(self, columns, count):
         """`leaves_mean` of every row of `columns_of`'s columns, walked as arrays: (rows, values)."""
         rows = [{name: columns[name][i] for name in self.by_name} for i in range(count)]
-        x = np.array([self.row_features(row) for row in rows], dtype=np.float32)
-        total = np.zeros((count, self.value.shape[1]))
+        x = np.array([self.row_features(row) for row in rows], dtype=self.dtype)
+        total = np.tile(np.array(self.baseline), (count, 1)) if self.combine == "sum" else np.zeros(
+            (count, self.value.shape[1]))
         at = np.arange(count)
         for root in self.roots.tolist():
             node = np.full(count, root)
@@ -99,7 +108,7 @@ class TreeScoring:
                 node[inside] = np.where(goes_left, self.left[going], self.right[going])
                 inside = self.left[node] != -1
             total += self.value[node]
-        return total / len(self.roots)
+        return self.link(total / len(self.roots) if self.combine == "mean" else total)
 
     def row_features(self, row):
         """One checked row's features, as a list of floats (before the cast to float32)."""
@@ -172,6 +181,21 @@ def check_features(described, inputs):
     return features, {str(k): str(v) for k, v in fills.items()}
 
 
+LINKS = {"identity": lambda values: values, "softmax": probabilities, "logistic": probabilities}
+
+
+def check_combination(described, outputs):
+    """(how the trees' leaves combine, a boosted model's baseline, the link to its answer) of forest.json,
+    checked: a forest's mean, or a boosted model's sum and baseline (one per output) through its link."""
+    combine, baseline, link = described.get("combine"), described.get("baseline"), described.get("link")
+    if combine == "mean" and baseline is None and link == "identity":
+        return combine, None, LINKS[link]
+    if combine != "sum" or link not in LINKS or not isinstance(baseline, list) or \
+            len(baseline) != outputs or not all(map(tabular.is_finite, baseline)):
+        raise ValueError("not a forest's mean nor a boosted model's sum, baseline and link")
+    return combine, [float(b) for b in baseline], LINKS[link]
+
+
 def known_values(features):
     """{input: its known values} of the category and name inputs, in the features' order."""
     known = {}
@@ -241,8 +265,8 @@ def check_arrays(arrays, width, outputs):
     if not ((~internal | ((left > index) & (left < count) & (right > index) & (right < count))).all()
             and ((internal | (right == -1)).all())):
         raise ValueError("a node's children are not after it and inside the trees")
-    if not ((feature >= 0) & (feature < width)).all() or not np.isfinite(threshold).all() or \
-            not np.isfinite(value).all():
+    if not ((feature >= 0) & (feature < width)).all() or np.isnan(threshold).any() or \
+            not np.isfinite(value).all():  # a boosted tree's threshold may be infinite: all one way
         raise ValueError("a feature outside the row, or a threshold or value not a finite number")
     if not len(roots) or not ((roots >= 0) & (roots < count)).all():
         raise ValueError("a tree's root outside the trees")

@@ -42,7 +42,8 @@ from training.ratings import RESIDUAL_QUANTILES, regression_scores
 
 # The families of last step each export reads.
 LINEAR = {"Ridge", "LinearRegression", "LogisticRegression"}
-TREES = {"DecisionTreeRegressor", "DecisionTreeClassifier", "RandomForestRegressor", "RandomForestClassifier"}
+TREES = {"DecisionTreeRegressor", "DecisionTreeClassifier", "RandomForestRegressor", "RandomForestClassifier",
+         "HistGradientBoostingRegressor", "HistGradientBoostingClassifier"}
 FIGURE_NAMES = {"mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro F1"}
 NUMBER_MARGIN = 10  # a number input is taken up to this many times its data's range beyond it, either way
 MAX_ROWS = 10_000_000  # of the data given: beyond, the CSV is refused rather than read into memory
@@ -76,7 +77,7 @@ def add(name, path, data_path, *, model_dir, target=None, route=None, tolerance=
     log(f"[{name}] {described['family']} from {path.name}, {len(rows):,} rows of {data_path.name}: "
         + ", ".join(f"{FIGURE_NAMES[key]} {metrics[key]:.3f} (the baseline's {metrics['baseline'][key]:.3f})"
                     for key in kind.GATE_FIGURES))
-    checked = gate(name, model_dir, kind, rows, truth, metrics, tolerance)
+    checked = gate(name, model_dir, kind, labels, rows, truth, metrics, tolerance)
     goes_live = checked["passed"] or promote
     release = {"gate": checked, "live": goes_live, "promoted_over_gate": goes_live and not checked["passed"]}
     log(gate_table(name, checked) if checked["live_model"] else f"[{name}] gate: {checked['why']}")
@@ -299,18 +300,18 @@ def classifier_figures(served, rows, truth):
                           "confidence_mean": float(probabilities.max(axis=1).mean()), "accuracy": scores["accuracy"]}}
 
 
-def gate(name, model_dir, kind, rows, truth, metrics, tolerance):
+def gate(name, model_dir, kind, labels, rows, truth, metrics, tolerance):
     """The gate's record: the new version beside the live one, both scoring the data given."""
     live, why_none = live_model(model_dir, name)
     if live is None:
         return {"live_model": None, "passed": True, "why": why_none, "tolerance": tolerance, "checks": {}}
     try:
-        if live.KIND != kind.KIND:
-            raise TypeError(live.KIND)
+        if live.labels != labels:  # another kind of answer, or other labels
+            raise TypeError(f"it answers {', '.join(live.labels) if live.labels else 'a number'}")
         same = [live.check_input({k: v for k, v in row.items() if v is not None}, where="") for row in rows]
         live_metrics = evaluate(live, same, truth, "")
     except (BadQuery, TypeError) as exc:
-        detail = exc.description[:200] if isinstance(exc, BadQuery) else f"a {live.KIND}"
+        detail = exc.description[:200] if isinstance(exc, BadQuery) else str(exc)
         return {"live_model": live.version, "passed": False, "tolerance": tolerance, "checks": {},
                 "why": f"the live version cannot score this data ({detail}), so the two cannot be compared; "
                        "pass --promote to serve the new one anyway"}

@@ -3,7 +3,12 @@ pipeline as checked arrays, its answers scikit-learn's own, row by row and colum
 import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OrdinalEncoder
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
@@ -102,3 +107,33 @@ def test_tree_arrays_that_would_read_outside_themselves_are_refused(tmp_path, ch
     change(arrays)
     with pytest.raises(ValueError, match=says):
         forest.check_arrays(arrays, width=width, outputs=1)
+
+
+@pytest.mark.parametrize("classes", [("fern", "moss"), ("fern", "moss", "palm")], ids=["binary", "three labels"])
+def test_a_boosted_classifiers_probabilities_are_the_pipelines_own(tmp_path, classes):
+    fitted, held_out = plant_pipeline(classes=classes, rows=800)
+    inputs = held_out.drop(columns="species")
+    pipeline = Pipeline([("prepare", fitted.steps[0][1]),
+                         ("model", HistGradientBoostingClassifier(max_iter=30, random_state=0))])
+    served = added(pipeline.fit(inputs, held_out["species"]), held_out, tmp_path)
+    assert served.KIND == "tree-classifier"
+    rows = rows_of(served, inputs)
+    ours = np.array([served.probabilities_of(row) for row in rows])
+    assert np.abs(ours - pipeline.predict_proba(inputs)).max() < 1e-9
+    columns = {name: [row[name] for row in rows] for name in served.by_name}
+    assert np.abs(served.probability_columns(columns, len(rows)) - ours).max() < 1e-12
+
+
+def test_a_boosted_regressors_numbers_are_the_pipelines_own_and_other_losses_are_refused(tmp_path):
+    fitted, held_out = house_pipeline(rows=1200)
+    inputs = held_out.drop(columns="price")
+    pipeline = Pipeline([("prepare", fitted.steps[0][1]),
+                         ("model", HistGradientBoostingRegressor(max_iter=40, random_state=0))])
+    served = added(pipeline.fit(inputs, held_out["price"]), held_out, tmp_path)
+    ours = np.array([served.predict_value(row) for row in rows_of(served, inputs)])
+    assert np.abs(ours - pipeline.predict(inputs)).max() < 1e-9
+    poisson = Pipeline([("prepare", fitted.steps[0][1]), ("model", HistGradientBoostingRegressor(loss="poisson"))])
+    poisson.fit(inputs, held_out["price"].clip(lower=1))
+    (tmp_path / "poisson").mkdir()
+    with pytest.raises(ModelError, match="HalfPoissonLoss, which is not a class this service reads"):
+        added(poisson, held_out, tmp_path / "poisson")

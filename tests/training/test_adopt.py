@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.compose import ColumnTransformer
 from sklearn.metrics import mean_absolute_error
+from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
 
 import kinds
 import release
@@ -134,12 +135,14 @@ def test_a_route_taken_by_another_added_model_is_refused(handed, tmp_path):
 def test_what_is_not_served_is_refused_naming_it(houses, handed, tmp_path):
     fitted, held_out = houses
     _, data = handed
-    boosted = Pipeline([("prepare", fitted.steps[0][1]), ("model", HistGradientBoostingRegressor(max_iter=3))]).fit(
-        held_out.drop(columns="price"), held_out["price"])
-    with pytest.raises(artifacts.ModelError, match=r"a tabular regressor \(HistGradientBoostingRegressor\); "
-                                                   "`release.py add` serves tabular pipelines: a ColumnTransformer, "
-                                                   "then one of DecisionTreeClassifier"):
-        adopt.add("houses", save_estimator(boosted, tmp_path / "boosted.skops"), data, model_dir=tmp_path / "models")
+    fitted_plants, plants = plant_pipeline()
+    numbers = ["height"]
+    bayes = Pipeline([("prepare", ColumnTransformer([("n", MinMaxScaler(), numbers)])), ("model", MultinomialNB())])
+    bayes.fit(plants[numbers], plants["species"])
+    with pytest.raises(artifacts.ModelError, match=r"a tabular classifier \(MultinomialNB\); `release.py add` "
+                                                   "serves tabular pipelines: a ColumnTransformer, then one of "
+                                                   "DecisionTreeClassifier"):
+        adopt.add("houses", save_estimator(bayes, tmp_path / "bayes.skops"), data, model_dir=tmp_path / "models")
     hand_made = Pipeline([("log", FunctionTransformer(np.log1p)), ("model", fitted.steps[-1][1])])
     with pytest.raises(artifacts.ModelError, match="FunctionTransformer"):
         adopt.add("houses", save_estimator(hand_made, tmp_path / "f.pkl"), data, model_dir=tmp_path / "models")
@@ -203,3 +206,16 @@ def test_a_regressors_answers_show_its_typical_error_to_two_digits_and_a_shadow_
     assert adopt.answer_decimals({"absolute_error_quantiles": {"0.5": 4200.0}}) == 0
     row = served.check_input({"area": "north", "rooms": 3}, where="")
     assert served.score([row]).answers[0]["prediction"] == round(served.predict_value(row), 2)
+
+
+def test_a_live_version_of_other_labels_holds_a_new_one_back_saying_why(tmp_path):
+    two, held_two = plant_pipeline(classes=("fern", "moss"))
+    three, held_three = plant_pipeline(classes=("fern", "moss", "palm"))
+    held_two.to_csv(tmp_path / "two.csv", index=False)
+    held_three.to_csv(tmp_path / "three.csv", index=False)
+    models = tmp_path / "models"
+    adopt.add("plants", save_estimator(two, tmp_path / "two.skops"), tmp_path / "two.csv", model_dir=models)
+    folder, _, live = adopt.add("plants", save_estimator(three, tmp_path / "three.skops"), tmp_path / "three.csv",
+                                model_dir=models)
+    gate = artifacts.read_manifest(folder)["release"]["gate"]
+    assert not live and "the live version cannot score this data (it answers fern, moss)" in gate["why"]
