@@ -1,16 +1,20 @@
-"""Tree models of named inputs: a decision tree or a random forest, as plain arrays. No HTTP here.
+"""Tree models of named inputs: a decision tree, a random forest or histogram gradient boosting, as plain
+arrays. No HTTP here.
 
 A folder of these kinds holds `forest.json` (`kinds.forest_export`: the features the pipeline's
-ColumnTransformer makes of a row, the fills of imputed categories, the labels) and `trees.npz` (every
-tree's nodes laid end to end, read with `numpy.load(allow_pickle=False)`), with its manifest's `inputs`.
-The inputs are the tabular kinds' (`kinds.tabular`): the same types, checks, errors and requests.
+ColumnTransformer makes of a row, the fills of imputed categories, the labels, and how the trees combine)
+and `trees.npz` (every tree's nodes laid end to end, read with `numpy.load(allow_pickle=False)`), with
+its manifest's `inputs`. The inputs are the tabular kinds' (`kinds.tabular`): the same types, checks,
+errors and requests.
 
-Scoring follows scikit-learn: the row's features are made as the ColumnTransformer makes them, cast to
-float32 as the trees take them, and each tree walked from its root (left when the feature is at most the
-threshold) to a leaf; the forest's answer is the mean of its trees' leaves (a number, or each label's
-share). One row walks plain lists (about 1 µs a node); many rows walk arrays, tree by tree. Every index
-was checked when the arrays were loaded: every child lies after its node and inside the arrays, every
-feature inside the row, so a walk ends, inside them.
+Scoring follows scikit-learn: the row's features are made as the ColumnTransformer makes them (cast to
+float32 for a forest, as scikit-learn casts them; float64 for gradient boosting), and each tree walked
+from its root (left when the feature is at most the threshold) to a leaf. A forest answers the mean of
+its trees' leaves (a number, or each label's share); a boosted model the sum of its trees' leaves in
+order onto its baseline, through its link (the logistic function, or the softmax). No value is ever
+missing at a tree: an input the pipeline does not impute is required. One row walks plain lists; many
+rows walk arrays, tree by tree. Every index was checked when the arrays were loaded: every child lies
+after its node and inside the arrays, every feature inside the row, so a walk ends, inside them.
 """
 import io
 import json
