@@ -80,9 +80,17 @@ class AddedPredictions(Resource):
     def other(self, route):
         """Another method: 405 on a model's route, or where the path is another's (`model`)."""
         self.model(route)
-        raise MethodNotAllowed(valid_methods=["GET", "POST"])
+        raise MethodNotAllowed(valid_methods=list(ADDED_METHODS))
 
     put = patch = delete = other
+
+    def options(self, route):
+        """What an added model's route answers (a CORS preflight's question too): GET and POST."""
+        self.model(route)
+        return current_app.response_class(status=200, headers={"Allow": ", ".join(ADDED_METHODS)})
+
+
+ADDED_METHODS = ("GET", "HEAD", "OPTIONS", "POST")  # what an added model's route answers
 
 
 def score_and_record(served, inputs, *, explain, shadow, metrics, recorder):

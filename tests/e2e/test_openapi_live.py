@@ -46,3 +46,49 @@ def test_a_url_over_the_servers_limit_answers_414_json_as_documented(live_server
     assert "in the body" in response.json()["message"]
     document = requests.get(live_server.url + "/openapi.json", timeout=5).json()
     assert "414" in document["paths"][path]["get"]["responses"]
+
+
+@pytest.fixture(scope="module")
+def added_server(model_dir, tmp_path_factory):
+    """gunicorn serving the session's models and four pipelines added with `release.py add`: a linear
+    regression at /prices, a logistic regression at /plants, a random forest at /forest and gradient
+    boosting at /boosted."""
+    import shutil
+
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
+    from sklearn.pipeline import Pipeline
+
+    from support import Server, house_pipeline, plant_pipeline, save_estimator
+    from training import adopt
+
+    folder = tmp_path_factory.mktemp("added")
+    models = shutil.copytree(model_dir, folder / "models", symlinks=True)
+    houses, held_houses = house_pipeline()
+    plants, held_plants = plant_pipeline()
+    held_houses.to_csv(folder / "houses.csv", index=False)
+    held_plants.to_csv(folder / "plants.csv", index=False)
+    forest = Pipeline([("prepare", houses.steps[0][1]), ("model", RandomForestRegressor(n_estimators=10))])
+    forest.fit(held_houses.drop(columns="price"), held_houses["price"])
+    boosted = Pipeline([("prepare", plants.steps[0][1]), ("model", HistGradientBoostingClassifier(max_iter=10))])
+    boosted.fit(held_plants.drop(columns="species"), held_plants["species"])
+    for name, fitted, data, route in (("houses", houses, "houses.csv", "/prices"),
+                                      ("plants", plants, "plants.csv", None), ("forest", forest, "houses.csv", None),
+                                      ("boosted", boosted, "plants.csv", None)):
+        adopt.add(name, save_estimator(fitted, folder / f"{name}.skops"), folder / data, model_dir=models, route=route)
+    server = Server(models).wait_healthy()
+    yield server
+    server.stop()
+
+
+def test_schemathesis_finds_nothing_on_the_added_models_routes(added_server, tmp_path):
+    command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
+               added_server.url + "/openapi.json", "--checks", "all", "--phases", "examples,coverage,fuzzing",
+               "--include-path-regex", "^/(prices|plants|forest|boosted)$", "--max-examples", "100",
+               "--request-timeout", "10", "--generation-database", "none", "--no-color", "--seed", str(SEED)]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    if run.returncode != 0:
+        pytest.fail(f"schemathesis failed (exit {run.returncode}):\n{run.stdout}\n{run.stderr[-3000:]}")
+    selected, tested = (re.search(rf"^\s*{word}: (\d+)", run.stdout, re.M).group(1) for word in ("Selected", "Tested"))
+    assert selected == tested == "8", "every added route's GET and POST is tested"
+    generated, passed = map(int, re.search(r"(\d+) generated, (\d+) passed", run.stdout).groups())
+    assert generated == passed > 0

@@ -227,4 +227,7 @@ def test_a_model_added_while_the_server_runs_is_answered_without_a_restart(added
     assert answer["prediction"] == round(fitted.predict(pd.DataFrame([{"area": "north", "rooms": 3.0, "age": None,
                                                                          "distance": None}]))[0], 2)
     assert client.delete("/condos", headers=bearer).status_code == 405
+    allowed = client.options("/condos")
+    assert allowed.status_code == 200 and allowed.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert client.options("/nothing-here").status_code == 404
     assert "condos" in [m["name"] for m in client.get("/models", headers=bearer).get_json()["models"]]
