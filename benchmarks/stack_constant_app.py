@@ -12,7 +12,7 @@ constant_app is what the service's own middleware and recording cost.
 import kinds
 from app import create_app
 from kinds.text import TextClassifier
-from serving.config import NUMBER_MODELS, Settings
+from serving.config import Settings
 from serving.kind import Scored
 from store import artifacts
 
@@ -29,7 +29,14 @@ class ConstantModel(TextClassifier):
 
 
 settings = Settings.from_env()
-# The text models answer a constant; any other kind (the ratings model) is served as it is.
-models = {m.name: m for m in (ConstantModel.load(folder) if folder.name not in NUMBER_MODELS else kinds.load(folder)
-                              for folder in artifacts.model_folders(settings.MODEL_DIR))}
+
+
+def load(folder):
+    """A text model as one answering a constant; any other kind (ratings, an added model) as it is."""
+    manifest = artifacts.read_manifest(artifacts.resolve_folder(folder))
+    return ConstantModel.load(folder) if manifest.get("kind", kinds.DEFAULT_KIND) == kinds.DEFAULT_KIND \
+        else kinds.load(folder)
+
+
+models = {m.name: m for m in map(load, artifacts.model_folders(settings.MODEL_DIR))}
 app = create_app(settings, models=models)

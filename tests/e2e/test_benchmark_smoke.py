@@ -89,7 +89,7 @@ def test_serving_benchmark_prints_a_table_whose_ratios_are_its_requests_per_seco
         rf"({NUMBER})x" if name in others else f"({NUMBER})" for name in columns) + r"$"
     table = {found.group(1): dict(zip(columns, map(number, found.groups()[1:]), strict=True))
              for found in re.finditer(row_pattern, output, re.M)}
-    assert {"service", "before", "ratings", *others} <= set(table), output
+    assert {"service", "before", "ratings", "added-linear", "added-forest", *others} <= set(table), output
     assert ("postgres" in table) == (postgres_bin("initdb") is not None), output
     for app, row in table.items():
         assert row["errors"] == 0, f"{app} had errors under load:\n{output}"
@@ -102,6 +102,11 @@ def test_serving_benchmark_prints_a_table_whose_ratios_are_its_requests_per_seco
             slack = exact * (0.5 / row["rps"] + 0.5 / table[other]["rps"])
             assert close(row[other], exact, decimals_printed=2, slack=slack), (app, other, row[other], exact)
 
+    for path, row in (("/houses", "added-linear"), ("/forest", "added-forest")):  # models added with release.py add
+        ratio, each = figure(rf"^GET {path} \(.* added with release.py add\) against GET /, the same app: "
+                             rf"({NUMBER})x \(rounds: ({NUMBER})\)$", output)
+        assert ratio == each and close(ratio, table[row]["rps"] / table["service"]["rps"], decimals_printed=2,
+                                       slack=0.02), (row, ratio)
     # GET /ratings beside GET / on the same app: the one round's ratio of their requests/s.
     ratio, each = figure(rf"^GET /ratings \(a film's rating\) against GET / \(a text's sentiment\), the same app: "
                          rf"({NUMBER})x \(rounds: ({NUMBER})\)$", output)
