@@ -38,6 +38,7 @@ class TreeScoring:
     """What the two tree kinds share: loading the arrays, making a row's features, walking the trees."""
 
     FILES = (FOREST_FILE, TREES_FILE)
+    EXPLAINS = False  # a forest's answer is no sum of one contribution per input
 
     def setup(self, described, arrays):
         """Check and keep `forest.json`'s content and the trees' arrays; ready the inputs (as the tabular

@@ -27,7 +27,7 @@ import numpy as np
 from kinds import tabular_inputs
 from serving.errors import BadQuery, TooLarge
 from serving.kind import LOWER, ModelKind, Scored
-from serving.payloads import is_json, json_type, parse_form, parse_json
+from serving.payloads import flag_from_json, flag_from_text, is_json, json_type, parse_form, parse_json
 from store import artifacts
 from store.artifacts import ModelError
 
@@ -37,6 +37,7 @@ MISSING = ""  # a category or name not given, as the model was trained to read i
 YEAR_MARGIN = 5  # years beyond the training range a year input may take
 NUMBER_MARGIN = 10  # how many times beyond its training range another number input may lie (`number_bounds`)
 MAX_NAME = 200  # characters in a category or name
+EXPLAIN = "explain"  # the flag asking for an answer's contributions, unless a model has an input of that name
 INPUT_TYPES = ("category", "name", "number")
 LARGEST_FLOAT = sys.float_info.max
 NUMBER_CLASSES, TEXT_CLASSES = {int, float, type(None)}, {str, type(None)}  # of JSON values taken as they are
@@ -106,7 +107,19 @@ class TabularRegressor(ModelKind):
         for name, values in given.items():
             if len(values) > 1:
                 raise BadQuery(f"{name[:64]} was sent {len(values)} times; send it once.")
-        return [self.check_input({name: values[0] for name, values in given.items()}, where="")], False
+        explain = False
+        if EXPLAIN not in self.by_name and EXPLAIN in given:
+            (value,) = given.pop(EXPLAIN)
+            explain = self.wants_explanation(flag_from_text(value) if isinstance(value, str) else
+                                             flag_from_json(value))
+        return [self.check_input({name: values[0] for name, values in given.items()}, where="")], explain
+
+    def wants_explanation(self, explain):
+        """`explain`, when this kind can explain its answers; else a 400 saying it cannot."""
+        if explain and not self.EXPLAINS:
+            raise BadQuery(f"The {self.name} model is a {self.KIND.replace('-', ' ')}: its answers have no exact "
+                           "contributions to explain. Leave explain out.")
+        return explain
 
     def inputs_from_post(self, *, body, settings):
         """(the inputs of {"instances": [{...}, ...]}, in order, False)."""
@@ -117,9 +130,11 @@ class TabularRegressor(ModelKind):
         if not isinstance(document, dict) or "instances" not in document:
             raise BadQuery(f'POST takes a JSON object {{"instances": [{example}, ...]}}. For one, GET with '
                            "query parameters works too.")
-        unknown = sorted(set(document) - {"instances"})
+        unknown = sorted(set(document) - {"instances", EXPLAIN})
         if unknown:
-            raise BadQuery(f"Unknown field {unknown[0][:64]!r} in the body; it holds only \"instances\".")
+            raise BadQuery(f"Unknown field {unknown[0][:64]!r} in the body; it holds only \"instances\" (and "
+                           "\"explain\").")
+        explain = self.wants_explanation(flag_from_json(document[EXPLAIN])) if EXPLAIN in document else False
         instances = document["instances"]
         if not isinstance(instances, list):
             raise BadQuery(f"instances must be an array of objects, not {json_type(instances)}.")
@@ -133,7 +148,7 @@ class TabularRegressor(ModelKind):
             if not isinstance(instance, dict):
                 raise BadQuery(f"instances[{i}] must be an object like {example}, not {json_type(instance)}.")
             checked.append(self.check_input(instance, where=f"instances[{i}]."))
-        return checked, False
+        return checked, explain
 
     def inputs_from_v2(self, *, inputs, binary, settings):
         """The rows of the protocol's tensors, one per input (`kinds.tabular_inputs`), each checked as a
@@ -208,11 +223,34 @@ class TabularRegressor(ModelKind):
         return names
 
     def score(self, inputs, *, explain=False):
-        """Score checked inputs; return `Scored`: one answer per input, and the unrounded numbers."""
+        """Score checked inputs; return `Scored`: one answer per input (with `explanation` when asked), and
+        the unrounded numbers."""
         values = [self.predict_value(row) for row in inputs]
         answers = [{"prediction": round(value, self.decimals), "typical_error": self.typical_error,
                     "unseen": self.unseen(row)} for value, row in zip(values, inputs)]
+        if explain:
+            for answer, row in zip(answers, inputs):
+                answer["explanation"] = self.explanation(row)
         return Scored(answers, None, None, [[value] for value in values])
+
+    EXPLAINS = True  # a linear model's answer is its intercept and one exact contribution per input
+
+    def explanation(self, row):
+        """The intercept and each input's contribution to the sum `predict_value` makes of `row`, unrounded:
+        they add up to the prediction (before it is taken to the target's scale, which only inputs far out
+        of the training range need)."""
+        contributions = {}
+        for name, weights in self.categories:
+            value = row[name]
+            contributions[name] = weights.get(MISSING if value is None else value, 0.0)
+        for name, log, fill, mean, scale, weight, missing in self.numbers:
+            value = row[name]
+            used = fill if value is None else math.log(value) if log else value
+            contributions[name] = weight * ((used - mean) / scale)
+            if missing is not None:
+                contributions[name] += missing[2] * (((1.0 if value is None else 0.0) - missing[0]) / missing[1])
+        return {"intercept": self.intercept, "contributions": {spec["name"]: contributions[spec["name"]]
+                                                               for spec in self.inputs}}
 
     def predictions_of(self, inputs):
         """Each input's prediction, as `score` answers it."""
@@ -303,7 +341,7 @@ class TabularRegressor(ModelKind):
 
     def describe(self):
         """Named inputs in; one number out."""
-        return {"kind": self.KIND, "target": self.target, "labels": None,
+        return {"kind": self.KIND, "target": self.target, "labels": None, "explains": self.EXPLAINS,
                 "inputs": [{**spec, "datatype": "FP64" if spec["type"] == "number" else "BYTES", "shape": [-1]}
                            for spec in self.inputs],
                 "outputs": [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]}

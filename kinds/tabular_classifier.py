@@ -91,7 +91,26 @@ class TabularClassifier(TabularRegressor):
             answers.append({"prediction": self.labels[best], "confidence": round(probability[best], DECIMALS),
                             "probabilities": {label: round(p, DECIMALS) for label, p in zip(self.labels, probability)},
                             "unseen": self.unseen(row)})
+            if explain:
+                answers[-1]["explanation"] = self.explanation(row, best)
         return Scored(answers, None, None, rows)
+
+    def explanation(self, row, best):
+        """The predicted label's log-odds against the others' (two labels), or its logit (more: the softmax
+        of the logits is the probabilities), as the intercept and each input's exact contribution."""
+        sign = (1.0 if best == 1 else -1.0) if self.logits == 1 else 1.0
+        at = 0 if self.logits == 1 else best
+        contributions = {}
+        for name, weights in self.categories:
+            value = row[name]
+            contributions[name] = sign * float(weights.get(MISSING if value is None else value, self.zero)[at])
+        for name, log, fill, mean, scale, weight in self.numbers:
+            value = row[name]
+            used = fill if value is None else math.log(value) if log else value
+            contributions[name] = sign * float(weight[at] * ((used - mean) / scale))
+        return {"label": self.labels[best], "of": "log-odds" if self.logits == 1 else "logit",
+                "intercept": sign * float(self.intercept[at]),
+                "contributions": {spec["name"]: contributions[spec["name"]] for spec in self.inputs}}
 
     def predictions_of(self, inputs):
         """Each input's label, as `score` answers it."""

@@ -90,7 +90,10 @@ function namedInputs(card) {
         show("error", card.dataset.missing);
         return;
       }
-      fields.replaceChildren(...operation.parameters.map((parameter) => field(card.dataset.prefix, parameter)));
+      // The inputs; `explain` (a flag asking for the answer's contributions) is not one.
+      const inputs = operation.parameters.filter((parameter) => parameter.name !== "explain" ||
+                                                                 parameter.schema.type !== "boolean");
+      fields.replaceChildren(...inputs.map((parameter) => field(card.dataset.prefix, parameter)));
       form.hidden = false;
       card.dataset.state = "ready";
     } catch (failure) {

@@ -44,6 +44,11 @@ def tabular_path(name, description, settings):
     specs = description["inputs"] if description else []
     parameters = [{"name": spec["name"], "in": "query", "required": spec["required"],
                    "schema": input_schema(spec), "description": input_description(spec)} for spec in specs]
+    explains = bool(description and description.get("explains")) and "explain" not in {s["name"] for s in specs}
+    if explains:
+        parameters.append({"name": "explain", "in": "query", "required": False, "schema": {"type": "boolean"},
+                           "description": "true: add `explanation`, the intercept and each input's exact "
+                                          "contribution to the answer (a linear model's sum)."})
     # In JSON an optional input may also be null: not given, as when it is left out.
     instance = {"type": "object", "additionalProperties": False,
                 "required": [spec["name"] for spec in specs if spec["required"]],
@@ -74,7 +79,8 @@ def tabular_path(name, description, settings):
             "requestBody": {"required": True, "content": json_content({
                 "type": "object", "required": ["instances"], "additionalProperties": False,
                 "properties": {"instances": {"type": "array", "items": instance, "minItems": 1,
-                                             "maxItems": settings.MAX_BATCH_SIZE}}})},
+                                             "maxItems": settings.MAX_BATCH_SIZE},
+                               **({"explain": {"type": "boolean"}} if explains else {})}})},
             "responses": {"200": {"description": "One answer per instance, in order.",
                                   "content": json_content(ref(answer + "s"))},
                           **{status: {"$ref": f"#/components/responses/{response}"}
@@ -98,7 +104,17 @@ def tabular_schemas():
                 "id": {**ref("AnswerId"), "description": "This answer's id: send it to POST /feedback with the "
                                                          "true value."},
                 "model_version": {"type": "string", "maxLength": 64},
+                "explanation": ref("Contributions"),
             },
+        },
+        "Contributions": {
+            "type": "object", "required": ["intercept", "contributions"],
+            "description": "With explain=true, of a linear model: the intercept and each input's contribution; they "
+                           "add up to the number (or, for a classifier, to the label's logit, or its log-odds "
+                           "against the other label).",
+            "properties": {"label": {"type": "string"}, "of": {"enum": ["logit", "log-odds"]},
+                           "intercept": {"type": "number"},
+                           "contributions": {"type": "object", "additionalProperties": {"type": "number"}}},
         },
         "ValuePredictions": {"type": "object", "required": ["predictions"],
                              "properties": {"predictions": {"type": "array", "items": ref("ValuePrediction")}}},
@@ -117,6 +133,7 @@ def tabular_schemas():
                 "id": {**ref("AnswerId"), "description": "This answer's id: send it to POST /feedback with the "
                                                          "true label."},
                 "model_version": {"type": "string", "maxLength": 64},
+                "explanation": ref("Contributions"),
             },
         },
         "LabelPredictions": {"type": "object", "required": ["predictions"],

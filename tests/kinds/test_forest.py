@@ -137,3 +137,15 @@ def test_a_boosted_regressors_numbers_are_the_pipelines_own_and_other_losses_are
     (tmp_path / "poisson").mkdir()
     with pytest.raises(ModelError, match="HalfPoissonLoss, which is not a class this service reads"):
         added(poisson, held_out, tmp_path / "poisson")
+
+
+def test_a_forest_says_it_has_no_contributions_to_explain(tmp_path):
+    from serving.errors import BadQuery
+
+    fitted, held_out = house_pipeline()
+    inputs = held_out.drop(columns="price")
+    pipeline = Pipeline([("prepare", fitted.steps[0][1]), ("model", RandomForestRegressor(n_estimators=3))])
+    served = added(pipeline.fit(inputs, held_out["price"]), held_out, tmp_path)
+    with pytest.raises(BadQuery, match="a tree regressor: its answers have no exact contributions to explain"):
+        served.inputs_from_get(query_string=b"area=north&explain=true", mimetype="", body=b"", settings=None)
+    assert "explain" not in [p["name"] for p in served.describe()["inputs"]] and not served.describe()["explains"]

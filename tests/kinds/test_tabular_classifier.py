@@ -72,3 +72,23 @@ def test_weights_that_do_not_fit_the_manifest_are_refused(tmp_path, change, says
     change(weights)
     with pytest.raises(ValueError, match=says):
         tabular_classifier.TabularClassifier(weights=weights, manifest=served.manifest, metrics={})
+
+
+@pytest.mark.parametrize("classes", [("fern", "moss"), ("fern", "moss", "palm")], ids=["binary", "three labels"])
+def test_an_explanation_adds_up_to_the_logits_the_probabilities_come_from(tmp_path, classes):
+    fitted, held_out = plant_pipeline(classes=classes)
+    served = served_from(fitted, held_out, tmp_path)
+    row = served.check_input({"soil": "peat", "height": 22.0}, where="")
+    probabilities = served.probabilities_of(row)
+
+    def total(label):
+        explained = served.explanation(row, label)
+        return explained["intercept"] + sum(explained["contributions"].values())
+    if len(classes) == 2:  # the answered label's log-odds against the other
+        for label in (0, 1):
+            assert 1 / (1 + np.exp(-total(label))) == pytest.approx(probabilities[label], abs=1e-12)
+    else:  # each label's logit: their softmax is the probabilities
+        logits = np.array([total(label) for label in range(3)])
+        assert np.exp(logits) / np.exp(logits).sum() == pytest.approx(probabilities, abs=1e-12)
+    assert served.score([row], explain=True).answers[0]["explanation"]["label"] == served.score([row]).answers[0][
+        "prediction"]

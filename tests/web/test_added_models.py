@@ -231,3 +231,14 @@ def test_a_model_added_while_the_server_runs_is_answered_without_a_restart(added
     assert allowed.status_code == 200 and allowed.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
     assert client.options("/nothing-here").status_code == 404
     assert "condos" in [m["name"] for m in client.get("/models", headers=bearer).get_json()["models"]]
+
+
+def test_an_added_linear_models_answers_are_explained_on_request(client):
+    client, _ = client
+    answer = client.get("/plants", query_string={"soil": "clay", "height": "30", "explain": "true"}).get_json()
+    explanation = answer["explanation"]
+    assert explanation["label"] == answer["prediction"] and explanation["of"] == "logit"
+    assert set(explanation["contributions"]) == {"soil", "height", "leaf"}
+    prices = client.get("/prices", query_string={"area": "north", "rooms": "3", "explain": "1"}).get_json()
+    total = prices["explanation"]["intercept"] + sum(prices["explanation"]["contributions"].values())
+    assert round(total, 2) == prices["prediction"]

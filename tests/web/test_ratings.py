@@ -115,7 +115,8 @@ def test_the_contract_lists_each_input_typed_with_its_allowed_values(client):
     validate(document)
     parameters = {p["name"]: p for p in document["paths"]["/ratings"]["get"]["parameters"]}
     assert list(parameters) == ["genre", "budget", "director", "distributor", "mpaa_rating", "running_time",
-                                "release_year", "source", "creative_type"]
+                                "release_year", "source", "creative_type", "explain"]
+    assert parameters["explain"]["schema"] == {"type": "boolean"} and not parameters["explain"]["required"]
     assert parameters["genre"]["required"] and parameters["budget"]["required"]
     assert "Drama" in parameters["genre"]["schema"]["enum"]
     (ratings,) = [m for m in client.get("/models").get_json()["models"] if m["name"] == "ratings"]
@@ -190,3 +191,20 @@ def test_v2_binary_tensors_as_tritonclient_sends_them(client):
 def test_a_bad_v2_request_answers_400_naming_the_tensor(client, inputs, message):
     response = client.post("/v2/models/ratings/infer", json={"inputs": inputs})
     assert response.status_code == 400 and message in response.get_json()["error"], response.get_json()
+
+
+def test_an_explained_rating_is_its_intercept_and_one_exact_contribution_per_input(client):
+    query = {"genre": "Drama", "budget": "20000000", "director": "Someone New", "explain": "true"}
+    answer = client.get("/ratings", query_string=query).get_json()
+    explanation = answer["explanation"]
+    assert list(explanation["contributions"]) == ["genre", "budget", "director", "distributor", "mpaa_rating",
+                                                  "running_time", "release_year", "source", "creative_type"]
+    assert explanation["contributions"]["director"] == 0.0  # a name never seen adds nothing
+    total = explanation["intercept"] + sum(explanation["contributions"].values())
+    assert round(total, 2) == answer["prediction"]
+    plain = client.get("/ratings", query_string={**query, "explain": "false"}).get_json()
+    assert "explanation" not in plain and plain["prediction"] == answer["prediction"]
+    batch = client.post("/ratings", json={"instances": [{"genre": "Drama", "budget": 2e7}], "explain": True})
+    assert "explanation" in batch.get_json()["predictions"][0]
+    refused = client.get("/ratings", query_string={**query, "explain": "maybe"})
+    assert refused.status_code == 400 and "explain='maybe' is not a flag" in refused.get_json()["message"]
