@@ -23,15 +23,18 @@ models, no HTTP) over `store/` (the artifact contract).
 """
 import gc
 import logging
+import re
 
 import prometheus_client
 from flask import Flask, request
+from werkzeug.routing import BaseConverter
 
 import kinds
 from serving import follower, ids, lifecycle, logs, prediction_log, recording
 from serving.config import (
     MODEL_ROUTES,
     PROTECTED_ENDPOINTS,
+    RESERVED_PATHS,
     ROUTES,
     V2_ROUTES,
     ConfigError,
@@ -64,6 +67,7 @@ def create_app(config=None, *, models=None):
     settings = config if isinstance(config, Settings) else (
         Settings.from_env() if config is None else Settings.from_mapping(config))
     app = Flask(__name__, static_folder=None)  # no file serving: nothing on disk is reachable by URL
+    app.url_map.converters["added"] = AddedRouteConverter
     app.config.update(vars(settings), ERROR_404_HELP=False)
     following = models is None  # models handed in are served as they are; those of MODEL_DIR follow its links
     models = kinds.load_models(settings.MODEL_DIR) if models is None else models
@@ -141,7 +145,16 @@ def create_app(config=None, *, models=None):
     return app
 
 
-ADDED_RULE, ADDED_ENDPOINT = "/<path:route>", "added"  # where added models are answered (`AddedPredictions`)
+ADDED_RULE, ADDED_ENDPOINT = "/<added:route>", "added"  # where added models are answered (`AddedPredictions`)
+
+
+class AddedRouteConverter(BaseConverter):
+    """A path no fixed rule answers: not under the service's own paths (RESERVED_PATHS) nor a built model's
+    route, so the added models' rule never shows in another path's methods (its `Allow`, its 405s)."""
+
+    part_isolating = False  # it matches slashes, as werkzeug's `path` does
+    fixed = "|".join(map(re.escape, sorted(RESERVED_PATHS | {r.strip("/") for r in MODEL_ROUTES.values() if r != "/"})))
+    regex = rf"(?!(?:{fixed})(?:/|$))[^/].*?"
 
 
 def take_route(added, name, route):

@@ -7,7 +7,7 @@ prediction log (`serving.recording`); errors are raised as the named errors of `
 """
 from flask import after_this_request, current_app, request
 from flask_restful import Resource
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from serving.config import MODEL_ROUTES, model_routes
 from serving.errors import ModelNotBuilt, NotServed
@@ -52,22 +52,12 @@ class AddedPredictions(Resource):
         self.routes, self.served = routes, served
 
     def model(self, route):
-        """The Predictions resource of the model at `route`; else a 405 where a fixed route answers other
-        methods (POST /health), or a 404, as werkzeug would answer without this rule."""
+        """The Predictions resource of the model at `route`, or a 404 as for any unknown path (the rule
+        matches no fixed route's path: `web.factory.AddedRouteConverter`)."""
         name = self.routes.get("/" + route)
-        if name is not None:
-            return Predictions(model_name=name, **self.served)
-        adapter, allowed = current_app.url_map.bind(""), set()
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            try:
-                endpoint, _ = adapter.match("/" + route, method=method)
-            except HTTPException:
-                continue
-            if endpoint != request.url_rule.endpoint:  # a fixed rule's
-                allowed |= next(current_app.url_map.iter_rules(endpoint)).methods
-        if not allowed:
+        if name is None:
             raise NotFound()
-        raise MethodNotAllowed(valid_methods=sorted(allowed))
+        return Predictions(model_name=name, **self.served)
 
     def get(self, route):
         """One input in, one answer out."""
@@ -78,7 +68,7 @@ class AddedPredictions(Resource):
         return self.model(route).post()
 
     def other(self, route):
-        """Another method: 405 on a model's route, or where the path is another's (`model`)."""
+        """Another method: 405 on a model's route, 404 elsewhere."""
         self.model(route)
         raise MethodNotAllowed(valid_methods=list(ADDED_METHODS))
 
