@@ -11,7 +11,7 @@ from flask_restful import Api
 from werkzeug.exceptions import HTTPException
 
 from kinds.text_inputs import HOW_TO_SEND
-from serving.config import MODEL_ROUTES, PROTECTED_ENDPOINTS
+from serving.config import MODEL_ROUTES, NUMBER_MODELS, PROTECTED_ENDPOINTS
 from serving.errors import ApiError, Unauthorized
 
 log = logging.getLogger("sentiment")
@@ -22,8 +22,9 @@ log = logging.getLogger("sentiment")
 # Messages for errors Werkzeug raises itself, by status.
 MESSAGES = {
     400: "The request is malformed. " + HOW_TO_SEND[0].upper() + HOW_TO_SEND[1:] + ".",
-    404: "No such endpoint. Score text with " + " or ".join(f"GET {route}?query=..." for route in MODEL_ROUTES.values())
-         + "; the API is described at /openapi.json.",
+    404: "No such endpoint. Score text with " + " or ".join(f"GET {route}?query=..." for name, route in
+                                                            MODEL_ROUTES.items() if name not in NUMBER_MODELS)
+         + ", a film's rating with GET /ratings?genre=...&budget=...; the API is described at /openapi.json.",
     405: "{method} is not allowed here; this endpoint accepts {allow}.",
     413: "The request body is over {limit:,} bytes. Send fewer or shorter texts per request.",
 }
